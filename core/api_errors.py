@@ -1,0 +1,61 @@
+"""API errors as `{"errors": {field.path: [messages]}}` with the right status code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict."
+    default_code = "conflict"
+
+
+def flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Flatten DRF's nested error detail into dotted field paths."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for k, v in flatten(value, path).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(detail, list) and detail and all(isinstance(x, (dict, list)) for x in detail):
+        for index, value in enumerate(detail):
+            for k, v in flatten(value, f"{prefix}[{index}]" if prefix else str(index)).items():
+                out.setdefault(k, []).extend(v)
+    elif isinstance(detail, list):
+        out[prefix or "non_field_errors"] = [str(x) for x in detail]
+    else:
+        out[prefix or "detail"] = [str(detail)]
+    return out
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    if isinstance(exc, Http404):
+        return Response({"errors": {"detail": ["Not found."]}}, status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(exc, (exceptions.ValidationError, Conflict)) and isinstance(data, (dict, list)):
+        response.data = {"errors": flatten(data)}
+    else:
+        message = data.get("detail", data) if isinstance(data, dict) else data
+        response.data = {"errors": {"detail": [str(message)]}}
+    return response

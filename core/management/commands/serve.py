@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+log = logging.getLogger(__name__)
+
+
+def _sweep_forever(stop: threading.Event) -> None:
+    from core import outbox
+
+    while not stop.wait(settings.OUTBOX_SWEEP_INTERVAL_SECONDS):
+        try:
+            outbox.sweep()
+        except Exception:
+            log.exception("outbox sweep failed")
+
+
+class Command(BaseCommand):
+    help = "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper in-process."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=1)
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        import uvicorn
+
+        stop = threading.Event()
+        if settings.CELERY_TASK_ALWAYS_EAGER:  # no Celery beat: retry deliveries from here
+            threading.Thread(
+                target=_sweep_forever, args=(stop,), name="outbox-sweeper", daemon=True
+            ).start()
+        try:
+            uvicorn.run(
+                "catalyst_portal.asgi:application",
+                host=opts["host"],
+                port=opts["port"],
+                workers=opts["workers"],
+                log_level=settings.LOG_LEVEL.lower(),
+                proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
+                lifespan="off",
+            )
+        finally:
+            stop.set()

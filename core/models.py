@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def for_org(self, slug: str) -> AuditEventQuerySet:
+        return self.filter(org_slug=slug)
+
+
+class AuditEvent(models.Model):
+    """One state change: who did what to which object, before and after. Never updated."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_repr = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=254)
+    org_slug = models.CharField(max_length=32, blank=True, db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["org_slug", "-created_at"]),
+            models.Index(fields=["target_type", "target_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.target_repr}"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Committed"
+    RETRYING = "retrying", "Retrying"
+
+
+class DeliveryTracked(models.Model):
+    """Fields every object delivered through Git carries: the last commit and any retry error."""
+
+    delivery_state = models.CharField(
+        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    delivery_error = models.TextField(blank=True)
+    last_commit_sha = models.CharField(max_length=64, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class OutboxItemQuerySet(models.QuerySet["OutboxItem"]):
+    def pending(self) -> OutboxItemQuerySet:
+        return self.filter(done_at__isnull=True)
+
+    def due(self, now: Any = None) -> OutboxItemQuerySet:
+        now = now or timezone.now()
+        return (
+            self.pending()
+            .filter(available_at__lte=now)
+            .filter(models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now))
+        )
+
+
+class OutboxItem(models.Model):
+    """Work to do after a commit: written in the same transaction as the change it delivers."""
+
+    task_name = models.CharField(max_length=128)
+    key = models.CharField(
+        max_length=128, help_text="what the task works on, usually a primary key"
+    )
+    audit_event = models.ForeignKey(
+        AuditEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    available_at = models.DateTimeField(default=timezone.now)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OutboxItemQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["available_at"],
+                name="outbox_pending_idx",
+                condition=models.Q(done_at__isnull=True),
+            ),
+            models.Index(fields=["task_name", "key"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}({self.key})"
+
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only a SHA-256 of the secret is stored; the secret is shown once."""
+
+    PREFIX = "cpt"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=64)
+    lookup = models.CharField(max_length=16, unique=True)
+    hashed = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.PREFIX}_{self.lookup}_…)"
+
+    @classmethod
+    def mint(cls, *, user: Any, name: str, days: int) -> tuple[ApiToken, str]:
+        lookup = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        raw = f"{cls.PREFIX}_{lookup}_{secret}"
+        token = cls.objects.create(
+            user=user,
+            name=name,
+            lookup=lookup,
+            hashed=_hash_token(raw),
+            expires_at=timezone.now() + timedelta(days=days),
+        )
+        return token, raw
+
+    def matches(self, raw: str) -> bool:
+        return secrets.compare_digest(self.hashed, _hash_token(raw))
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
+
+    @staticmethod
+    def parse_lookup(raw: str) -> str | None:
+        parts = raw.split("_", 2)
+        if len(parts) != 3 or parts[0] != ApiToken.PREFIX or len(parts[1]) != 12:
+            return None
+        return parts[1]

@@ -1,0 +1,124 @@
+"""Reliable delivery: an outbox row per piece of after-commit work.
+
+`enqueue()` writes the row inside the caller's transaction and sends the task on commit. A task
+claims its row with a conditional UPDATE (so two workers never run the same row at once), runs, and
+marks it done; on failure the row keeps the error and becomes due again after a capped exponential
+backoff. `sweep()` re-sends rows that are due: the broker was down, a worker died, or a retry is due.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import context
+from .models import AuditEvent, OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(
+    task_name: str, key: str | int, *, actor: Any = None, audit_event: AuditEvent | None = None
+) -> OutboxItem:
+    item = OutboxItem.objects.create(
+        task_name=task_name,
+        key=str(key),
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        audit_event=audit_event,
+        request_id=context.current().request_id,
+    )
+    transaction.on_commit(lambda: send(item.pk, task_name))
+    return item
+
+
+def send(item_id: int, task_name: str) -> bool:
+    """Hand a row to the broker. A broker fault is logged, not raised: the sweeper retries."""
+    try:
+        _task(task_name).delay(item_id)
+    except Exception as exc:  # broker down, connection refused, …
+        log.warning("could not enqueue %s(%s): %s; the sweeper will retry", task_name, item_id, exc)
+        return False
+    return True
+
+
+def _task(name: str) -> Any:
+    """The Celery task registered under `name`, importing its module on first use."""
+    if name not in current_app.tasks:
+        importlib.import_module(name.rsplit(".", 1)[0])
+    return current_app.tasks[name]
+
+
+class DeliveryError(Exception):
+    """A delivery failed in a way worth retrying (Git server down, conflict, timeout)."""
+
+
+@contextmanager
+def claim(item_id: int) -> Iterator[OutboxItem | None]:
+    """Claim a due row for this worker; yields None when it is done or claimed elsewhere.
+
+    On a clean exit the row (and older pending rows for the same task and key, which this run's
+    level-triggered work has covered) is marked done; on an exception it is rescheduled.
+    """
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    claimed = (
+        OutboxItem.objects.due(now)
+        .filter(pk=item_id)
+        .update(claimed_until=lease, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        yield None
+        return
+    item = OutboxItem.objects.select_related("actor", "audit_event").get(pk=item_id)
+    token = context.bind(context.RequestMeta(request_id=item.request_id))
+    try:
+        yield item
+    except Exception as exc:
+        _reschedule(item, exc)
+        log.warning("delivery %s failed (attempt %s): %s", item, item.attempts, exc)
+        if not isinstance(exc, DeliveryError):
+            log.exception("unexpected delivery error")
+    else:
+        done = timezone.now()
+        OutboxItem.objects.pending().filter(
+            task_name=item.task_name, key=item.key, created_at__lte=item.created_at
+        ).update(done_at=done, claimed_until=None, last_error="")
+    finally:
+        context.reset(token)
+
+
+def backoff_seconds(attempts: int) -> float:
+    base = settings.OUTBOX_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0))
+    capped = min(base, settings.OUTBOX_RETRY_MAX_SECONDS)
+    return capped * random.uniform(0.8, 1.2)  # jitter spreads retries after an outage
+
+
+def _reschedule(item: OutboxItem, exc: Exception) -> None:
+    delay = timedelta(seconds=backoff_seconds(item.attempts))
+    OutboxItem.objects.filter(pk=item.pk).update(
+        claimed_until=None,
+        available_at=timezone.now() + delay,
+        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+    )
+
+
+def sweep(limit: int = 500) -> int:
+    """Re-send every due row. Returns how many were sent."""
+    rows = list(
+        OutboxItem.objects.due().order_by("available_at").values_list("pk", "task_name")[:limit]
+    )
+    sent = 0
+    for pk, task_name in rows:
+        sent += send(pk, task_name)
+    return sent

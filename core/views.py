@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from rbac import access
+
+from . import audit
+from .forms import ApiTokenForm
+from .models import ApiToken, AuditEvent
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("orgs:list")
+    return render(request, "core/home.html")
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "core/login.html"
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):  # type: ignore[no-untyped-def]
+        return {**super().get_context_data(**kwargs), "oidc_enabled": bool(settings.OIDC_ISSUER)}
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_list(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST or None)
+    new_secret = None
+    if request.method == "POST" and form.is_valid():
+        token, new_secret = ApiToken.mint(
+            user=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+        )
+        audit.record("account.token.create", actor=request.user, target=token)
+        form = ApiTokenForm()
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(
+        request,
+        "core/token_list.html",
+        {"form": form, "tokens": tokens, "new_secret": new_secret},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    if token.revoked_at is None:
+        ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+        audit.record("account.token.revoke", actor=request.user, target=token)
+        messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("token-list")
+
+
+@login_required
+@require_GET
+def audit_list(request: HttpRequest) -> HttpResponse:
+    if not access.is_global(request.user, "audit.read"):
+        return render(request, "403.html", status=403)
+    return render(request, "core/audit_list.html", filter_events(request, AuditEvent.objects.all()))
+
+
+def filter_events(request: HttpRequest, qs: QuerySet[AuditEvent]) -> dict[str, object]:
+    action = request.GET.get("action", "").strip()
+    actor = request.GET.get("actor", "").strip()
+    org = request.GET.get("org", "").strip()
+    if action:
+        qs = qs.filter(action__startswith=action)
+    if actor:
+        qs = qs.filter(actor_repr__icontains=actor)
+    if org:
+        qs = qs.filter(org_slug=org)
+    page = Paginator(qs.select_related("actor"), 50).get_page(request.GET.get("page"))
+    return {"page": page, "filters": {"action": action, "actor": actor, "org": org}}

@@ -1,0 +1,48 @@
+"""Glue between the outbox and a Git-delivered object: mark it committed or retrying."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from core.models import DeliveryState, OutboxItem
+
+from .backend import Author
+
+
+def author_for(user: Any) -> Author:
+    if user is None:
+        return Author("Catalyst Portal", "portal@catalyst.local")
+    name = user.get_full_name() or user.get_username()
+    email = user.email or f"{user.get_username()}@users.noreply.catalyst.local"
+    return Author(name, email)
+
+
+def commit_message(item: OutboxItem, subject: str) -> str:
+    event = item.audit_event
+    if event is None:
+        return f"sync {subject}\n\nRequest-Id: {item.request_id or '-'}\n"
+    return f"{event.action}: {subject}\n\nAudit-Event: {event.pk}\nActor: {event.actor_repr}\nRequest-Id: {event.request_id or '-'}\n"
+
+
+def deliver(obj: models.Model, run: Callable[[], str | None]) -> str | None:
+    """Run a delivery; record the commit on `obj`, or the error and "retrying" before re-raising."""
+    model = type(obj)
+    try:
+        head = run()
+    except Exception as exc:
+        model._default_manager.filter(pk=obj.pk).update(
+            delivery_state=DeliveryState.RETRYING,
+            delivery_error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+        raise
+    model._default_manager.filter(pk=obj.pk).update(
+        delivery_state=DeliveryState.DELIVERED,
+        delivery_error="",
+        last_commit_sha=head or "",
+        delivered_at=timezone.now(),
+    )
+    return head

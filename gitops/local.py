@@ -1,0 +1,162 @@
+"""Local bare repositories under GIT_ROOT: the embedded default backend.
+
+Objects are written straight into the bare repo with dulwich (no working tree, no subprocess), and
+the branch ref moves by compare-and-swap, so concurrent commits to one branch never lose each other.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+from dulwich.index import commit_tree
+from dulwich.object_store import iter_tree_contents
+from dulwich.objects import Blob, Commit
+from dulwich.repo import Repo
+
+from .backend import Author, GitConflict, GitError, Tree
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_FILE_MODE = 0o100644
+_lock = threading.Lock()
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not _NAME.match(value) or value.endswith(".git") or ".." in value:
+        raise GitError(f"invalid {kind} name {value!r}")
+    return value
+
+
+class LocalGitBackend:
+    def __init__(self, root: Path, *, committer: Author):
+        self.root = Path(root)
+        self.committer = committer
+
+    def path(self, owner: str, repo: str) -> Path:
+        return self.root / _check_name("owner", owner) / f"{_check_name('repo', repo)}.git"
+
+    def _open(self, owner: str, repo: str) -> Repo:
+        path = self.path(owner, repo)
+        if not (path / "HEAD").exists():
+            raise GitError(f"repository {owner}/{repo} does not exist")
+        return Repo(str(path))
+
+    def ensure_org(self, owner: str, *, description: str = "") -> None:
+        (self.root / _check_name("owner", owner)).mkdir(parents=True, exist_ok=True)
+
+    def ensure_repo(
+        self, owner: str, repo: str, *, default_branch: str = "main", description: str = ""
+    ) -> None:
+        path = self.path(owner, repo)
+        if (path / "HEAD").exists():
+            return
+        with _lock:
+            if (path / "HEAD").exists():
+                return
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            bare = Repo.init_bare(str(tmp), mkdir=True)
+            bare.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{default_branch}".encode())
+            if description:
+                (tmp / "description").write_text(description + "\n")
+            readme = f"# {owner}/{repo}\n\n{description}\n".encode()
+            self._write_commit(
+                bare,
+                None,
+                {"README.md": readme},
+                default_branch,
+                Author("Catalyst Portal", self.committer.email),
+                "Initial commit",
+            )
+            bare.close()
+            tmp.rename(path)
+
+    def ensure_branch(self, owner: str, repo: str, branch: str, *, from_branch: str) -> None:
+        with self._open(owner, repo) as r:
+            ref = f"refs/heads/{branch}".encode()
+            if ref in r.refs:
+                return
+            base = r.refs[f"refs/heads/{from_branch}".encode()]
+            r.refs.add_if_new(ref, base)
+
+    def read_tree(self, owner: str, repo: str, branch: str, root: str) -> Tree:
+        with self._open(owner, repo) as r:
+            head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
+            if head is None:
+                return Tree(head=None, blobs={})
+            entries = iter_tree_contents(r.object_store, r[head].tree)
+            blobs = {
+                e.path.decode(): e.sha.decode() for e in entries if e.path.decode().startswith(root)
+            }
+            return Tree(head=head.decode(), blobs=blobs)
+
+    def read_file(self, owner: str, repo: str, branch: str, path: str) -> bytes | None:
+        with self._open(owner, repo) as r:
+            head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
+            if head is None:
+                return None
+            for entry in iter_tree_contents(r.object_store, r[head].tree):
+                if entry.path.decode() == path:
+                    return r[entry.sha].data
+            return None
+
+    def commit(
+        self,
+        owner: str,
+        repo: str,
+        branch: str,
+        *,
+        changes: dict[str, bytes | None],
+        expected_head: str | None,
+        author: Author,
+        message: str,
+    ) -> str:
+        with self._open(owner, repo) as r:
+            return self._write_commit(r, expected_head, changes, branch, author, message)
+
+    def _write_commit(
+        self,
+        r: Repo,
+        expected_head: str | None,
+        changes: dict[str, bytes | None],
+        branch: str,
+        author: Author,
+        message: str,
+    ) -> str:
+        ref = f"refs/heads/{branch}".encode()
+        files: dict[bytes, tuple[bytes, int]] = {}
+        parents: list[bytes] = []
+        if expected_head:
+            parent = r[expected_head.encode()]
+            parents = [parent.id]
+            for entry in iter_tree_contents(r.object_store, parent.tree):
+                files[entry.path] = (entry.sha, entry.mode)
+        for path, content in changes.items():
+            key = path.encode()
+            if content is None:
+                files.pop(key, None)
+                continue
+            blob = Blob.from_string(content)
+            r.object_store.add_object(blob)
+            files[key] = (blob.id, _FILE_MODE)
+        tree_id = commit_tree(r.object_store, [(p, sha, mode) for p, (sha, mode) in files.items()])
+        c = Commit()
+        c.tree = tree_id
+        c.parents = parents
+        c.author = f"{author.name} <{author.email}>".encode()
+        c.committer = f"{self.committer.name} <{self.committer.email}>".encode()
+        c.commit_time = c.author_time = int(time.time())
+        c.commit_timezone = c.author_timezone = 0
+        c.encoding = b"UTF-8"
+        c.message = message.encode() if message.endswith("\n") else (message + "\n").encode()
+        r.object_store.add_object(c)
+        moved = (
+            r.refs.set_if_equals(ref, expected_head.encode(), c.id)
+            if expected_head
+            else r.refs.add_if_new(ref, c.id)
+        )
+        if not moved:
+            raise GitConflict(f"{branch} moved while committing")
+        return c.id.decode()

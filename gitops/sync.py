@@ -1,0 +1,129 @@
+"""Level-triggered delivery: make a subtree of a branch equal to the desired files.
+
+`sync()` renders nothing itself; a domain app passes the complete desired files of one object
+(`{path: text}` under one root). Paths under the root that are not desired are deleted. When the
+tree already matches, no commit is made, so running a sync twice is a no-op and a retry converges.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+
+from django.conf import settings
+
+from .backend import Author, GitBackend, GitConflict, blob_sha
+from .validation import validate_files
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class Desired:
+    owner: str
+    repo: str
+    branch: str
+    root: str
+    files: dict[str, str] = field(default_factory=dict)
+    default_branch: str = "main"
+
+    def __post_init__(self) -> None:
+        if self.root and not self.root.endswith("/"):
+            raise ValueError(f"root {self.root!r} must end with '/'")
+        outside = [p for p in self.files if not p.startswith(self.root) or ".." in p.split("/")]
+        if outside:
+            raise ValueError(f"paths outside {self.root!r}: {outside}")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    head: str | None
+    committed: bool
+    changes: dict[str, bytes | None]
+
+
+@cache
+def backend() -> GitBackend:
+    committer = Author(settings.GIT_COMMITTER_NAME, settings.GIT_COMMITTER_EMAIL)
+    if settings.GITEA_URL:
+        from .gitea import GiteaBackend
+
+        return GiteaBackend(
+            settings.GITEA_URL,
+            settings.GITEA_TOKEN,
+            timeout=settings.GITEA_TIMEOUT_SECONDS,
+            committer=committer,
+        )
+    from .local import LocalGitBackend
+
+    return LocalGitBackend(settings.GIT_ROOT, committer=committer)
+
+
+def ensure_repo(
+    owner: str, repo: str, *, description: str = "", git: GitBackend | None = None
+) -> None:
+    git = git or backend()
+    git.ensure_org(owner)
+    git.ensure_repo(owner, repo, description=description)
+
+
+def diff(desired: Desired, current: dict[str, str]) -> dict[str, bytes | None]:
+    """The writes (bytes) and deletes (None) that turn `current` blobs into `desired` files."""
+    wanted = {path: text.encode() for path, text in desired.files.items()}
+    changes: dict[str, bytes | None] = {
+        p: c for p, c in wanted.items() if current.get(p) != blob_sha(c)
+    }
+    changes.update({p: None for p in current if p not in wanted})
+    return changes
+
+
+def plan(desired: Desired, *, git: GitBackend | None = None) -> SyncResult:
+    """What sync would change, without committing (for previews)."""
+    git = git or backend()
+    try:
+        tree = git.read_tree(desired.owner, desired.repo, desired.branch, desired.root)
+    except Exception:  # repo not created yet: everything is new
+        return SyncResult(
+            head=None, committed=False, changes={p: t.encode() for p, t in desired.files.items()}
+        )
+    return SyncResult(head=tree.head, committed=False, changes=diff(desired, tree.blobs))
+
+
+def sync(
+    desired: Desired, *, author: Author, message: str, git: GitBackend | None = None
+) -> SyncResult:
+    validate_files(desired.files)
+    git = git or backend()
+    git.ensure_org(desired.owner)
+    git.ensure_repo(desired.owner, desired.repo, default_branch=desired.default_branch)
+    if desired.branch != desired.default_branch:
+        git.ensure_branch(
+            desired.owner, desired.repo, desired.branch, from_branch=desired.default_branch
+        )
+    for _attempt in range(MAX_CONFLICT_RETRIES):
+        tree = git.read_tree(desired.owner, desired.repo, desired.branch, desired.root)
+        changes = diff(desired, tree.blobs)
+        if not changes:
+            return SyncResult(head=tree.head, committed=False, changes={})
+        try:
+            head = git.commit(
+                desired.owner,
+                desired.repo,
+                desired.branch,
+                changes=changes,
+                expected_head=tree.head,
+                author=author,
+                message=message,
+            )
+        except GitConflict:
+            log.info(
+                "branch %s of %s/%s moved; re-reading", desired.branch, desired.owner, desired.repo
+            )
+            continue
+        return SyncResult(head=head, committed=True, changes=changes)
+    raise GitConflict(
+        f"{desired.owner}/{desired.repo}@{desired.branch} kept moving; giving up for now"
+    )

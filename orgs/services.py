@@ -1,0 +1,286 @@
+"""Writes to Organizations and Environments: one transaction, one audit event, one outbox row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from core import audit, outbox
+from core.errors import ConflictError
+from core.models import AuditEvent, OutboxItem
+from gitops import delivery
+from gitops.sync import ensure_repo, sync
+from rbac import services as rbac_services
+
+from . import manifests
+from .models import MAX_REGIONS, Environment, HostCluster, Organization, OrgState
+from .naming import ENV_TYPES, slug_problem
+
+SYNC_TASK = "orgs.tasks.sync_organization_task"
+ORG_FIELDS = [
+    "slug",
+    "display_name",
+    "kind",
+    "tier",
+    "billing_mode",
+    "plan_code",
+    "default_env_type",
+    "state",
+]
+SHARED_BLUEPRINTS_REPO = "shared-blueprints"
+
+
+def _schedule_sync(org: Organization, *, by: Any, event: AuditEvent) -> OutboxItem:
+    return outbox.enqueue(SYNC_TASK, org.pk, actor=by, audit_event=event)
+
+
+def slug_available(slug: str) -> str | None:
+    """Why `slug` cannot be used (rules, reserved, taken), or None when it is free."""
+    problem = slug_problem(slug)
+    if problem:
+        return problem
+    if Organization.objects.filter(slug=slug).exists():
+        return f"“{slug}” is already taken."
+    return None
+
+
+def _validate_display_name(display_name: str) -> str:
+    display_name = (display_name or "").strip()
+    if not 1 <= len(display_name) <= 128:
+        raise ValidationError({"display_name": "Enter a display name of 1 to 128 characters."})
+    return display_name
+
+
+def create_organization(
+    *,
+    by: Any,
+    slug: str,
+    display_name: str,
+    kind: str = "customer",
+    tier: str = "sme",
+    billing_mode: str = "real",
+    plan_code: str = "",
+    default_env_type: str = "prod",
+    parent: Organization | None = None,
+    environments: list[dict[str, Any]] | None = None,
+) -> Organization:
+    """Create an Organization (its creator becomes owner) and optionally its first Environments."""
+    problem = slug_problem(slug)
+    if problem:
+        raise ValidationError({"slug": problem})
+    display_name = _validate_display_name(display_name)
+    org = Organization(
+        slug=slug,
+        display_name=display_name,
+        kind=kind,
+        tier=tier,
+        billing_mode=billing_mode,
+        plan_code=plan_code,
+        default_env_type=default_env_type,
+        parent=parent,
+        created_by=by,
+    )
+    org.full_clean(exclude=["slug", "created_by", "parent"])
+    try:
+        with transaction.atomic():
+            org.save()
+            event = audit.record(
+                "organization.create",
+                actor=by,
+                target=org,
+                org_slug=slug,
+                after=audit.snapshot(org, ORG_FIELDS),
+            )
+            for index, env in enumerate(environments or []):
+                _add_environment(org, by=by, field_prefix=f"environments[{index}].", **env)
+            rbac_services.assign(
+                by=by,
+                user=by,
+                tier="owner",
+                scopes=[{"key": rbac_services.ORG_LABEL, "value": slug}],
+                deliver=False,
+            )
+            _schedule_sync(org, by=by, event=event)
+    except IntegrityError:
+        if Organization.objects.filter(slug=slug).exists():
+            raise ConflictError({"slug": f"“{slug}” is already taken."}) from None
+        raise
+    return org
+
+
+def _resolve_regions(regions: list[str], field: str) -> list[HostCluster]:
+    names = list(dict.fromkeys(regions))
+    if not 1 <= len(names) <= MAX_REGIONS:
+        raise ValidationError({field: f"Choose 1 to {MAX_REGIONS} regions (host clusters)."})
+    found = {c.name: c for c in HostCluster.objects.filter(name__in=names)}
+    unknown = [n for n in names if n not in found]
+    if unknown:
+        raise ValidationError({field: f"Unknown host cluster: {', '.join(unknown)}."})
+    return [found[n] for n in names]
+
+
+def _add_environment(
+    org: Organization,
+    *,
+    by: Any,
+    env_type: str,
+    regions: list[str],
+    policy: dict[str, Any] | None = None,
+    field_prefix: str = "",
+) -> tuple[Environment, AuditEvent]:
+    if env_type not in ENV_TYPES:
+        raise ValidationError({f"{field_prefix}env_type": f"Choose one of {', '.join(ENV_TYPES)}."})
+    clusters = _resolve_regions(regions, f"{field_prefix}regions")
+    if Environment.objects.filter(organization=org, env_type=env_type).exists():
+        raise ConflictError(
+            {f"{field_prefix}env_type": f"{org.slug} already has a {env_type} Environment."}
+        )
+    env = Environment.objects.create(
+        organization=org,
+        env_type=env_type,
+        name=f"{org.slug}-{env_type}",
+        placement="multi-region" if len(clusters) > 1 else "single-region",
+        policy=policy or {},
+        created_by=by,
+    )
+    env.regions.set(clusters)
+    after = {
+        "name": env.name,
+        "env_type": env_type,
+        "placement": env.placement,
+        "regions": [c.name for c in clusters],
+    }
+    event = audit.record(
+        "environments.create", actor=by, target=env, org_slug=org.slug, after=after
+    )
+    return env, event
+
+
+def create_environment(
+    *,
+    by: Any,
+    org: Organization,
+    env_type: str,
+    regions: list[str],
+    policy: dict[str, Any] | None = None,
+) -> Environment:
+    _require_writable(org)
+    try:
+        with transaction.atomic():
+            Organization.objects.select_for_update().filter(pk=org.pk).first()
+            env, event = _add_environment(
+                org, by=by, env_type=env_type, regions=regions, policy=policy
+            )
+            _schedule_sync(org, by=by, event=event)
+    except IntegrityError:
+        raise ConflictError(
+            {"env_type": f"{org.slug} already has a {env_type} Environment."}
+        ) from None
+    return env
+
+
+def update_environment_regions(*, by: Any, env: Environment, regions: list[str]) -> Environment:
+    org = env.organization
+    _require_writable(org)
+    clusters = _resolve_regions(regions, "regions")
+    with transaction.atomic():
+        before = {"regions": sorted(c.name for c in env.regions.all()), "placement": env.placement}
+        env.placement = "multi-region" if len(clusters) > 1 else "single-region"
+        env.save(update_fields=["placement"])
+        env.regions.set(clusters)
+        after = {"regions": sorted(c.name for c in clusters), "placement": env.placement}
+        event = audit.record(
+            "environments.update",
+            actor=by,
+            target=env,
+            org_slug=org.slug,
+            before=before,
+            after=after,
+        )
+        _schedule_sync(org, by=by, event=event)
+    return env
+
+
+def _require_writable(org: Organization) -> None:
+    if not org.is_writable:
+        raise ConflictError({"state": f"{org.slug} is {org.state}; resume it first."})
+
+
+def rename_organization(*, by: Any, org: Organization, display_name: str) -> Organization:
+    display_name = _validate_display_name(display_name)
+    if display_name == org.display_name:
+        return org
+    return _change(org, by=by, action="organization.update", display_name=display_name)
+
+
+def _change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=org.pk)
+        before = audit.snapshot(locked, list(values))
+        for name, value in values.items():
+            setattr(locked, name, value)
+        locked.save(update_fields=[*values, "updated_at"])
+        event = audit.record(
+            action,
+            actor=by,
+            target=locked,
+            org_slug=locked.slug,
+            before=before,
+            after=audit.snapshot(locked, list(values)),
+        )
+        _schedule_sync(locked, by=by, event=event)
+    return locked
+
+
+def suspend_organization(*, by: Any, org: Organization) -> Organization:
+    if org.state == OrgState.ARCHIVED:
+        raise ConflictError({"state": "An archived Organization cannot be suspended."})
+    if org.state == OrgState.SUSPENDED:
+        return org
+    return _change(org, by=by, action="organization.suspend", state=OrgState.SUSPENDED)
+
+
+def resume_organization(*, by: Any, org: Organization) -> Organization:
+    if org.state != OrgState.SUSPENDED:
+        raise ConflictError({"state": "Only a suspended Organization can be resumed."})
+    state = OrgState.PROVISIONING if org.last_commit_sha else OrgState.PENDING
+    return _change(org, by=by, action="organization.resume", state=state)
+
+
+def archive_organization(*, by: Any, org: Organization) -> Organization:
+    if org.state == OrgState.ARCHIVED:
+        return org
+    return _change(org, by=by, action="organization.archive", state=OrgState.ARCHIVED)
+
+
+def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
+    """Commit the Organization's desired files and ensure its Gitea Org and shared-blueprints repo."""
+    org = Organization.objects.select_related("parent").get(pk=org_id)
+
+    def run() -> str | None:
+        ensure_repo(
+            org.slug,
+            SHARED_BLUEPRINTS_REPO,
+            description=f"Blueprints shared inside {org.display_name}",
+        )
+        message = delivery.commit_message(item, f"organization {org.slug}")
+        return sync(
+            manifests.organization_tree(org),
+            author=delivery.author_for(item.actor),
+            message=message,
+        ).head
+
+    head = delivery.deliver(org, run)
+    Organization.objects.filter(pk=org.pk, state=OrgState.PENDING).update(
+        state=OrgState.PROVISIONING
+    )
+    return head
+
+
+@rbac_services.on_grants_changed
+def _grants_changed(*, org_slug: str, by: Any, event: AuditEvent) -> None:
+    org = Organization.objects.filter(slug=org_slug).first() if org_slug else None
+    if org is not None:
+        _schedule_sync(org, by=by, event=event)

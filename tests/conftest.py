@@ -1,0 +1,137 @@
+"""Shared fixtures: a Sovereign with host clusters, a fixed cast of users, Git under tmp_path.
+
+The cast (SPEC §6): owner, admin, operator, developer and viewer of Organization A ("acme");
+`member_b`, owner of Organization B ("globex"); `outsider`, signed in with no grants; and
+`sovereign_operator`, the BSS operator with a global owner grant.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from gitops import sync as gitops_sync
+from orgs import services as org_services
+from orgs.models import HostCluster, Organization, Sovereign
+from rbac import services as rbac_services
+
+CLUSTERS = [
+    ("hetzner", "fsn", "rtz", "prod"),
+    ("hetzner", "hel", "rtz", "prod"),
+    ("hetzner", "fsn", "rtz", "dev"),
+]
+PASSWORD = "correct-horse-battery"
+
+
+def pytest_configure(config: Any) -> None:
+    os.environ.setdefault("PORTAL_TESTING", "true")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
+    settings.GIT_ROOT = tmp_path / "git"
+    settings.GITEA_URL = ""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from catalyst_portal.celery import app
+
+    app.conf.task_always_eager = True
+    gitops_sync.backend.cache_clear()
+    yield
+    gitops_sync.backend.cache_clear()
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    """`with on_commit(): ...` runs after-commit work (the delivery tasks) at the end of the block."""
+
+    @contextmanager
+    def run() -> Iterator[Any]:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            yield callbacks
+
+    return run
+
+
+@pytest.fixture
+def sovereign(db: Any) -> Sovereign:
+    sov = Sovereign.objects.create(
+        fqdn="demo.local", display_name="Demo", currency="OMR", tax_rate_bp=500
+    )
+    for provider, region, block, env_type in CLUSTERS:
+        HostCluster.objects.create(
+            sovereign=sov, provider=provider, region=region, building_block=block, env_type=env_type
+        )
+    return sov
+
+
+def make_user(username: str, **extra: Any) -> Any:
+    user = get_user_model().objects.create_user(
+        username=username, email=f"{username}@example.test", password=PASSWORD, **extra
+    )
+    return user
+
+
+def grant(user: Any, tier: str, scopes: list[dict[str, str]]) -> Any:
+    return rbac_services.assign(by=None, user=user, tier=tier, scopes=scopes).grant
+
+
+def org_scope(slug: str) -> list[dict[str, str]]:
+    return [{"key": "openova.io/organization", "value": slug}]
+
+
+@pytest.fixture
+def cast(sovereign: Sovereign, on_commit: Any) -> dict[str, Any]:
+    users = {
+        name: make_user(name)
+        for name in (
+            "owner",
+            "admin",
+            "operator",
+            "developer",
+            "viewer",
+            "member_b",
+            "outsider",
+            "sovereign_operator",
+        )
+    }
+    with on_commit():
+        acme = org_services.create_organization(
+            by=users["owner"],
+            slug="acme",
+            display_name="Acme",
+            environments=[
+                {"env_type": "prod", "regions": ["hz-fsn-rtz-prod"]},
+                {"env_type": "dev", "regions": ["hz-fsn-rtz-dev"]},
+            ],
+        )
+        globex = org_services.create_organization(
+            by=users["member_b"],
+            slug="globex",
+            display_name="Globex",
+            environments=[{"env_type": "prod", "regions": ["hz-hel-rtz-prod"]}],
+        )
+        for tier in ("admin", "operator", "developer", "viewer"):
+            grant(users[tier], tier, org_scope("acme"))
+        grant(users["sovereign_operator"], "owner", rbac_services.GLOBAL_SCOPE)
+    return {
+        **users,
+        "acme": Organization.objects.get(pk=acme.pk),
+        "globex": Organization.objects.get(pk=globex.pk),
+    }
+
+
+@pytest.fixture
+def client_for() -> Callable[[Any], Client]:
+    def make(user: Any) -> Client:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
