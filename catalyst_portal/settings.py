@@ -242,6 +242,12 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Catalyst Portal <noreply@catalyst.local>")
 
+# --- RBAC: members and invitations (issue 3) --------------------------------------------------
+# How long an invitation link works; the management Organization whose owners may give members of
+# internal Organizations access to customer Organizations ("" = the oldest internal Organization).
+INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
+MANAGEMENT_ORG = env_str("MANAGEMENT_ORG")
+
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from core import views as core_views
+from orgs import member_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -14,6 +15,8 @@ urlpatterns = [
     path("account/tokens/<int:pk>/revoke/", core_views.token_revoke, name="token-revoke"),
     path("audit/", core_views.audit_list, name="audit"),
     path("orgs/", include("orgs.urls")),
+    path("invitations/<str:token>/", member_views.invitation_accept, name="invitation-accept"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
+    path("api/v1/", include("rbac.api_urls")),
 ]

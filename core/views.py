@@ -75,8 +75,7 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def audit_list(request: HttpRequest) -> HttpResponse:
-    if not access.is_global(request.user, "audit.read"):
-        return render(request, "403.html", status=403)
+    access.require_global(request.user, "audit.read")
     return render(request, "core/audit_list.html", filter_events(request, AuditEvent.objects.all()))
 
 

@@ -13,12 +13,14 @@ A user's grants are read once per request (cached on the user object).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
 from django.http import Http404
+from django.utils import timezone
 
 from . import tiers
 from .models import GLOBAL, UserAccess
@@ -37,10 +39,14 @@ class Scoped(Protocol):
 class Grant:
     tier: tiers.Tier
     scopes: tuple[tuple[str, str], ...]
+    expires_at: datetime | None = None
 
     @property
     def is_global(self) -> bool:
         return any(key == GLOBAL for key, _ in self.scopes)
+
+    def is_live(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
 
 
 def is_read(action: str) -> bool:
@@ -53,17 +59,20 @@ def _check_action(action: str) -> None:
 
 
 def grants_for(user: Any) -> list[Grant]:
+    """The user's live grants: read from the database once per user object (once per request),
+    re-checked for expiry on every call so an expired grant stops working at once."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return []
-    cached = getattr(user, _CACHE_ATTR, None)
+    cached: list[Grant] | None = getattr(user, _CACHE_ATTR, None)
     if cached is None:
-        rows = UserAccess.objects.for_subject(user).values_list("tier", "scopes")
+        rows = UserAccess.objects.for_subject(user).values_list("tier", "scopes", "expires_at")
         cached = [
-            Grant(tiers.get(tier), tuple((s["key"], s["value"]) for s in scopes))
-            for tier, scopes in rows
+            Grant(tiers.get(tier), tuple((s["key"], s["value"]) for s in scopes), expires_at)
+            for tier, scopes, expires_at in rows
         ]
         setattr(user, _CACHE_ATTR, cached)
-    return cached
+    now = timezone.now()
+    return [g for g in cached if g.is_live(now)]
 
 
 def forget(user: Any) -> None:
@@ -101,6 +110,15 @@ def is_global(user: Any, action: str) -> bool:
     """Whether the user may do `action` everywhere (Sovereign operators)."""
     _check_action(action)
     return any(g.is_global and action in g.tier.actions for g in grants_for(user))
+
+
+def require_global(user: Any, action: str) -> None:
+    """Guard for Sovereign-operator pages (BSS, global audit): answer 404 to everyone else.
+
+    404, not 403: the operator console's pages are not advertised to tenants, the same rule as
+    another Organization's objects (existence is not disclosed)."""
+    if not is_global(user, action):
+        raise Http404
 
 
 def scope_q(
