@@ -37,7 +37,9 @@ def pytest_configure(config: Any) -> None:
 def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
     settings.GIT_ROOT = tmp_path / "git"
     settings.GITEA_URL = ""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher"
+    ]  # fast, tests only
     settings.CELERY_TASK_ALWAYS_EAGER = True
     from catalyst_portal.celery import app
 
