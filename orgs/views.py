@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -25,10 +27,9 @@ from .models import Environment, HostCluster, Organization
 @login_required
 @require_GET
 def organization_list(request: HttpRequest) -> HttpResponse:
-    orgs = access.visible(request.user, Organization.objects.all(), "organization.read")
     show_archived = request.GET.get("archived") == "1"
-    if not show_archived:
-        orgs = orgs.active()
+    base = Organization.objects.all() if show_archived else Organization.objects.active()
+    orgs = access.visible(request.user, base, "organization.read")
     return render(
         request,
         "orgs/organization_list.html",
@@ -115,7 +116,9 @@ def organization_edit(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _lifecycle(action: str, service):  # type: ignore[no-untyped-def]
+def _lifecycle(
+    action: str, service: Callable[..., Organization]
+) -> Callable[[HttpRequest, str], HttpResponse]:
     @login_required
     @require_POST
     def view(request: HttpRequest, slug: str) -> HttpResponse:
