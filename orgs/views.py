@@ -11,7 +11,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from core.forms import apply_errors
 from core.models import AuditEvent
-from core.views import filter_events
+from core.views import audit_response
 from rbac import access
 
 from . import services
@@ -192,5 +192,6 @@ def environment_detail(request: HttpRequest, slug: str, env: str) -> HttpRespons
 @require_GET
 def organization_audit(request: HttpRequest, slug: str) -> HttpResponse:
     org = access.get_object_for(request.user, Organization, action="audit.read", slug=slug)
-    events = filter_events(request, AuditEvent.objects.for_org(org.slug))
-    return render(request, "orgs/audit_list.html", {"org": org, **events})
+    return audit_response(
+        request, AuditEvent.objects.for_org(org.slug), "orgs/audit_list.html", {"org": org}
+    )

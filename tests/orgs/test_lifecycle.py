@@ -205,3 +205,19 @@ def test_openapi_schema_is_served(client_for, cast):
     response = client_for(cast["owner"]).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert b"/api/v1/orgs/" in response.content
+
+
+def test_audit_csv_export_is_filtered_and_scoped(cast, client_for):
+    import csv
+    import io
+
+    response = client_for(cast["owner"]).get(
+        "/orgs/acme/audit/", {"action": "environments.", "format": "csv"}
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert {r["action"] for r in rows} == {"environments.create"}
+    assert {r["org_slug"] for r in rows} == {"acme"} and len(rows) == 2
+    assert (
+        client_for(cast["member_b"]).get("/orgs/acme/audit/", {"format": "csv"}).status_code == 404
+    )
