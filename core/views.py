@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -79,7 +80,7 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def audit_list(request: HttpRequest) -> HttpResponse:
+def audit_list(request: HttpRequest) -> HttpResponseBase:
     if not access.is_global(request.user, "audit.read"):
         return render(request, "403.html", status=403)
     return audit_response(request, AuditEvent.objects.all(), "core/audit_list.html")
@@ -124,7 +125,7 @@ def audit_response(
     qs: QuerySet[AuditEvent],
     template: str,
     extra: dict[str, Any] | None = None,
-) -> HttpResponse:
+) -> HttpResponseBase:
     """The audit trail page (filters: action prefix, actor, org), or its CSV export with ?format=csv."""
     qs, filters = _filtered(request, qs)
     if request.GET.get("format") == "csv":

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -190,7 +191,7 @@ def environment_detail(request: HttpRequest, slug: str, env: str) -> HttpRespons
 
 @login_required
 @require_GET
-def organization_audit(request: HttpRequest, slug: str) -> HttpResponse:
+def organization_audit(request: HttpRequest, slug: str) -> HttpResponseBase:
     org = access.get_object_for(request.user, Organization, action="audit.read", slug=slug)
     return audit_response(
         request, AuditEvent.objects.for_org(org.slug), "orgs/audit_list.html", {"org": org}
