@@ -37,6 +37,10 @@ def pytest_configure(config: Any) -> None:
 def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
     settings.GIT_ROOT = tmp_path / "git"
     settings.GITEA_URL = ""
+    settings.NATS_URL = ""  # tests that publish events turn it on themselves
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher"
+    ]  # fast, tests only
     settings.CELERY_TASK_ALWAYS_EAGER = True
     from catalyst_portal.celery import app
 
