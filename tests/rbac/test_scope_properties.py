@@ -101,7 +101,9 @@ def targets(db: Any) -> list[Any]:
         made.append(org)
         for env_type in ENV_TYPES:
             made.append(
-                Environment.objects.create(organization=org, env_type=env_type, name=f"{slug}-{env_type}")
+                Environment.objects.create(
+                    organization=org, env_type=env_type, name=f"{slug}-{env_type}"
+                )
             )
     return made
 
@@ -112,7 +114,9 @@ def labels_of(target: Any) -> dict[str, str]:
     return {ORG: target.organization.slug, ENV: target.name, ENV_TYPE: target.env_type}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(grants=st.lists(grant, max_size=4), action=st.sampled_from(ACTIONS))
 def test_can_and_visible_match_the_reference(targets, grants, action):
     UserAccess.objects.all().delete()
@@ -132,9 +136,11 @@ def test_can_and_visible_match_the_reference(targets, grants, action):
             group="" if g["subject"] == "user" else g["subject"],
             tier=g["tier"],
             scopes=scopes,
-            expires_at={None: None, "past": now - timedelta(seconds=1), "future": now + timedelta(hours=1)}[
-                g["expiry"]
-            ],
+            expires_at={
+                None: None,
+                "past": now - timedelta(seconds=1),
+                "future": now + timedelta(hours=1),
+            }[g["expiry"]],
         )
         accepted.append({**g, "scope": scope})
 
@@ -143,7 +149,9 @@ def test_can_and_visible_match_the_reference(targets, grants, action):
         assert access.can(user, action, target) == expected, (target, action, accepted)
     for model in (Organization, Environment):
         expected_rows = {
-            t.pk for t in targets if isinstance(t, model) and reference_allows(accepted, action, labels_of(t))
+            t.pk
+            for t in targets
+            if isinstance(t, model) and reference_allows(accepted, action, labels_of(t))
         }
         got = set(access.visible(user, model.objects.all(), action).values_list("pk", flat=True))
         assert got == expected_rows, (model.__name__, action, accepted)
