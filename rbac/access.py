@@ -25,6 +25,8 @@ from django.utils import timezone
 from . import tiers
 from .models import GLOBAL, UserAccess
 
+ORG_LABEL = "openova.io/organization"
+
 M = TypeVar("M", bound=models.Model)
 _CACHE_ATTR = "_rbac_grants"
 
@@ -121,12 +123,13 @@ def require_global(user: Any, action: str) -> None:
         raise Http404
 
 
-def scope_q(
+def scope_terms(
     model: type[models.Model], scopes: tuple[tuple[str, str], ...], *, read: bool
-) -> Q | None:
-    """The SQL condition for one grant on `model`, or None when the grant cannot match it."""
+) -> dict[str, str] | None:
+    """The ORM lookups one grant requires of `model`'s rows ({} = every row), or None when the
+    grant cannot match it."""
     lookups: dict[str, str] = getattr(model, "RBAC_LOOKUPS")  # noqa: B009
-    q = Q()
+    terms: dict[str, str] = {}
     for key, value in scopes:
         if key == GLOBAL:
             continue
@@ -135,25 +138,50 @@ def scope_q(
                 continue
             return None
         if value != GLOBAL:
-            q &= Q(**{lookups[key]: value})
-    return q
+            terms[lookups[key]] = value
+    return terms
+
+
+def scope_q(
+    model: type[models.Model], scopes: tuple[tuple[str, str], ...], *, read: bool
+) -> Q | None:
+    """The SQL condition for one grant on `model`, or None when the grant cannot match it."""
+    terms = scope_terms(model, scopes, read=read)
+    return None if terms is None else Q(**terms)
 
 
 def visible(user: Any, qs: models.QuerySet[M], action: str) -> models.QuerySet[M]:
-    """`qs` narrowed to the rows `user` may `action`, in one SQL filter."""
+    """`qs` narrowed to the rows `user` may `action`, in one SQL filter.
+
+    Grants that differ only in their Organization are folded into one `IN (...)` term, so fifty
+    Organization grants cost one indexed lookup, not fifty ORed joins."""
     _check_action(action)
     read = is_read(action)
-    condition: Q | None = None
+    org_lookup = getattr(qs.model, "RBAC_LOOKUPS", {}).get(ORG_LABEL)
+    groups: dict[tuple[tuple[str, str], ...], set[str]] = {}
+    others: list[dict[str, str]] = []
     for grant in grants_for(user):
         if action not in grant.tier.actions:
             continue
-        q = scope_q(qs.model, grant.scopes, read=read)
-        if q is None:
+        terms = scope_terms(qs.model, grant.scopes, read=read)
+        if terms is None:
             continue
-        if not q:  # no condition: everything
+        if not terms:  # no condition: everything
             return qs
-        condition = q if condition is None else condition | q
-    return qs.filter(condition) if condition is not None else qs.none()
+        if org_lookup and org_lookup in terms:
+            org = terms.pop(org_lookup)
+            groups.setdefault(tuple(sorted(terms.items())), set()).add(org)
+        else:
+            others.append(terms)
+    conditions = [Q(**terms) for terms in others]
+    for rest, orgs in groups.items():
+        conditions.append(Q(**{f"{org_lookup}__in": sorted(orgs)}, **dict(rest)))
+    if not conditions:
+        return qs.none()
+    condition = conditions[0]
+    for q in conditions[1:]:
+        condition |= q
+    return qs.filter(condition)
 
 
 def read_action(action: str) -> str:
