@@ -194,14 +194,14 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             status=404,
         )
     context: dict[str, Any] = {"invitation": invitation, "org": invitation.organization}
-    email = (request.user.email or "").strip().lower()
+    email = (getattr(request.user, "email", "") or "").strip().lower()
     if invitation.effective_state != InvitationState.PENDING:
         context["error"] = f"This invitation is {invitation.effective_state}; ask for a new one."
         return render(request, "orgs/members_accept.html", context, status=410)
     if email != invitation.email:
         context["error"] = (
             f"This invitation is for {invitation.email}, but you are signed in as "
-            f"{request.user.email or request.user.get_username()}. Sign in with the invited address."
+            f"{email or request.user.get_username()}. Sign in with the invited address."
         )
         return render(request, "orgs/members_accept.html", context, status=403)
     if request.method == "POST":
