@@ -247,6 +247,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Catalyst Portal <noreply@cat
 # internal Organizations access to customer Organizations ("" = the oldest internal Organization).
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 MANAGEMENT_ORG = env_str("MANAGEMENT_ORG")
+# OIDC group claims kept in the session become group subjects of grants (after authentication).
+MIDDLEWARE.append("rbac.middleware.oidc_groups_middleware")
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

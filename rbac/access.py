@@ -114,12 +114,25 @@ def is_global(user: Any, action: str) -> bool:
     return any(g.is_global and action in g.tier.actions for g in grants_for(user))
 
 
+OPERATOR_MIN_TIER = "admin"
+
+
+def is_operator(user: Any, action: str = "audit.read") -> bool:
+    """A Sovereign operator: admin or owner with a global scope whose tier includes `action`
+    (SPEC §6: BSS and operator pages need admin tier with global scope)."""
+    _check_action(action)
+    floor = tiers.get(OPERATOR_MIN_TIER).level
+    return any(
+        g.is_global and g.tier.level >= floor and action in g.tier.actions for g in grants_for(user)
+    )
+
+
 def require_global(user: Any, action: str) -> None:
-    """Guard for Sovereign-operator pages (BSS, global audit): answer 404 to everyone else.
+    """Guard for Sovereign-operator pages (BSS, global audit): 404 for everyone but operators.
 
     404, not 403: the operator console's pages are not advertised to tenants, the same rule as
     another Organization's objects (existence is not disclosed)."""
-    if not is_global(user, action):
+    if not is_operator(user, action):
         raise Http404
 
 

@@ -260,3 +260,26 @@ def test_global_grants_are_committed_under_access_global(cast, client_for, on_co
     with on_commit():
         client_for(cast["sovereign_operator"]).delete(f"/api/v1/rbac/grants/{pk}")
     assert f"access/global/{pk}.yaml" not in files()
+
+
+def test_group_grants_apply_through_the_session_groups(cast, client_for):
+    user = make_user("oidc-user")
+    client = client_for(user)
+    assert client.get("/orgs/acme/").status_code == 404
+    rbac_services.assign(by=cast["owner"], group="acme-devops", tier="viewer", scopes=ACME)
+    session = client.session
+    session["oidc_groups"] = ["acme-devops"]
+    session.save()
+    assert client.get("/orgs/acme/").status_code == 200
+    assert client.get("/orgs/globex/").status_code == 404
+
+
+def test_operator_pages_need_admin_with_global_scope(cast, client_for):
+    auditor = make_user("auditor")
+    rbac_services.assign(by=None, user=auditor, tier="viewer", scopes=rbac_services.GLOBAL_SCOPE)
+    assert access.is_global(auditor, "audit.read") and not access.is_operator(auditor)
+    assert client_for(auditor).get("/audit/").status_code == 404
+    assert client_for(auditor).get("/orgs/acme/").status_code == 200  # reads everything
+    assert client_for(cast["sovereign_operator"]).get("/audit/").status_code == 200
+    assert b'href="/audit/"' in client_for(cast["sovereign_operator"]).get("/orgs/").content
+    assert b'href="/audit/"' not in client_for(auditor).get("/orgs/").content
