@@ -80,6 +80,15 @@ CASES: list[Case] = [
     # --- Organization pages ---
     Case("org list", "GET", "/orgs/", everyone(200)),
     Case("org create page", "GET", "/orgs/new/", everyone(200)),
+    Case(
+        "org create",
+        "POST",
+        "/orgs/new/",
+        everyone(302),
+        {"slug": "newco", "display_name": "New Co", "default_env_type": "prod"},
+    ),
+    Case("slug check", "GET", "/orgs/check-slug/?slug=newco", everyone(200)),
+    Case("api tokens page", "GET", "/account/tokens/", everyone(200)),
     Case("org detail", "GET", "/orgs/acme/", acme_readers()),
     Case(
         "other org detail",
@@ -164,6 +173,14 @@ CASES: list[Case] = [
     ),
     # --- API ---
     Case("api org list", "GET", "/api/v1/orgs/", everyone(200, api=True), api=True),
+    Case(
+        "api org create",
+        "POST",
+        "/api/v1/orgs/",
+        everyone(201, api=True),
+        {"slug": "newco", "display_name": "New Co"},
+        api=True,
+    ),
     Case(
         "api slug check",
         "GET",
