@@ -48,7 +48,9 @@ def _page(
             "form": form or InviteForm(),
             "tier_form": TierForm(),
             "transfer_form": TransferForm(
-                members=[m for m in member_list if m.user.pk != request.user.pk]
+                members=[
+                    m for m in member_list if m.user is not None and m.user.pk != request.user.pk
+                ]
             ),
             "error": error,
         },
@@ -162,10 +164,10 @@ def member_remove(request: HttpRequest, slug: str, user_id: int) -> HttpResponse
 def ownership_transfer(request: HttpRequest, slug: str) -> HttpResponse:
     org = _org(request, slug, "organization.transfer")
     member_list = svc.members(org)
-    form = TransferForm(request.POST, members=member_list)
+    form = TransferForm(request.POST, members=[m for m in member_list if m.user is not None])
     if not form.is_valid():
         return _page(request, org, error="Choose the new owner among the members.", status=400)
-    to = next(m.user for m in member_list if m.user.pk == form.cleaned_data["to"])
+    to = next(m.user for m in member_list if m.user and m.user.pk == form.cleaned_data["to"])
     try:
         svc.transfer_ownership(by=request.user, org=org, to=to)
     except ValidationError as exc:

@@ -43,8 +43,15 @@ def hash_token(token: str) -> str:
 
 @dataclass
 class Member:
+    """A user, or an OIDC group (`user` None), with their grants in one Organization."""
+
     user: Any
+    group: str = ""
     grants: list[UserAccess] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.user.get_username() if self.user is not None else f"group {self.group}"
 
     @property
     def tier(self) -> str:
@@ -60,12 +67,17 @@ class Member:
 
 
 def members(org: Organization) -> list[Member]:
-    """The users with live grants in `org`, highest tier first."""
-    by_user: dict[int, Member] = {}
-    rows = UserAccess.objects.in_org(org.slug).live().filter(user__isnull=False)
-    for grant in rows.select_related("user").order_by("created_at"):
-        by_user.setdefault(grant.user_id, Member(grant.user)).grants.append(grant)  # type: ignore[arg-type]
-    return sorted(by_user.values(), key=lambda m: (-tiers.get(m.tier).level, m.user.get_username()))
+    """The users and groups with live grants in `org`, highest tier first, groups last."""
+    by_subject: dict[tuple[int, str], Member] = {}
+    rows = UserAccess.objects.in_org(org.slug).live().select_related("user").order_by("created_at")
+    for grant in rows:
+        key = (grant.user_id or 0, grant.group)
+        member = by_subject.setdefault(key, Member(grant.user, grant.group))
+        member.grants.append(grant)
+    return sorted(
+        by_subject.values(),
+        key=lambda m: (m.user is None, -tiers.get(m.tier).level, m.name),
+    )
 
 
 def owner_ids(org_slug: str, *, excluding: int | None = None) -> set[int]:
@@ -152,7 +164,7 @@ def invite(
     rbac_services.authorize_grant_change(by=by, scopes=wanted, tier=tier)
     if not org.is_writable:
         raise ConflictError({"state": f"{org.slug} is {org.state}; resume it first."})
-    if any(m.user.email.lower() == email for m in members(org)):
+    if any(m.user is not None and m.user.email.lower() == email for m in members(org)):
         raise ConflictError({"email": f"{email} is already a member of {org.slug}."})
     token, token_hash, expires = _new_token()
     with transaction.atomic():
@@ -341,7 +353,7 @@ def transfer_ownership(*, by: Any, org: Organization, to: Any) -> None:
     access.forget(to)
 
 
-def access_matrix(org: Organization) -> tuple[list[Environment], list[tuple[Any, list[str]]]]:
+def access_matrix(org: Organization) -> tuple[list[Environment], list[tuple[Member, list[str]]]]:
     """Users × Environments → the highest tier each user acts with there ("" = none)."""
     envs = list(org.environments.select_related("organization").order_by("env_type"))
     rows = []
@@ -357,7 +369,7 @@ def access_matrix(org: Organization) -> tuple[list[Environment], list[tuple[Any,
                 )
             ]
             cells.append(max(matching, key=lambda g: g.level).tier if matching else "")
-        rows.append((member.user, cells))
+        rows.append((member, cells))
     return envs, rows
 
 

@@ -206,10 +206,28 @@ def test_ownership_transfer(cast, client_for, on_commit):
 def test_access_matrix(cast, client_for):
     page = client_for(cast["viewer"]).get("/orgs/acme/members/matrix/")
     assert page.status_code == 200
-    rows = dict(page.context["rows"])
+    rows = {member.user: cells for member, cells in page.context["rows"]}
     envs = [e.name for e in page.context["envs"]]
     assert envs == ["acme-dev", "acme-prod"]
     assert rows[cast["developer"]] == ["developer", ""]
     assert rows[cast["owner"]] == ["owner", "owner"]
     assert rows[cast["viewer"]] == ["viewer", "viewer"]
     assert client_for(cast["outsider"]).get("/orgs/acme/members/matrix/").status_code == 404
+
+
+def test_group_grants_are_listed(cast, client_for):
+    from rbac import services as rbac_services
+
+    rbac_services.assign(
+        by=cast["owner"],
+        group="acme-devops",
+        tier="operator",
+        scopes=[{"key": "openova.io/organization", "value": "acme"}],
+    )
+    page = client_for(cast["viewer"]).get("/orgs/acme/members/")
+    assert b"group acme-devops" in page.content
+    matrix = client_for(cast["viewer"]).get("/orgs/acme/members/matrix/")
+    assert {m.name: cells for m, cells in matrix.context["rows"]}["group acme-devops"] == [
+        "operator",
+        "operator",
+    ]
