@@ -128,6 +128,18 @@ def invitation_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def invitation_confirm(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    org = _org(request, slug, "members.update")
+    try:
+        invitation = svc.confirm_invitation(by=request.user, invitation=_invitation(org, pk))
+    except ValidationError as exc:
+        return _failed(request, org, exc)
+    messages.success(request, f"Invitation for {invitation.email} confirmed.")
+    return redirect("orgs:members", slug=org.slug)
+
+
+@login_required
+@require_POST
 def grant_tier(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     org = _org(request, slug, "members.update")
     grant = UserAccess.objects.in_org(org.slug).filter(pk=pk).select_related("user").first()

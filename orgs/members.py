@@ -252,6 +252,41 @@ def invitation_for_token(token: str) -> Invitation | None:
     )
 
 
+def confirm_invitation(*, by: Any, invitation: Invitation) -> Invitation:
+    """A Sovereign operator accepts on behalf of the invited address's existing account (for a
+    person whose sign-in address differs or who cannot open the link)."""
+    if not access.is_operator(by, "members.update"):
+        raise PermissionDenied("Only a Sovereign operator can confirm an invitation.")
+    if invitation.effective_state != InvitationState.PENDING:
+        raise ConflictError({"state": f"This invitation is {invitation.effective_state}."})
+    users = list(
+        get_user_model().objects.filter(email__iexact=invitation.email, is_active=True)[:2]
+    )
+    if len(users) != 1:
+        raise ValidationError(
+            {"email": f"No single account uses {invitation.email}; the person must sign up first."}
+        )
+    return _accept(invitation, user=users[0], by=by)
+
+
+def _accept(invitation: Invitation, *, user: Any, by: Any) -> Invitation:
+    with transaction.atomic():
+        Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+        invitation.state = InvitationState.ACCEPTED
+        invitation.accepted_by = user
+        invitation.accepted_at = timezone.now()
+        invitation.save(update_fields=["state", "accepted_by", "accepted_at"])
+        audit.record(
+            "members.accept",
+            actor=by,
+            target=invitation,
+            org_slug=invitation.organization.slug,
+            after={"email": invitation.email, "tier": invitation.tier, "user": user.get_username()},
+        )
+        rbac_services.assign(by=by, user=user, tier=invitation.tier, scopes=invitation.scopes)
+    return invitation
+
+
 def accept_invitation(*, user: Any, token: str) -> Invitation:
     """Accept: the signed-in user's e-mail must be the invited one; creates the grant."""
     with transaction.atomic():
@@ -271,20 +306,7 @@ def accept_invitation(*, user: Any, token: str) -> Invitation:
                 f"This invitation is for {invitation.email}, but you are signed in as "
                 f"{user.email or user.get_username()}. Sign in with the invited address."
             )
-        org = invitation.organization
-        invitation.state = InvitationState.ACCEPTED
-        invitation.accepted_by = user
-        invitation.accepted_at = timezone.now()
-        invitation.save(update_fields=["state", "accepted_by", "accepted_at"])
-        audit.record(
-            "members.accept",
-            actor=user,
-            target=invitation,
-            org_slug=org.slug,
-            after={"email": invitation.email, "tier": invitation.tier},
-        )
-        rbac_services.assign(by=user, user=user, tier=invitation.tier, scopes=invitation.scopes)
-    return invitation
+        return _accept(invitation, user=user, by=user)
 
 
 def change_tier(*, by: Any, grant: UserAccess, tier: str) -> UserAccess:

@@ -231,3 +231,18 @@ def test_group_grants_are_listed(cast, client_for):
         "operator",
         "operator",
     ]
+
+
+def test_operator_confirms_an_invitation_for_an_existing_account(cast, client_for, on_commit):
+    invite(client_for(cast["owner"]), email="member_b@example.test", tier="viewer")
+    invitation = Invitation.objects.get()
+    url = f"/orgs/acme/members/invitations/{invitation.pk}/confirm/"
+    assert client_for(cast["owner"]).post(url).status_code == 403  # owners are not operators
+    assert not UserAccess.objects.filter(user=cast["member_b"], org_slug="acme").exists()
+    with on_commit():
+        assert client_for(cast["sovereign_operator"]).post(url).status_code == 302
+    assert UserAccess.objects.get(user=cast["member_b"], org_slug="acme").tier == "viewer"
+    invitation.refresh_from_db()
+    assert invitation.state == "accepted" and invitation.accepted_by == cast["member_b"]
+    event = AuditEvent.objects.get(action="members.accept")
+    assert event.actor == cast["sovereign_operator"] and event.after["user"] == "member_b"

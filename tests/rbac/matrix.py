@@ -144,6 +144,12 @@ CASES: list[Case] = [
         "invite revoke", "POST", "/orgs/acme/members/invitations/{invitation}/revoke/", admins(302)
     ),
     Case(
+        "invite confirm (operators)",
+        "POST",
+        "/orgs/acme/members/invitations/{invitation}/confirm/",
+        expect(403, sovereign_operator=302),
+    ),
+    Case(
         "change tier",
         "POST",
         "/orgs/acme/members/grants/{viewer_grant}/tier/",
