@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from core import audit, outbox
 
@@ -305,7 +306,9 @@ def _find(*, user: Any, group: str, scopes: list[dict[str, str]]) -> UserAccess 
     )
 
 
-def revoke(*, by: Any, grant: UserAccess, authorize: bool = True) -> None:
+def revoke(
+    *, by: Any, grant: UserAccess, authorize: bool = True, action: str = "rbac.revoke"
+) -> None:
     """Remove a grant: audited, re-delivered (its UserAccess CR disappears from Git)."""
     if authorize:
         authorize_grant_change(by=by, scopes=grant.scopes, tier=None, current_tier=grant.tier)
@@ -313,10 +316,11 @@ def revoke(*, by: Any, grant: UserAccess, authorize: bool = True) -> None:
         locked = UserAccess.objects.select_for_update().filter(pk=grant.pk).first()
         if locked is None:
             return
-        _run_guards(locked, None)
+        if locked.is_live:  # an expired grant no longer holds anything worth guarding
+            _run_guards(locked, None)
         before = _snapshot(locked)
         event = audit.record(
-            "rbac.revoke", actor=by, target=locked, org_slug=locked.org_slug, before=before
+            action, actor=by, target=locked, org_slug=locked.org_slug, before=before
         )
         locked.delete()
         _deliver(grant.org_slug, by=by, event=event)
@@ -348,3 +352,13 @@ def deliver_global_grants(*, item: Any) -> str | None:
         delivery_state="delivered", delivery_error="", last_commit_sha=result.head or ""
     )
     return result.head
+
+
+def expire_grants() -> int:
+    """Remove grants past their expiry (they already stopped working) so Git drops their CRs."""
+    expired = UserAccess.objects.filter(expires_at__lte=timezone.now()).select_related("user")
+    count = 0
+    for grant in expired:
+        revoke(by=None, grant=grant, authorize=False, action="rbac.expire")
+        count += 1
+    return count

@@ -283,3 +283,28 @@ def test_operator_pages_need_admin_with_global_scope(cast, client_for):
     assert client_for(cast["sovereign_operator"]).get("/audit/").status_code == 200
     assert b'href="/audit/"' in client_for(cast["sovereign_operator"]).get("/orgs/").content
     assert b'href="/audit/"' not in client_for(auditor).get("/orgs/").content
+
+
+def test_expiry_sweep_removes_expired_grants_from_git(cast, on_commit):
+    from rbac.tasks import expire_grants_task
+
+    user = make_user("temp")
+    with on_commit():
+        grant = rbac_services.assign(
+            by=cast["owner"],
+            user=user,
+            tier="viewer",
+            scopes=ACME,
+            expires_at=timezone.now() + timedelta(hours=1),
+        ).grant
+    path = f"organizations/acme/access/{grant.pk}.yaml"
+    assert path in files()
+    assert yaml.safe_load(show(path))["spec"]["expiresAt"]
+    with on_commit():
+        assert expire_grants_task() == 0
+    UserAccess.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with on_commit():
+        assert expire_grants_task() == 1
+    assert not UserAccess.objects.filter(pk=grant.pk).exists()
+    assert path not in files() and commits()[0] == "rbac.expire: organization acme"
+    assert AuditEvent.objects.filter(action="rbac.expire", org_slug="acme").count() == 1
