@@ -316,7 +316,7 @@ def change_tier(*, by: Any, grant: UserAccess, tier: str) -> UserAccess:
         by=by, scopes=new_scopes, tier=tier, current_tier=grant.tier
     )
     with transaction.atomic():
-        if rbac_services._scope_key(new_scopes) == rbac_services._scope_key(grant.scopes):
+        if rbac_services.scope_key(new_scopes) == rbac_services.scope_key(grant.scopes):
             result = rbac_services.assign(
                 by=by,
                 user=grant.user,
@@ -369,7 +369,7 @@ def transfer_ownership(*, by: Any, org: Organization, to: Any) -> None:
         rbac_services.assign(by=by, user=to, tier=OWNER, scopes=scope)
         mine = UserAccess.objects.in_org(org.slug).filter(user=by, tier=OWNER)
         for grant in mine:
-            if rbac_services._scope_key(grant.scopes) == rbac_services._scope_key(scope):
+            if rbac_services.scope_key(grant.scopes) == rbac_services.scope_key(scope):
                 rbac_services.assign(by=by, user=by, tier="admin", scopes=scope)
     access.forget(by)
     access.forget(to)

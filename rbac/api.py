@@ -102,7 +102,7 @@ def assign(request: Request) -> Response:
     values = data.validated_data
     user = find_user(values["user"]) if values.get("user") else None
     scopes = _call(services.normalize_scopes, tier=values["tier"], scopes=values["scope"])
-    org = services._org_of(scopes)
+    org = services.org_of(scopes)
     if org and not access.can(request.user, "organization.read", {services.ORG_LABEL: org}):
         raise Http404
     result = _call(

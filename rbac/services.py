@@ -131,7 +131,7 @@ def assign(
         same_scope = [
             g
             for g in UserAccess.objects.select_for_update().filter(**subject, org_slug=org_slug)
-            if _scope_key(g.scopes) == _scope_key(scopes)
+            if scope_key(g.scopes) == scope_key(scopes)
         ]
         existing = same_scope[0] if same_scope else None
         if existing and existing.tier == tier and existing.expires_at == expires_at:
@@ -171,7 +171,7 @@ def assign(
     return result
 
 
-def _scope_key(scopes: list[dict[str, str]]) -> tuple[tuple[str, str], ...]:
+def scope_key(scopes: list[dict[str, str]]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((s["key"], s["value"]) for s in scopes))
 
 
@@ -285,22 +285,22 @@ def grant_access(
     authorize_grant_change(
         by=by, scopes=scopes, tier=tier, current_tier=existing.tier if existing else None
     )
-    _check_internal_to_customer(by=by, user=user, org_slug=_org_of(scopes))
+    _check_internal_to_customer(by=by, user=user, org_slug=org_of(scopes))
     return assign(by=by, user=user, group=group, tier=tier, scopes=scopes, expires_at=expires_at)
 
 
-def _org_of(scopes: list[dict[str, str]]) -> str:
+def org_of(scopes: list[dict[str, str]]) -> str:
     return next((s["value"] for s in scopes if s["key"] == ORG_LABEL and s["value"] != GLOBAL), "")
 
 
 def _find(*, user: Any, group: str, scopes: list[dict[str, str]]) -> UserAccess | None:
     subject = {"user": user, "group": ""} if user is not None else {"user": None, "group": group}
-    key = _scope_key(scopes)
+    key = scope_key(scopes)
     return next(
         (
             g
-            for g in UserAccess.objects.filter(**subject, org_slug=_org_of(scopes))
-            if _scope_key(g.scopes) == key
+            for g in UserAccess.objects.filter(**subject, org_slug=org_of(scopes))
+            if scope_key(g.scopes) == key
         ),
         None,
     )
