@@ -189,6 +189,15 @@ OIDC_AUTHENTICATE_CLASS = "core.oidc.PortalAuthenticationRequestView"
 OIDC_CALLBACK_CLASS = "core.oidc.PortalAuthenticationCallbackView"
 OIDC_TIMEOUT = OIDC_DISCOVERY_TIMEOUT_SECONDS
 OIDC_STORE_ID_TOKEN = True
+_OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512")
+if OIDC_RP_SIGN_ALGO not in _OIDC_ALGORITHMS:
+    raise ImproperlyConfigured(
+        f"OIDC_SIGN_ALGO={OIDC_RP_SIGN_ALGO!r} is not one of {', '.join(_OIDC_ALGORITHMS)}."
+    )
+if not {"openid", "email"} <= set(OIDC_RP_SCOPES.split()):
+    raise ImproperlyConfigured(
+        f"OIDC_SCOPES={OIDC_RP_SCOPES!r} must include openid and email (users are matched by e-mail)."
+    )
 if OIDC_ISSUER:
     if not OIDC_RP_CLIENT_ID:
         raise ImproperlyConfigured("OIDC_ISSUER is set but OIDC_CLIENT_ID is empty.")
