@@ -30,7 +30,7 @@ class LoginView(auth_views.LoginView):
     template_name = "core/login.html"
     redirect_authenticated_user = True
 
-    def get_context_data(self, **kwargs):  # type: ignore[no-untyped-def]
+    def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "oidc_enabled": bool(settings.OIDC_ISSUER)}
 
 

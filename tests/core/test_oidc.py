@@ -25,9 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from core import oidc
+from core import oidc, services
 from core.models import AuditEvent, OIDCIdentity
 from rbac import services as rbac_services
 from tests.conftest import PASSWORD, make_user, org_scope
@@ -178,7 +180,14 @@ def test_sign_in_creates_the_user_from_claims_and_group_grant_gives_access(
     # Signed in, but no grant yet: the organization does not exist for Alice.
     assert client.get("/orgs/acme/").status_code == 404
     rbac_services.assign(by=None, group="ops", tier="viewer", scopes=org_scope("acme"))
-    assert client.get("/orgs/acme/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/orgs/acme/").status_code == 200
+    # The groups come from the session: no query for them.
+    assert not [q for q in queries.captured_queries if "oidcidentity" in q["sql"].lower()]
+    # A personal API token carries the groups of the last sign-in.
+    _, raw = services.create_api_token(user=user, name="cli", days=1)
+    api = Client().get("/api/v1/orgs/", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert [o["slug"] for o in api.json()] == ["acme"]
     # A group Alice is not in gives nothing elsewhere.
     rbac_services.assign(by=None, group="globex-team", tier="viewer", scopes=org_scope("globex"))
     assert client.get("/orgs/globex/").status_code == 404
