@@ -25,7 +25,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import transaction
 from django.dispatch import receiver
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -257,6 +257,8 @@ class PortalAuthenticationRequestView(OIDCAuthenticationRequestView):
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        if not settings.OIDC_ISSUER:
+            raise Http404("Single sign-on is not configured.")
         try:
             self.OIDC_OP_AUTH_ENDPOINT = provider().authorization_endpoint
         except DiscoveryError as exc:
@@ -270,6 +272,8 @@ class PortalAuthenticationCallbackView(OIDCAuthenticationCallbackView):
     """/oidc/callback/: a failed sign-in lands on the login page with a message."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        if not settings.OIDC_ISSUER:
+            raise Http404("Single sign-on is not configured.")
         try:
             response: HttpResponse = super().get(request)
         except (DiscoveryError, requests.RequestException) as exc:

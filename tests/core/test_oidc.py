@@ -280,6 +280,38 @@ def test_a_callback_cannot_be_replayed(sso: str, db: Any) -> None:
     assert "_auth_user_id" not in thief.session
 
 
+def test_a_code_the_issuer_already_redeemed_fails_cleanly(sso: str, db: Any) -> None:
+    set_claims(sso, "ivan-sub", email="ivan@corp.example")
+    first = Client()
+    location, _ = start(first)
+    callback = authorize_at_issuer(location, "ivan-sub")
+    assert first.get("/oidc/callback/", callback).status_code == 302
+
+    second = Client()
+    _, params = start(second)
+    response = second.get(
+        "/oidc/callback/", {"code": callback["code"], "state": params["state"]}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == "/login/"
+    assert "Single sign-on failed" in response.content.decode()
+    assert "_auth_user_id" not in second.session
+
+
+def test_next_cannot_send_the_user_off_site(sso: str, db: Any) -> None:
+    set_claims(sso, "judy-sub", email="judy@corp.example")
+    client = Client()
+    response = sign_in(client, "judy-sub", next_url="https://evil.example/")
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_sso_urls_are_404_when_sso_is_off(settings: Any, db: Any) -> None:
+    settings.OIDC_ISSUER = ""
+    client = Client()
+    assert client.get("/oidc/authenticate/").status_code == 404
+    assert client.get("/oidc/callback/", {"code": "c", "state": "s"}).status_code == 404
+    assert "single sign-on" not in client.get("/login/").content.decode()
+
+
 def test_issuer_error_lands_on_the_login_page(sso: str, db: Any) -> None:
     client = Client()
     _, params = start(client)
