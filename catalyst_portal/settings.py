@@ -259,6 +259,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organizations, Environments, marketplace and BSS of an OpenOva Catalyst Sovereign.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"EnvTypeEnum": "orgs.naming.ENV_TYPES"},
 }
 
 # --- Locale ----------------------------------------------------------------------------------
