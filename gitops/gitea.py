@@ -115,10 +115,9 @@ class GiteaBackend:
             if description:
                 body["description"] = description
             created = self._call("POST", "/orgs", json=body)
-            if created.status_code != 201:
-                # 422 "user already exists": another worker won the race, or the name is a user
-                if self._call("GET", path).status_code != 200:
-                    raise self._fail(created, f"create org {owner}")
+            # 422 "user already exists": another worker won the race, or the name is a user's
+            if created.status_code != 201 and self._call("GET", path).status_code != 200:
+                raise self._fail(created, f"create org {owner}")
         elif response.status_code != 200:
             raise self._fail(response, f"read org {owner}")
         self._known.add((owner,))

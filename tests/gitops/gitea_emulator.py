@@ -245,9 +245,7 @@ class GiteaEmulator:
             ("GET", "/repos/{owner}/{repo}/hooks", self.list_hooks),
             ("POST", "/repos/{owner}/{repo}/hooks", self.create_hook),
         ]
-        return [
-            Route(m, re.compile(re.sub(r"\{[a-z]+\}", seg, t)), t, h) for m, t, h in table
-        ]
+        return [Route(m, re.compile(re.sub(r"\{[a-z]+\}", seg, t)), t, h) for m, t, h in table]
 
     # -- git helpers ------------------------------------------------------------------------
 
@@ -305,11 +303,11 @@ class GiteaEmulator:
                         raise ApiError(422, "a SHA or commit ID must be provided")
                     if old is None:
                         raise ApiError(404, f"repository file does not exist [path: {path}]")
-                if kind in ("update", "delete", "upload") and given and old is not None:
-                    if given != old[0].decode():
-                        raise ApiError(
-                            422, f"sha does not match [given: {given}, expected: {old[0].decode()}]"
-                        )
+                mismatch = given and old is not None and given != old[0].decode()
+                if kind in ("update", "delete", "upload") and mismatch:
+                    raise ApiError(
+                        422, f"sha does not match [given: {given}, expected: {old[0].decode()}]"
+                    )
                 if kind == "rename":
                     raise ApiError(422, "the emulator does not support rename")
                 if kind == "delete":
@@ -676,12 +674,8 @@ class GiteaEmulator:
     def update_file(
         self, owner: str, repo: str, filepath: str, *, body: Any, query: Any
     ) -> tuple[int, Any]:
-        c, r = self._single(
-            owner, repo, filepath, body, "update" if body.get("sha") else "create"
-        )
-        return (200 if body.get("sha") else 201), self._file_response(
-            owner, repo, filepath, c, r
-        )
+        c, r = self._single(owner, repo, filepath, body, "update" if body.get("sha") else "create")
+        return (200 if body.get("sha") else 201), self._file_response(owner, repo, filepath, c, r)
 
     def delete_file(
         self, owner: str, repo: str, filepath: str, *, body: Any, query: Any
@@ -724,8 +718,7 @@ class GiteaEmulator:
         with self._lock:
             pulls = self.pulls.setdefault((owner, repo), [])
             if any(
-                p["head"]["ref"] == body["head"] and p["base"]["ref"] == body["base"]
-                for p in pulls
+                p["head"]["ref"] == body["head"] and p["base"]["ref"] == body["base"] for p in pulls
             ):
                 raise ApiError(409, "pull request already exists for these targets")
             number = len(pulls) + 1
@@ -800,7 +793,9 @@ class GiteaEmulator:
             }
             record: dict[str, Any] = {"url": hook["config"]["url"], "headers": headers}
             try:
-                answer = requests.post(hook["config"]["url"], data=payload, headers=headers, timeout=5)
+                answer = requests.post(
+                    hook["config"]["url"], data=payload, headers=headers, timeout=5
+                )
                 record["status"] = answer.status_code
             except requests.RequestException as exc:
                 record["error"] = str(exc)
@@ -827,9 +822,7 @@ class GiteaEmulator:
             }
             for p, content in changes.items()
         ]
-        c, _ = self._write(
-            owner, repo, branch, ops, author=None, committer=None, message=message
-        )
+        c, _ = self._write(owner, repo, branch, ops, author=None, committer=None, message=message)
         return c.id.decode()
 
     def log(self, owner: str, repo: str, branch: str = "main") -> list[str]:
@@ -840,9 +833,7 @@ class GiteaEmulator:
             head = self._branch_head(r, branch)
             if head is None:
                 return []
-            return [
-                e.commit.message.decode().splitlines()[0] for e in r.get_walker(include=[head])
-            ]
+            return [e.commit.message.decode().splitlines()[0] for e in r.get_walker(include=[head])]
 
     def read(self, owner: str, repo: str, path: str, branch: str = "main") -> bytes | None:
         with self._repo(owner, repo) as r:
@@ -855,7 +846,12 @@ class GiteaEmulator:
 
 
 def _unsigned() -> dict[str, Any]:
-    return {"verified": False, "reason": "gpg.error.not_signed_commit", "signature": "", "payload": ""}
+    return {
+        "verified": False,
+        "reason": "gpg.error.not_signed_commit",
+        "signature": "",
+        "payload": "",
+    }
 
 
 def _public_hook(hook: dict[str, Any]) -> dict[str, Any]:
