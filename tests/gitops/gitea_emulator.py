@@ -138,7 +138,10 @@ class GiteaEmulator:
         )
         self.port = self._server.server_port
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"gitea-emulator:{self.port}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"gitea-emulator:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
