@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -55,6 +56,7 @@ class GiteaBackend:
         )
         # Trees are immutable by commit sha: {(owner, repo, head): {path: blob sha}}.
         self._trees: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
+        self._trees_lock = threading.Lock()
         self._known: set[tuple[str, ...]] = set()  # orgs and repos confirmed to exist
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -203,9 +205,10 @@ class GiteaBackend:
     def _blobs(self, owner: str, repo: str, head: str) -> dict[str, str]:
         """Every file of the commit `head` as {path: blob sha}, following Gitea's pagination."""
         key = (owner, repo, head)
-        if key in self._trees:
-            self._trees.move_to_end(key)
-            return self._trees[key]
+        with self._trees_lock:
+            if key in self._trees:
+                self._trees.move_to_end(key)
+                return self._trees[key]
         blobs: dict[str, str] = {}
         seen = 0
         page = 1
@@ -226,9 +229,10 @@ class GiteaBackend:
             if not data.get("truncated") or not entries or seen >= int(data.get("total_count", 0)):
                 break
             page += 1
-        self._trees[key] = blobs
-        while len(self._trees) > _TREE_CACHE_SIZE:
-            self._trees.popitem(last=False)
+        with self._trees_lock:
+            self._trees[key] = blobs
+            while len(self._trees) > _TREE_CACHE_SIZE:
+                self._trees.popitem(last=False)
         return blobs
 
     def read_tree(self, owner: str, repo: str, branch: str, root: str) -> Tree:

@@ -218,8 +218,9 @@ def test_sync_rereads_after_a_race_and_converges(gitea):
 
 
 def test_concurrent_syncs_of_different_roots_lose_nothing(gitea):
-    backend_for(gitea).ensure_org("acme")
-    backend_for(gitea).ensure_repo("acme", "apps")
+    shared = backend_for(gitea)  # one backend for all threads, as gitops.sync.backend() is
+    shared.ensure_org("acme")
+    shared.ensure_repo("acme", "apps")
     workers = 6
     barrier = threading.Barrier(workers)
     errors: list[BaseException] = []
@@ -233,7 +234,7 @@ def test_concurrent_syncs_of_different_roots_lose_nothing(gitea):
                 ),
                 author=AUTHOR,
                 message=f"team {i}",
-                git=backend_for(gitea),
+                git=shared,
             )
         except BaseException as exc:
             errors.append(exc)
