@@ -5,6 +5,8 @@ every response is validated with openapi-core against ../shared/specs/gitea-open
 violation is recorded in `violations` and answered with 500 and the reason, so the client under
 test fails loudly and the `gitea` fixture asserts there were none. `stop()` takes the server down
 (connections are refused) and `start()` brings it back on the same port with the same repos.
+Outside `/api/`, the repos are served over git's smart HTTP (`git clone {url}/{owner}/{repo}.git`,
+fetch and push; no auth) by dulwich.web.
 
 Known gaps between Gitea and its own spec, answered like Gitea does and recorded in `gaps`:
 `POST /orgs/{org}/repos` answers 409 for an existing repo, and any call with a wrong token 401;
@@ -30,10 +32,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import requests
+from dulwich.errors import NotGitRepository
 from dulwich.index import commit_tree
 from dulwich.object_store import iter_tree_contents
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
+from dulwich.server import Backend
+from dulwich.web import make_wsgi_chain
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -44,6 +49,21 @@ API = "/api/v1"
 VERSION = "1.27.1"
 KNOWN_GAPS = {("post", "/orgs/{org}/repos", 409)}
 ADMIN = {"id": 1, "login": "portal-bot", "full_name": "Portal Bot", "email": "bot@gitea.test"}
+
+
+class ReposUnder(Backend):
+    """dulwich.web's view of the bare repos: URL path /{owner}/{repo}.git -> root/owner/repo.git."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+
+    def open_repository(self, path: str | bytes) -> Repo:
+        if isinstance(path, bytes):
+            path = path.decode()
+        target = (self.root / path.strip("/")).resolve()
+        if self.root not in target.parents or not (target / "HEAD").exists():
+            raise NotGitRepository(f"no repository at {path}")
+        return Repo(str(target))
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -118,6 +138,8 @@ class GiteaEmulator:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.routes = self._routes()
+        # git clone/fetch/push over smart HTTP at /{owner}/{repo}.git (not part of the REST spec)
+        self._git_http = make_wsgi_chain(ReposUnder(self.root))
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -158,6 +180,8 @@ class GiteaEmulator:
     # -- WSGI -------------------------------------------------------------------------------
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get("PATH_INFO", "").startswith("/api/"):
+            return self._git_http(environ, start_response)
         request = Request(environ)
         response = self.handle(request)
         response.headers["Connection"] = "close"  # no keep-alive: stop() really cuts clients off

@@ -376,3 +376,33 @@ def test_emulator_comes_back_on_the_same_port_with_its_repos(gitea):
 
     assert gitea.port == port
     assert git_backend.read_file("acme", "apps", "develop", "envs/dev/a.txt") == b"a\n"
+
+
+def test_repos_clone_and_push_over_smart_http(gitea, tmp_path):
+    git_backend = backend_for(gitea)
+    sync(desired({"envs/dev/a.txt": "a\n"}), author=AUTHOR, message="portal", git=git_backend)
+    work = tmp_path / "clone"
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(work), *args], check=True, capture_output=True, text=True
+        ).stdout
+
+    subprocess.run(
+        ["git", "clone", "-q", "-b", "develop", f"{gitea.url}/acme/apps.git", str(work)],
+        check=True,
+        capture_output=True,
+    )
+    assert (work / "envs/dev/a.txt").read_text() == "a\n"
+    (work / "envs/dev/b.txt").write_text("from a human\n")
+    run("add", "-A")
+    run("-c", "user.name=Human", "-c", "user.email=h@example.test", "commit", "-qm", "human")
+    run("push", "-q", "origin", "develop")
+
+    # the portal sees the pushed file and, level-triggered, removes it again under its root
+    assert git_backend.read_file("acme", "apps", "develop", "envs/dev/b.txt") == b"from a human\n"
+    result = sync(
+        desired({"envs/dev/a.txt": "a\n"}), author=AUTHOR, message="converge", git=git_backend
+    )
+    assert result.changes == {"envs/dev/b.txt": None}
+    assert gitea.log("acme", "apps", "develop")[:3] == ["converge", "human", "portal"]
