@@ -229,11 +229,14 @@ class GiteaBackend:
             if not data.get("truncated") or not entries or seen >= int(data.get("total_count", 0)):
                 break
             page += 1
+        self._remember(owner, repo, head, blobs)
+        return blobs
+
+    def _remember(self, owner: str, repo: str, head: str, blobs: dict[str, str]) -> None:
         with self._trees_lock:
-            self._trees[key] = blobs
+            self._trees[(owner, repo, head)] = blobs
             while len(self._trees) > _TREE_CACHE_SIZE:
                 self._trees.popitem(last=False)
-        return blobs
 
     def read_tree(self, owner: str, repo: str, branch: str, root: str) -> Tree:
         head = self._head(owner, repo, branch)
@@ -295,6 +298,15 @@ class GiteaBackend:
                     repo,
                     branch,
                 )
+            elif parents == ([head] if head else []):
+                # the new tree is known without asking: the parent's plus these changes
+                new = dict(current)
+                for path, content in changes.items():
+                    if content is None:
+                        new.pop(path, None)
+                    else:
+                        new[path] = blob_sha(content)
+                self._remember(owner, repo, str(commit["sha"]), new)
             return str(commit["sha"])
         if response.status_code in (404, 409, 422):
             moved = self._head(owner, repo, branch)

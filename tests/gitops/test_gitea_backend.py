@@ -130,6 +130,11 @@ def test_sync_updates_and_deletes_only_under_root(gitea):
     last_post = [e for e in gitea.exchanges if e.method == "POST"][-1]
     assert last_post.path == "/api/v1/repos/acme/apps/contents"
     assert gitea.log("acme", "apps") == ["second", "other root", "first", "Initial commit"]
+    # the tree the backend remembered after committing equals the one Gitea reports
+    before = len(gitea.exchanges)
+    remembered = git_backend.read_tree("acme", "apps", "main", "")
+    assert [e.path for e in gitea.exchanges[before:]] == ["/api/v1/repos/acme/apps/branches/main"]
+    assert remembered == backend_for(gitea).read_tree("acme", "apps", "main", "")
     assert git_backend.read_file("acme", "apps", "main", "envs/prod/keep.txt") == b"keep\n"
     assert git_backend.read_file("acme", "apps", "main", "envs/dev/b.txt") is None
 
