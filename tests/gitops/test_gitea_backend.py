@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 
@@ -411,3 +412,47 @@ def test_repos_clone_and_push_over_smart_http(gitea, tmp_path):
     )
     assert result.changes == {"envs/dev/b.txt": None}
     assert gitea.log("acme", "apps", "develop")[:3] == ["converge", "human", "portal"]
+
+
+def test_push_webhook_is_delivered_signed_like_gitea(gitea):
+    import hashlib
+    import hmac
+
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def receiver(environ, start_response):
+        request = Request(environ)
+        received.append((dict(request.headers), request.get_data()))
+        start_response("204 No Content", [])
+        return [b""]
+
+    server = make_server("127.0.0.1", 0, receiver, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        git_backend = backend_for(gitea)
+        git_backend.ensure_org("acme")
+        git_backend.ensure_repo("acme", "apps")
+        hook_url = f"http://127.0.0.1:{server.server_port}/hooks/gitea"
+        git_backend.ensure_webhook("acme", "apps", url=hook_url, secret="s3cret")
+        result = sync(
+            desired({"envs/dev/a.txt": "a\n"}, branch="main"),
+            author=AUTHOR,
+            message="m",
+            git=git_backend,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert len(received) == 1  # delivered before the commit call returned
+    headers, body = received[0]
+    assert headers["X-Gitea-Event"] == "push"
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Gitea-Signature"], expected)
+    payload = json.loads(body)
+    assert payload["ref"] == "refs/heads/main" and payload["after"] == result.head
+    assert gitea.deliveries[0]["status"] == 204
