@@ -5,7 +5,6 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from .models import ApiToken
@@ -59,18 +58,3 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword
-
-
-class ApiTokenScheme(OpenApiAuthenticationExtension):
-    """Describes the token in the OpenAPI document (/api/schema/)."""
-
-    target_class = ApiTokenAuthentication
-    name = "apiToken"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "cpt_<lookup>_<secret>",
-            "description": "A personal API token from /account/tokens/ or POST /api/v1/tokens/.",
-        }

@@ -6,4 +6,12 @@ class CoreConfig(AppConfig):
     verbose_name = "Core: audit, outbox, API tokens"
 
     def ready(self) -> None:
-        from . import oidc  # noqa: F401 (connects the sign-in signal receiver)
+        from catalyst_portal.celery import app
+
+        from . import (
+            oidc,  # noqa: F401  (connects the sign-in signal receiver)
+            schema,  # noqa: F401  (registers the API token scheme with drf-spectacular)
+        )
+
+        # Register every app's `tasks` module now, so outbox rows can be sent by task name from any process.
+        app.autodiscover_tasks(force=True)
