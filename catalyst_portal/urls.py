@@ -1,4 +1,3 @@
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
@@ -9,7 +8,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("login/", core_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", core_views.logout, name="logout"),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("account/tokens/", core_views.token_list, name="token-list"),
     path("account/tokens/<int:pk>/revoke/", core_views.token_revoke, name="token-revoke"),
@@ -18,5 +17,6 @@ urlpatterns = [
     path("invitations/<str:token>/", member_views.invitation_accept, name="invitation-accept"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
+    path("api/v1/", include("core.api_urls")),
     path("api/v1/", include("rbac.api_urls")),
 ]

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from dulwich.file import FileLocked
 from dulwich.index import commit_tree
 from dulwich.object_store import commit_tree_changes, iter_tree_contents, tree_lookup_path
 from dulwich.objects import Blob, Commit
@@ -23,6 +24,7 @@ from .backend import Author, GitConflict, GitError, Tree
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _FILE_MODE = 0o100644
 _lock = threading.Lock()
+_ref_lock = threading.Lock()  # serializes ref moves between threads of this process
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -171,11 +173,15 @@ class LocalGitBackend:
         c.encoding = b"UTF-8"
         c.message = message.encode() if message.endswith("\n") else (message + "\n").encode()
         r.object_store.add_object(c)
-        moved = (
-            r.refs.set_if_equals(ref, expected_head.encode(), c.id)
-            if expected_head
-            else r.refs.add_if_new(ref, c.id)
-        )
+        try:
+            with _ref_lock:  # other processes meet dulwich's ref lock file instead
+                moved = (
+                    r.refs.set_if_equals(ref, expected_head.encode(), c.id)
+                    if expected_head
+                    else r.refs.add_if_new(ref, c.id)
+                )
+        except FileLocked:
+            raise GitConflict(f"{branch} is being moved by another writer") from None
         if not moved:
             raise GitConflict(f"{branch} moved while committing")
         return c.id.decode()

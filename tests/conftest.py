@@ -145,3 +145,14 @@ def client_for() -> Callable[[Any], Client]:
         return client
 
     return make
+
+
+@pytest.fixture
+def gitea(tmp_path: Any) -> Iterator[Any]:
+    """A running Gitea emulator (tests/gitops/gitea_emulator.py); fails the test on a spec violation."""
+    from tests.gitops.gitea_emulator import GiteaEmulator
+
+    emulator = GiteaEmulator(tmp_path / "gitea").start()
+    yield emulator
+    emulator.stop()
+    assert emulator.violations == [], "Gitea API contract violated"
