@@ -269,8 +269,6 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Catalyst Portal <noreply@cat
 # internal Organizations access to customer Organizations ("" = the oldest internal Organization).
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
 MANAGEMENT_ORG = env_str("MANAGEMENT_ORG")
-# OIDC group claims kept in the session become group subjects of grants (after authentication).
-MIDDLEWARE.append("rbac.middleware.oidc_groups_middleware")
 # Expired grants stop working at once; this sweep removes them so Git drops their UserAccess CRs.
 GRANT_EXPIRY_SWEEP_SECONDS = env_int("GRANT_EXPIRY_SWEEP_SECONDS", 60, minimum=1)
 CELERY_BEAT_SCHEDULE["expire-grants"] = {

@@ -14,7 +14,14 @@ from typing import Any
 
 ACME_ROLES = ("owner", "admin", "operator", "developer", "viewer")
 ROLES = (*ACME_ROLES, "member_b", "outsider", "sovereign_operator", "anonymous")
-MATRIX_CONTEXT_KEYS = ("viewer_grant", "viewer_id", "admin_id", "invitation", "token")
+MATRIX_CONTEXT_KEYS = (
+    "viewer_grant",
+    "viewer_id",
+    "admin_id",
+    "invitation",
+    "token",
+    "owner_api_token",
+)
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,29 @@ CASES: list[Case] = [
         admins(201, api=True),
         {"user": "outsider", "tier": "viewer", "scope": ACME_SCOPE},
         api=True,
+    ),
+    Case("api tokens", "GET", "/api/v1/tokens/", everyone(200, api=True), api=True),
+    Case(
+        "api token create",
+        "POST",
+        "/api/v1/tokens/",
+        everyone(201, api=True),
+        {"name": "ci", "days": 5},
+        api=True,
+    ),
+    # API tokens are personal: another user's token is not found
+    Case(
+        "api revoke the owner's token",
+        "POST",
+        "/api/v1/tokens/{owner_api_token}/revoke",
+        expect(404, owner=200, sovereign_operator=404, api=True),
+        api=True,
+    ),
+    Case(
+        "revoke the owner's token (page)",
+        "POST",
+        "/account/tokens/{owner_api_token}/revoke/",
+        expect(404, owner=302, sovereign_operator=404),
     ),
     Case("api grants", "GET", "/api/v1/rbac/grants/", everyone(200, api=True), api=True),
     Case(

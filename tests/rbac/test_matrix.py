@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core import outbox
 from core.models import ApiToken, AuditEvent, OutboxItem
+from core.services import create_api_token
 from orgs.members import hash_token
 from orgs.models import Environment, Invitation, Organization
 from rbac.models import UserAccess
@@ -49,6 +50,7 @@ def world(request: Any, monkeypatch: Any) -> dict[str, Any]:
         "admin_id": cast["admin"].pk,
         "invitation": invitation.pk,
         "token": TOKEN,
+        "owner_api_token": create_api_token(user=cast["owner"], name="matrix", days=5)[0].pk,
     }
     return {"cast": cast, "context": context}
 
@@ -69,7 +71,7 @@ def state() -> dict[str, Any]:
         ),
         "audit": AuditEvent.objects.count(),
         "outbox": OutboxItem.objects.count(),
-        "tokens": ApiToken.objects.count(),
+        "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
         "mail": len(mail.outbox),
         "git": commits(),
     }
