@@ -36,6 +36,11 @@ class AuditEvent(models.Model):
 
     objects = AuditEventQuerySet.as_manager()
 
+    EXPORT_FIELDS = [
+        "id", "created_at", "actor_repr", "action", "target_type", "target_id", "target_repr",
+        "org_slug", "before", "after", "request_id", "ip",
+    ]  # fmt: skip
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [

@@ -117,20 +117,7 @@ class _Echo:
         return value
 
 
-CSV_COLUMNS = [
-    "id",
-    "created_at",
-    "actor_repr",
-    "action",
-    "target_type",
-    "target_id",
-    "target_repr",
-    "org_slug",
-    "before",
-    "after",
-    "request_id",
-    "ip",
-]
+CSV_COLUMNS = AuditEvent.EXPORT_FIELDS
 
 
 def audit_response(
