@@ -14,6 +14,8 @@ urlpatterns = [
     path("account/tokens/<int:pk>/revoke/", core_views.token_revoke, name="token-revoke"),
     path("audit/", core_views.audit_list, name="audit"),
     path("orgs/", include("orgs.urls")),
+    path("marketplace/", include("marketplace.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
+    path("api/v1/", include("marketplace.api_urls")),
 ]

@@ -29,3 +29,39 @@ def acme_prod(cast: dict[str, Any]) -> Environment:
 @pytest.fixture
 def acme_dev(cast: dict[str, Any]) -> Environment:
     return Environment.objects.get(name="acme-dev")
+
+
+def blueprint_doc(name: str, version: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "catalyst.openova.io/v1",
+        "kind": "Blueprint",
+        "metadata": {"name": name},
+        "spec": {
+            "version": version,
+            "card": {"title": name.removeprefix("bp-").title(), "summary": f"{name} for tests", "category": "testing"},
+            "manifests": {"chart": {"repository": "https://charts.example.test", "name": name, "version": "1.0.0"}},
+            **spec,
+        },
+    }
+
+
+@pytest.fixture
+def publish(db: Any, tmp_path: Any) -> Any:
+    """Write Blueprint documents as files of a second directory source and sync it."""
+    import yaml
+
+    directory = tmp_path / "extra-catalog"
+    directory.mkdir()
+
+    def run(*docs: dict[str, Any], files: dict[str, str] | None = None) -> dict[str, int]:
+        for doc in docs:
+            path = directory / f"{doc['metadata']['name']}-{doc['spec']['version']}.yaml"
+            path.write_text(yaml.safe_dump(doc))
+        for name, text in (files or {}).items():
+            (directory / name).write_text(text)
+        source, _ = CatalogSource.objects.get_or_create(
+            name="extra", defaults={"kind": "directory", "location": str(directory)}
+        )
+        return loader.sync_source(source)
+
+    return run
