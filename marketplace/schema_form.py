@@ -118,17 +118,19 @@ def _json_path(error: Any) -> list[tuple[str, str]]:
 
 def _friendly(error: Any) -> str:
     kind, value = error.validator, error.validator_value
-    return {
+    messages = {
         "pattern": "Enter a value in the expected format.",
         "minimum": f"Ensure this value is greater than or equal to {value}.",
         "maximum": f"Ensure this value is less than or equal to {value}.",
         "minLength": f"Ensure this value has at least {value} characters.",
         "maxLength": f"Ensure this value has at most {value} characters.",
-        "enum": "Select one of: " + ", ".join(str(v) for v in value or []) + ".",
         "type": f"Enter a value of type {value}.",
         "maxItems": f"At most {value} items.",
         "minItems": f"At least {value} items.",
-    }.get(kind, error.message)
+    }
+    if kind == "enum":
+        return "Select one of: " + ", ".join(str(v) for v in value or []) + "."
+    return messages.get(kind, error.message)
 
 
 def validate(schema: dict[str, Any], values: Any, *, prefix: str = "values") -> dict[str, Any]:
@@ -276,5 +278,8 @@ class SchemaForm(forms.Form):
     def apply(self, exc: ValidationError) -> None:
         """Put `values.a.b` errors on the `a__b` field (or the form)."""
         for path, messages in exc.message_dict.items():
-            name = path.removeprefix("values.").removeprefix("values").replace(".", SEP)
+            parts = path.removeprefix("values").removeprefix(".").split(".")
+            while parts and parts[-1].isdigit():  # an array item's error goes on the array field
+                parts.pop()
+            name = SEP.join(parts)
             self.add_error(name if name in self.fields else None, messages)
