@@ -56,6 +56,7 @@ class InstallForm(forms.Form):
             self.fields[f"dep__{dep['alias']}"] = forms.ChoiceField(
                 label=f"{dep['title']} ({dep['blueprint']} {dep['range']}) as “{dep['alias']}”",
                 choices=choices,
+                required=False,
                 initial=dep["existing"][0] if dep["existing"] else NEW,
                 help_text=f"Only when {dep['when']}." if dep["when"] else "",
             )
