@@ -32,7 +32,9 @@ def call(service: Any, **kwargs: Any) -> Any:
     try:
         return service(**kwargs)
     except ConflictError as exc:
-        raise Conflict(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
+        raise Conflict(
+            detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        ) from None
     except DjangoValidationError as exc:
         raise serializers.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else exc.messages
@@ -46,24 +48,39 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         if request.method != "POST" or not key:
             return view(request, *args, **kwargs)
         if len(key) > 128:
-            return Response({"errors": {"Idempotency-Key": ["At most 128 characters."]}}, status=400)
+            return Response(
+                {"errors": {"Idempotency-Key": ["At most 128 characters."]}}, status=400
+            )
         scope = f"POST {request.path}"
-        body = hashlib.sha256(json.dumps(request.data, sort_keys=True, default=str).encode()).hexdigest()
-        seen = IdempotencyKey.objects.filter(user=request.user, key=key, scope=scope).first()
+        body = hashlib.sha256(
+            json.dumps(request.data, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        user: Any = request.user
+        seen = IdempotencyKey.objects.filter(user=user, key=key, scope=scope).first()
         if seen is not None:
             if seen.body_hash != body:
                 return Response(
-                    {"errors": {"Idempotency-Key": ["This key was used with a different request body."]}},
+                    {
+                        "errors": {
+                            "Idempotency-Key": ["This key was used with a different request body."]
+                        }
+                    },
                     status=status.HTTP_422_UNPROCESSABLE_ENTITY,
                 )
-            return Response(seen.response, status=seen.status, headers={"Idempotent-Replayed": "true"})
+            return Response(
+                seen.response, status=seen.status, headers={"Idempotent-Replayed": "true"}
+            )
         response = view(request, *args, **kwargs)
         if 200 <= response.status_code < 300:
             try:
                 with transaction.atomic():
                     IdempotencyKey.objects.create(
-                        user=request.user, key=key, scope=scope, body_hash=body,
-                        status=response.status_code, response=response.data,
+                        user=user,
+                        key=key,
+                        scope=scope,
+                        body_hash=body,
+                        status=response.status_code,
+                        response=response.data,
                     )
             except IntegrityError:
                 pass  # a concurrent request with the same key stored its response first
@@ -75,7 +92,18 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
 class BlueprintSerializer(serializers.ModelSerializer):
     class Meta:
         model = Blueprint
-        fields = ["name", "title", "summary", "icon", "category", "tags", "license", "docs", "visibility", "latest_version"]
+        fields = [
+            "name",
+            "title",
+            "summary",
+            "icon",
+            "category",
+            "tags",
+            "license",
+            "docs",
+            "visibility",
+            "latest_version",
+        ]
 
 
 class VersionSerializer(serializers.ModelSerializer):
@@ -87,7 +115,15 @@ class VersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BlueprintVersion
-        fields = ["version", "deployable", "config_schema", "placement_schema", "depends", "upgrades", "chart"]
+        fields = [
+            "version",
+            "deployable",
+            "config_schema",
+            "placement_schema",
+            "depends",
+            "upgrades",
+            "chart",
+        ]
 
 
 class ApplicationSerializer(serializers.ModelSerializer):
@@ -98,9 +134,22 @@ class ApplicationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Application
         fields = [
-            "name", "environment", "blueprint", "version", "values", "size", "placement", "regions",
-            "dependencies", "state", "conditions", "observed_revision", "delivery_state",
-            "delivery_error", "last_commit_sha", "created_at",
+            "name",
+            "environment",
+            "blueprint",
+            "version",
+            "values",
+            "size",
+            "placement",
+            "regions",
+            "dependencies",
+            "state",
+            "conditions",
+            "observed_revision",
+            "delivery_state",
+            "delivery_error",
+            "last_commit_sha",
+            "created_at",
         ]
 
 
@@ -111,9 +160,13 @@ class InstallInput(serializers.Serializer):
     values = serializers.JSONField(required=False, default=dict)
     size = serializers.ChoiceField(choices=SIZES, default="small")
     placement = serializers.ChoiceField(choices=Placement.values, default=Placement.SINGLE.value)
-    regions = serializers.ListField(child=serializers.CharField(), required=False, default=list, max_length=5)
+    regions = serializers.ListField(
+        child=serializers.CharField(), required=False, default=list, max_length=5
+    )
     dependencies = serializers.DictField(
-        child=serializers.CharField(), required=False, default=dict,
+        child=serializers.CharField(),
+        required=False,
+        default=dict,
         help_text='alias → "new" or the name of an existing Application in this Environment',
     )
 
@@ -148,7 +201,9 @@ def _blueprint(request: Request, name: str) -> Blueprint:
 def blueprint(request: Request, name: str) -> Response:
     bp = _blueprint(request, name)
     rows = sorted(bp.versions.all(), key=lambda v: versions.SortKey(v.version), reverse=True)
-    return Response({**BlueprintSerializer(bp).data, "versions": VersionSerializer(rows, many=True).data})
+    return Response(
+        {**BlueprintSerializer(bp).data, "versions": VersionSerializer(rows, many=True).data}
+    )
 
 
 def _resolve_version(request: Request, name: str, version: str | None) -> BlueprintVersion:
@@ -190,7 +245,10 @@ def _install_kwargs(request: Request) -> dict[str, Any]:
     }
 
 
-@extend_schema(request=InstallInput, responses={200: ApplicationSerializer(many=True), 201: ApplicationSerializer})
+@extend_schema(
+    request=InstallInput,
+    responses={200: ApplicationSerializer(many=True), 201: ApplicationSerializer},
+)
 @api_view(["GET", "POST"])
 @idempotent
 def applications(request: Request, org: str, env: str) -> Response:
@@ -198,7 +256,9 @@ def applications(request: Request, org: str, env: str) -> Response:
     environment = _environment(request, org, env, action)
     if request.method == "GET":
         apps = access.visible(
-            request.user, Application.objects.filter(environment=environment).select_related(*APP_RELATED), "applications.read"
+            request.user,
+            Application.objects.filter(environment=environment).select_related(*APP_RELATED),
+            "applications.read",
         )
         return Response(ApplicationSerializer(apps, many=True).data)
     app = call(services.install, by=request.user, env=environment, **_install_kwargs(request))
@@ -220,7 +280,13 @@ def application_plan(request: Request, org: str, env: str) -> Response:
             "uses": plan.data["uses"],
             "skipped": plan.data["skipped"],
             "files": [
-                {"repo": c.repo, "branch": c.branch, "path": c.path, "status": c.status, "diff": c.diff}
+                {
+                    "repo": c.repo,
+                    "branch": c.branch,
+                    "path": c.path,
+                    "status": c.status,
+                    "diff": c.diff,
+                }
                 for c in changes
             ],
         }
@@ -241,12 +307,22 @@ def _application(request: Request, org: str, env: str, app: str, action: str) ->
 @extend_schema(request=UpdateInput, responses=ApplicationSerializer)
 @api_view(["GET", "PATCH", "DELETE"])
 def application(request: Request, org: str, env: str, app: str) -> Response:
-    action = {"GET": "applications.read", "PATCH": "applications.update", "DELETE": "applications.uninstall"}[request.method or "GET"]
+    action = {
+        "GET": "applications.read",
+        "PATCH": "applications.update",
+        "DELETE": "applications.uninstall",
+    }[request.method or "GET"]
     obj = _application(request, org, env, app, action)
     if request.method == "PATCH":
         data = UpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        obj = call(services.update_values, by=request.user, app=obj, values=data.validated_data["values"], size=data.validated_data.get("size"))
+        obj = call(
+            services.update_values,
+            by=request.user,
+            app=obj,
+            values=data.validated_data["values"],
+            size=data.validated_data.get("size"),
+        )
     elif request.method == "DELETE":
         call(services.uninstall, by=request.user, app=obj)
         remaining = Application.objects.select_related(*APP_RELATED).filter(pk=obj.pk).first()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -42,12 +42,12 @@ class InstallForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.environments = {e.name: e for e in environments}
-        self.fields["environment"].choices = [(e.name, e.name) for e in environments]
-        self.fields["placement"].choices = [
+        self._choice("environment").choices = [(e.name, e.name) for e in environments]
+        self._choice("placement").choices = [
             (value, label) for value, label in Placement.choices if value in placement_modes
         ]
         regions = sorted({c.name for e in environments for c in e.regions.all()})
-        self.fields["regions"].choices = [(r, r) for r in regions]
+        self._choice("regions").choices = [(r, r) for r in regions]
         self.dependencies = dependencies
         for dep in dependencies:
             choices = [(NEW, f"Create a new {dep['title']}")] + [
@@ -61,6 +61,9 @@ class InstallForm(forms.Form):
                 help_text=f"Only when {dep['when']}." if dep["when"] else "",
             )
 
+    def _choice(self, name: str) -> forms.ChoiceField:
+        return cast(forms.ChoiceField, self.fields[name])
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if problem := name_problem(name):
@@ -71,7 +74,10 @@ class InstallForm(forms.Form):
         return self.environments[self.cleaned_data["environment"]]
 
     def choices(self) -> dict[str, str]:
-        return {d["alias"]: self.cleaned_data.get(f"dep__{d['alias']}") or NEW for d in self.dependencies}
+        return {
+            d["alias"]: self.cleaned_data.get(f"dep__{d['alias']}") or NEW
+            for d in self.dependencies
+        }
 
     def dependency_fields(self) -> list[forms.BoundField]:
         return [self[f"dep__{d['alias']}"] for d in self.dependencies]
@@ -85,7 +91,7 @@ class UpgradeForm(forms.Form):
 
     def __init__(self, *args: Any, targets: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["version"].choices = [(v, v) for v in targets]
+        cast(forms.ChoiceField, self.fields["version"]).choices = [(v, v) for v in targets]
 
 
 class UninstallForm(forms.Form):

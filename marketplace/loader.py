@@ -91,7 +91,8 @@ def _inherit(docs: list[Any]) -> list[Any]:
     out: list[Any] = []
     for doc in docs:
         if out and isinstance(doc, dict) and isinstance(out[-1], dict):
-            prev_spec = out[-1].get("spec") if isinstance(out[-1].get("spec"), dict) else {}
+            prev = out[-1].get("spec")
+            prev_spec: dict[str, Any] = prev if isinstance(prev, dict) else {}
             spec = doc.get("spec")
             if isinstance(spec, dict):
                 inherited = {k: v for k, v in prev_spec.items() if k not in ("upgrades", "version")}
@@ -155,7 +156,9 @@ def _digest(doc: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def _card_fields(doc: dict[str, Any], owners: dict[str, Organization], source: CatalogSource) -> dict[str, Any]:
+def _card_fields(
+    doc: dict[str, Any], owners: dict[str, Organization], source: CatalogSource
+) -> dict[str, Any]:
     spec, card = doc["spec"], doc["spec"]["card"]
     tags = sorted(set(card.get("tags") or []))
     name = doc["metadata"]["name"]
@@ -184,7 +187,9 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
     latest: dict[str, dict[str, Any]] = {}
     for (name, version), (_path, doc) in loaded.docs.items():
         current = latest.get(name)
-        if current is None or versions.SortKey(version) > versions.SortKey(current["spec"]["version"]):
+        if current is None or versions.SortKey(version) > versions.SortKey(
+            current["spec"]["version"]
+        ):
             latest[name] = doc
     owner_slugs = {d["spec"].get("owner") for d in latest.values() if d["spec"].get("owner")}
     owners = {o.slug: o for o in Organization.objects.filter(slug__in=owner_slugs)}
@@ -192,7 +197,9 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
     foreign = [n for n, b in existing.items() if b.source_id != source.pk]
     for name in foreign:  # a name belongs to the first source that published it
         for key in [k for k in loaded.docs if k[0] == name]:
-            loaded.errors[loaded.docs.pop(key)[0]] = f"{name} is already published by another source"
+            loaded.errors[loaded.docs.pop(key)[0]] = (
+                f"{name} is already published by another source"
+            )
         latest.pop(name)
     to_create, to_update = [], []
     for name, doc in latest.items():
@@ -206,11 +213,15 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
             to_create.append(Blueprint(name=name, **values))
     Blueprint.objects.bulk_create(to_create)
     if to_update:
-        Blueprint.objects.bulk_update(to_update, [f for f in _card_fields(next(iter(latest.values())), owners, source)])
+        Blueprint.objects.bulk_update(
+            to_update, [f for f in _card_fields(next(iter(latest.values())), owners, source)]
+        )
     by_name = {b.name: b for b in Blueprint.objects.filter(source=source)}
     have = {
         (v.blueprint.name, v.version): v
-        for v in BlueprintVersion.objects.filter(blueprint__source=source).select_related("blueprint")
+        for v in BlueprintVersion.objects.filter(blueprint__source=source).select_related(
+            "blueprint"
+        )
     }
     new_versions, changed = [], []
     for (name, version), (path, doc) in loaded.docs.items():
@@ -219,7 +230,14 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
         deployable = bool(doc["spec"].get("deployable", True))
         if row is None:
             new_versions.append(
-                BlueprintVersion(blueprint=by_name[name], version=version, spec=doc["spec"], deployable=deployable, path=path, digest=digest)
+                BlueprintVersion(
+                    blueprint=by_name[name],
+                    version=version,
+                    spec=doc["spec"],
+                    deployable=deployable,
+                    path=path,
+                    digest=digest,
+                )
             )
         elif row.digest != digest or row.path != path:
             row.spec, row.deployable, row.path, row.digest = doc["spec"], deployable, path, digest
@@ -227,10 +245,18 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
     BlueprintVersion.objects.bulk_create(new_versions)
     BlueprintVersion.objects.bulk_update(changed, ["spec", "deployable", "path", "digest"])
     gone = [v.pk for key, v in have.items() if key not in loaded.docs]
-    in_use = set(BlueprintVersion.objects.filter(pk__in=gone, applications__isnull=False).values_list("pk", flat=True))
+    in_use = set(
+        BlueprintVersion.objects.filter(pk__in=gone, applications__isnull=False).values_list(
+            "pk", flat=True
+        )
+    )
     BlueprintVersion.objects.filter(pk__in=in_use).update(deployable=False)
     BlueprintVersion.objects.filter(pk__in=set(gone) - in_use).delete()
-    removed = Blueprint.objects.filter(source=source, versions__isnull=True).delete()[1].get("marketplace.Blueprint", 0)
+    removed = (
+        Blueprint.objects.filter(source=source, versions__isnull=True)
+        .delete()[1]
+        .get("marketplace.Blueprint", 0)
+    )
     CatalogSyncError.objects.filter(source=source).delete()
     CatalogSyncError.objects.bulk_create(
         [CatalogSyncError(source=source, path=p, error=e) for p, e in sorted(loaded.errors.items())]
@@ -286,7 +312,7 @@ def sync_source(source: CatalogSource) -> dict[str, int]:
         files = git_files(source.location)
     loaded = parse_files(files)
     if source.organization_id is not None:  # an Org publishes only private Blueprints of its own
-        for doc_path, doc in loaded.docs.values():
+        for _path, doc in loaded.docs.values():
             doc["spec"]["visibility"] = "private"
             doc["spec"]["owner"] = source.organization.slug  # type: ignore[union-attr]
     result = store(source, loaded)

@@ -24,7 +24,7 @@ from gitops.sync import Desired
 from orgs.models import HostCluster, Sovereign
 
 from . import schema_form
-from .models import AppState, Application, Placement
+from .models import Application, AppState, Placement
 
 FLUX_NAMESPACE = "flux-system"
 STANDBY_REPLICA_KEYS = ("replicaCount", "replicas")
@@ -156,7 +156,9 @@ def _helm_release(app: Application, labels: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _external_secret(app: Application, paths: list[str], labels: dict[str, str]) -> list[dict[str, Any]]:
+def _external_secret(
+    app: Application, paths: list[str], labels: dict[str, str]
+) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     data_from = []
     for path in paths:
@@ -166,7 +168,13 @@ def _external_secret(app: Application, paths: list[str], labels: dict[str, str])
                 "apiVersion": "generators.external-secrets.io/v1alpha1",
                 "kind": "Password",
                 "metadata": {"name": generator, "labels": labels},
-                "spec": {"length": 32, "digits": 6, "symbols": 0, "noUpper": False, "allowRepeat": True},
+                "spec": {
+                    "length": 32,
+                    "digits": 6,
+                    "symbols": 0,
+                    "noUpper": False,
+                    "allowRepeat": True,
+                },
             }
         )
         data_from.append(
@@ -188,7 +196,11 @@ def _external_secret(app: Application, paths: list[str], labels: dict[str, str])
             "metadata": {"name": secret_name(app), "labels": labels},
             "spec": {
                 "refreshInterval": "0",
-                "target": {"name": secret_name(app), "creationPolicy": "Owner", "deletionPolicy": "Retain"},
+                "target": {
+                    "name": secret_name(app),
+                    "creationPolicy": "Owner",
+                    "deletionPolicy": "Retain",
+                },
                 "dataFrom": data_from,
             },
         }
@@ -236,7 +248,9 @@ def app_tree(app: Application, *, sovereign: Sovereign | None = None) -> Desired
             )
             files[f"{root}values.yaml"] = dump(chart_values(app, standby=standby))
             if secrets:
-                files[f"{root}externalsecret.yaml"] = dump_all(_external_secret(app, secrets, labels))
+                files[f"{root}externalsecret.yaml"] = dump_all(
+                    _external_secret(app, secrets, labels)
+                )
     return Desired(
         owner=env.organization.slug,
         repo=app.name,
@@ -274,7 +288,11 @@ def config_tree(app: Application, *, sovereign: Sovereign | None = None) -> Desi
             {
                 "apiVersion": "source.toolkit.fluxcd.io/v1",
                 "kind": "GitRepository",
-                "metadata": {"name": source, "namespace": FLUX_NAMESPACE, "labels": _labels(app, None, sovereign)},
+                "metadata": {
+                    "name": source,
+                    "namespace": FLUX_NAMESPACE,
+                    "labels": _labels(app, None, sovereign),
+                },
                 "spec": {
                     "interval": "1m",
                     "url": repo_url(env.organization.slug, app.name, sovereign),
@@ -323,7 +341,9 @@ def flux_name_for(env_name: str, app_name: str, cluster_name: str) -> str:
 
 def _dependency_regions(app: Application) -> dict[str, list[str]]:
     names = list(app.dependencies.values())
-    rows = Application.objects.filter(environment=app.environment, name__in=names).values_list("name", "regions")
+    rows = Application.objects.filter(environment=app.environment, name__in=names).values_list(
+        "name", "regions"
+    )
     return {name: list(regions) for name, regions in rows}
 
 

@@ -191,9 +191,7 @@ class Application(DeliveryTracked):
         default=dict, blank=True, help_text="value path → {secret, key} generated in-cluster"
     )
     size = models.CharField(max_length=8, choices=[(s, s) for s in SIZES], default="small")
-    placement = models.CharField(
-        max_length=20, choices=Placement.choices, default=Placement.SINGLE
-    )
+    placement = models.CharField(max_length=20, choices=Placement.choices, default=Placement.SINGLE)
     regions = models.JSONField(default=list, help_text="host clusters, the active one first")
     dependencies = models.JSONField(
         default=dict, blank=True, help_text="alias → name of the Application it uses"
@@ -271,3 +269,6 @@ class IdempotencyKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "key", "scope"], name="one_idempotency_key")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -46,7 +46,9 @@ class Prop:
         return str(self.schema.get(HINT, ""))
 
 
-def walk(schema: dict[str, Any], path: tuple[str, ...] = (), advanced: bool = False) -> Iterator[Prop]:
+def walk(
+    schema: dict[str, Any], path: tuple[str, ...] = (), advanced: bool = False
+) -> Iterator[Prop]:
     """Every leaf property of an object schema, depth first, in declaration order."""
     required = set(schema.get("required") or [])
     for name, sub in (schema.get("properties") or {}).items():
@@ -68,7 +70,9 @@ def without_secrets(schema: dict[str, Any]) -> dict[str, Any]:
 
     def strip(node: dict[str, Any]) -> None:
         props = node.get("properties") or {}
-        for name in [n for n, s in props.items() if isinstance(s, dict) and s.get(HINT) == "password"]:
+        for name in [
+            n for n, s in props.items() if isinstance(s, dict) and s.get(HINT) == "password"
+        ]:
             del props[name]
             if name in (node.get("required") or []):
                 node["required"] = [r for r in node["required"] if r != name]
@@ -151,7 +155,9 @@ def validate(schema: dict[str, Any], values: Any, *, prefix: str = "values") -> 
     errors: dict[str, list[str]] = {}
     for error in sorted(validator.iter_errors(complete), key=lambda e: list(e.absolute_path)):
         for path, message in _json_path(error):
-            errors.setdefault(f"{prefix}.{path}" if path != "values" else prefix, []).append(message)
+            errors.setdefault(f"{prefix}.{path}" if path != "values" else prefix, []).append(
+                message
+            )
     if errors:
         raise ValidationError(errors)
     return complete
@@ -198,7 +204,9 @@ def _field(prop: Prop, app_choices: list[tuple[str, str]]) -> forms.Field | None
     if "pattern" in s:
         attrs["pattern"] = s["pattern"]
     if prop.hint == "domain":
-        attrs.update({"placeholder": "app.example.com", "autocapitalize": "none", "spellcheck": "false"})
+        attrs.update(
+            {"placeholder": "app.example.com", "autocapitalize": "none", "spellcheck": "false"}
+        )
     return forms.CharField(
         min_length=s.get("minLength"),
         max_length=s.get("maxLength"),
@@ -249,7 +257,11 @@ class SchemaForm(forms.Form):
                 continue
             current = get_path(initial_values or {}, prop.path)
             if current is not None:
-                field.initial = "\n".join(map(str, current)) if isinstance(current, list) and isinstance(field.widget, forms.Textarea) else current
+                field.initial = (
+                    "\n".join(map(str, current))
+                    if isinstance(current, list) and isinstance(field.widget, forms.Textarea)
+                    else current
+                )
             self.fields[name] = field
 
     def basic_fields(self) -> list[forms.BoundField]:

@@ -24,7 +24,7 @@ from gitops.sync import plan as git_plan
 from orgs.models import Environment
 
 from . import manifests, plans, schema_form, versions
-from .models import AppState, Application, BlueprintVersion, InstallPlan
+from .models import Application, AppState, BlueprintVersion, InstallPlan
 
 SYNC_TASK = "marketplace.tasks.sync_application_task"
 APP_FIELDS = ["name", "values", "size", "placement", "regions", "dependencies", "state"]
@@ -39,10 +39,16 @@ def _snapshot(app: Application) -> dict[str, Any]:
 
 def _writable(env: Environment) -> None:
     if not env.organization.is_writable:
-        raise ConflictError({"environment": f"{env.organization.slug} is {env.organization.state}; resume it first."})
+        raise ConflictError(
+            {
+                "environment": f"{env.organization.slug} is {env.organization.state}; resume it first."
+            }
+        )
 
 
-def _schedule(app: Application, *, by: Any, action: str, before: dict[str, Any] | None) -> OutboxItem:
+def _schedule(
+    app: Application, *, by: Any, action: str, before: dict[str, Any] | None
+) -> OutboxItem:
     event = audit.record(
         action,
         actor=by,
@@ -70,7 +76,7 @@ def make_plan(
     choices: dict[str, str] | None = None,
 ) -> InstallPlan:
     """Resolve and keep a plan (for the preview and the confirmation)."""
-    inputs = {
+    inputs: dict[str, Any] = {
         "name": name,
         "values": values,
         "placement": placement,
@@ -130,14 +136,21 @@ def _changes(desired: Desired) -> list[FileChange]:
                 tofile=f"b/{path}" if new is not None else "/dev/null",
             )
         )
-        out.append(FileChange(f"{desired.owner}/{desired.repo}", desired.branch, path, status, text, diff))
+        out.append(
+            FileChange(f"{desired.owner}/{desired.repo}", desired.branch, path, status, text, diff)
+        )
     return out
 
 
 def preview(plan: InstallPlan) -> list[FileChange]:
     """The exact files and diffs the plan's install would commit (reads Git, writes nothing)."""
     env = plan.environment
-    by_id = {v.pk: v for v in BlueprintVersion.objects.filter(pk__in=[a["version_id"] for a in plan.data["apps"]]).select_related("blueprint")}
+    by_id = {
+        v.pk: v
+        for v in BlueprintVersion.objects.filter(
+            pk__in=[a["version_id"] for a in plan.data["apps"]]
+        ).select_related("blueprint")
+    }
     out: list[FileChange] = []
     for spec in plan.data["apps"]:
         app = _unsaved(env, spec, by_id[spec["version_id"]])
@@ -167,7 +180,9 @@ def apply_plan(*, by: Any, plan: InstallPlan) -> Application:
     _writable(env)
     resolved = plans.resolve(env=env, version=plan.blueprint_version, **plan.data["inputs"])
     if resolved["apps"] != plan.data["apps"] or resolved["uses"] != plan.data["uses"]:
-        raise ConflictError({"plan": "The Environment changed since the preview; review the plan again."})
+        raise ConflictError(
+            {"plan": "The Environment changed since the preview; review the plan again."}
+        )
     root = _create(by=by, env=env, resolved=resolved)
     InstallPlan.objects.filter(pk=plan.pk).update(applied_at=timezone.now())
     return root
@@ -212,11 +227,15 @@ def _create(*, by: Any, env: Environment, resolved: dict[str, Any]) -> Applicati
                 _schedule(app, by=by, action="applications.install", before=None)
                 created.append(app)
     except IntegrityError:
-        raise ConflictError({"name": "An Application with that name already exists in this Environment."}) from None
+        raise ConflictError(
+            {"name": "An Application with that name already exists in this Environment."}
+        ) from None
     return created[-1]
 
 
-def update_values(*, by: Any, app: Application, values: dict[str, Any], size: str | None = None) -> Application:
+def update_values(
+    *, by: Any, app: Application, values: dict[str, Any], size: str | None = None
+) -> Application:
     _writable(app.environment)
     if app.state == AppState.UNINSTALLING:
         raise ConflictError({"state": "This Application is being uninstalled."})
@@ -225,7 +244,11 @@ def update_values(*, by: Any, app: Application, values: dict[str, Any], size: st
     if size is not None and size not in ("small", "medium", "large"):
         raise ValidationError({"size": "Choose one of small, medium, large."})
     with transaction.atomic():
-        locked = Application.objects.select_for_update().select_related("blueprint_version__blueprint", "environment__organization").get(pk=app.pk)
+        locked = (
+            Application.objects.select_for_update()
+            .select_related("blueprint_version__blueprint", "environment__organization")
+            .get(pk=app.pk)
+        )
         before = _snapshot(locked)
         if locked.values == values and (size is None or size == locked.size):
             return locked
@@ -258,30 +281,52 @@ def upgrade_problem(app: Application, target: BlueprintVersion) -> str | None:
 
 
 def upgrade_targets(app: Application) -> list[BlueprintVersion]:
-    qs = BlueprintVersion.objects.filter(blueprint_id=app.blueprint_version.blueprint_id).select_related("blueprint")
+    qs = BlueprintVersion.objects.filter(
+        blueprint_id=app.blueprint_version.blueprint_id
+    ).select_related("blueprint")
     allowed = [v for v in qs if upgrade_problem(app, v) is None]
     return sorted(allowed, key=lambda v: versions.SortKey(v.version), reverse=True)
 
 
-def _check_dependencies(app: Application, version: BlueprintVersion, values: dict[str, Any]) -> None:
+def _check_dependencies(
+    app: Application, version: BlueprintVersion, values: dict[str, Any]
+) -> None:
     for dep in version.depends:
         alias = dep.get("alias") or dep["blueprint"].removeprefix("bp-")
         if not plans.when.evaluate(dep.get("when"), values):
             continue
         name = app.dependencies.get(alias)
         if not name:
-            raise ValidationError({f"dependencies.{alias}": f"{version} needs {dep['blueprint']} {dep['range']} as “{alias}”; install it first and reinstall, or change the values."})
-        dep_app = Application.objects.filter(environment=app.environment, name=name).select_related("blueprint_version").first()
+            raise ValidationError(
+                {
+                    f"dependencies.{alias}": f"{version} needs {dep['blueprint']} {dep['range']} as “{alias}”; install it first and reinstall, or change the values."
+                }
+            )
+        dep_app = (
+            Application.objects.filter(environment=app.environment, name=name)
+            .select_related("blueprint_version")
+            .first()
+        )
         if dep_app is None or not versions.satisfies(dep_app.version, dep["range"]):
             found = dep_app.version if dep_app else "missing"
-            raise ValidationError({f"dependencies.{alias}": f"{version} needs {dep['blueprint']} {dep['range']}; “{name}” is {found}. Upgrade it first."})
+            raise ValidationError(
+                {
+                    f"dependencies.{alias}": f"{version} needs {dep['blueprint']} {dep['range']}; “{name}” is {found}. Upgrade it first."
+                }
+            )
 
 
 def upgrade(*, by: Any, app: Application, version: str) -> Application:
     _writable(app.environment)
     if app.state == AppState.UNINSTALLING:
         raise ConflictError({"state": "This Application is being uninstalled."})
-    target = BlueprintVersion.objects.filter(blueprint_id=app.blueprint_version.blueprint_id, version=version).select_related("blueprint").first()
+    target = (
+        BlueprintVersion.objects.filter(
+            blueprint_id=app.blueprint_version.blueprint_id, version=version
+        )
+        .select_related("blueprint")
+        .first()
+    )
     if target is None:
         raise ValidationError({"version": f"{app.blueprint.name} has no version “{version}”."})
     if problem := upgrade_problem(app, target):
@@ -295,13 +340,19 @@ def upgrade(*, by: Any, app: Application, version: str) -> Application:
         locked.values = values
         locked.state = AppState.PENDING
         locked.save(update_fields=["blueprint_version", "values", "state", "updated_at"])
-        locked = Application.objects.select_related("blueprint_version__blueprint", "environment__organization").get(pk=app.pk)
+        locked = Application.objects.select_related(
+            "blueprint_version__blueprint", "environment__organization"
+        ).get(pk=app.pk)
         _schedule(locked, by=by, action="applications.upgrade", before=before)
     return locked
 
 
 def dependents(app: Application) -> list[str]:
-    others = Application.objects.filter(environment=app.environment).exclude(pk=app.pk).exclude(state=AppState.UNINSTALLING)
+    others = (
+        Application.objects.filter(environment=app.environment)
+        .exclude(pk=app.pk)
+        .exclude(state=AppState.UNINSTALLING)
+    )
     return sorted(o.name for o in others if app.name in (o.dependencies or {}).values())
 
 
@@ -310,7 +361,11 @@ def uninstall(*, by: Any, app: Application) -> Application:
         return app
     users = dependents(app)
     if users:
-        raise ConflictError({"name": f"{', '.join(users)} depend{'s' if len(users) == 1 else ''} on {app.name}; uninstall {'it' if len(users) == 1 else 'them'} first."})
+        raise ConflictError(
+            {
+                "name": f"{', '.join(users)} depend{'s' if len(users) == 1 else ''} on {app.name}; uninstall {'it' if len(users) == 1 else 'them'} first."
+            }
+        )
     with transaction.atomic():
         locked = Application.objects.select_for_update().get(pk=app.pk)
         before = _snapshot(app)
@@ -326,7 +381,12 @@ def mark_drained(app: Application) -> bool:
     with transaction.atomic():
         deleted, _ = Application.objects.filter(pk=app.pk, state=AppState.UNINSTALLING).delete()
         if deleted:
-            audit.record("applications.drained", actor=None, target=app, org_slug=app.environment.organization.slug)
+            audit.record(
+                "applications.drained",
+                actor=None,
+                target=app,
+                org_slug=app.environment.organization.slug,
+            )
     return bool(deleted)
 
 
@@ -335,7 +395,13 @@ def mark_drained(app: Application) -> bool:
 
 def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
     """Commit the Application's desired files (app repo, then catalyst-config); level-triggered."""
-    app = Application.objects.select_related("blueprint_version__blueprint", "environment__organization").filter(pk=app_id).first()
+    app = (
+        Application.objects.select_related(
+            "blueprint_version__blueprint", "environment__organization"
+        )
+        .filter(pk=app_id)
+        .first()
+    )
     if app is None:
         return None
     Application.objects.filter(pk=app.pk, state=AppState.PENDING).update(state=AppState.COMMITTING)
@@ -353,5 +419,7 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
         if not settings.FLUX_CLUSTER_CONNECTED:
             mark_drained(app)
     else:
-        Application.objects.filter(pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]).update(state=AppState.COMMITTED)
+        Application.objects.filter(
+            pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]
+        ).update(state=AppState.COMMITTED)
     return head

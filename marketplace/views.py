@@ -5,7 +5,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -16,11 +15,27 @@ from rbac import access
 
 from . import plans, services, versions
 from .forms import CatalogFilterForm, InstallForm, UninstallForm, UpgradeForm
-from .models import Application, Blueprint, BlueprintVersion, CatalogSyncError, InstallPlan
+from .models import (
+    Application,
+    Blueprint,
+    BlueprintQuerySet,
+    BlueprintVersion,
+    CatalogSyncError,
+    InstallPlan,
+)
 from .schema_form import SchemaForm
 
 PAGE_SIZE = 60
-CARD_FIELDS = ["name", "title", "summary", "icon", "category", "tags", "latest_version", "visibility"]
+CARD_FIELDS = [
+    "name",
+    "title",
+    "summary",
+    "icon",
+    "category",
+    "tags",
+    "latest_version",
+    "visibility",
+]
 APP_RELATED = ("blueprint_version__blueprint", "environment__organization")
 
 
@@ -32,7 +47,7 @@ def org_scope(user: Any) -> tuple[list[str], bool]:
     return slugs, everything
 
 
-def visible_blueprints(user: Any) -> QuerySet[Blueprint]:
+def visible_blueprints(user: Any) -> BlueprintQuerySet:
     slugs, everything = org_scope(user)
     return Blueprint.objects.visible_to(slugs, everything=everything)
 
@@ -75,7 +90,8 @@ def catalog_context(user: Any, params: dict[str, Any]) -> dict[str, Any]:
 @vary_on_headers("HX-Request")
 def catalog(request: HttpRequest) -> HttpResponse:
     context = catalog_context(request.user, request.GET)
-    template = "marketplace/catalog.html#results" if request.htmx else "marketplace/catalog.html"  # type: ignore[attr-defined]
+    htmx = getattr(request, "htmx", False)
+    template = "marketplace/catalog.html#results" if htmx else "marketplace/catalog.html"
     return render(request, template, context)
 
 
@@ -128,14 +144,18 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 def _install_envs(user: Any) -> list[Environment]:
     qs = Environment.objects.select_related("organization").prefetch_related("regions")
-    return [e for e in access.visible(user, qs, "applications.install") if e.organization.is_writable]
+    return [
+        e for e in access.visible(user, qs, "applications.install") if e.organization.is_writable
+    ]
 
 
 def _app_choices(env: Environment | None) -> dict[str, list[tuple[str, str]]]:
     choices: dict[str, list[tuple[str, str]]] = {"": []}
     if env is None:
         return choices
-    for name, bp in Application.objects.filter(environment=env).values_list("name", "blueprint_version__blueprint__name"):
+    for name, bp in Application.objects.filter(environment=env).values_list(
+        "name", "blueprint_version__blueprint__name"
+    ):
         choices.setdefault(bp, []).append((name, name))
         choices[""].append((name, name))
     return choices
@@ -150,7 +170,9 @@ def _apply(exc: ValidationError, install_form: InstallForm, schema_form: SchemaF
             schema_form.apply(ValidationError({path: messages}))
         elif path in install_form.fields:
             install_form.add_error(path, messages)
-        elif path.startswith("dependencies.") and f"dep__{path.split('.')[1]}" in install_form.fields:
+        elif (
+            path.startswith("dependencies.") and f"dep__{path.split('.')[1]}" in install_form.fields
+        ):
             install_form.add_error(f"dep__{path.split('.')[1]}", messages)
         else:
             install_form.add_error(None, [f"{path}: {m}" for m in messages])
@@ -196,14 +218,27 @@ def install(request: HttpRequest, name: str) -> HttpResponse:
     return render(
         request,
         "marketplace/install.html",
-        {"bp": bp, "version": version, "form": install_form, "schema_form": schema_form, "env": env},
+        {
+            "bp": bp,
+            "version": version,
+            "form": install_form,
+            "schema_form": schema_form,
+            "env": env,
+        },
         status=400 if has_errors else 200,
     )
 
 
 def _plan_for(user: Any, pk: int) -> InstallPlan:
-    plan = get_object_or_404(InstallPlan.objects.select_related("environment__organization", "blueprint_version__blueprint"), pk=pk)
-    if plan.requested_by_id != user.pk or not access.can(user, "applications.install", plan.environment):
+    plan = get_object_or_404(
+        InstallPlan.objects.select_related(
+            "environment__organization", "blueprint_version__blueprint"
+        ),
+        pk=pk,
+    )
+    if plan.requested_by_id != user.pk or not access.can(
+        user, "applications.install", plan.environment
+    ):
         raise Http404
     return plan
 
@@ -217,7 +252,11 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             app = services.apply_plan(by=request.user, plan=plan)
         except ValidationError as exc:
-            error = " ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()) if hasattr(exc, "error_dict") else " ".join(exc.messages)
+            error = (
+                " ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                if hasattr(exc, "error_dict")
+                else " ".join(exc.messages)
+            )
         else:
             return redirect("marketplace:app", env=app.environment.name, app=app.name)
     changes = services.preview(plan) if plan.applied_at is None else []
@@ -242,7 +281,9 @@ def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
 @login_required
 @require_GET
 def app_list(request: HttpRequest) -> HttpResponse:
-    apps = access.visible(request.user, Application.objects.select_related(*APP_RELATED), "applications.read")
+    apps = access.visible(
+        request.user, Application.objects.select_related(*APP_RELATED), "applications.read"
+    )
     return render(request, "marketplace/app_list.html", {"apps": apps})
 
 
@@ -251,7 +292,8 @@ def app_list(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
     application = _app(request, env, app, "applications.read")
-    template = "marketplace/app_detail.html#status" if request.htmx else "marketplace/app_detail.html"  # type: ignore[attr-defined]
+    htmx = getattr(request, "htmx", False)
+    template = "marketplace/app_detail.html#status" if htmx else "marketplace/app_detail.html"
     return render(
         request,
         template,
@@ -280,7 +322,12 @@ def app_edit(request: HttpRequest, env: str, app: str) -> HttpResponse:
             form.apply(exc)
         else:
             return redirect("marketplace:app", env=env, app=app)
-    return render(request, "marketplace/app_edit.html", {"app": application, "schema_form": form}, status=400 if form.errors else 200)
+    return render(
+        request,
+        "marketplace/app_edit.html",
+        {"app": application, "schema_form": form},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required
@@ -292,7 +339,8 @@ def app_upgrade(request: HttpRequest, env: str, app: str) -> HttpResponse:
     refused = [
         (v.version, services.upgrade_problem(application, v))
         for v in all_versions
-        if v.version not in targets and versions.SortKey(v.version) > versions.SortKey(application.version)
+        if v.version not in targets
+        and versions.SortKey(v.version) > versions.SortKey(application.version)
     ]
     form = UpgradeForm(request.POST or None, targets=targets)
     if request.method == "POST" and form.is_valid():

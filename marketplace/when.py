@@ -52,7 +52,7 @@ def tokenize(text: str) -> list[Token]:
             break
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise WhenError(f"unexpected character at {pos}: {text[pos:pos + 10]!r}")
+            raise WhenError(f"unexpected character at {pos}: {text[pos : pos + 10]!r}")
         kind = m.lastgroup or ""
         raw = m.group(kind)
         start = m.start(kind)
@@ -62,7 +62,9 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("lit", re.sub(r"\\(.)", r"\1", raw[1:-1]), start))
         elif kind == "name" and raw in KEYWORDS:
             literal = {"true": True, "false": False, "null": None}
-            tokens.append(Token("lit", literal[raw], start) if raw in literal else Token("kw", raw, start))
+            tokens.append(
+                Token("lit", literal[raw], start) if raw in literal else Token("kw", raw, start)
+            )
         else:
             tokens.append(Token(kind, raw, start))
         pos = m.end()

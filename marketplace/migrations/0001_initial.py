@@ -7,142 +7,376 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('orgs', '0001_initial'),
+        ("orgs", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Blueprint',
+            name="Blueprint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('visibility', models.CharField(choices=[('listed', 'Listed'), ('unlisted', 'Unlisted'), ('private', 'Private')], default='listed', max_length=16)),
-                ('title', models.CharField(max_length=128)),
-                ('summary', models.CharField(blank=True, max_length=512)),
-                ('icon', models.CharField(blank=True, max_length=512)),
-                ('category', models.CharField(db_index=True, max_length=64)),
-                ('tags', models.JSONField(default=list)),
-                ('license', models.CharField(blank=True, max_length=64)),
-                ('docs', models.URLField(blank=True)),
-                ('latest_version', models.CharField(max_length=64)),
-                ('search_text', models.TextField(blank=True, help_text='lower-case name, title, summary, tags')),
-                ('tags_text', models.CharField(blank=True, help_text='`|tag|tag|` for exact tag filters', max_length=1024)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='blueprints', to='orgs.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, unique=True)),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("listed", "Listed"),
+                            ("unlisted", "Unlisted"),
+                            ("private", "Private"),
+                        ],
+                        default="listed",
+                        max_length=16,
+                    ),
+                ),
+                ("title", models.CharField(max_length=128)),
+                ("summary", models.CharField(blank=True, max_length=512)),
+                ("icon", models.CharField(blank=True, max_length=512)),
+                ("category", models.CharField(db_index=True, max_length=64)),
+                ("tags", models.JSONField(default=list)),
+                ("license", models.CharField(blank=True, max_length=64)),
+                ("docs", models.URLField(blank=True)),
+                ("latest_version", models.CharField(max_length=64)),
+                (
+                    "search_text",
+                    models.TextField(blank=True, help_text="lower-case name, title, summary, tags"),
+                ),
+                (
+                    "tags_text",
+                    models.CharField(
+                        blank=True, help_text="`|tag|tag|` for exact tag filters", max_length=1024
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="blueprints",
+                        to="orgs.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['title'],
+                "ordering": ["title"],
             },
         ),
         migrations.CreateModel(
-            name='BlueprintVersion',
+            name="BlueprintVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=64)),
-                ('spec', models.JSONField(help_text="the Blueprint document's spec, as loaded")),
-                ('deployable', models.BooleanField(default=True)),
-                ('path', models.CharField(blank=True, help_text='file it was loaded from', max_length=512)),
-                ('digest', models.CharField(blank=True, max_length=64)),
-                ('blueprint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='marketplace.blueprint')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=64)),
+                ("spec", models.JSONField(help_text="the Blueprint document's spec, as loaded")),
+                ("deployable", models.BooleanField(default=True)),
+                (
+                    "path",
+                    models.CharField(
+                        blank=True, help_text="file it was loaded from", max_length=512
+                    ),
+                ),
+                ("digest", models.CharField(blank=True, max_length=64)),
+                (
+                    "blueprint",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="marketplace.blueprint",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Application',
+            name="Application",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('delivery_state', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Committed'), ('retrying', 'Retrying')], default='pending', max_length=16)),
-                ('delivery_error', models.TextField(blank=True)),
-                ('last_commit_sha', models.CharField(blank=True, max_length=64)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('name', models.SlugField(max_length=40)),
-                ('values', models.JSONField(blank=True, default=dict, help_text='install values; secrets are references only')),
-                ('secret_refs', models.JSONField(blank=True, default=dict, help_text='value path → {secret, key} generated in-cluster')),
-                ('size', models.CharField(choices=[('small', 'small'), ('medium', 'medium'), ('large', 'large')], default='small', max_length=8)),
-                ('placement', models.CharField(choices=[('single-region', 'Single region'), ('active-active', 'Active-active'), ('active-hotstandby', 'Active + hot standby')], default='single-region', max_length=20)),
-                ('regions', models.JSONField(default=list, help_text='host clusters, the active one first')),
-                ('dependencies', models.JSONField(blank=True, default=dict, help_text='alias → name of the Application it uses')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('committing', 'Committing'), ('committed', 'Committed'), ('reconciling', 'Reconciling'), ('ready', 'Ready'), ('degraded', 'Degraded'), ('failed', 'Failed'), ('uninstalling', 'Uninstalling')], default='pending', max_length=16)),
-                ('conditions', models.JSONField(blank=True, default=list)),
-                ('observed_revision', models.CharField(blank=True, max_length=128)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='applications', to='orgs.environment')),
-                ('blueprint_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='applications', to='marketplace.blueprintversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "delivery_state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("delivered", "Committed"),
+                            ("retrying", "Retrying"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("delivery_error", models.TextField(blank=True)),
+                ("last_commit_sha", models.CharField(blank=True, max_length=64)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("name", models.SlugField(max_length=40)),
+                (
+                    "values",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="install values; secrets are references only",
+                    ),
+                ),
+                (
+                    "secret_refs",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="value path → {secret, key} generated in-cluster",
+                    ),
+                ),
+                (
+                    "size",
+                    models.CharField(
+                        choices=[("small", "small"), ("medium", "medium"), ("large", "large")],
+                        default="small",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "placement",
+                    models.CharField(
+                        choices=[
+                            ("single-region", "Single region"),
+                            ("active-active", "Active-active"),
+                            ("active-hotstandby", "Active + hot standby"),
+                        ],
+                        default="single-region",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "regions",
+                    models.JSONField(default=list, help_text="host clusters, the active one first"),
+                ),
+                (
+                    "dependencies",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="alias → name of the Application it uses",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("committing", "Committing"),
+                            ("committed", "Committed"),
+                            ("reconciling", "Reconciling"),
+                            ("ready", "Ready"),
+                            ("degraded", "Degraded"),
+                            ("failed", "Failed"),
+                            ("uninstalling", "Uninstalling"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("conditions", models.JSONField(blank=True, default=list)),
+                ("observed_revision", models.CharField(blank=True, max_length=128)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="applications",
+                        to="orgs.environment",
+                    ),
+                ),
+                (
+                    "blueprint_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="applications",
+                        to="marketplace.blueprintversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['environment__name', 'name'],
+                "ordering": ["environment__name", "name"],
             },
         ),
         migrations.CreateModel(
-            name='CatalogSource',
+            name="CatalogSource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('kind', models.CharField(choices=[('directory', 'Directory'), ('git', 'Git repository')], max_length=16)),
-                ('location', models.CharField(help_text='a directory, or owner/repo@branch', max_length=255)),
-                ('last_synced_at', models.DateTimeField(blank=True, null=True)),
-                ('last_result', models.JSONField(blank=True, default=dict)),
-                ('organization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orgs.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("directory", "Directory"), ("git", "Git repository")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "location",
+                    models.CharField(help_text="a directory, or owner/repo@branch", max_length=255),
+                ),
+                ("last_synced_at", models.DateTimeField(blank=True, null=True)),
+                ("last_result", models.JSONField(blank=True, default=dict)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="orgs.organization",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='blueprint',
-            name='source',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='blueprints', to='marketplace.catalogsource'),
+            model_name="blueprint",
+            name="source",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="blueprints",
+                to="marketplace.catalogsource",
+            ),
         ),
         migrations.CreateModel(
-            name='CatalogSyncError',
+            name="CatalogSyncError",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(max_length=512)),
-                ('error', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='errors', to='marketplace.catalogsource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("path", models.CharField(max_length=512)),
+                ("error", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="errors",
+                        to="marketplace.catalogsource",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['source__name', 'path'],
+                "ordering": ["source__name", "path"],
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyKey',
+            name="IdempotencyKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=128)),
-                ('scope', models.CharField(help_text='method and path', max_length=255)),
-                ('body_hash', models.CharField(max_length=64)),
-                ('status', models.PositiveSmallIntegerField()),
-                ('response', models.JSONField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=128)),
+                ("scope", models.CharField(help_text="method and path", max_length=255)),
+                ("body_hash", models.CharField(max_length=64)),
+                ("status", models.PositiveSmallIntegerField()),
+                ("response", models.JSONField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='InstallPlan',
+            name="InstallPlan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('data', models.JSONField(help_text='the resolved plan: apps to create, existing ones to use')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('applied_at', models.DateTimeField(blank=True, null=True)),
-                ('blueprint_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='marketplace.blueprintversion')),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orgs.environment')),
-                ('requested_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "data",
+                    models.JSONField(
+                        help_text="the resolved plan: apps to create, existing ones to use"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("applied_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "blueprint_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="marketplace.blueprintversion",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="orgs.environment",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='blueprintversion',
-            constraint=models.UniqueConstraint(fields=('blueprint', 'version'), name='one_blueprint_version'),
+            model_name="blueprintversion",
+            constraint=models.UniqueConstraint(
+                fields=("blueprint", "version"), name="one_blueprint_version"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='application',
-            constraint=models.UniqueConstraint(fields=('environment', 'name'), name='one_app_name_per_env'),
+            model_name="application",
+            constraint=models.UniqueConstraint(
+                fields=("environment", "name"), name="one_app_name_per_env"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='idempotencykey',
-            constraint=models.UniqueConstraint(fields=('user', 'key', 'scope'), name='one_idempotency_key'),
+            model_name="idempotencykey",
+            constraint=models.UniqueConstraint(
+                fields=("user", "key", "scope"), name="one_idempotency_key"
+            ),
         ),
     ]

@@ -14,7 +14,8 @@ from orgs.models import Environment
 def catalog(db: Any) -> CatalogSource:
     """The starter catalog shipped in marketplace/catalog/, synced."""
     source, _ = CatalogSource.objects.update_or_create(
-        name=loader.PUBLIC_SOURCE, defaults={"kind": "directory", "location": str(settings.CATALOG_DIR)}
+        name=loader.PUBLIC_SOURCE,
+        defaults={"kind": "directory", "location": str(settings.CATALOG_DIR)},
     )
     result = loader.sync_source(source)
     assert result["errors"] == 0, list(source.errors.values_list("path", "error"))
@@ -38,8 +39,18 @@ def blueprint_doc(name: str, version: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "version": version,
-            "card": {"title": name.removeprefix("bp-").title(), "summary": f"{name} for tests", "category": "testing"},
-            "manifests": {"chart": {"repository": "https://charts.example.test", "name": name, "version": "1.0.0"}},
+            "card": {
+                "title": name.removeprefix("bp-").title(),
+                "summary": f"{name} for tests",
+                "category": "testing",
+            },
+            "manifests": {
+                "chart": {
+                    "repository": "https://charts.example.test",
+                    "name": name,
+                    "version": "1.0.0",
+                }
+            },
             **spec,
         },
     }

@@ -12,7 +12,11 @@ pytestmark = pytest.mark.django_db
 def test_search_and_filters_keep_the_url(catalog, cast, client_for):
     client = client_for(cast["viewer"])
     page = client.get("/marketplace/")
-    assert page.status_code == 200 and b"WordPress" in page.content and b"/marketplace/bp-loki/" not in page.content  # unlisted
+    assert (
+        page.status_code == 200
+        and b"WordPress" in page.content
+        and b"/marketplace/bp-loki/" not in page.content
+    )  # unlisted
     found = client.get("/marketplace/?q=loki")
     assert b"/marketplace/bp-loki/" in found.content  # unlisted appears in search
     dbs = client.get("/marketplace/?category=databases")
@@ -20,7 +24,11 @@ def test_search_and_filters_keep_the_url(catalog, cast, client_for):
     tagged = client.get("/marketplace/?tag=sso")
     assert b"Keycloak" in tagged.content and b"Gitea" not in tagged.content
     partial = client.get("/marketplace/?q=git", HTTP_HX_REQUEST="true")
-    assert partial.status_code == 200 and b"<html" not in partial.content and b"Gitea" in partial.content
+    assert (
+        partial.status_code == 200
+        and b"<html" not in partial.content
+        and b"Gitea" in partial.content
+    )
     assert partial["Vary"] and "HX-Request" in partial["Vary"]
     assert b'hx-push-url="true"' in page.content
 
@@ -28,12 +36,31 @@ def test_search_and_filters_keep_the_url(catalog, cast, client_for):
 def test_detail_shows_versions_dependencies_and_installed(catalog, cast, client_for, on_commit):
     client = client_for(cast["admin"])
     with on_commit():
-        client.post("/api/v1/orgs/acme/environments/acme-prod/applications/", {"name": "blog", "blueprint": "bp-wordpress", "version": "1.1.0", "values": {"domain": "b.acme.test", "admin": {"email": "a@b"}}}, content_type="application/json")
+        client.post(
+            "/api/v1/orgs/acme/environments/acme-prod/applications/",
+            {
+                "name": "blog",
+                "blueprint": "bp-wordpress",
+                "version": "1.1.0",
+                "values": {"domain": "b.acme.test", "admin": {"email": "a@b"}},
+            },
+            content_type="application/json",
+        )
     page = client.get("/marketplace/bp-wordpress/")
     assert page.status_code == 200
-    for text in (b"2.0.0", b"1.1.0", b"1.0.0", b"bp-mariadb ^1.0", b"database.external == false", b"acme-prod/blog"):
+    for text in (
+        b"2.0.0",
+        b"1.1.0",
+        b"1.0.0",
+        b"bp-mariadb ^1.0",
+        b"database.external == false",
+        b"acme-prod/blog",
+    ):
         assert text in page.content
-    assert b"acme-prod/blog" not in client_for(cast["member_b"]).get("/marketplace/bp-wordpress/").content
+    assert (
+        b"acme-prod/blog"
+        not in client_for(cast["member_b"]).get("/marketplace/bp-wordpress/").content
+    )
     assert client.get("/marketplace/bp-wordpress/?version=9.0.0").status_code == 404
 
 

@@ -14,7 +14,17 @@ pytestmark = pytest.mark.django_db
 def test_starter_catalog_has_realistic_blueprints(catalog):
     names = set(Blueprint.objects.values_list("name", flat=True))
     assert len(names) >= 12
-    assert {"bp-wordpress", "bp-cnpg", "bp-valkey", "bp-gitea", "bp-keycloak", "bp-grafana", "bp-nextcloud", "bp-matrix", "bp-librechat"} <= names
+    assert {
+        "bp-wordpress",
+        "bp-cnpg",
+        "bp-valkey",
+        "bp-gitea",
+        "bp-keycloak",
+        "bp-grafana",
+        "bp-nextcloud",
+        "bp-matrix",
+        "bp-librechat",
+    } <= names
     assert len(set(Blueprint.objects.values_list("category", flat=True))) >= 5
     wordpress = Blueprint.objects.get(name="bp-wordpress")
     assert wordpress.latest_version == "2.0.0" and wordpress.versions.count() == 3
@@ -22,7 +32,12 @@ def test_starter_catalog_has_realistic_blueprints(catalog):
     assert v2.upgrades == {"from": ["^1.1"], "blocks": ["~1.0"]}
     assert v2.spec["card"]["title"] == "WordPress"  # inherited from the first document in the file
     gitea = BlueprintVersion.objects.get(blueprint__name="bp-gitea", version="1.22.0")
-    assert gitea.depends[0] == {"blueprint": "bp-cnpg", "range": "^1.4", "alias": "db", "values": {"database": "gitea", "owner": "gitea"}}
+    assert gitea.depends[0] == {
+        "blueprint": "bp-cnpg",
+        "range": "^1.4",
+        "alias": "db",
+        "values": {"database": "gitea", "owner": "gitea"},
+    }
     assert gitea.chart["repository"] == "https://dl.gitea.com/charts/"
     assert CatalogSyncError.objects.count() == 0
 
@@ -41,7 +56,10 @@ def test_broken_file_is_reported_and_skipped_rest_syncs(publish):
     assert not Blueprint.objects.filter(name__in=["bp-bad", "bp-badwhen"]).exists()
     errors = dict(CatalogSyncError.objects.values_list("path", "error"))
     assert "not valid YAML" in errors["broken-yaml.yaml"]
-    assert "spec.version" in errors["bad-version.yaml"] and "semantic version" in errors["bad-version.yaml"]
+    assert (
+        "spec.version" in errors["bad-version.yaml"]
+        and "semantic version" in errors["bad-version.yaml"]
+    )
     assert "spec.depends[0].when" in errors["bad-when.yaml"]
 
 
@@ -51,7 +69,9 @@ def test_resync_is_idempotent_and_removes_deleted_versions(publish, tmp_path):
     (tmp_path / "extra-catalog" / "bp-one-1.1.0.yaml").unlink()
     result = publish()
     assert result["removed"] == 1
-    assert list(BlueprintVersion.objects.filter(blueprint__name="bp-one").values_list("version", flat=True)) == ["1.0.0"]
+    assert list(
+        BlueprintVersion.objects.filter(blueprint__name="bp-one").values_list("version", flat=True)
+    ) == ["1.0.0"]
     assert Blueprint.objects.get(name="bp-one").latest_version == "1.0.0"
 
 

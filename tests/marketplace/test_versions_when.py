@@ -54,7 +54,17 @@ def test_when_evaluates_whitelisted_grammar(expression, values, expected):
 
 @pytest.mark.parametrize(
     "expression",
-    ["__import__('os')", "a.__class__()", "open('x')", "a +", "a ==", "[1, 2", "a ; b", "lambda: 1", "a[0]"],
+    [
+        "__import__('os')",
+        "a.__class__()",
+        "open('x')",
+        "a +",
+        "a ==",
+        "[1, 2",
+        "a ; b",
+        "lambda: 1",
+        "a[0]",
+    ],
 )
 def test_when_refuses_anything_else(expression):
     with pytest.raises(when.WhenError):
