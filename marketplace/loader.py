@@ -31,6 +31,7 @@ from .models import Blueprint, BlueprintVersion, CatalogSource, CatalogSyncError
 
 log = logging.getLogger(__name__)
 PUBLIC_SOURCE = "public"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: same safety
 
 
 @cache
@@ -105,7 +106,7 @@ def parse_files(files: Iterable[tuple[str, str]]) -> Loaded:
     loaded = Loaded()
     for path, text in files:
         try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+            docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
         except yaml.YAMLError as exc:
             loaded.errors[path] = f"not valid YAML: {exc}".replace("\n", " ")
             continue
@@ -181,6 +182,16 @@ def _card_fields(
     }
 
 
+def _current(bp: Blueprint, attr: str) -> Any:
+    if attr in ("source", "owner"):  # compare ids: no query per row
+        return getattr(bp, f"{attr}_id")
+    return getattr(bp, attr)
+
+
+def _comparable(value: Any) -> Any:
+    return value.pk if isinstance(value, (CatalogSource, Organization)) else value
+
+
 @transaction.atomic
 def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
     """Make the source's Blueprints in the database equal to `loaded`."""
@@ -206,9 +217,11 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
         values = _card_fields(doc, owners, source)
         if name in existing:
             bp = existing[name]
-            for attr, value in values.items():
-                setattr(bp, attr, value)
-            to_update.append(bp)
+            changed_fields = [a for a, v in values.items() if _current(bp, a) != _comparable(v)]
+            for attr in changed_fields:
+                setattr(bp, attr, values[attr])
+            if changed_fields:
+                to_update.append(bp)
         else:
             to_create.append(Blueprint(name=name, **values))
     Blueprint.objects.bulk_create(to_create)
