@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.templatetags.static import static
 from django.utils import timezone
 
 from core.models import DeliveryTracked
@@ -104,6 +105,13 @@ class Blueprint(models.Model):
     def short_name(self) -> str:
         return self.name.removeprefix("bp-")
 
+    @property
+    def icon_url(self) -> str:
+        """An absolute URL as written, else a static file path (`marketplace/icons/x.svg`)."""
+        if not self.icon or self.icon.startswith(("https://", "/")):
+            return self.icon
+        return static(self.icon)
+
 
 class BlueprintVersion(models.Model):
     blueprint = models.ForeignKey(Blueprint, on_delete=models.CASCADE, related_name="versions")
@@ -188,7 +196,9 @@ class Application(DeliveryTracked):
         default=dict, blank=True, help_text="install values; secrets are references only"
     )
     secret_refs = models.JSONField(
-        default=dict, blank=True, help_text="value path → {secret, key} generated in-cluster"
+        default=dict,
+        blank=True,
+        help_text="value path → {secret, key}: the Secret generated in-cluster for a password field",
     )
     size = models.CharField(max_length=8, choices=[(s, s) for s in SIZES], default="small")
     placement = models.CharField(max_length=20, choices=Placement.choices, default=Placement.SINGLE)

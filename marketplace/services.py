@@ -94,7 +94,12 @@ def make_plan(
 
 
 def _unsaved(env: Environment, spec: dict[str, Any], version: BlueprintVersion) -> Application:
+    secret_refs = {
+        path: {"secret": f"{spec['name']}-credentials", "key": manifests.secret_key(path)}
+        for path in schema_form.secret_paths(version.config_schema)
+    }
     return Application(
+        secret_refs=secret_refs,
         environment=env,
         name=spec["name"],
         blueprint_version=version,

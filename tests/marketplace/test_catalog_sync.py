@@ -91,3 +91,35 @@ def test_sync_errors_page_is_for_operators(publish, cast, client_for):
     page = client_for(cast["sovereign_operator"]).get("/marketplace/sync-errors/")
     assert page.status_code == 200 and b"x.yaml" in page.content
     assert client_for(cast["owner"]).get("/marketplace/sync-errors/").status_code == 403
+
+
+def test_org_shared_blueprints_repo_publishes_private_blueprints(
+    catalog, cast, client_for, on_commit
+):
+    from gitops.backend import Author
+    from gitops.sync import Desired, sync
+    from marketplace import loader
+
+    doc = "apiVersion: catalyst.openova.io/v1\nkind: Blueprint\nmetadata: {name: bp-acme-crm}\nspec:\n  version: 1.0.0\n  visibility: listed\n  card: {title: Acme CRM, summary: Our CRM, category: crm}\n  manifests: {chart: {repository: 'https://charts.acme.test', name: crm, version: '1.0.0'}}\n"
+    sync(
+        Desired(
+            owner="acme",
+            repo="shared-blueprints",
+            branch="main",
+            root="blueprints/",
+            files={"blueprints/crm.yaml": doc},
+        ),
+        author=Author("t", "t@example.test"),
+        message="add crm",
+    )
+    results = loader.sync_all()
+    assert results["org:acme"]["blueprints"] == 1
+    bp = Blueprint.objects.get(name="bp-acme-crm")
+    assert bp.visibility == "private" and bp.owner.slug == "acme"  # an Org cannot list publicly
+    assert client_for(cast["viewer"]).get("/marketplace/bp-acme-crm/").status_code == 200
+    assert client_for(cast["member_b"]).get("/marketplace/bp-acme-crm/").status_code == 404
+
+
+def test_load_demo_syncs_the_catalog(db):
+    call_command("load_demo", stdout=io.StringIO())
+    assert Blueprint.objects.count() >= 12 and CatalogSyncError.objects.count() == 0
