@@ -304,6 +304,4 @@ CELERY_BEAT_SCHEDULE["sync-catalog"] = {
 # Whether a Flux watcher reports cluster status; without one an uninstalled Application's row is
 # removed as soon as its files are gone (nothing can report "drained").
 FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
-# Where in-cluster secrets for password fields are generated/kept (ExternalSecret store).
-SECRET_STORE_NAME = env_str("SECRET_STORE_NAME", "catalyst-openbao")
 DEMO_LOADERS = ["sync_catalog"]
