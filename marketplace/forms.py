@@ -46,7 +46,11 @@ class InstallForm(forms.Form):
         self._choice("placement").choices = [
             (value, label) for value, label in Placement.choices if value in placement_modes
         ]
-        regions = sorted({c.name for e in environments for c in e.regions.all()})
+        chosen = self.environments.get(
+            str(self.data.get("environment") or self.initial.get("environment") or "")
+        )
+        scope = [chosen] if chosen else environments
+        regions = sorted({c.name for e in scope for c in e.regions.all()})
         self._choice("regions").choices = [(r, r) for r in regions]
         self.dependencies = dependencies
         for dep in dependencies:

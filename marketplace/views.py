@@ -196,6 +196,16 @@ def install(request: HttpRequest, name: str) -> HttpResponse:
         dependencies=plans.dependency_options(env, version),
         initial={"environment": env.name, "name": bp.short_name},
     )
+    install_form.fields["environment"].widget.attrs.update(
+        {  # choosing another Environment reloads its regions and reusable dependencies
+            "hx-get": request.get_full_path(),
+            "hx-trigger": "change",
+            "hx-target": "#install-form",
+            "hx-select": "#install-form",
+            "hx-swap": "outerHTML",
+            "hx-include": "this",
+        }
+    )
     schema_form = SchemaForm(data, schema=version.config_schema, app_choices=_app_choices(env))
     if request.method == "POST" and install_form.is_valid() and schema_form.is_valid():
         try:

@@ -333,3 +333,27 @@ def test_uninstall_waits_for_drain_when_cluster_connected(
     assert app.state == "uninstalling" and files("acme", "cache", "main") == ["README.md"]
     assert services.mark_drained(app) is True
     assert not Application.objects.filter(pk=app.pk).exists()
+
+
+def test_install_form_follows_the_chosen_environment(catalog, cast, client_for, on_commit):
+    with on_commit():
+        services.install(
+            by=cast["admin"],
+            env=cast["acme"].environments.get(env_type="prod"),
+            version=_version("bp-cnpg", "1.5.0"),
+            name="shared-pg",
+            values={},
+        )
+    client = client_for(cast["admin"])
+    prod = client.get(
+        "/marketplace/bp-keycloak/install/?environment=acme-prod", HTTP_HX_REQUEST="true"
+    )
+    assert (
+        b'value="hz-fsn-rtz-prod"' in prod.content and b'value="hz-fsn-rtz-dev"' not in prod.content
+    )
+    assert (
+        b"Use existing \xe2\x80\x9cshared-pg\xe2\x80\x9d" in prod.content
+        and b'hx-select="#install-form"' in prod.content
+    )
+    dev = client.get("/marketplace/bp-keycloak/install/?environment=acme-dev")
+    assert b'value="hz-fsn-rtz-dev"' in dev.content and b"shared-pg" not in dev.content
