@@ -37,6 +37,10 @@ def pytest_configure(config: Any) -> None:
 def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
     settings.GIT_ROOT = tmp_path / "git"
     settings.GITEA_URL = ""
+    settings.NATS_URL = ""  # tests that publish events turn it on themselves
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher"
+    ]  # fast, tests only
     settings.CELERY_TASK_ALWAYS_EAGER = True
     from catalyst_portal.celery import app
 
@@ -44,6 +48,12 @@ def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
     gitops_sync.backend.cache_clear()
     yield
     gitops_sync.backend.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    """Hashing the cast's passwords with PBKDF2 costs ~0.5 s a user; tests need no strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -135,3 +145,14 @@ def client_for() -> Callable[[Any], Client]:
         return client
 
     return make
+
+
+@pytest.fixture
+def gitea(tmp_path: Any) -> Iterator[Any]:
+    """A running Gitea emulator (tests/gitops/gitea_emulator.py); fails the test on a spec violation."""
+    from tests.gitops.gitea_emulator import GiteaEmulator
+
+    emulator = GiteaEmulator(tmp_path / "gitea").start()
+    yield emulator
+    emulator.stop()
+    assert emulator.violations == [], "Gitea API contract violated"
