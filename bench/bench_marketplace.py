@@ -136,6 +136,12 @@ def main() -> None:
         setup_test_environment()
         settings.ALLOWED_HOSTS = ["*"]
         old_name = connection.settings_dict["NAME"]
+        # a database of our own: never clobber another run's test database
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = (
+            f"test_bench_marketplace_{os.getpid()}"
+            if connection.vendor != "sqlite"
+            else None
+        )
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:
             _run(Path(tmp))
@@ -155,7 +161,6 @@ def _run(tmp: Path) -> None:
     from marketplace.views import catalog_context
     from orgs import services as org_services
     from orgs.models import HostCluster, Sovereign
-    from rbac import services as rbac_services
 
     sovereign = Sovereign.objects.create(fqdn="bench.local", display_name="Bench")
     HostCluster.objects.create(
@@ -167,12 +172,6 @@ def _run(tmp: Path) -> None:
         slug="bench-co",
         display_name="Bench",
         environments=[{"env_type": "prod", "regions": ["hz-fsn-rtz-prod"]}],
-    )
-    rbac_services.assign(
-        by=None,
-        user=user,
-        tier="admin",
-        scopes=[{"key": "openova.io/organization", "value": "bench-co"}],
     )
 
     # -- sync of 500 files -------------------------------------------------------------------
