@@ -138,9 +138,7 @@ def main() -> None:
         old_name = connection.settings_dict["NAME"]
         # a database of our own: never clobber another run's test database
         connection.settings_dict.setdefault("TEST", {})["NAME"] = (
-            f"test_bench_marketplace_{os.getpid()}"
-            if connection.vendor != "sqlite"
-            else None
+            f"test_bench_marketplace_{os.getpid()}" if connection.vendor != "sqlite" else None
         )
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:

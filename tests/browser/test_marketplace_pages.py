@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def catalog(db):
-    source = CatalogSource.objects.create(name="public", kind="directory", location=str(settings.CATALOG_DIR))
+    source = CatalogSource.objects.create(
+        name="public", kind="directory", location=str(settings.CATALOG_DIR)
+    )
     loader.sync_source(source)
     return source
 
@@ -49,15 +51,24 @@ def test_install_from_the_catalog(page, live_server, cast, catalog):
     page.click("main form button[type=submit]")
     page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-prod/cache/")
     assert Application.objects.get(name="cache").state == "committed"
-    assert commits("acme", "cache", "main")[0] == "applications.install: application acme-prod/cache"
+    assert (
+        commits("acme", "cache", "main")[0] == "applications.install: application acme-prod/cache"
+    )
     assert page.js_errors == []
 
 
 @pytest.mark.parametrize(
     "path",
-    ["/marketplace/", "/marketplace/bp-wordpress/", "/marketplace/bp-wordpress/install/", "/marketplace/apps/"],
+    [
+        "/marketplace/",
+        "/marketplace/bp-wordpress/",
+        "/marketplace/bp-wordpress/install/",
+        "/marketplace/apps/",
+    ],
 )
-def test_marketplace_pages_have_no_serious_accessibility_violations(page, live_server, cast, catalog, path):
+def test_marketplace_pages_have_no_serious_accessibility_violations(
+    page, live_server, cast, catalog, path
+):
     sign_in(page, live_server, "admin", PASSWORD)
     page.goto(f"{live_server.url}{path}")
     assert axe_violations(page) == []
