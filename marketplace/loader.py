@@ -195,6 +195,7 @@ def _comparable(value: Any) -> Any:
 @transaction.atomic
 def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
     """Make the source's Blueprints in the database equal to `loaded`."""
+    CatalogSource.objects.select_for_update().filter(pk=source.pk).first()  # one sync per source
     latest: dict[str, dict[str, Any]] = {}
     for (name, version), (_path, doc) in loaded.docs.items():
         current = latest.get(name)

@@ -162,3 +162,34 @@ def test_plan_endpoint_previews_without_writing(catalog, cast, client_for):
         f["status"] == "added" and f["diff"].startswith("--- /dev/null") for f in body["files"]
     )
     assert not Application.objects.exists() and commits("acme", "git", "main") == []
+
+
+def test_api_dependency_choice_uses_an_existing_application(catalog, cast, client_for, on_commit):
+    client = client_for(cast["admin"])
+    with on_commit():
+        assert (
+            client.post(
+                URL,
+                {"name": "shared-pg", "blueprint": "bp-cnpg", "version": "1.5.0"},
+                content_type="application/json",
+            ).status_code
+            == 201
+        )
+    with on_commit():
+        response = client.post(
+            URL,
+            {
+                "name": "sso",
+                "blueprint": "bp-keycloak",
+                "values": {"domain": "sso.acme.test"},
+                "dependencies": {"db": "shared-pg"},
+            },
+            content_type="application/json",
+        )
+    assert response.status_code == 201 and response.json()["dependencies"] == {"db": "shared-pg"}
+    assert sorted(Application.objects.values_list("name", flat=True)) == ["shared-pg", "sso"]
+    refused = client.delete(URL + "shared-pg/")
+    assert (
+        refused.status_code == 409
+        and "sso depends on shared-pg" in refused.json()["errors"]["name"][0]
+    )
