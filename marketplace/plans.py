@@ -272,6 +272,7 @@ def resolve(
     if size not in SIZES:
         raise ValidationError({"size": f"Choose one of {', '.join(SIZES)}."})
     values = schema_form.validate(version.config_schema, values)
+    check_application_refs(env, version.config_schema, values)
     chosen_regions = validate_placement(
         mode=placement, regions=regions or [], schema=version.placement_schema, env=env
     )
@@ -286,6 +287,33 @@ def resolve(
         "uses": state.uses,
         "skipped": state.skipped,
     }
+
+
+def check_application_refs(
+    env: Environment, schema: dict[str, Any], values: dict[str, Any]
+) -> None:
+    """`application-ref` values must name an Application of this Environment (of the Blueprint
+    the field asks for, when it says)."""
+    errors: dict[str, str] = {}
+    for prop in schema_form.walk(schema):
+        if prop.hint != "application-ref":
+            continue
+        name = schema_form.get_path(values, prop.path)
+        if not name:
+            continue
+        app = (
+            Application.objects.filter(environment=env, name=str(name))
+            .exclude(state=AppState.UNINSTALLING)
+            .select_related("blueprint_version__blueprint")
+            .first()
+        )
+        wanted = str(prop.schema.get("x-catalyst-blueprint", ""))
+        if app is None:
+            errors[f"values.{prop.dotted}"] = f"There is no Application “{name}” in {env.name}."
+        elif wanted and app.blueprint.name != wanted:
+            errors[f"values.{prop.dotted}"] = f"“{name}” is {app.blueprint.name}, not {wanted}."
+    if errors:
+        raise ValidationError(errors)
 
 
 def dependency_options(env: Environment, version: BlueprintVersion) -> list[dict[str, Any]]:

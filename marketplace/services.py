@@ -245,6 +245,7 @@ def update_values(
     if app.state == AppState.UNINSTALLING:
         raise ConflictError({"state": "This Application is being uninstalled."})
     values = schema_form.validate(app.blueprint_version.config_schema, values)
+    plans.check_application_refs(app.environment, app.blueprint_version.config_schema, values)
     _check_dependencies(app, app.blueprint_version, values)
     if size is not None and size not in ("small", "medium", "large"):
         raise ValidationError({"size": "Choose one of small, medium, large."})

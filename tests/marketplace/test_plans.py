@@ -203,3 +203,52 @@ def test_bad_values_and_names_are_refused(catalog, acme_prod):
         "values.registration",
         "values.admin.email",
     }
+
+
+def test_application_ref_must_name_an_app_of_this_environment(catalog, cast, acme_prod, on_commit):
+    globex_prod = Environment.objects.get(name="globex-prod")
+    with on_commit():
+        services.install(
+            by=cast["member_b"],
+            env=globex_prod,
+            version=v("bp-loki", "3.0.0"),
+            name="logs",
+            values={},
+        )
+        services.install(
+            by=cast["admin"],
+            env=acme_prod,
+            version=v("bp-valkey", "2.0.0"),
+            name="cache",
+            values={},
+        )
+    grafana = v("bp-grafana", "11.0.0")
+    with pytest.raises(ValidationError) as err:
+        plans.resolve(
+            env=acme_prod,
+            version=grafana,
+            name="dash",
+            values={"domain": "d.acme.test", "logs": "logs"},
+        )
+    assert err.value.message_dict == {
+        "values.logs": ["There is no Application “logs” in acme-prod."]
+    }
+    with pytest.raises(ValidationError) as err:
+        plans.resolve(
+            env=acme_prod,
+            version=grafana,
+            name="dash",
+            values={"domain": "d.acme.test", "logs": "cache"},
+        )
+    assert err.value.message_dict == {"values.logs": ["“cache” is bp-valkey, not bp-loki."]}
+    with on_commit():
+        services.install(
+            by=cast["admin"], env=acme_prod, version=v("bp-loki", "3.0.0"), name="logs", values={}
+        )
+    plan = plans.resolve(
+        env=acme_prod,
+        version=grafana,
+        name="dash",
+        values={"domain": "d.acme.test", "logs": "logs"},
+    )
+    assert plan["apps"][-1]["values"]["logs"] == "logs"
