@@ -23,7 +23,7 @@ from core.errors import ConflictError
 from orgs.models import Environment
 from rbac import access
 
-from . import services, versions
+from . import previews, services, versions
 from .models import SIZES, Application, Blueprint, BlueprintVersion, IdempotencyKey, Placement
 from .views import APP_RELATED, catalog_context, visible_blueprints
 
@@ -272,7 +272,7 @@ def application_plan(request: Request, org: str, env: str) -> Response:
     """Resolve an install and show the files it would commit, without installing."""
     environment = _environment(request, org, env, "applications.install")
     plan = call(services.make_plan, by=request.user, env=environment, **_install_kwargs(request))
-    changes = services.preview(plan)
+    changes = previews.preview(plan)
     return Response(
         {
             "plan": plan.pk,

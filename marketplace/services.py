@@ -6,8 +6,6 @@ delivery task renders the complete desired files and commits them through `gitop
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -19,8 +17,7 @@ from core import audit, outbox
 from core.errors import ConflictError
 from core.models import OutboxItem
 from gitops import delivery
-from gitops.sync import Desired, backend, sync
-from gitops.sync import plan as git_plan
+from gitops.sync import sync
 from orgs.models import Environment
 
 from . import manifests, plans, schema_form, versions
@@ -93,7 +90,9 @@ def make_plan(
     )
 
 
-def _unsaved(env: Environment, spec: dict[str, Any], version: BlueprintVersion) -> Application:
+def unsaved_application(
+    env: Environment, spec: dict[str, Any], version: BlueprintVersion
+) -> Application:
     secret_refs = {
         path: {"secret": f"{spec['name']}-credentials", "key": manifests.secret_key(path)}
         for path in schema_form.secret_paths(version.config_schema)
@@ -110,68 +109,6 @@ def _unsaved(env: Environment, spec: dict[str, Any], version: BlueprintVersion) 
         dependencies=spec["dependencies"],
         state=AppState.PENDING,
     )
-
-
-@dataclass(frozen=True)
-class FileChange:
-    repo: str
-    branch: str
-    path: str
-    status: str  # added | modified | deleted
-    content: str
-    diff: str
-
-
-def _changes(desired: Desired) -> list[FileChange]:
-    result = git_plan(desired)
-    out = []
-    for path, new in sorted(result.changes.items()):
-        try:
-            old_raw = backend().read_file(desired.owner, desired.repo, desired.branch, path)
-        except Exception:  # the repo does not exist yet
-            old_raw = None
-        old = (old_raw or b"").decode()
-        text = (new or b"").decode()
-        status = "deleted" if new is None else ("modified" if old_raw is not None else "added")
-        diff = "".join(
-            difflib.unified_diff(
-                old.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                fromfile=f"a/{path}" if old_raw is not None else "/dev/null",
-                tofile=f"b/{path}" if new is not None else "/dev/null",
-            )
-        )
-        out.append(
-            FileChange(f"{desired.owner}/{desired.repo}", desired.branch, path, status, text, diff)
-        )
-    return out
-
-
-def preview(plan: InstallPlan) -> list[FileChange]:
-    """The exact files and diffs the plan's install would commit (reads Git, writes nothing)."""
-    env = plan.environment
-    by_id = {
-        v.pk: v
-        for v in BlueprintVersion.objects.filter(
-            pk__in=[a["version_id"] for a in plan.data["apps"]]
-        ).select_related("blueprint")
-    }
-    out: list[FileChange] = []
-    for spec in plan.data["apps"]:
-        app = _unsaved(env, spec, by_id[spec["version_id"]])
-        for desired in manifests.trees(app):
-            from gitops.validation import validate_files
-
-            validate_files(desired.files)
-            out += _changes(desired)
-    return out
-
-
-def preview_application(app: Application) -> list[FileChange]:
-    out: list[FileChange] = []
-    for desired in manifests.trees(app):
-        out += _changes(desired)
-    return out
 
 
 # --- install / update / upgrade / uninstall ----------------------------------------------------
@@ -226,7 +163,7 @@ def _create(*, by: Any, env: Environment, resolved: dict[str, Any]) -> Applicati
         with transaction.atomic():
             created = []
             for spec in resolved["apps"]:
-                app = _unsaved(env, spec, versions_by_id[spec["version_id"]])
+                app = unsaved_application(env, spec, versions_by_id[spec["version_id"]])
                 app.created_by = by if getattr(by, "is_authenticated", False) else None
                 app.save()
                 _schedule(app, by=by, action="applications.install", before=None)

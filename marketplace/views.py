@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 from orgs.models import Environment
 from rbac import access
 
-from . import plans, services, versions
+from . import plans, previews, services, versions
 from .forms import CatalogFilterForm, InstallForm, UninstallForm, UpgradeForm
 from .models import (
     Application,
@@ -269,7 +269,7 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             )
         else:
             return redirect("marketplace:app", env=app.environment.name, app=app.name)
-    changes = services.preview(plan) if plan.applied_at is None else []
+    changes = previews.preview(plan) if plan.applied_at is None else []
     return render(
         request,
         "marketplace/plan_detail.html",
