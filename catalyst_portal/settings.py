@@ -325,3 +325,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Marketplace (issue 4) -------------------------------------------------------------------
+# The public catalog: a directory of Blueprint YAML files (the starter catalog ships in the repo).
+CATALOG_DIR = Path(env_str("CATALOG_DIR", str(BASE_DIR / "marketplace" / "catalog")))
+# The Sovereign's own catalog repo (owner/repo@branch); empty to skip it.
+CATALOG_SOVEREIGN_REPO = env_str("CATALOG_SOVEREIGN_REPO", "system/catalog-sovereign@main")
+CATALOG_SYNC_INTERVAL_SECONDS = env_int("CATALOG_SYNC_INTERVAL_SECONDS", 900, minimum=10)
+CELERY_BEAT_SCHEDULE["sync-catalog"] = {
+    "task": "marketplace.tasks.sync_catalog_task",
+    "schedule": CATALOG_SYNC_INTERVAL_SECONDS,
+}
+# Whether a Flux watcher reports cluster status; without one an uninstalled Application's row is
+# removed as soon as its files are gone (nothing can report "drained").
+FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
+DEMO_LOADERS = ["sync_catalog"]

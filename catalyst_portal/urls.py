@@ -15,8 +15,10 @@ urlpatterns = [
     path("audit/", core_views.audit_list, name="audit"),
     path("orgs/", include("orgs.urls")),
     path("invitations/<str:token>/", member_views.invitation_accept, name="invitation-accept"),
+    path("marketplace/", include("marketplace.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
     path("api/v1/", include("core.api_urls")),
     path("api/v1/", include("rbac.api_urls")),
+    path("api/v1/", include("marketplace.api_urls")),
 ]
