@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from core import views as core_views
+from core.signup import signup_view
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -16,4 +17,7 @@ urlpatterns = [
     path("orgs/", include("orgs.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
+    path("signup/", signup_view, name="signup"),
+    path("", include("billing.urls")),
+    path("api/v1/", include("billing.api_urls")),
 ]
