@@ -100,7 +100,7 @@ def _redeem_into_org(request: HttpRequest) -> HttpResponse:
         try:
             vouchers.redeem_voucher(code=form.cleaned_data["code"], org=org, by=request.user)
         except ValidationError as exc:
-            apply_errors(form, exc)
+            form.add_error(None, exc.messages)  # the code is a hidden field: show it on top
             status = _status_for(exc)
         else:
             request.session.pop(SESSION_KEY, None)
