@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, outbox
 from core.errors import ConflictError
 from orgs import services as org_services
 from orgs.models import Organization
@@ -141,7 +141,7 @@ def _fulfil(order: Order, *, by: Any, paid_by_credit: bool) -> None:
         period_end=now + PERIOD,
     )
     if org.plan_code != order.plan_code:
-        Organization.objects.filter(pk=org.pk).update(plan_code=order.plan_code, updated_at=now)
+        _change_plan(org, plan_code=order.plan_code, by=by)
     audit.record(
         "billing.subscription.start",
         actor=by,
@@ -149,6 +149,22 @@ def _fulfil(order: Order, *, by: Any, paid_by_credit: bool) -> None:
         org_slug=org.slug,
         after={"plan_code": order.plan_code, "paid_by_credit": paid_by_credit},
     )
+
+
+def _change_plan(org: Organization, *, plan_code: str, by: Any) -> None:
+    """The plan is part of the Organization CR: record it and re-deliver the Organization."""
+    before = {"plan_code": org.plan_code}
+    Organization.objects.filter(pk=org.pk).update(plan_code=plan_code, updated_at=timezone.now())
+    org.plan_code = plan_code
+    event = audit.record(
+        "organization.update",
+        actor=by,
+        target=org,
+        org_slug=org.slug,
+        before=before,
+        after={"plan_code": plan_code},
+    )
+    outbox.enqueue(org_services.SYNC_TASK, org.pk, actor=by, audit_event=event)
 
 
 def _next_invoice_number() -> str:
