@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit, outbox
+from core import audit, events, outbox
 from core.errors import ConflictError
 from orgs import services as org_services
 from orgs.models import Organization
@@ -95,6 +95,17 @@ def _place(*, by: Any, org: Organization, quote: pricing.Quote, voucher_code: st
         org_slug=org.slug,
         after={
             "plan_code": quote.plan_code,
+            "total_minor": quote.total_minor,
+            "status": order.status,
+        },
+    )
+    events.emit(
+        "order.placed",
+        {
+            "order": order.pk,
+            "organization": org.slug,
+            "plan": quote.plan_code,
+            "currency": quote.currency,
             "total_minor": quote.total_minor,
             "status": order.status,
         },
@@ -215,6 +226,16 @@ def record_payment(*, by: Any, order: Order, reference: str) -> Order:
             target=locked.invoice,
             org_slug=locked.organization.slug,
             after={"reference": reference, "total_minor": locked.total_minor},
+        )
+        events.emit(
+            "invoice.paid",
+            {
+                "invoice": locked.invoice.number,
+                "order": locked.pk,
+                "organization": locked.organization.slug,
+                "currency": locked.currency,
+                "total_minor": locked.total_minor,
+            },
         )
         _fulfil(locked, by=by, paid_by_credit=False)
     return locked

@@ -15,5 +15,7 @@ def portal(request: HttpRequest) -> dict[str, Any]:
     return {
         "sovereign_name": sovereign or "Catalyst",
         "nav_is_operator": bool(user and access.is_global(user, "audit.read")),
-        "nav_extra": [],
+        "nav_extra": [{"url": "/bss/", "label": "BSS"}]
+        if user and access.is_global(user, "vouchers.read")
+        else [],
     }

@@ -9,7 +9,16 @@ from django.test import Client
 from django.utils import timezone
 
 from billing import pricing, vouchers
-from billing.models import Invoice, LedgerEntry, Order, Plan, Price, Redemption, Subscription, Voucher
+from billing.models import (
+    Invoice,
+    LedgerEntry,
+    Order,
+    Plan,
+    Price,
+    Redemption,
+    Subscription,
+    Voucher,
+)
 from orgs.models import Organization
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +34,11 @@ def test_public_quote_computes_totals_server_side(sovereign):
     response = quote({"plan": "s"})
     assert response.status_code == 200
     body = response.json()
-    assert body["subtotal_minor"] == 15_000 and body["tax_minor"] == 750 and body["total_minor"] == 15_750
+    assert (
+        body["subtotal_minor"] == 15_000
+        and body["tax_minor"] == 750
+        and body["total_minor"] == 15_750
+    )
     assert body["total"] == "OMR 15.750" and body["currency"] == "OMR"
 
 
@@ -39,7 +52,9 @@ def test_quote_errors_name_the_field(sovereign):
 def test_effective_dated_prices_and_addons(sovereign, cast):
     plan = Plan.objects.get(code="s")
     now = timezone.now()
-    pricing.set_price(by=None, plan=plan, amount_minor=20_000, effective_from=now + timedelta(days=30))
+    pricing.set_price(
+        by=None, plan=plan, amount_minor=20_000, effective_from=now + timedelta(days=30)
+    )
     assert pricing.quote(plan_code="s").subtotal_minor == 15_000
     assert pricing.quote(plan_code="s", at=now + timedelta(days=31)).subtotal_minor == 20_000
     pricing.create_addon(by=None, code="backup", name="Backup", unit="100 GiB", amount_minor=2_000)
@@ -57,7 +72,13 @@ def test_operator_edits_plans_and_prices(cast, operator_client, client_for):
     assert bad.status_code == 400 and "amount" in bad.context["price_form"].errors
     response = operator_client.post(
         "/bss/plans/s/",
-        {"name": "Small", "cpu_millicores": 2500, "memory_mib": 4096, "disk_gib": 60, "is_active": "on"},
+        {
+            "name": "Small",
+            "cpu_millicores": 2500,
+            "memory_mib": 4096,
+            "disk_gib": 60,
+            "is_active": "on",
+        },
     )
     assert response.status_code == 302 and Plan.objects.get(code="s").cpu_millicores == 2500
     listing = operator_client.get("/bss/plans/")
@@ -67,15 +88,28 @@ def test_operator_edits_plans_and_prices(cast, operator_client, client_for):
     )
     assert response.status_code == 302
     assert Price.objects.get(addon__code="backup").amount_minor == 1_250
-    assert client_for(cast["owner"]).post("/bss/plans/s/", {"form": "price", "amount": "1"}).status_code == 404
+    assert (
+        client_for(cast["owner"])
+        .post("/bss/plans/s/", {"form": "price", "amount": "1"})
+        .status_code
+        == 404
+    )
 
 
 def wizard(client, **data):
-    base = {"slug": "freshco", "display_name": "Fresh Co", "plan": "l", "region": "hz-fsn-rtz-prod", "code": ""}
+    base = {
+        "slug": "freshco",
+        "display_name": "Fresh Co",
+        "plan": "l",
+        "region": "hz-fsn-rtz-prod",
+        "code": "",
+    }
     return client.post("/checkout/", {**base, **data})
 
 
-def test_checkout_without_enough_credit_waits_for_payment(cast, client_for, operator_client, on_commit):
+def test_checkout_without_enough_credit_waits_for_payment(
+    cast, client_for, operator_client, on_commit
+):
     vouchers.issue_vouchers(by=None, terms=vouchers.VoucherTerms(credit_minor=10_000), code=CODE)
     client = client_for(cast["outsider"])
     with on_commit():
@@ -94,13 +128,19 @@ def test_checkout_without_enough_credit_waits_for_payment(cast, client_for, oper
     assert invoice.number.encode() in orders.content
     # owners of the org cannot mark their own order as paid
     assert client.post(f"/bss/orders/{order.pk}/pay/", {"reference": "x"}).status_code == 404
-    assert operator_client.post(f"/bss/orders/{order.pk}/pay/", {"reference": ""}).status_code == 302
+    assert (
+        operator_client.post(f"/bss/orders/{order.pk}/pay/", {"reference": ""}).status_code == 302
+    )
     order.refresh_from_db()
     assert order.status == "awaiting_payment"
     operator_client.post(f"/bss/orders/{order.pk}/pay/", {"reference": "BANK-42"})
     order.refresh_from_db()
     invoice.refresh_from_db()
-    assert order.status == "paid" and invoice.status == "paid" and invoice.payment_reference == "BANK-42"
+    assert (
+        order.status == "paid"
+        and invoice.status == "paid"
+        and invoice.payment_reference == "BANK-42"
+    )
     assert Subscription.objects.get(organization=org).plan_code == "l"
     assert LedgerEntry.objects.filter(organization=org).balance() == 10_000
     # paying twice is refused
@@ -131,8 +171,12 @@ def test_pricing_failure_never_uses_up_a_voucher(cast, client_for):
     vouchers.issue_vouchers(by=None, terms=vouchers.VoucherTerms(credit_minor=10_000), code=CODE)
     Price.objects.filter(plan__code="l").delete()  # plan L lost its price: quoting fails
     response = wizard(client_for(cast["outsider"]), code=CODE)
-    assert response.status_code == 400 and "no price" in " ".join(response.context["form"].errors["plan"])
-    assert not Redemption.objects.exists() and not Organization.objects.filter(slug="freshco").exists()
+    assert response.status_code == 400 and "no price" in " ".join(
+        response.context["form"].errors["plan"]
+    )
+    assert (
+        not Redemption.objects.exists() and not Organization.objects.filter(slug="freshco").exists()
+    )
 
 
 def test_existing_org_changes_plan_paid_by_credit(cast, client_for):
@@ -157,3 +201,18 @@ def test_plan_change_is_delivered_to_the_organization_cr(cast, client_for, on_co
         client_for(cast["owner"]).post("/billing/acme/plan/", {"plan": "m"})
     cr = yaml.safe_load(show("organizations/acme/organization.yaml"))
     assert cr["spec"]["plan"] == "m"
+
+
+def test_orders_and_payments_become_platform_events(cast, settings):
+    from billing import checkout, ledger
+    from core.models import PlatformEvent
+
+    settings.NATS_URL = "nats://127.0.0.1:4222"  # events are written; publishing runs after commit
+    order = checkout.place_order(by=cast["owner"], org=cast["acme"], plan_code="s")
+    placed = PlatformEvent.objects.get(subject="catalyst.order.placed")
+    assert placed.payload["organization"] == "acme" and placed.payload["total_minor"] == 15_750
+    assert placed.payload["status"] == "awaiting_payment"
+    checkout.record_payment(by=cast["sovereign_operator"], order=order, reference="BANK-1")
+    paid = PlatformEvent.objects.get(subject="catalyst.invoice.paid")
+    assert paid.payload["invoice"] == order.invoice.number
+    assert ledger.balance(cast["acme"]) == 0

@@ -47,7 +47,9 @@ def _redeem(cookies: Any, code: str, slug: str, barrier: threading.Barrier | Non
         if barrier is not None:
             barrier.wait(timeout=30)
         response = client.post(
-            "/api/v1/vouchers/redeem", {"code": code, "organization": slug}, content_type="application/json"
+            "/api/v1/vouchers/redeem",
+            {"code": code, "organization": slug},
+            content_type="application/json",
         )
         return response.status_code
     finally:
@@ -86,7 +88,8 @@ def test_same_org_redeeming_twice_at_once_succeeds_once(sovereign):
         )[0].code
         barrier = threading.Barrier(2)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            statuses = sorted(pool.map(lambda _: _redeem(cookies, code, slug, barrier), range(2)))
+            futures = [pool.submit(_redeem, cookies, code, slug, barrier) for _ in range(2)]
+            statuses = sorted(f.result() for f in futures)
         assert statuses == [201, 409], round_
         assert Redemption.objects.filter(voucher__code=code).count() == 1
     assert LedgerEntry.objects.balance() == 10 * 1_000

@@ -93,7 +93,9 @@ def test_voucher_journey_from_issue_to_balance(cast, operator_client, on_commit)
     # plan M 29.000 + 5 % tax = 30.450, paid from the 50.000 credit
     assert order.total_minor == 30_450 and order.status == "paid"
     assert Subscription.objects.get(organization=org).plan_code == "m"
-    refs = sorted(LedgerEntry.objects.filter(organization=org).values_list("reference", "amount_minor"))
+    refs = sorted(
+        LedgerEntry.objects.filter(organization=org).values_list("reference", "amount_minor")
+    )
     assert refs == [(f"order:{order.pk}", -30_450), (f"promo:{voucher.code}", 50_000)]
 
     balance_page = visitor.get("/billing/newco/")

@@ -33,22 +33,31 @@ def test_database_refuses_update_and_delete(cast):
         "UPDATE billing_ledgerentry SET amount_minor = 5 WHERE id = %s",
         "DELETE FROM billing_ledgerentry WHERE id = %s",
     ]:
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [entry.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [entry.pk])
     assert LedgerEntry.objects.get().amount_minor == 1_000
 
 
 def test_operator_grants_and_deducts_credit(cast, operator_client):
     url = "/bss/customers/acme/"
-    ok = operator_client.post(url, {"direction": "grant", "amount": "20", "reason": "goodwill", "note": "outage"})
+    ok = operator_client.post(
+        url, {"direction": "grant", "amount": "20", "reason": "goodwill", "note": "outage"}
+    )
     assert ok.status_code == 302
-    ok = operator_client.post(url, {"direction": "deduct", "amount": "2.500", "reason": "correction", "note": "typo"})
+    ok = operator_client.post(
+        url, {"direction": "deduct", "amount": "2.500", "reason": "correction", "note": "typo"}
+    )
     assert ok.status_code == 302
     assert ledger.balance(cast["acme"]) == 17_500
     events = list(AuditEvent.objects.filter(action__startswith="billing.credit.").order_by("pk"))
     assert [e.action for e in events] == ["billing.credit.grant", "billing.credit.deduct"]
-    assert events[1].after["amount_minor"] == -2_500 and events[1].actor == cast["sovereign_operator"]
+    assert (
+        events[1].after["amount_minor"] == -2_500 and events[1].actor == cast["sovereign_operator"]
+    )
     page = operator_client.get(url)
     assert b"OMR 17.500" in page.content and b"OMR -2.500" in page.content
 
@@ -73,7 +82,8 @@ def test_bad_adjustments_write_nothing(cast, operator_client, data, field):
 def test_only_billing_managers_adjust(cast, client_for):
     for who in ["owner", "admin", "outsider"]:
         response = client_for(cast[who]).post(
-            "/bss/customers/acme/", {"direction": "grant", "amount": "5", "reason": "goodwill", "note": "x"}
+            "/bss/customers/acme/",
+            {"direction": "grant", "amount": "5", "reason": "goodwill", "note": "x"},
         )
         assert response.status_code == 404
     assert not LedgerEntry.objects.exists()

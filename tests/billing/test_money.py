@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -31,7 +33,9 @@ def test_parse(text, minor):
 
 
 def test_parse_errors_are_clear():
-    with pytest.raises(ValidationError, match="OMR has 3 decimal places; “1.2345” has 4"):
+    with pytest.raises(
+        ValidationError, match=re.escape("OMR has 3 decimal places; “1.2345” has 4")
+    ):
         parse_money("1.2345", "OMR")
     with pytest.raises(ValidationError, match="EUR has 2 decimal places"):
         parse_money("1.234", "EUR")
@@ -39,7 +43,7 @@ def test_parse_errors_are_clear():
         parse_money("-1", "OMR")
     assert parse_money("-1", "OMR", allow_negative=True) == -1000
     for bad in ["", "abc", "1.2.3", "1e3", "NaN"]:
-        with pytest.raises(ValidationError, match="Enter an amount in OMR like 12.345"):
+        with pytest.raises(ValidationError, match=re.escape("Enter an amount in OMR like 12.345")):
             parse_money(bad, "OMR")
 
 

@@ -41,12 +41,17 @@ def test_unknown_and_revoked_get_the_same_404(sovereign):
     assert unknown.status_code == revoked.status_code == 404
     assert b"This code is not valid" in unknown.content
     strip = lambda r: r.content.replace(b"NOPE-NOPE-NOPE-1234", b"").replace(CODE.encode(), b"")  # noqa: E731
-    assert strip(unknown).split(b'name="csrfmiddlewaretoken"')[0] == strip(revoked).split(
-        b'name="csrfmiddlewaretoken"'
-    )[0]
+    assert (
+        strip(unknown).split(b'name="csrfmiddlewaretoken"')[0]
+        == strip(revoked).split(b'name="csrfmiddlewaretoken"')[0]
+    )
     api_unknown, api_revoked = preview(Client(), "NOPE-NOPE-NOPE-1234"), preview(Client(), CODE)
     assert api_unknown.status_code == api_revoked.status_code == 404
-    assert api_unknown.json() == api_revoked.json() == {"errors": {"code": ["This code is not valid."]}}
+    assert (
+        api_unknown.json()
+        == api_revoked.json()
+        == {"errors": {"code": ["This code is not valid."]}}
+    )
 
 
 @pytest.mark.parametrize("how", ["inactive", "expired", "exhausted", "not_yet"])
@@ -86,7 +91,9 @@ def test_preview_is_rate_limited_per_account(cast, client_for, settings):
     settings.VOUCHER_PREVIEW_LIMIT_PER_USER = 2
     make()
     statuses = [
-        client_for(cast["owner"]).get("/redeem/", {"code": CODE}, REMOTE_ADDR=f"10.0.0.{i}").status_code
+        client_for(cast["owner"])
+        .get("/redeem/", {"code": CODE}, REMOTE_ADDR=f"10.0.0.{i}")
+        .status_code
         for i in range(3)
     ]
     assert statuses == [200, 200, 429]
@@ -115,7 +122,9 @@ def test_redeem_refuses_orgs_the_user_cannot_manage(cast, client_for):
         response = client_for(cast[who]).post("/redeem/", {"code": CODE, "organization": slug})
         assert response.status_code == 400, who
     api = client_for(cast["viewer"]).post(
-        "/api/v1/vouchers/redeem", {"code": CODE, "organization": "acme"}, content_type="application/json"
+        "/api/v1/vouchers/redeem",
+        {"code": CODE, "organization": "acme"},
+        content_type="application/json",
     )
     assert api.status_code == 403
     assert not Redemption.objects.exists() and not LedgerEntry.objects.exists()
@@ -125,19 +134,27 @@ def test_redeem_api(cast, client_for):
     make(credit=2_500)
     client = client_for(cast["admin"])
     ok = client.post(
-        "/api/v1/vouchers/redeem", {"code": CODE.lower(), "organization": "acme"}, content_type="application/json"
+        "/api/v1/vouchers/redeem",
+        {"code": CODE.lower(), "organization": "acme"},
+        content_type="application/json",
     )
     assert ok.status_code == 201 and ok.json()["balance_minor"] == 2_500
     ended = client_for(cast["member_b"]).post(
-        "/api/v1/vouchers/redeem", {"code": CODE, "organization": "globex"}, content_type="application/json"
+        "/api/v1/vouchers/redeem",
+        {"code": CODE, "organization": "globex"},
+        content_type="application/json",
     )
     assert ended.status_code == 410
     unknown = client.post(
-        "/api/v1/vouchers/redeem", {"code": "X" * 20, "organization": "acme"}, content_type="application/json"
+        "/api/v1/vouchers/redeem",
+        {"code": "X" * 20, "organization": "acme"},
+        content_type="application/json",
     )
     assert unknown.status_code == 404
     assert Client().post(
-        "/api/v1/vouchers/redeem", {"code": CODE, "organization": "acme"}, content_type="application/json"
+        "/api/v1/vouchers/redeem",
+        {"code": CODE, "organization": "acme"},
+        content_type="application/json",
     ).status_code in (401, 403)
 
 

@@ -39,7 +39,11 @@ def test_signup_refuses_open_redirects(sovereign):
     [
         ({"password1": "short", "password2": "short"}, "password1", "too short"),
         ({"password1": "password1234", "password2": "password1234"}, "password1", "too common"),
-        ({"password1": "8172635498127", "password2": "8172635498127"}, "password1", "entirely numeric"),
+        (
+            {"password1": "8172635498127", "password2": "8172635498127"},
+            "password1",
+            "entirely numeric",
+        ),
         ({"password2": "something-else-entirely"}, "password2", "differ"),
         ({"email": "not-an-email"}, "email", "valid email"),
         ({"name": ""}, "name", "required"),
@@ -64,7 +68,10 @@ def test_signup_is_rate_limited_per_ip(sovereign, settings):
 
     cache.clear()
     settings.SIGNUP_LIMIT_PER_IP = 2
-    codes = [Client().post("/signup/", {**GOOD, "email": f"u{i}@example.test"}).status_code for i in range(2)]
+    codes = [
+        Client().post("/signup/", {**GOOD, "email": f"u{i}@example.test"}).status_code
+        for i in range(2)
+    ]
     assert codes == [302, 302]
     limited = Client().post("/signup/", {**GOOD, "email": "u9@example.test"})
     assert limited.status_code == 429 and b"Too many sign-up attempts" in limited.content
@@ -73,4 +80,7 @@ def test_signup_is_rate_limited_per_ip(sovereign, settings):
 
 def test_login_page_links_to_signup(sovereign):
     page = Client().get("/login/?next=/redeem/")
-    assert b'href="/signup/?next=/redeem/"' in page.content or b"/signup/?next=%2Fredeem%2F" in page.content
+    assert (
+        b'href="/signup/?next=/redeem/"' in page.content
+        or b"/signup/?next=%2Fredeem%2F" in page.content
+    )

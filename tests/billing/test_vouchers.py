@@ -70,7 +70,9 @@ def test_typed_code_is_stored_upper_case_and_audited(operator_client):
         ("max_redemptions", {"max_redemptions": -1}, "greater than or equal to 0"),
     ],
 )
-def test_bad_input_gives_a_field_error_and_writes_nothing(operator_client, field, overrides, message):
+def test_bad_input_gives_a_field_error_and_writes_nothing(
+    operator_client, field, overrides, message
+):
     response = issue(operator_client, **overrides)
     assert response.status_code == 400
     errors = response.context["form"].errors
@@ -93,7 +95,10 @@ def test_batch_issue_list_and_csv_export(operator_client):
     assert response.status_code == 302
     batch = list(Voucher.objects.order_by("batch").values_list("batch", flat=True).distinct())
     assert len(batch) == 1 and batch[0].startswith("B-")
-    assert Voucher.objects.count() == 25 and len(set(Voucher.objects.values_list("code", flat=True))) == 25
+    assert (
+        Voucher.objects.count() == 25
+        and len(set(Voucher.objects.values_list("code", flat=True))) == 25
+    )
     assert AuditEvent.objects.filter(action="voucher.issue_batch").count() == 1
     listing = operator_client.get(response["Location"])
     assert listing.status_code == 200 and b"redeemed 0/\xe2\x88\x9e" in listing.content
@@ -146,10 +151,10 @@ def test_revoke_needs_confirmation_and_keeps_history(operator_client, cast):
     detail = operator_client.get(f"/bss/vouchers/{voucher.pk}/")
     assert b"voucher.revoke" in detail.content and b"acme" in detail.content
     # a revoked code looks exactly like an unknown one
-    assert Client_get("/redeem/", voucher.code).status_code == 404
+    assert anonymous_get("/redeem/", voucher.code).status_code == 404
 
 
-def Client_get(path, code):  # noqa: N802
+def anonymous_get(path, code):
     from django.test import Client
 
     return Client().get(path, {"code": code})
@@ -160,7 +165,7 @@ def test_deactivate_and_activate(operator_client):
     operator_client.post(f"/bss/vouchers/{voucher.pk}/active/", {"active": "0"})
     voucher.refresh_from_db()
     assert not voucher.is_active
-    assert Client_get("/redeem/", voucher.code).status_code == 410
+    assert anonymous_get("/redeem/", voucher.code).status_code == 410
     operator_client.post(f"/bss/vouchers/{voucher.pk}/active/", {"active": "1"})
     voucher.refresh_from_db()
     assert voucher.is_active
