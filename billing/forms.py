@@ -21,7 +21,7 @@ class MoneyField(forms.CharField):
         )
         super().__init__(**kwargs)
 
-    def clean(self, value: Any) -> int | None:  # type: ignore[override]
+    def clean(self, value: Any) -> int | None:
         text = super().clean(value)
         if text in (None, ""):
             return None
@@ -40,6 +40,12 @@ def money_help() -> str:
 def plan_choices(blank: str | None = None) -> list[tuple[str, str]]:
     plans = [(p.code, p.name) for p in Plan.objects.filter(is_active=True)]
     return [("", blank), *plans] if blank is not None else plans
+
+
+def _choice(form: forms.Form, name: str) -> forms.ChoiceField:
+    field = form.fields[name]
+    assert isinstance(field, forms.ChoiceField)
+    return field
 
 
 class DateTimeInput(forms.DateTimeInput):
@@ -75,7 +81,7 @@ class VoucherIssueForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["plan_code"].choices = plan_choices("— any plan —")
+        _choice(self, "plan_code").choices = plan_choices("— any plan —")
         self.fields["credit"].help_text = money_help()
 
 
@@ -125,8 +131,8 @@ class CheckoutForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["plan"].choices = plan_choices()
-        self.fields["region"].choices = [
+        _choice(self, "plan").choices = plan_choices()
+        _choice(self, "region").choices = [
             (c.name, f"{c.name} ({c.region})") for c in HostCluster.objects.filter(env_type="prod")
         ]
 
@@ -139,7 +145,7 @@ class RedeemIntoOrgForm(forms.Form):
 
     def __init__(self, *args: Any, orgs: Any = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["organization"].choices = [(o.slug, o.display_name) for o in orgs]
+        _choice(self, "organization").choices = [(o.slug, o.display_name) for o in orgs]
 
 
 class PaymentForm(forms.Form):
@@ -151,4 +157,4 @@ class PlanChangeForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["plan"].choices = plan_choices()
+        _choice(self, "plan").choices = plan_choices()

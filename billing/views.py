@@ -71,7 +71,8 @@ def redeem(request: HttpRequest) -> HttpResponse:
         return render(request, "billing/redeem.html", context, status=404)
     if preview.status == "ended":
         return render(request, "billing/redeem.html", context, status=410)
-    request.session[SESSION_KEY] = preview.code
+    if request.session.get(SESSION_KEY) != preview.code:  # unchanged: no session write
+        request.session[SESSION_KEY] = preview.code
     next_url = _checkout_url(preview.code)
     orgs = _manageable_orgs(request)
     context.update(
@@ -201,5 +202,5 @@ def change_plan(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, _order_message(order))
     else:
-        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
     return redirect("billing:account", slug=org.slug)
