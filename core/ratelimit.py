@@ -22,11 +22,10 @@ def hit(scope: str, key: str, *, limit: int, window: int) -> bool:
     if limit <= 0:
         return True
     name = _key(scope, key, window)
-    if cache.add(name, 1, timeout=window + 1):
-        return True
-    try:
+    try:  # one round trip once the window's counter exists
         count = cache.incr(name)
-    except ValueError:  # expired between add and incr
-        cache.add(name, 1, timeout=window + 1)
-        count = 1
+    except ValueError:  # first attempt in this window (or the key just expired)
+        if cache.add(name, 1, timeout=window + 1):
+            return True
+        count = cache.incr(name)
     return count <= limit
