@@ -18,7 +18,7 @@ from django.utils import timezone
 from core import audit, events, outbox
 from core.errors import ConflictError
 from orgs import services as org_services
-from orgs.models import Organization
+from orgs.models import Organization, Sovereign
 
 from . import ledger, pricing, vouchers
 from .models import Invoice, Order, OrderStatus, Subscription
@@ -181,6 +181,8 @@ def _change_plan(org: Organization, *, plan_code: str, by: Any) -> None:
 def _next_invoice_number() -> str:
     year = timezone.now().year
     prefix = f"INV-{year}-"
+    # the Sovereign row is the numbering lock: gap-free and unique even for the year's first one
+    Sovereign.objects.select_for_update().order_by("pk").first()
     last = (
         Invoice.objects.select_for_update()
         .filter(number__startswith=prefix)

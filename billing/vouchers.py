@@ -260,8 +260,11 @@ def redeem_voucher(*, code: str, org: Organization, by: Any) -> Redemption:
                 org_slug=org.slug,
                 after={"organization": org.slug, "credit_minor": voucher.credit_minor},
             )
-    except IntegrityError:  # the unique (voucher, organization) constraint: a concurrent twin won
-        raise _already_redeemed(org) from None
+    except IntegrityError:
+        # the unique (voucher, organization) constraint: a concurrent twin won the race
+        if Redemption.objects.filter(voucher__code=code, organization=org).exists():
+            raise _already_redeemed(org) from None
+        raise
     return redemption
 
 

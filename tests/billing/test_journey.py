@@ -111,3 +111,40 @@ def test_voucher_journey_from_issue_to_balance(cast, operator_client, on_commit)
     assert b"newco" in detail.content and b"redeemed 1/10" in detail.content
     customers = operator_client.get("/bss/customers/")
     assert b"OMR 19.550" in customers.content
+
+
+def test_the_code_survives_sign_in_of_an_existing_customer(cast, on_commit):
+    from billing import vouchers
+    from tests.conftest import PASSWORD
+
+    vouchers.issue_vouchers(
+        by=None, terms=vouchers.VoucherTerms(credit_minor=20_000), code="RETURNING-2026-XYZ"
+    )
+    client = Client()
+    page = client.get("/redeem/", {"code": "returning-2026-xyz"})
+    login_url = re.search(rb'href="(/login/\?next=[^"]+)"', page.content).group(1).decode()
+    response = client.post(
+        login_url.replace("&amp;", "&"),
+        {"username": "outsider", "password": PASSWORD, "next": "/redeem/?code=returning-2026-xyz"},
+    )
+    assert (
+        response.status_code == 302 and response["Location"] == "/redeem/?code=returning-2026-xyz"
+    )
+    # the wizard remembers the code from the session even without the query string
+    wizard = client.get("/checkout/")
+    assert b'value="RETURNING-2026-XYZ"' in wizard.content
+    with on_commit():
+        response = client.post(
+            "/checkout/",
+            {
+                "slug": "back-again",
+                "display_name": "Back",
+                "plan": "s",
+                "region": "hz-hel-rtz-prod",
+                "code": "RETURNING-2026-XYZ",
+            },
+        )
+    assert response.status_code == 302
+    org = Organization.objects.get(slug="back-again")
+    assert LedgerEntry.objects.filter(organization=org).balance() == 20_000 - 15_750
+    assert client.get("/checkout/").context["form"].initial["code"] == ""  # used up: forgotten
