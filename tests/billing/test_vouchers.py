@@ -198,3 +198,41 @@ def test_non_operators_get_404_everywhere(cast, client_for, who):
 
 def test_anonymous_is_sent_to_sign_in(client_for):
     assert client_for(None).get("/bss/vouchers/").status_code == 302
+
+
+def test_every_console_page_renders_for_the_operator(cast, operator_client):
+    from billing import checkout
+
+    voucher = make(code="RENDER-CODE-23456", max_redemptions=0)
+    vouchers.redeem_voucher(code=voucher.code, org=cast["acme"], by=cast["owner"])
+    checkout.place_order(by=cast["owner"], org=cast["acme"], plan_code="xl")
+    pages = {
+        "/bss/": 302,
+        "/bss/vouchers/": 200,
+        "/bss/vouchers/new/": 200,
+        f"/bss/vouchers/{voucher.pk}/": 200,
+        f"/bss/vouchers/{voucher.pk}/revoke/": 200,
+        "/bss/plans/": 200,
+        "/bss/plans/xl/": 200,
+        "/bss/addons/new/": 200,
+        "/bss/orders/": 200,
+        "/bss/orders/?status=awaiting_payment": 200,
+        "/bss/customers/": 200,
+        "/bss/customers/?q=acm": 200,
+        "/bss/customers/acme/": 200,
+    }
+    for url, status in pages.items():
+        response = operator_client.get(url)
+        assert response.status_code == status, url
+    orders = operator_client.get("/bss/orders/")
+    assert b"Record payment" in orders.content and b"OMR 103.950" in orders.content
+    assert b'href="/bss/"' in operator_client.get("/bss/vouchers/").content  # nav link
+    assert b'href="/bss/"' not in owner_client(cast).get("/orgs/").content
+
+
+def owner_client(cast):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(cast["owner"])
+    return client
