@@ -7,8 +7,9 @@ from django import forms
 from orgs.models import HostCluster
 
 from . import ledger
-from .models import Plan, VoucherReason
-from .money import exponent, parse_money
+from .models import AddOn, Plan, VoucherReason
+from .money import exponent, format_money, parse_money
+from .pricing import MAX_ADDON_QUANTITY, current_price
 
 
 class MoneyField(forms.CharField):
@@ -135,6 +136,25 @@ class CheckoutForm(forms.Form):
         _choice(self, "region").choices = [
             (c.name, f"{c.name} ({c.region})") for c in HostCluster.objects.filter(env_type="prod")
         ]
+        for addon in AddOn.objects.filter(is_active=True):
+            price = current_price(addon=addon)
+            each = f" — {format_money(price.amount_minor, price.currency)} a month" if price else ""
+            self.fields[f"addon_{addon.code}"] = forms.IntegerField(
+                required=False,
+                min_value=0,
+                max_value=MAX_ADDON_QUANTITY,
+                label=f"{addon.name} ({addon.unit}{each})",
+            )
+
+    def addon_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith("addon_")]
+
+    def addons(self) -> dict[str, int]:
+        return {
+            name.removeprefix("addon_"): value
+            for name, value in self.cleaned_data.items()
+            if name.startswith("addon_") and value
+        }
 
 
 class RedeemIntoOrgForm(forms.Form):

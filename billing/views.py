@@ -136,6 +136,7 @@ def checkout_view(request: HttpRequest) -> HttpResponse:
                     plan_code=data["plan"],
                     region=data["region"],
                     voucher_code=data["code"],
+                    addons=form.addons(),
                 )
             except ValidationError as exc:
                 apply_errors(form, exc)

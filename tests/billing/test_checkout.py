@@ -216,3 +216,23 @@ def test_orders_and_payments_become_platform_events(cast, settings):
     paid = PlatformEvent.objects.get(subject="catalyst.invoice.paid")
     assert paid.payload["invoice"] == order.invoice.number
     assert ledger.balance(cast["acme"]) == 0
+
+
+def test_wizard_orders_add_ons(cast, client_for, on_commit):
+    from billing import ledger
+
+    pricing.create_addon(by=None, code="backup", name="Backup", unit="100 GiB", amount_minor=2_000)
+    vouchers.issue_vouchers(by=None, terms=vouchers.VoucherTerms(credit_minor=30_000), code=CODE)
+    client = client_for(cast["outsider"])
+    page = client.get("/checkout/")
+    assert "Backup (100 GiB — OMR 2.000 a month)" in page.content.decode()
+    bad = wizard(client, plan="s", code=CODE, addon_backup=5000)
+    assert bad.status_code == 400 and "addon_backup" in bad.context["form"].errors
+    assert not Organization.objects.filter(slug="freshco").exists()
+    with on_commit():
+        response = wizard(client, plan="s", code=CODE, addon_backup=2)
+    assert response.status_code == 302
+    order = Order.objects.get()
+    assert [line["code"] for line in order.lines] == ["s", "backup"]
+    assert order.subtotal_minor == 19_000 and order.total_minor == 19_950
+    assert ledger.balance(order.organization) == 30_000 - 19_950
