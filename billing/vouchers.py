@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import audit
+from core import audit, outbox
 from core.errors import ConflictError
 from orgs.models import Organization, Sovereign
 
@@ -28,6 +28,7 @@ RANDOM_LENGTH = 12
 MIN_TYPED_LENGTH = 12
 MIN_DISTINCT = 6
 MAX_CODE_LENGTH = 64
+EMAIL_TASK = "billing.tasks.send_voucher_email_task"
 
 NOT_VALID_MESSAGE = "This code is not valid."
 ENDED_MESSAGE = "This voucher can no longer be redeemed."
@@ -150,7 +151,7 @@ def issue_vouchers(
         with transaction.atomic():
             vouchers = Voucher.objects.bulk_create(rows, batch_size=2000)
             first = vouchers[0] if vouchers[0].pk else Voucher.objects.get(code=codes[0])
-            audit.record(
+            event = audit.record(
                 "voucher.issue_batch" if batch else "voucher.issue",
                 actor=by,
                 target=first,
@@ -165,8 +166,8 @@ def issue_vouchers(
                     "recipient_email": recipient_email,
                 },
             )
-            if recipient_email:
-                transaction.on_commit(lambda: _send_voucher_mail(codes[0], recipient_email, terms))
+            if recipient_email:  # sent after commit, retried by the outbox if the mail server fails
+                outbox.enqueue(EMAIL_TASK, first.pk, actor=by, audit_event=event)
     except IntegrityError:
         raise ConflictError({"code": "That code is already in use; choose another."}) from None
     return vouchers
@@ -188,20 +189,25 @@ def _chunks(items: list[str], size: int) -> Any:
         yield items[start : start + size]
 
 
-def _send_voucher_mail(code: str, recipient: str, terms: VoucherTerms) -> None:
+def send_voucher_email(*, voucher_id: int) -> None:
+    """E-mail a voucher's redeem link to its recipient (the outbox task calls this)."""
     from .money import format_money
 
+    voucher = Voucher.objects.get(pk=voucher_id)
+    if not voucher.recipient_email or voucher.revoked_at is not None:
+        return
     sovereign = Sovereign.current()
-    credit = format_money(terms.credit_minor, sovereign.currency)
+    credit = format_money(voucher.credit_minor, voucher.currency)
     send_mail(
         subject=f"Your {credit} voucher for {sovereign.display_name or sovereign.fqdn}",
         message=(
             f"You have a voucher worth {credit}.\n\n"
-            f"Redeem it here: {redeem_link(code)}\n\n"
-            f"Code: {code}\n" + (f"\n{terms.description}\n" if terms.description else "")
+            f"Redeem it here: {redeem_link(voucher.code)}\n\n"
+            f"Code: {voucher.code}\n"
+            + (f"\n{voucher.description}\n" if voucher.description else "")
         ),
         from_email=None,
-        recipient_list=[recipient],
+        recipient_list=[voucher.recipient_email],
     )
 
 

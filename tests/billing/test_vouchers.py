@@ -236,3 +236,24 @@ def owner_client(cast):
     client = Client()
     client.force_login(cast["owner"])
     return client
+
+
+def test_a_mail_server_fault_does_not_lose_the_voucher_email(operator_client, on_commit, settings):
+    from unittest import mock
+
+    from core import outbox
+    from core.models import OutboxItem
+
+    settings.OUTBOX_RETRY_BASE_SECONDS = 0
+    with (
+        mock.patch("billing.vouchers.send_mail", side_effect=ConnectionRefusedError("smtp down")),
+        on_commit(),
+    ):
+        response = issue(operator_client, recipient_email="later@example.test")
+    assert response.status_code == 302 and Voucher.objects.count() == 1
+    item = OutboxItem.objects.get(task_name="billing.tasks.send_voucher_email_task")
+    assert "smtp down" in item.last_error and not mail.outbox
+    outbox.sweep()  # the mail server is back
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["later@example.test"]
+    item.refresh_from_db()
+    assert item.done_at is not None
