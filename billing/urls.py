@@ -1,6 +1,8 @@
 from django.urls import path
 
-from . import console, views
+from . import views
+from .console import customers, pricebook
+from .console import vouchers as voucher_pages
 
 app_name = "billing"
 
@@ -9,18 +11,18 @@ urlpatterns = [
     path("checkout/", views.checkout_view, name="checkout"),
     path("billing/<slug:slug>/", views.account, name="account"),
     path("billing/<slug:slug>/plan/", views.change_plan, name="change-plan"),
-    path("bss/", console.index, name="index"),
-    path("bss/vouchers/", console.voucher_list, name="vouchers"),
-    path("bss/vouchers/new/", console.voucher_issue, name="voucher-issue"),
-    path("bss/vouchers/export.csv", console.voucher_export, name="voucher-export"),
-    path("bss/vouchers/<int:pk>/", console.voucher_detail, name="voucher"),
-    path("bss/vouchers/<int:pk>/revoke/", console.voucher_revoke, name="voucher-revoke"),
-    path("bss/vouchers/<int:pk>/active/", console.voucher_set_active, name="voucher-active"),
-    path("bss/plans/", console.plan_list, name="plans"),
-    path("bss/plans/<slug:code>/", console.plan_edit, name="plan-edit"),
-    path("bss/addons/new/", console.addon_create, name="addon-create"),
-    path("bss/orders/", console.order_list, name="orders"),
-    path("bss/orders/<int:pk>/pay/", console.order_pay, name="order-pay"),
-    path("bss/customers/", console.customer_list, name="customers"),
-    path("bss/customers/<slug:slug>/", console.customer_detail, name="customer"),
+    path("bss/", voucher_pages.index, name="index"),
+    path("bss/vouchers/", voucher_pages.voucher_list, name="vouchers"),
+    path("bss/vouchers/new/", voucher_pages.voucher_issue, name="voucher-issue"),
+    path("bss/vouchers/export.csv", voucher_pages.voucher_export, name="voucher-export"),
+    path("bss/vouchers/<int:pk>/", voucher_pages.voucher_detail, name="voucher"),
+    path("bss/vouchers/<int:pk>/revoke/", voucher_pages.voucher_revoke, name="voucher-revoke"),
+    path("bss/vouchers/<int:pk>/active/", voucher_pages.voucher_set_active, name="voucher-active"),
+    path("bss/plans/", pricebook.plan_list, name="plans"),
+    path("bss/plans/<slug:code>/", pricebook.plan_edit, name="plan-edit"),
+    path("bss/addons/new/", pricebook.addon_create, name="addon-create"),
+    path("bss/orders/", customers.order_list, name="orders"),
+    path("bss/orders/<int:pk>/pay/", customers.order_pay, name="order-pay"),
+    path("bss/customers/", customers.customer_list, name="customers"),
+    path("bss/customers/<slug:slug>/", customers.customer_detail, name="customer"),
 ]

@@ -7,6 +7,7 @@ import pytest
 from billing import vouchers
 from billing.models import LedgerEntry
 from orgs.models import Organization
+from tests.billing.conftest import seed_price_book
 from tests.browser.conftest import axe_violations, sign_in
 from tests.conftest import PASSWORD
 
@@ -16,6 +17,7 @@ CODE = "BROWSER-2026-ABCDEF"
 
 
 def _voucher() -> None:
+    seed_price_book()  # an earlier transactional test may have flushed the seeded plans
     vouchers.issue_vouchers(
         by=None,
         terms=vouchers.VoucherTerms(credit_minor=50_000, description="Welcome"),
