@@ -14,8 +14,8 @@ def portal(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     return {
         "sovereign_name": sovereign or "Catalyst",
-        "nav_is_operator": bool(user and access.is_global(user, "audit.read")),
+        "nav_is_operator": bool(user and access.is_operator(user, "audit.read")),
         "nav_extra": [{"url": "/bss/", "label": "BSS"}]
-        if user and access.is_global(user, "vouchers.read")
+        if user and access.is_operator(user, "vouchers.read")
         else [],
     }

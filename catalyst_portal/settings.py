@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.middleware.OIDCGroupsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -181,6 +182,22 @@ OIDC_USE_PKCE = True
 OIDC_USE_NONCE = True
 OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
 OIDC_DISCOVERY_TIMEOUT_SECONDS = env_int("OIDC_DISCOVERY_TIMEOUT_SECONDS", 5, minimum=1)
+# Sign-in (auth branch): the OP endpoints (OIDC_OP_AUTHORIZATION/TOKEN/USER/JWKS_ENDPOINT) are not
+# settings here: core.oidc reads them from <OIDC_ISSUER>/.well-known/openid-configuration on first
+# use and caches them. The views below resolve them; the ID token is kept for RP-initiated logout.
+OIDC_AUTHENTICATE_CLASS = "core.oidc.PortalAuthenticationRequestView"
+OIDC_CALLBACK_CLASS = "core.oidc.PortalAuthenticationCallbackView"
+OIDC_TIMEOUT = OIDC_DISCOVERY_TIMEOUT_SECONDS
+OIDC_STORE_ID_TOKEN = True
+_OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512")
+if OIDC_RP_SIGN_ALGO not in _OIDC_ALGORITHMS:
+    raise ImproperlyConfigured(
+        f"OIDC_SIGN_ALGO={OIDC_RP_SIGN_ALGO!r} is not one of {', '.join(_OIDC_ALGORITHMS)}."
+    )
+if not {"openid", "email"} <= set(OIDC_RP_SCOPES.split()):
+    raise ImproperlyConfigured(
+        f"OIDC_SCOPES={OIDC_RP_SCOPES!r} must include openid and email (users are matched by e-mail)."
+    )
 if OIDC_ISSUER:
     if not OIDC_RP_CLIENT_ID:
         raise ImproperlyConfigured("OIDC_ISSUER is set but OIDC_CLIENT_ID is empty.")
@@ -190,6 +207,11 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
 API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 366, minimum=1)  # auth branch: expiry cap
+if API_TOKEN_DEFAULT_DAYS > API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured(
+        f"API_TOKEN_DEFAULT_DAYS={API_TOKEN_DEFAULT_DAYS} exceeds API_TOKEN_MAX_DAYS={API_TOKEN_MAX_DAYS}."
+    )
 
 # --- Web security ----------------------------------------------------------------------------
 HTTPS = env_bool("PORTAL_HTTPS", False)
@@ -242,6 +264,18 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Catalyst Portal <noreply@catalyst.local>")
 
+# --- RBAC: members and invitations (issue 3) --------------------------------------------------
+# How long an invitation link works; the management Organization whose owners may give members of
+# internal Organizations access to customer Organizations ("" = the oldest internal Organization).
+INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72, minimum=1)
+MANAGEMENT_ORG = env_str("MANAGEMENT_ORG")
+# Expired grants stop working at once; this sweep removes them so Git drops their UserAccess CRs.
+GRANT_EXPIRY_SWEEP_SECONDS = env_int("GRANT_EXPIRY_SWEEP_SECONDS", 60, minimum=1)
+CELERY_BEAT_SCHEDULE["expire-grants"] = {
+    "task": "rbac.tasks.expire_grants_task",
+    "schedule": GRANT_EXPIRY_SWEEP_SECONDS,
+}
+
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -291,6 +325,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Marketplace (issue 4) -------------------------------------------------------------------
+# The public catalog: a directory of Blueprint YAML files (the starter catalog ships in the repo).
+CATALOG_DIR = Path(env_str("CATALOG_DIR", str(BASE_DIR / "marketplace" / "catalog")))
+# The Sovereign's own catalog repo (owner/repo@branch); empty to skip it.
+CATALOG_SOVEREIGN_REPO = env_str("CATALOG_SOVEREIGN_REPO", "system/catalog-sovereign@main")
+CATALOG_SYNC_INTERVAL_SECONDS = env_int("CATALOG_SYNC_INTERVAL_SECONDS", 900, minimum=10)
+CELERY_BEAT_SCHEDULE["sync-catalog"] = {
+    "task": "marketplace.tasks.sync_catalog_task",
+    "schedule": CATALOG_SYNC_INTERVAL_SECONDS,
+}
+# Whether a Flux watcher reports cluster status; without one an uninstalled Application's row is
+# removed as soon as its files are gone (nothing can report "drained").
+FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
+DEMO_LOADERS = ["sync_catalog"]
 
 # --- BSS: vouchers, sign-up (billing app) ----------------------------------------------------
 # Attempts per window (seconds) on the shared cache; 0 turns a limit off.

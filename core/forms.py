@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 
 _INDEXED = re.compile(r"^\w+\[\d+\]\.")
 
@@ -21,4 +24,11 @@ def apply_errors(form: forms.BaseForm, exc: ValidationError) -> None:
 
 class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=64, help_text="What the token is for, e.g. “CI pipeline”.")
-    days = forms.IntegerField(min_value=1, max_value=366, initial=90, label="Expires in (days)")
+    days = forms.IntegerField(min_value=1, label="Expires in (days)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        days = self.fields["days"]
+        days.initial = settings.API_TOKEN_DEFAULT_DAYS
+        days.validators.append(MaxValueValidator(settings.API_TOKEN_MAX_DAYS))
+        days.widget.attrs["max"] = settings.API_TOKEN_MAX_DAYS

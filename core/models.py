@@ -3,7 +3,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +35,11 @@ class AuditEvent(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
+
+    EXPORT_FIELDS = [
+        "id", "created_at", "actor_repr", "action", "target_type", "target_id", "target_repr",
+        "org_slug", "before", "after", "request_id", "ip",
+    ]  # fmt: skip
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -151,18 +156,25 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.PREFIX}_{self.lookup}_…)"
 
     @classmethod
-    def mint(cls, *, user: Any, name: str, days: int) -> tuple[ApiToken, str]:
+    def mint(cls, *, user: Any, name: str, expires_at: datetime) -> tuple[ApiToken, str]:
+        """Create the row; the returned raw token (`cpt_<lookup>_<secret>`) is not kept."""
         lookup = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         raw = f"{cls.PREFIX}_{lookup}_{secret}"
         token = cls.objects.create(
-            user=user,
-            name=name,
-            lookup=lookup,
-            hashed=_hash_token(raw),
-            expires_at=timezone.now() + timedelta(days=days),
+            user=user, name=name, lookup=lookup, hashed=_hash_token(raw), expires_at=expires_at
         )
         return token, raw
+
+    @property
+    def display(self) -> str:
+        return f"{self.PREFIX}_{self.lookup}_…"
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.expires_at > timezone.now() else "expired"
 
     def matches(self, raw: str) -> bool:
         return secrets.compare_digest(self.hashed, _hash_token(raw))
@@ -177,6 +189,29 @@ class ApiToken(models.Model):
         if len(parts) != 3 or parts[0] != ApiToken.PREFIX or len(parts[1]) != 12:
             return None
         return parts[1]
+
+
+class OIDCIdentity(models.Model):
+    """The link between a user and their identity at the OIDC issuer, with the groups the issuer
+    asserted at the last sign-in (RBAC grants may name a group)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identity"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    groups = models.JSONField(default=list, blank=True)
+    last_login_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="oidcidentity_unique_sub")
+        ]
+        verbose_name = "OIDC identity"
+        verbose_name_plural = "OIDC identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.issuer}"
 
 
 class PlatformEvent(models.Model):

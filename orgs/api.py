@@ -82,20 +82,7 @@ class OrganizationUpdate(serializers.Serializer):
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "actor_repr",
-            "action",
-            "target_type",
-            "target_id",
-            "target_repr",
-            "org_slug",
-            "before",
-            "after",
-            "request_id",
-            "ip",
-        ]
+        fields = AuditEvent.EXPORT_FIELDS
 
 
 def call(service: Any, **kwargs: Any) -> Any:

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("<slug:slug>/suspend/", views.organization_suspend, name="suspend"),
     path("<slug:slug>/resume/", views.organization_resume, name="resume"),
     path("<slug:slug>/archive/", views.organization_archive, name="archive"),
+    path("<slug:slug>/members/", include("orgs.member_urls")),
     path("<slug:slug>/audit/", views.organization_audit, name="audit"),
     path("<slug:slug>/environments/new/", views.environment_create, name="environment-create"),
     path("<slug:slug>/environments/<slug:env>/", views.environment_detail, name="environment"),

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -24,6 +25,8 @@ from .forms import (
 )
 from .models import Environment, HostCluster, Organization
 
+ORGS_PER_PAGE = 50
+
 
 @login_required
 @require_GET
@@ -31,10 +34,13 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     show_archived = request.GET.get("archived") == "1"
     base = Organization.objects.all() if show_archived else Organization.objects.active()
     orgs = access.visible(request.user, base, "organization.read")
+    page = Paginator(orgs.prefetch_related("environments"), ORGS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "orgs/organization_list.html",
-        {"orgs": orgs.prefetch_related("environments"), "show_archived": show_archived},
+        {"orgs": page, "page": page, "show_archived": show_archived},
     )
 
 

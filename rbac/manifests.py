@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from .models import UserAccess
 
 
@@ -31,3 +33,22 @@ def user_access_manifest(grant: UserAccess) -> dict[str, Any]:
         },
         "spec": spec,
     }
+
+
+GLOBAL_ROOT = "access/global/"
+
+
+def global_tree() -> Any:
+    """Desired files of the grants bound to no single Organization (Sovereign operators and
+    grants across Organizations); org grants are delivered with their Organization."""
+    from gitops import naming
+    from gitops.sync import Desired
+
+    owner, repo, branch = naming.config_repo()
+    files = {
+        f"{GLOBAL_ROOT}{grant.pk}.yaml": yaml.safe_dump(
+            user_access_manifest(grant), sort_keys=False, default_flow_style=False
+        )
+        for grant in UserAccess.objects.filter(org_slug="").live().select_related("user")
+    }
+    return Desired(owner=owner, repo=repo, branch=branch, root=GLOBAL_ROOT, files=files)

@@ -50,6 +50,12 @@ def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
     gitops_sync.backend.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    """Hashing the cast's passwords with PBKDF2 costs ~0.5 s a user; tests need no strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def on_commit(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
     """`with on_commit(): ...` runs after-commit work (the delivery tasks) at the end of the block."""

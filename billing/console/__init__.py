@@ -5,11 +5,11 @@ Every page answers 404 to anyone without the matching global grant (Sovereign op
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 
 from rbac import access
 
 
 def require(request: HttpRequest, action: str) -> None:
-    if not access.is_global(request.user, action):
-        raise Http404
+    """Operators only (admin or owner tier with a global scope); 404 for everyone else."""
+    access.require_global(request.user, action)

@@ -38,7 +38,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
             "status": status,
             "statuses": OrderStatus.choices,
             "payment_form": PaymentForm(),
-            "can_manage": access.is_global(request.user, "billing.manage"),
+            "can_manage": access.is_operator(request.user, "billing.manage"),
         },
     )
 
@@ -116,7 +116,7 @@ def customer_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "currency": ledger.currency(),
             "entries": org.ledger.select_related("actor")[:200],
             "orders": org.orders.all()[:50],
-            "can_manage": access.is_global(request.user, "billing.manage"),
+            "can_manage": access.is_operator(request.user, "billing.manage"),
         },
         status=400 if form.errors else 200,
     )

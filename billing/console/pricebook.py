@@ -34,7 +34,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         {
             "plans": plans,
             "addons": addons,
-            "can_manage": access.is_global(request.user, "billing.manage"),
+            "can_manage": access.is_operator(request.user, "billing.manage"),
         },
     )
 

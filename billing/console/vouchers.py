@@ -68,7 +68,7 @@ def voucher_list(request: HttpRequest) -> HttpResponse:
             "q": query,
             "states": VoucherState.choices,
             "now": timezone.now(),
-            "can_manage": access.is_global(request.user, "vouchers.manage"),
+            "can_manage": access.is_operator(request.user, "vouchers.manage"),
         },
     )
 
@@ -188,7 +188,7 @@ def voucher_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "link": vouchers.redeem_link(voucher.code),
             "redemptions": voucher.redemptions.select_related("organization", "redeemed_by"),
             "events": events[:100],
-            "can_manage": access.is_global(request.user, "vouchers.manage"),
+            "can_manage": access.is_operator(request.user, "vouchers.manage"),
         },
     )
 

@@ -1,0 +1,256 @@
+"""Marketplace benchmarks (issue 4), each beside a baseline measured in the same run:
+
+- catalog page with 500 Blueprints: SQL queries (constant, ≤ 6) and median ms, beside the same
+  template rendered from an in-memory list;
+- install request (API POST) → commit in the app repo, median ms, beside a bare `git commit` +
+  push of the same files with the git CLI;
+- sync of 500 Blueprint files (first load and a no-op re-sync).
+
+Run: `python bench/bench_marketplace.py` (or `make bench` once merged). Self-contained on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BLUEPRINTS = 500
+REPEAT = 30
+INSTALLS = 20
+
+
+def _timed(fn: Callable[[], Any], *, repeat: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def _report(
+    name: str,
+    value: float,
+    unit: str,
+    target: float,
+    baseline: float | None = None,
+    baseline_name: str = "",
+) -> None:
+    line = f"  {name}: {value:.2f} {unit} (target ≤ {target:g} {unit}: {'OK' if value <= target else 'MISSED'})"
+    if baseline is not None:
+        line += f" | {baseline_name}: {baseline:.2f} {unit} | ratio {value / baseline if baseline else float('inf'):.2f}x"
+    print(line, flush=True)
+
+
+def _doc(i: int) -> str:
+    import yaml
+
+    return yaml.safe_dump(
+        {
+            "apiVersion": "catalyst.openova.io/v1",
+            "kind": "Blueprint",
+            "metadata": {"name": f"bp-bench-{i:03d}"},
+            "spec": {
+                "version": "1.0.0",
+                "card": {
+                    "title": f"Bench app {i:03d}",
+                    "summary": "A generated Blueprint for the catalog benchmark.",
+                    "category": ["databases", "cms", "security", "observability", "ai"][i % 5],
+                    "tags": [f"tag{i % 17}", f"group{i % 7}"],
+                },
+                "configSchema": {
+                    "type": "object",
+                    "properties": {
+                        "replicas": {"type": "integer", "minimum": 1, "maximum": 5, "default": 1},
+                        "mode": {"type": "string", "enum": ["a", "b"], "default": "a"},
+                    },
+                },
+                "manifests": {
+                    "chart": {
+                        "repository": "https://charts.example.test",
+                        "name": f"app{i}",
+                        "version": "1.0.0",
+                    }
+                },
+            },
+        }
+    )
+
+
+def _bare_git(files: dict[str, str], work: Path) -> list[float]:
+    remote, clone = work / "remote.git", work / "clone"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True, capture_output=True)
+    ident = ["-c", "user.name=bench", "-c", "user.email=bench@example.test"]
+    counter = iter(range(10_000))
+
+    def commit_and_push() -> None:
+        n = next(counter)
+        for path, text in files.items():
+            target = clone / path.replace("APP", f"app{n}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        subprocess.run(["git", *ident, "-C", str(clone), "add", "-A"], check=True)
+        subprocess.run(
+            ["git", *ident, "-C", str(clone), "commit", "-q", "-m", f"app {n}"], check=True
+        )
+        subprocess.run(
+            ["git", "-C", str(clone), "push", "-q", "origin", "HEAD:main"],
+            check=True,
+            capture_output=True,
+        )
+
+    return _timed(commit_and_push, repeat=INSTALLS)
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "catalyst_portal.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings.GIT_ROOT = Path(tmp) / "git"
+        settings.GITEA_URL = ""
+        from catalyst_portal.celery import app as celery_app
+
+        celery_app.conf.task_always_eager = True
+        from gitops import sync as gitops_sync
+
+        gitops_sync.backend.cache_clear()
+        setup_test_environment()
+        settings.ALLOWED_HOSTS = ["*"]
+        old_name = connection.settings_dict["NAME"]
+        # a database of our own: never clobber another run's test database
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = (
+            f"test_bench_marketplace_{os.getpid()}" if connection.vendor != "sqlite" else None
+        )
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        try:
+            _run(Path(tmp))
+        finally:
+            connection.creation.destroy_test_db(old_name, verbosity=0)
+            teardown_test_environment()
+
+
+def _run(tmp: Path) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.template.loader import render_to_string
+    from django.test import Client, RequestFactory
+
+    from marketplace import loader, manifests
+    from marketplace.models import Application, CatalogSource
+    from marketplace.views import catalog_context
+    from orgs import services as org_services
+    from orgs.models import HostCluster, Sovereign
+
+    sovereign = Sovereign.objects.create(fqdn="bench.local", display_name="Bench")
+    HostCluster.objects.create(
+        sovereign=sovereign, provider="hetzner", region="fsn", building_block="rtz", env_type="prod"
+    )
+    user = get_user_model().objects.create_user("bench", "bench@example.test", "x")
+    org_services.create_organization(
+        by=user,
+        slug="bench-co",
+        display_name="Bench",
+        environments=[{"env_type": "prod", "regions": ["hz-fsn-rtz-prod"]}],
+    )
+
+    # -- sync of 500 files -------------------------------------------------------------------
+    catalog_dir = tmp / "catalog"
+    catalog_dir.mkdir()
+    for i in range(BLUEPRINTS):
+        (catalog_dir / f"bp-bench-{i:03d}.yaml").write_text(_doc(i))
+    source = CatalogSource.objects.create(name="bench", kind="directory", location=str(catalog_dir))
+    start = time.perf_counter()
+    result = loader.sync_source(source)
+    first = time.perf_counter() - start
+    assert result["versions"] == BLUEPRINTS and result["errors"] == 0, result
+    start = time.perf_counter()
+    loader.sync_source(source)
+    again = time.perf_counter() - start
+    _report(f"sync {BLUEPRINTS} Blueprint files (first load)", first, "s", 5)
+    _report(f"re-sync {BLUEPRINTS} unchanged files", again, "s", 5)
+
+    # -- catalog page ------------------------------------------------------------------------
+    client = Client()
+    client.force_login(user)
+    queries: list[str] = []
+
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        page = client.get("/marketplace/")
+    assert page.status_code == 200 and page.content.count(b'class="card"') == 60
+    page_ms = statistics.median(_timed(lambda: client.get("/marketplace/"), repeat=REPEAT))
+    searched = statistics.median(
+        _timed(lambda: client.get("/marketplace/?q=bench&category=cms"), repeat=REPEAT)
+    )
+    request = RequestFactory().get("/marketplace/")
+    request.user = user
+    context = catalog_context(user, {})
+    context["blueprints"] = list(context["blueprints"])  # in memory from here on
+    baseline = statistics.median(
+        _timed(
+            lambda: render_to_string("marketplace/catalog.html", context, request=request),
+            repeat=REPEAT,
+        )
+    )
+    print(
+        f"  catalog page SQL queries: {len(queries)} (target ≤ 6: {'OK' if len(queries) <= 6 else 'MISSED'}), {BLUEPRINTS} Blueprints, 60 cards per page"
+    )
+    _report("catalog page median", page_ms, "ms", 40, baseline, "template from an in-memory list")
+    _report("catalog search + category median", searched, "ms", 40)
+
+    # -- install request → commit ------------------------------------------------------------
+    url = "/api/v1/orgs/bench-co/environments/bench-co-prod/applications/"
+    counter = iter(range(10_000))
+
+    def install() -> None:
+        n = next(counter)
+        response = client.post(
+            url,
+            {"name": f"app{n}", "blueprint": "bp-bench-001", "values": {"replicas": 2}},
+            content_type="application/json",
+        )
+        assert response.status_code == 201, response.content
+
+    install_ms = statistics.median(_timed(install, repeat=INSTALLS))
+    last = Application.objects.order_by("-pk").first()
+    assert last is not None and last.last_commit_sha, "install did not commit"
+    app_files = {
+        path.replace(f"/{last.name}/", "/APP/"): text
+        for desired in manifests.trees(last)
+        for path, text in desired.files.items()
+    }
+    bare = statistics.median(_bare_git(app_files, tmp / "bare"))
+    _report(
+        "install request → commit median",
+        install_ms,
+        "ms",
+        200,
+        bare,
+        "bare git commit + push of the same files",
+    )
+
+
+if __name__ == "__main__":
+    main()

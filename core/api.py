@@ -1,0 +1,86 @@
+"""/api/v1/tokens/: a user's own personal API tokens."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from . import services
+from .models import ApiToken
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    token_prefix = serializers.CharField(source="display", read_only=True)
+    state = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "token_prefix",
+            "state",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="The secret: shown only in this reply.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class ApiTokenInput(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    days = serializers.IntegerField(
+        required=False, min_value=1, help_text="Days until expiry (default and cap are settings)."
+    )
+
+
+def _no_store(response: Response) -> Response:
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@extend_schema(
+    request=ApiTokenInput,
+    responses={200: ApiTokenSerializer(many=True), 201: ApiTokenCreatedSerializer},
+)
+@api_view(["GET", "POST"])
+def tokens(request: Request) -> Response:
+    if request.method == "GET":
+        mine = ApiToken.objects.filter(user_id=request.user.pk)  # type: ignore[misc]
+        return Response(ApiTokenSerializer(mine, many=True).data)
+    data = ApiTokenInput(data=request.data)
+    data.is_valid(raise_exception=True)
+    # A token used to mint another cannot outlive itself.
+    minted_by = request.auth if isinstance(request.auth, ApiToken) else None
+    token, secret = services.create_api_token(
+        user=request.user,
+        name=data.validated_data["name"],
+        days=data.validated_data.get("days", settings.API_TOKEN_DEFAULT_DAYS),
+        not_after=minted_by.expires_at if minted_by else None,
+    )
+    token.token = secret  # type: ignore[attr-defined]
+    return _no_store(
+        Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+    )
+
+
+@extend_schema(request=None, responses={200: ApiTokenSerializer})
+@api_view(["POST"])
+def token_revoke(request: Request, pk: int) -> Response:
+    try:
+        token = services.revoke_api_token(user=request.user, token_id=pk)
+    except ApiToken.DoesNotExist:
+        raise Http404 from None
+    return Response(ApiTokenSerializer(token).data)

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+
+from orgs.models import Environment
+
+from .models import SIZES, Placement
+from .plans import NEW, name_problem
+
+
+class CatalogFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    category = forms.CharField(required=False, max_length=64)
+    tag = forms.CharField(required=False, max_length=64)
+
+
+class InstallForm(forms.Form):
+    """Where and how to install (the Blueprint's own settings come from its SchemaForm)."""
+
+    environment = forms.ChoiceField(label="Environment")
+    name = forms.CharField(
+        max_length=40,
+        help_text="Lower-case letters, digits and dashes; unique in the Environment.",
+    )
+    size = forms.ChoiceField(choices=[(s, s.capitalize()) for s in SIZES], initial="small")
+    placement = forms.ChoiceField(choices=Placement.choices, initial=Placement.SINGLE)
+    regions = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Host clusters of the Environment; the first chosen is the active one.",
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        environments: list[Environment],
+        placement_modes: list[str],
+        dependencies: list[dict[str, Any]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.environments = {e.name: e for e in environments}
+        self._choice("environment").choices = [(e.name, e.name) for e in environments]
+        self._choice("placement").choices = [
+            (value, label) for value, label in Placement.choices if value in placement_modes
+        ]
+        chosen = self.environments.get(
+            str(self.data.get("environment") or self.initial.get("environment") or "")
+        )
+        scope = [chosen] if chosen else environments
+        regions = sorted({c.name for e in scope for c in e.regions.all()})
+        self._choice("regions").choices = [(r, r) for r in regions]
+        self.dependencies = dependencies
+        for dep in dependencies:
+            choices = [(NEW, f"Create a new {dep['title']}")] + [
+                (name, f"Use existing “{name}”") for name in dep["existing"]
+            ]
+            self.fields[f"dep__{dep['alias']}"] = forms.ChoiceField(
+                label=f"{dep['title']} ({dep['blueprint']} {dep['range']}) as “{dep['alias']}”",
+                choices=choices,
+                required=False,
+                initial=dep["existing"][0] if dep["existing"] else NEW,
+                help_text=f"Only when {dep['when']}." if dep["when"] else "",
+            )
+
+    def _choice(self, name: str) -> forms.ChoiceField:
+        return cast(forms.ChoiceField, self.fields[name])
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if problem := name_problem(name):
+            raise forms.ValidationError(problem)
+        return name
+
+    def env(self) -> Environment:
+        return self.environments[self.cleaned_data["environment"]]
+
+    def choices(self) -> dict[str, str]:
+        return {
+            d["alias"]: self.cleaned_data.get(f"dep__{d['alias']}") or NEW
+            for d in self.dependencies
+        }
+
+    def dependency_fields(self) -> list[forms.BoundField]:
+        return [self[f"dep__{d['alias']}"] for d in self.dependencies]
+
+    def place_fields(self) -> list[forms.BoundField]:
+        return [self[n] for n in ("environment", "name", "size", "placement", "regions")]
+
+
+class UpgradeForm(forms.Form):
+    version = forms.ChoiceField(label="Upgrade to")
+
+    def __init__(self, *args: Any, targets: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["version"]).choices = [(v, v) for v in targets]
+
+
+class UninstallForm(forms.Form):
+    confirm = forms.CharField(
+        label="Type the Application's name to confirm",
+        max_length=40,
+    )
+
+    def __init__(self, *args: Any, app_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.app_name = app_name
+
+    def clean_confirm(self) -> str:
+        value = self.cleaned_data["confirm"].strip()
+        if value != self.app_name:
+            raise forms.ValidationError(f"Type “{self.app_name}” to confirm.")
+        return value

@@ -1,0 +1,399 @@
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from orgs.models import Environment
+from rbac import access
+
+from . import plans, previews, services, versions
+from .forms import CatalogFilterForm, InstallForm, UninstallForm, UpgradeForm
+from .models import (
+    Application,
+    Blueprint,
+    BlueprintQuerySet,
+    BlueprintVersion,
+    CatalogSyncError,
+    InstallPlan,
+)
+from .schema_form import SchemaForm
+
+PAGE_SIZE = 60
+CARD_FIELDS = [
+    "name",
+    "title",
+    "summary",
+    "icon",
+    "category",
+    "tags",
+    "latest_version",
+    "visibility",
+]
+APP_RELATED = ("blueprint_version__blueprint", "environment__organization")
+
+
+def org_scope(user: Any) -> tuple[list[str], bool]:
+    """The Org slugs a user holds grants in (from the cached grants: no query), and whether global."""
+    grants = access.grants_for(user)
+    everything = any(g.is_global for g in grants)
+    slugs = sorted({v for g in grants for k, v in g.scopes if k == "openova.io/organization"})
+    return slugs, everything
+
+
+def visible_blueprints(user: Any) -> BlueprintQuerySet:
+    slugs, everything = org_scope(user)
+    return Blueprint.objects.visible_to(slugs, everything=everything)
+
+
+def catalog_context(user: Any, params: dict[str, Any]) -> dict[str, Any]:
+    form = CatalogFilterForm(params)
+    form.is_valid()
+    data = {k: (form.cleaned_data.get(k) or "").strip() for k in ("q", "category", "tag")}
+    slugs, everything = org_scope(user)
+    listed = Blueprint.objects.listed_for(slugs, everything=everything)
+    qs = visible_blueprints(user).search(data["q"]) if data["q"] else listed
+    if data["category"]:
+        qs = qs.filter(category=data["category"])
+    if data["tag"]:
+        qs = qs.filter(tags_text__contains=f"|{data['tag']}|")
+    try:
+        page = max(int(params.get("page") or 1), 1)
+    except ValueError:
+        page = 1
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(qs.only(*CARD_FIELDS)[offset : offset + PAGE_SIZE + 1])
+    categories: Counter[str] = Counter()
+    tags: Counter[str] = Counter()
+    for category, card_tags in listed.values_list("category", "tags"):
+        categories[category] += 1
+        tags.update(card_tags)
+    return {
+        "form": form,
+        "filters": data,
+        "blueprints": rows[:PAGE_SIZE],
+        "page": page,
+        "has_next": len(rows) > PAGE_SIZE,
+        "categories": sorted(categories.items()),
+        "tags": sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:30],
+    }
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def catalog(request: HttpRequest) -> HttpResponse:
+    context = catalog_context(request.user, request.GET)
+    htmx = getattr(request, "htmx", False)
+    template = "marketplace/catalog.html#results" if htmx else "marketplace/catalog.html"
+    return render(request, template, context)
+
+
+def _blueprint(user: Any, name: str) -> Blueprint:
+    return get_object_or_404(visible_blueprints(user), name=name)
+
+
+def _sorted_versions(bp: Blueprint) -> list[BlueprintVersion]:
+    return sorted(bp.versions.all(), key=lambda v: versions.SortKey(v.version), reverse=True)
+
+
+def _pick(versions_list: list[BlueprintVersion], wanted: str | None) -> BlueprintVersion:
+    if wanted:
+        for v in versions_list:
+            if v.version == wanted:
+                return v
+        raise Http404
+    deployable = [v for v in versions_list if v.deployable]
+    return (deployable or versions_list)[0]
+
+
+@login_required
+@require_GET
+def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
+    bp = _blueprint(request.user, name)
+    all_versions = _sorted_versions(bp)
+    version = _pick(all_versions, request.GET.get("version"))
+    installed = access.visible(
+        request.user,
+        Application.objects.filter(blueprint_version__blueprint=bp).select_related(*APP_RELATED),
+        "applications.read",
+    )
+    deps = []
+    for dep in version.depends:
+        target = Blueprint.objects.filter(name=dep["blueprint"]).only("name", "title").first()
+        deps.append({**dep, "title": target.title if target else dep["blueprint"]})
+    return render(
+        request,
+        "marketplace/blueprint_detail.html",
+        {
+            "bp": bp,
+            "versions": all_versions,
+            "version": version,
+            "dependencies": deps,
+            "installed": installed,
+            "can_install": bool(_install_envs(request.user)),
+        },
+    )
+
+
+def _install_envs(user: Any) -> list[Environment]:
+    qs = Environment.objects.select_related("organization").prefetch_related("regions")
+    return [
+        e for e in access.visible(user, qs, "applications.install") if e.organization.is_writable
+    ]
+
+
+def _app_choices(env: Environment | None) -> dict[str, list[tuple[str, str]]]:
+    choices: dict[str, list[tuple[str, str]]] = {"": []}
+    if env is None:
+        return choices
+    for name, bp in Application.objects.filter(environment=env).values_list(
+        "name", "blueprint_version__blueprint__name"
+    ):
+        choices.setdefault(bp, []).append((name, name))
+        choices[""].append((name, name))
+    return choices
+
+
+def _apply(exc: ValidationError, install_form: InstallForm, schema_form: SchemaForm) -> None:
+    if not hasattr(exc, "error_dict"):
+        install_form.add_error(None, exc)
+        return
+    for path, messages in exc.message_dict.items():
+        if path.startswith("values"):
+            schema_form.apply(ValidationError({path: messages}))
+        elif path in install_form.fields:
+            install_form.add_error(path, messages)
+        elif (
+            path.startswith("dependencies.") and f"dep__{path.split('.')[1]}" in install_form.fields
+        ):
+            install_form.add_error(f"dep__{path.split('.')[1]}", messages)
+        else:
+            install_form.add_error(None, [f"{path}: {m}" for m in messages])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def install(request: HttpRequest, name: str) -> HttpResponse:
+    bp = _blueprint(request.user, name)
+    version = _pick(_sorted_versions(bp), request.GET.get("version"))
+    envs = _install_envs(request.user)
+    if not envs:
+        raise PermissionDenied
+    data = request.POST if request.method == "POST" else None
+    env_name = (data or request.GET).get("environment") or envs[0].name
+    env = next((e for e in envs if e.name == env_name), envs[0])
+    install_form = InstallForm(
+        data,
+        environments=envs,
+        placement_modes=version.placement_schema.get("modes") or ["single-region"],
+        dependencies=plans.dependency_options(env, version),
+        initial={"environment": env.name, "name": bp.short_name},
+    )
+    install_form.fields["environment"].widget.attrs.update(
+        {  # choosing another Environment reloads its regions and reusable dependencies
+            "hx-get": request.get_full_path(),
+            "hx-trigger": "change",
+            "hx-target": "#install-form",
+            "hx-select": "#install-form",
+            "hx-swap": "outerHTML",
+            "hx-include": "this",
+        }
+    )
+    schema_form = SchemaForm(data, schema=version.config_schema, app_choices=_app_choices(env))
+    if request.method == "POST" and install_form.is_valid() and schema_form.is_valid():
+        try:
+            plan = services.make_plan(
+                by=request.user,
+                env=install_form.env(),
+                version=version,
+                name=install_form.cleaned_data["name"],
+                values=schema_form.values,
+                placement=install_form.cleaned_data["placement"],
+                regions=install_form.cleaned_data["regions"],
+                size=install_form.cleaned_data["size"],
+                choices=install_form.choices(),
+            )
+        except ValidationError as exc:
+            _apply(exc, install_form, schema_form)
+        else:
+            return redirect("marketplace:plan", pk=plan.pk)
+    has_errors = bool(install_form.errors or schema_form.errors)
+    return render(
+        request,
+        "marketplace/install.html",
+        {
+            "bp": bp,
+            "version": version,
+            "form": install_form,
+            "schema_form": schema_form,
+            "env": env,
+        },
+        status=400 if has_errors else 200,
+    )
+
+
+def _plan_for(user: Any, pk: int) -> InstallPlan:
+    plan = get_object_or_404(
+        InstallPlan.objects.select_related(
+            "environment__organization", "blueprint_version__blueprint"
+        ),
+        pk=pk,
+    )
+    if plan.requested_by_id != user.pk or not access.can(
+        user, "applications.install", plan.environment
+    ):
+        raise Http404
+    return plan
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _plan_for(request.user, pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            app = services.apply_plan(by=request.user, plan=plan)
+        except ValidationError as exc:
+            error = (
+                " ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                if hasattr(exc, "error_dict")
+                else " ".join(exc.messages)
+            )
+        else:
+            return redirect("marketplace:app", env=app.environment.name, app=app.name)
+    changes = previews.preview(plan) if plan.applied_at is None else []
+    return render(
+        request,
+        "marketplace/plan_detail.html",
+        {"plan": plan, "changes": changes, "error": error},
+        status=409 if error else 200,
+    )
+
+
+def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
+    return access.get_object_for(
+        request.user,
+        Application.objects.select_related(*APP_RELATED),
+        action=action,
+        environment__name=env,
+        name=app,
+    )
+
+
+@login_required
+@require_GET
+def app_list(request: HttpRequest) -> HttpResponse:
+    apps = access.visible(
+        request.user, Application.objects.select_related(*APP_RELATED), "applications.read"
+    )
+    return render(request, "marketplace/app_list.html", {"apps": apps})
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
+    application = _app(request, env, app, "applications.read")
+    htmx = getattr(request, "htmx", False)
+    template = "marketplace/app_detail.html#status" if htmx else "marketplace/app_detail.html"
+    return render(
+        request,
+        template,
+        {
+            "app": application,
+            "targets": services.upgrade_targets(application),
+            "dependents": services.dependents(application),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def app_edit(request: HttpRequest, env: str, app: str) -> HttpResponse:
+    application = _app(request, env, app, "applications.update")
+    form = SchemaForm(
+        request.POST or None,
+        schema=application.blueprint_version.config_schema,
+        app_choices=_app_choices(application.environment),
+        initial_values=application.values,
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_values(by=request.user, app=application, values=form.values)
+        except ValidationError as exc:
+            form.apply(exc)
+        else:
+            return redirect("marketplace:app", env=env, app=app)
+    return render(
+        request,
+        "marketplace/app_edit.html",
+        {"app": application, "schema_form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def app_upgrade(request: HttpRequest, env: str, app: str) -> HttpResponse:
+    application = _app(request, env, app, "applications.upgrade")
+    all_versions = _sorted_versions(application.blueprint)
+    targets = [v.version for v in services.upgrade_targets(application)]
+    refused = [
+        (v.version, services.upgrade_problem(application, v))
+        for v in all_versions
+        if v.version not in targets
+        and versions.SortKey(v.version) > versions.SortKey(application.version)
+    ]
+    form = UpgradeForm(request.POST or None, targets=targets)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.upgrade(by=request.user, app=application, version=form.cleaned_data["version"])
+        except ValidationError as exc:
+            form.add_error("version", exc.messages)
+        else:
+            return redirect("marketplace:app", env=env, app=app)
+    return render(
+        request,
+        "marketplace/app_upgrade.html",
+        {"app": application, "form": form, "refused": refused},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def app_uninstall(request: HttpRequest, env: str, app: str) -> HttpResponse:
+    application = _app(request, env, app, "applications.uninstall")
+    form = UninstallForm(request.POST or None, app_name=application.name)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.uninstall(by=request.user, app=application)
+        except ValidationError as exc:
+            form.add_error(None, exc.messages)
+        else:
+            if Application.objects.filter(pk=application.pk).exists():
+                return redirect("marketplace:app", env=env, app=app)
+            return redirect("marketplace:apps")
+    return render(
+        request,
+        "marketplace/app_uninstall.html",
+        {"app": application, "form": form, "dependents": services.dependents(application)},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_GET
+def sync_errors(request: HttpRequest) -> HttpResponse:
+    if not access.is_global(request.user, "audit.read"):
+        raise PermissionDenied
+    errors = CatalogSyncError.objects.select_related("source")
+    return render(request, "marketplace/sync_errors.html", {"errors": errors})

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from marketplace import loader
+from marketplace.models import CatalogSource
+from orgs.models import Environment
+
+
+@pytest.fixture
+def catalog(db: Any) -> CatalogSource:
+    """The starter catalog shipped in marketplace/catalog/, synced."""
+    source, _ = CatalogSource.objects.update_or_create(
+        name=loader.PUBLIC_SOURCE,
+        defaults={"kind": "directory", "location": str(settings.CATALOG_DIR)},
+    )
+    result = loader.sync_source(source)
+    assert result["errors"] == 0, list(source.errors.values_list("path", "error"))
+    return source
+
+
+@pytest.fixture
+def acme_prod(cast: dict[str, Any]) -> Environment:
+    return Environment.objects.get(name="acme-prod")
+
+
+@pytest.fixture
+def acme_dev(cast: dict[str, Any]) -> Environment:
+    return Environment.objects.get(name="acme-dev")
+
+
+def blueprint_doc(name: str, version: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "catalyst.openova.io/v1",
+        "kind": "Blueprint",
+        "metadata": {"name": name},
+        "spec": {
+            "version": version,
+            "card": {
+                "title": name.removeprefix("bp-").title(),
+                "summary": f"{name} for tests",
+                "category": "testing",
+            },
+            "manifests": {
+                "chart": {
+                    "repository": "https://charts.example.test",
+                    "name": name,
+                    "version": "1.0.0",
+                }
+            },
+            **spec,
+        },
+    }
+
+
+@pytest.fixture
+def publish(db: Any, tmp_path: Any) -> Any:
+    """Write Blueprint documents as files of a second directory source and sync it."""
+    import yaml
+
+    directory = tmp_path / "extra-catalog"
+    directory.mkdir()
+
+    def run(*docs: dict[str, Any], files: dict[str, str] | None = None) -> dict[str, int]:
+        for doc in docs:
+            path = directory / f"{doc['metadata']['name']}-{doc['spec']['version']}.yaml"
+            path.write_text(yaml.safe_dump(doc))
+        for name, text in (files or {}).items():
+            (directory / name).write_text(text)
+        source, _ = CatalogSource.objects.get_or_create(
+            name="extra", defaults={"kind": "directory", "location": str(directory)}
+        )
+        return loader.sync_source(source)
+
+    return run

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from tests.marketplace.conftest import blueprint_doc
+
+pytestmark = pytest.mark.django_db
+
+
+def test_search_and_filters_keep_the_url(catalog, cast, client_for):
+    client = client_for(cast["viewer"])
+    page = client.get("/marketplace/")
+    assert (
+        page.status_code == 200
+        and b"WordPress" in page.content
+        and b"/marketplace/bp-loki/" not in page.content
+    )  # unlisted
+    found = client.get("/marketplace/?q=loki")
+    assert b"/marketplace/bp-loki/" in found.content  # unlisted appears in search
+    dbs = client.get("/marketplace/?category=databases")
+    assert b"PostgreSQL" in dbs.content and b"WordPress" not in dbs.content
+    tagged = client.get("/marketplace/?tag=sso")
+    assert b"Keycloak" in tagged.content and b"Gitea" not in tagged.content
+    partial = client.get("/marketplace/?q=git", HTTP_HX_REQUEST="true")
+    assert (
+        partial.status_code == 200
+        and b"<html" not in partial.content
+        and b"Gitea" in partial.content
+    )
+    assert partial["Vary"] and "HX-Request" in partial["Vary"]
+    assert b'hx-push-url="true"' in page.content
+
+
+def test_detail_shows_versions_dependencies_and_installed(catalog, cast, client_for, on_commit):
+    client = client_for(cast["admin"])
+    with on_commit():
+        client.post(
+            "/api/v1/orgs/acme/environments/acme-prod/applications/",
+            {
+                "name": "blog",
+                "blueprint": "bp-wordpress",
+                "version": "1.1.0",
+                "values": {"domain": "b.acme.test", "admin": {"email": "a@b"}},
+            },
+            content_type="application/json",
+        )
+    page = client.get("/marketplace/bp-wordpress/")
+    assert page.status_code == 200
+    for text in (
+        b"2.0.0",
+        b"1.1.0",
+        b"1.0.0",
+        b"bp-mariadb ^1.0",
+        b"database.external == false",
+        b"acme-prod/blog",
+    ):
+        assert text in page.content
+    assert (
+        b"acme-prod/blog"
+        not in client_for(cast["member_b"]).get("/marketplace/bp-wordpress/").content
+    )
+    assert client.get("/marketplace/bp-wordpress/?version=9.0.0").status_code == 404
+
+
+def test_private_blueprints_only_for_the_owning_org(publish, cast, client_for):
+    publish(blueprint_doc("bp-internal", "1.0.0", visibility="private", owner="acme"))
+    assert b"Internal" in client_for(cast["viewer"]).get("/marketplace/").content
+    assert client_for(cast["viewer"]).get("/marketplace/bp-internal/").status_code == 200
+    assert b"Internal" not in client_for(cast["member_b"]).get("/marketplace/?q=internal").content
+    assert client_for(cast["member_b"]).get("/marketplace/bp-internal/").status_code == 404
+    assert client_for(cast["member_b"]).get("/api/v1/blueprints/bp-internal/").status_code == 404
+
+
+def count_queries(fn):
+    """SQL statements run by fn (counted at the cursor: survives request_started resets)."""
+    seen = []
+
+    def wrapper(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        result = fn()
+    return len(seen), result
+
+
+def test_catalog_queries_are_constant(publish, cast, client_for):
+    client = client_for(cast["viewer"])
+    publish(*[blueprint_doc(f"bp-app{i}", "1.0.0") for i in range(5)])
+    few, page = count_queries(lambda: client.get("/marketplace/?q=app"))
+    assert page.content.count(b'class="card"') == 5
+    publish(*[blueprint_doc(f"bp-app{i}", "1.0.0") for i in range(5, 80)])
+    many, page = count_queries(lambda: client.get("/marketplace/?q=app"))
+    assert page.content.count(b'class="card"') == 60
+    assert 3 <= many == few <= 6
