@@ -11,7 +11,7 @@ from rbac import access
 NAV = [
     ("Organizations", "orgs:list", "user"),
     ("Marketplace", "marketplace:catalog", "user"),
-    ("BSS", "billing:console", "operator"),
+    ("BSS", "billing:index", "operator"),
     ("Audit", "audit", "operator"),
     ("API tokens", "token-list", "user"),
 ]

@@ -340,3 +340,22 @@ CELERY_BEAT_SCHEDULE["sync-catalog"] = {
 # removed as soon as its files are gone (nothing can report "drained").
 FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
 DEMO_LOADERS = ["sync_catalog"]
+
+# --- BSS: vouchers, sign-up (billing app) ----------------------------------------------------
+# Attempts per window (seconds) on the shared cache; 0 turns a limit off.
+BILLING_RATE_WINDOW_SECONDS = env_int("BILLING_RATE_WINDOW_SECONDS", 60, minimum=1)
+VOUCHER_PREVIEW_LIMIT_PER_IP = env_int("VOUCHER_PREVIEW_LIMIT_PER_IP", 30, minimum=0)
+VOUCHER_PREVIEW_LIMIT_PER_USER = env_int("VOUCHER_PREVIEW_LIMIT_PER_USER", 20, minimum=0)
+VOUCHER_REDEEM_LIMIT_PER_USER = env_int("VOUCHER_REDEEM_LIMIT_PER_USER", 10, minimum=0)
+SIGNUP_LIMIT_PER_IP = env_int("SIGNUP_LIMIT_PER_IP", 10, minimum=0)
+VOUCHER_BATCH_MAX = env_int("VOUCHER_BATCH_MAX", 10000, minimum=1)
+# Local sign-up (core/signup.py) checks new passwords with Django's validators.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]

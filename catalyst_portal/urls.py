@@ -2,6 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from core import views as core_views
+from core.signup import signup_view
 from orgs import member_views
 
 urlpatterns = [
@@ -21,4 +22,7 @@ urlpatterns = [
     path("api/v1/", include("core.api_urls")),
     path("api/v1/", include("rbac.api_urls")),
     path("api/v1/", include("marketplace.api_urls")),
+    path("signup/", signup_view, name="signup"),
+    path("", include("billing.urls")),
+    path("api/v1/", include("billing.api_urls")),
 ]

@@ -1,0 +1,88 @@
+"""The credit ledger: append-only signed entries; the balance is their sum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from core import audit
+from orgs.models import Organization, Sovereign
+
+from .models import LedgerEntry
+
+ADJUST_REASONS = ("goodwill", "correction", "compensation", "refund", "other")
+
+
+def currency() -> str:
+    sovereign = Sovereign.objects.order_by("pk").only("currency").first()
+    return sovereign.currency if sovereign else "OMR"
+
+
+def balance(org: Organization) -> int:
+    return LedgerEntry.objects.filter(organization=org).balance()
+
+
+def append(
+    *,
+    org: Organization,
+    amount_minor: int,
+    reason: str,
+    reference: str = "",
+    note: str = "",
+    actor: Any = None,
+) -> LedgerEntry:
+    """One entry, inside the caller's transaction (callers audit the business event)."""
+    if amount_minor == 0:
+        raise ValidationError({"amount": "A ledger entry needs a non-zero amount."})
+    return LedgerEntry.objects.create(
+        organization=org,
+        amount_minor=amount_minor,
+        currency=currency(),
+        reason=reason,
+        reference=reference,
+        note=note,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+
+
+def adjust_credit(
+    *, by: Any, org: Organization, amount_minor: int, direction: str, reason: str, note: str
+) -> LedgerEntry:
+    """An operator grants (+) or deducts (-) credit with a reason; audited."""
+    errors: dict[str, str] = {}
+    if amount_minor <= 0:
+        errors["amount"] = "Enter a positive amount; choose grant or deduct for the direction."
+    if direction not in ("grant", "deduct"):
+        errors["direction"] = "Choose grant or deduct."
+    if reason not in ADJUST_REASONS:
+        errors["reason"] = f"Choose one of {', '.join(ADJUST_REASONS)}."
+    if not (note or "").strip():
+        errors["note"] = "Say why (it goes into the ledger and the audit trail)."
+    if errors:
+        raise ValidationError(errors)
+    signed = amount_minor if direction == "grant" else -amount_minor
+    with transaction.atomic():
+        Organization.objects.select_for_update().filter(pk=org.pk).first()
+        entry = append(
+            org=org,
+            amount_minor=signed,
+            reason=f"operator:{reason}",
+            reference=f"adjust:{direction}",
+            note=note.strip(),
+            actor=by,
+        )
+        audit.record(
+            f"billing.credit.{direction}",
+            actor=by,
+            target=org,
+            org_slug=org.slug,
+            after={
+                "amount_minor": signed,
+                "reason": reason,
+                "note": note.strip(),
+                "entry": entry.pk,
+            },
+        )
+    return entry

@@ -1,0 +1,59 @@
+"""Money at the edges: integer minor units inside, `OMR 12.345` on screen, strict parsing of input.
+
+Amounts are always `int` minor units of a currency (OMR has 3 decimals: 1 OMR = 1000 baisa).
+Nothing here uses floats: parsing splits the digits, formatting uses divmod.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+
+# ISO 4217 exponents that differ from the usual 2.
+_EXPONENTS = {"OMR": 3, "BHD": 3, "KWD": 3, "JOD": 3, "TND": 3, "LYD": 3, "IQD": 3, "JPY": 0}
+_AMOUNT = re.compile(r"^(?P<sign>-?)(?P<units>\d+)(?:\.(?P<frac>\d*))?$")
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def format_money(minor: int, currency: str) -> str:
+    """`OMR 12.345`, `OMR -1.500`, `JPY 120`."""
+    exp = exponent(currency)
+    sign = "-" if minor < 0 else ""
+    units, frac = divmod(abs(int(minor)), 10**exp)
+    number = f"{units:,}" if not exp else f"{units:,}.{frac:0{exp}d}"
+    return f"{currency} {sign}{number}"
+
+
+def parse_money(text: str, currency: str, *, allow_negative: bool = False) -> int:
+    """Operator input (`12.345`, `12`, `1,000.5`) → minor units; a clear error otherwise."""
+    exp = exponent(currency)
+    raw = (text or "").strip().replace(",", "").replace(" ", "")
+    if raw.upper().startswith(currency.upper()):
+        raw = raw[len(currency) :]
+    match = _AMOUNT.match(raw)
+    example = "12" if not exp else "12." + "345"[:exp].ljust(exp, "0")
+    if not match:
+        raise ValidationError(
+            f"Enter an amount in {currency} like {example}.", code="invalid_amount"
+        )
+    frac = match["frac"] or ""
+    if len(frac) > exp:
+        raise ValidationError(
+            f"{currency} has {exp} decimal places; “{text.strip()}” has {len(frac)}.",
+            code="too_many_decimals",
+        )
+    minor = int(match["units"]) * 10**exp + int(frac.ljust(exp, "0") or 0)
+    if match["sign"]:
+        if not allow_negative:
+            raise ValidationError("Enter a positive amount.", code="negative")
+        minor = -minor
+    return minor
+
+
+def tax_of(amount_minor: int, rate_bp: int) -> int:
+    """Tax on an amount at `rate_bp` basis points, rounded half up, in integers."""
+    return (amount_minor * rate_bp + 5000) // 10000

@@ -1,0 +1,28 @@
+from django.urls import path
+
+from . import views
+from .console import customers, pricebook
+from .console import vouchers as voucher_pages
+
+app_name = "billing"
+
+urlpatterns = [
+    path("redeem/", views.redeem, name="redeem"),
+    path("checkout/", views.checkout_view, name="checkout"),
+    path("billing/<slug:slug>/", views.account, name="account"),
+    path("billing/<slug:slug>/plan/", views.change_plan, name="change-plan"),
+    path("bss/", voucher_pages.index, name="index"),
+    path("bss/vouchers/", voucher_pages.voucher_list, name="vouchers"),
+    path("bss/vouchers/new/", voucher_pages.voucher_issue, name="voucher-issue"),
+    path("bss/vouchers/export.csv", voucher_pages.voucher_export, name="voucher-export"),
+    path("bss/vouchers/<int:pk>/", voucher_pages.voucher_detail, name="voucher"),
+    path("bss/vouchers/<int:pk>/revoke/", voucher_pages.voucher_revoke, name="voucher-revoke"),
+    path("bss/vouchers/<int:pk>/active/", voucher_pages.voucher_set_active, name="voucher-active"),
+    path("bss/plans/", pricebook.plan_list, name="plans"),
+    path("bss/plans/<slug:code>/", pricebook.plan_edit, name="plan-edit"),
+    path("bss/addons/new/", pricebook.addon_create, name="addon-create"),
+    path("bss/orders/", customers.order_list, name="orders"),
+    path("bss/orders/<int:pk>/pay/", customers.order_pay, name="order-pay"),
+    path("bss/customers/", customers.customer_list, name="customers"),
+    path("bss/customers/<slug:slug>/", customers.customer_detail, name="customer"),
+]

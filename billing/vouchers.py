@@ -1,0 +1,325 @@
+"""Vouchers: issue (one or a batch), preview, redeem (row-locked, once per Organization), revoke."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core import audit, outbox
+from core.errors import ConflictError
+from orgs.models import Organization, Sovereign
+
+from . import ledger
+from .models import ENDED_STATES, Plan, Redemption, Voucher, VoucherReason, VoucherState
+
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+PREFIX = "VCH-"
+RANDOM_LENGTH = 12
+MIN_TYPED_LENGTH = 12
+MIN_DISTINCT = 6
+MAX_CODE_LENGTH = 64
+EMAIL_TASK = "billing.tasks.send_voucher_email_task"
+
+NOT_VALID_MESSAGE = "This code is not valid."
+ENDED_MESSAGE = "This voucher can no longer be redeemed."
+WEAK_CODE_MESSAGE = (
+    f"A code needs at least {MIN_TYPED_LENGTH} characters (dashes not counted) and at least "
+    f"{MIN_DISTINCT} different ones; leave it empty to generate one."
+)
+
+
+class VoucherNotValid(ValidationError):
+    """Unknown or revoked: the same answer for both, so codes cannot be probed."""
+
+    def __init__(self) -> None:
+        super().__init__({"code": NOT_VALID_MESSAGE}, code="not_valid")
+
+
+class VoucherEnded(ValidationError):
+    """Inactive, expired or exhausted (never says which, nor the cap or the counter)."""
+
+    def __init__(self) -> None:
+        super().__init__({"code": ENDED_MESSAGE}, code="ended")
+
+
+def normalize(code: str) -> str:
+    return (code or "").strip().upper()
+
+
+def generate_code() -> str:
+    return PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
+
+
+def code_problem(code: str) -> str | None:
+    """Why a typed code is unacceptable, or None."""
+    core = code.replace("-", "")
+    if len(code) > MAX_CODE_LENGTH or not all(
+        c.isascii() and (c.isalnum() or c == "-") for c in code
+    ):
+        return f"Use letters, digits and dashes only, at most {MAX_CODE_LENGTH} characters."
+    if len(core) < MIN_TYPED_LENGTH or len(set(core)) < MIN_DISTINCT:
+        return WEAK_CODE_MESSAGE
+    return None
+
+
+def redeem_link(code: str) -> str:
+    sovereign = Sovereign.current()
+    return f"https://marketplace.{sovereign.fqdn}/redeem/?code={code}"
+
+
+@dataclass(frozen=True)
+class VoucherTerms:
+    credit_minor: int
+    description: str = ""
+    reason: str = VoucherReason.CAMPAIGN
+    max_redemptions: int = 1
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    plan_code: str = ""
+    is_active: bool = True
+
+
+def _check_terms(
+    terms: VoucherTerms, count: int, code: str, recipient_email: str
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    batch_max = settings.VOUCHER_BATCH_MAX
+    if not 1 <= count <= batch_max:
+        errors["count"] = f"Issue from 1 to {batch_max} vouchers at a time."
+    if code and count > 1:
+        errors["code"] = "Leave the code empty for a batch: each voucher gets a generated code."
+    elif code and (problem := code_problem(code)):
+        errors["code"] = problem
+    if terms.credit_minor <= 0:
+        errors["credit"] = "Enter a credit above zero."
+    if terms.max_redemptions < 0:
+        errors["max_redemptions"] = "Enter 0 (unlimited) or more."
+    if terms.reason not in VoucherReason.values:
+        errors["reason"] = f"Choose one of {', '.join(VoucherReason.values)}."
+    if terms.valid_until and terms.valid_from and terms.valid_until < terms.valid_from:
+        errors["valid_until"] = "“Valid until” must not be before “valid from”."
+    if terms.plan_code and not Plan.objects.filter(code=terms.plan_code).exists():
+        errors["plan_code"] = f"Unknown plan “{terms.plan_code}”."
+    if recipient_email and count > 1:
+        errors["recipient_email"] = "A recipient e-mail goes with a single voucher, not a batch."
+    return errors
+
+
+def issue_vouchers(
+    *, by: Any, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
+) -> list[Voucher]:
+    """Issue one voucher (typed or generated code) or a batch of `count` generated codes."""
+    code = normalize(code)
+    recipient_email = (recipient_email or "").strip()
+    errors = _check_terms(terms, count, code, recipient_email)
+    if errors:
+        raise ValidationError(errors)
+    currency = ledger.currency()
+    now = timezone.now()
+    batch = f"B-{uuid.uuid4().hex[:8].upper()}" if count > 1 else ""
+    codes = [code] if code else _fresh_codes(count)
+    rows = [
+        Voucher(
+            code=c,
+            credit_minor=terms.credit_minor,
+            currency=currency,
+            description=terms.description,
+            reason=terms.reason,
+            max_redemptions=terms.max_redemptions,
+            valid_from=terms.valid_from or now,
+            valid_until=terms.valid_until,
+            plan_code=terms.plan_code,
+            recipient_email=recipient_email,
+            batch=batch,
+            is_active=terms.is_active,
+            created_by=by,
+            created_at=now,
+        )
+        for c in codes
+    ]
+    try:
+        with transaction.atomic():
+            vouchers = Voucher.objects.bulk_create(rows, batch_size=2000)
+            first = vouchers[0] if vouchers[0].pk else Voucher.objects.get(code=codes[0])
+            event = audit.record(
+                "voucher.issue_batch" if batch else "voucher.issue",
+                actor=by,
+                target=first,
+                after={
+                    "count": count,
+                    "batch": batch,
+                    "credit_minor": terms.credit_minor,
+                    "currency": currency,
+                    "reason": terms.reason,
+                    "max_redemptions": terms.max_redemptions,
+                    "plan_code": terms.plan_code,
+                    "recipient_email": recipient_email,
+                },
+            )
+            if recipient_email:  # sent after commit, retried by the outbox if the mail server fails
+                outbox.enqueue(EMAIL_TASK, first.pk, actor=by, audit_event=event)
+    except IntegrityError:
+        raise ConflictError({"code": "That code is already in use; choose another."}) from None
+    return vouchers
+
+
+def _fresh_codes(count: int) -> list[str]:
+    codes: set[str] = set()
+    while len(codes) < count:
+        wanted = {generate_code() for _ in range(count - len(codes))}
+        taken = set()
+        for chunk in _chunks(sorted(wanted), 2000):
+            taken |= set(Voucher.objects.filter(code__in=chunk).values_list("code", flat=True))
+        codes |= wanted - taken
+    return sorted(codes)
+
+
+def _chunks(items: list[str], size: int) -> Any:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def send_voucher_email(*, voucher_id: int) -> None:
+    """E-mail a voucher's redeem link to its recipient (the outbox task calls this)."""
+    from .money import format_money
+
+    voucher = Voucher.objects.get(pk=voucher_id)
+    if not voucher.recipient_email or voucher.revoked_at is not None:
+        return
+    sovereign = Sovereign.current()
+    credit = format_money(voucher.credit_minor, voucher.currency)
+    send_mail(
+        subject=f"Your {credit} voucher for {sovereign.display_name or sovereign.fqdn}",
+        message=(
+            f"You have a voucher worth {credit}.\n\n"
+            f"Redeem it here: {redeem_link(voucher.code)}\n\n"
+            f"Code: {voucher.code}\n"
+            + (f"\n{voucher.description}\n" if voucher.description else "")
+        ),
+        from_email=None,
+        recipient_list=[voucher.recipient_email],
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    status: str  # "valid" | "ended" | "not_valid"
+    code: str = ""
+    credit_minor: int = 0
+    currency: str = ""
+    description: str = ""
+    plan_code: str = ""
+
+
+def preview(code: str) -> Preview:
+    """What a customer may see about `code`; unknown and revoked look the same."""
+    code = normalize(code)
+    voucher = (
+        Voucher.objects.filter(code=code).first() if 0 < len(code) <= MAX_CODE_LENGTH else None
+    )
+    if voucher is None or voucher.state() == VoucherState.REVOKED:
+        return Preview(status="not_valid")
+    status = "ended" if voucher.state() in ENDED_STATES else "valid"
+    return Preview(
+        status=status,
+        code=voucher.code,
+        credit_minor=voucher.credit_minor,
+        currency=voucher.currency,
+        description=voucher.description,
+        plan_code=voucher.plan_code,
+    )
+
+
+def redeem_voucher(*, code: str, org: Organization, by: Any) -> Redemption:
+    """Credit `org` with the voucher once: check, insert, count and credit under one row lock."""
+    code = normalize(code)
+    try:
+        with transaction.atomic():
+            voucher = Voucher.objects.select_for_update().filter(code=code).first()
+            _check_redeemable(voucher, org)
+            assert voucher is not None
+            redemption = Redemption.objects.create(
+                voucher=voucher, organization=org, credit_minor=voucher.credit_minor, redeemed_by=by
+            )
+            Voucher.objects.filter(pk=voucher.pk).update(redeemed_count=F("redeemed_count") + 1)
+            ledger.append(
+                org=org,
+                amount_minor=voucher.credit_minor,
+                reason="promo",
+                reference=f"promo:{voucher.code}",
+                actor=by,
+            )
+            audit.record(
+                "voucher.redeem",
+                actor=by,
+                target=voucher,
+                org_slug=org.slug,
+                after={"organization": org.slug, "credit_minor": voucher.credit_minor},
+            )
+    except IntegrityError:
+        # the unique (voucher, organization) constraint: a concurrent twin won the race
+        if Redemption.objects.filter(voucher__code=code, organization=org).exists():
+            raise _already_redeemed(org) from None
+        raise
+    return redemption
+
+
+def _check_redeemable(voucher: Voucher | None, org: Organization) -> None:
+    if voucher is None or voucher.state() == VoucherState.REVOKED:
+        raise VoucherNotValid()
+    if voucher.state() in ENDED_STATES:
+        raise VoucherEnded()
+    if voucher.plan_code and org.plan_code != voucher.plan_code:
+        raise ValidationError({"code": f"This voucher is for the {voucher.plan_code} plan only."})
+    if Redemption.objects.filter(voucher=voucher, organization=org).exists():
+        raise _already_redeemed(org)
+
+
+def _already_redeemed(org: Organization) -> ConflictError:
+    return ConflictError({"code": f"This voucher was already redeemed for {org.slug}."})
+
+
+def revoke_voucher(*, by: Any, voucher: Voucher) -> Voucher:
+    """Soft delete: the code stops working; past redemptions and credit stay."""
+    with transaction.atomic():
+        locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
+        if locked.revoked_at is not None:
+            return locked
+        locked.revoked_at = timezone.now()
+        locked.revoked_by = by
+        locked.save(update_fields=["revoked_at", "revoked_by"])
+        audit.record(
+            "voucher.revoke",
+            actor=by,
+            target=locked,
+            after={"revoked_at": locked.revoked_at.isoformat()},
+        )
+    return locked
+
+
+def set_voucher_active(*, by: Any, voucher: Voucher, active: bool) -> Voucher:
+    with transaction.atomic():
+        locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
+        if locked.revoked_at is not None:
+            raise ConflictError({"code": "A revoked voucher cannot be changed."})
+        if locked.is_active != active:
+            locked.is_active = active
+            locked.save(update_fields=["is_active"])
+            audit.record(
+                "voucher.activate" if active else "voucher.deactivate",
+                actor=by,
+                target=locked,
+                before={"is_active": not active},
+                after={"is_active": active},
+            )
+    return locked

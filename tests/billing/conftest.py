@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def operator_client(cast: dict[str, Any], client_for: Any) -> Any:
+    return client_for(cast["sovereign_operator"])
+
+
+def seed_price_book() -> None:
+    """The seeded plans and prices (migration 0002) again: transactional tests flush the tables."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    import_module("billing.migrations.0002_plans_and_append_only_ledger").seed_plans(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _price_book(request: Any) -> None:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None:
+        request.getfixturevalue("transactional_db" if marker.kwargs.get("transaction") else "db")
+        seed_price_book()
