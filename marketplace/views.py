@@ -393,7 +393,6 @@ def app_uninstall(request: HttpRequest, env: str, app: str) -> HttpResponse:
 @login_required
 @require_GET
 def sync_errors(request: HttpRequest) -> HttpResponse:
-    if not access.is_global(request.user, "audit.read"):
-        raise PermissionDenied
+    access.require_global(request.user, "audit.read")  # operator page: 404 for everyone else
     errors = CatalogSyncError.objects.select_related("source")
     return render(request, "marketplace/sync_errors.html", {"errors": errors})

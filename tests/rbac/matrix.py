@@ -2,7 +2,10 @@
 
 Other apps extend it by adding a module `tests/<app>/rbac_cases.py` with `CASES = [Case(...), ...]`
 (built with `expect()`); `tests/rbac/test_matrix.py` collects them all. URLs and form data may use
-the placeholders of `MATRIX_CONTEXT_KEYS` (filled in from the cast for each test).
+the placeholders of `MATRIX_CONTEXT_KEYS` (filled in from the cast for each test). A case that needs
+more than the cast names it in `setup` (see `SETUPS`): "catalog" syncs the starter catalog,
+"apps" also installs Applications, "billing" issues a voucher and places an order; the other cases
+skip that work, which keeps the matrix fast.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ MATRIX_CONTEXT_KEYS = (
     "invitation",
     "token",
     "owner_api_token",
+    # setup "apps": an InstallPlan of the owner's in acme-prod (Applications are named below)
+    "install_plan",
+    # setup "billing": an active voucher, its code, and acme's order awaiting payment
+    "voucher",
+    "voucher_code",
+    "order",
 )
+# what each setup provides (besides its placeholders): "apps" installs bp-valkey as `cache` in
+# acme-prod, acme-dev and globex-prod
+SETUPS = ("catalog", "apps", "billing")
 
 
 @dataclass(frozen=True)
@@ -32,11 +44,15 @@ class Case:
     expect: dict[str, int]
     data: dict[str, Any] = field(default_factory=dict)
     api: bool = False
+    setup: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         missing = set(ROLES) - set(self.expect)
         if missing:
             raise ValueError(f"case {self.name}: no expected status for {sorted(missing)}")
+        unknown = set(self.setup) - set(SETUPS)
+        if unknown:
+            raise ValueError(f"case {self.name}: unknown setup {sorted(unknown)}")
 
 
 def expect(

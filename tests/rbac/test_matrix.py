@@ -11,7 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.apps import apps
+from django.conf import settings
 from django.core import mail
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -27,13 +30,72 @@ from .matrix import ROLES, Case, cases
 
 pytestmark = pytest.mark.django_db
 TOKEN = "matrix-invitation-token"
+VOUCHER_CODE = "MATRIX-VOUCHER-2026"
+# tables a refused request must not touch, besides those `state()` lists by hand; the catalog's
+# tables are left out (only a catalog sync writes them, and they are large)
+WATCHED_APPS = ("billing", "marketplace")
+UNWATCHED = {"marketplace.catalogsource", "marketplace.catalogsyncerror", "marketplace.blueprint"}
+UNWATCHED |= {"marketplace.blueprintversion"}
+
+
+def setup_catalog() -> None:
+    from marketplace import loader
+    from marketplace.models import CatalogSource
+
+    source = CatalogSource.objects.create(
+        name=loader.PUBLIC_SOURCE, kind="directory", location=str(settings.CATALOG_DIR)
+    )
+    assert loader.sync_source(source)["errors"] == 0
+
+
+def setup_apps(cast: dict[str, Any]) -> dict[str, Any]:
+    """bp-valkey installed as `cache` in acme-prod, acme-dev and globex-prod; an owner's plan."""
+    from marketplace import services
+    from marketplace.models import BlueprintVersion
+
+    version = BlueprintVersion.objects.get(blueprint__name="bp-valkey")
+    for env_name, by in [("acme-prod", "owner"), ("acme-dev", "owner"), ("globex-prod", "member_b")]:
+        env = Environment.objects.get(name=env_name)
+        services.install(by=cast[by], env=env, version=version, name="cache", values={})
+    plan = services.make_plan(
+        by=cast["owner"],
+        env=Environment.objects.get(name="acme-prod"),
+        version=version,
+        name="web",
+        values={},
+    )
+    return {"install_plan": plan.pk}
+
+
+def setup_billing(cast: dict[str, Any]) -> dict[str, Any]:
+    """An active voucher (not yet redeemed) and acme's order for plan M, awaiting payment."""
+    from billing import checkout, vouchers
+
+    voucher = vouchers.issue_vouchers(
+        by=cast["sovereign_operator"],
+        terms=vouchers.VoucherTerms(credit_minor=5_000, max_redemptions=10),
+        code=VOUCHER_CODE,
+    )[0]
+    order = checkout.place_order(by=cast["owner"], org=cast["acme"], plan_code="m")
+    assert order.status == "awaiting_payment"
+    return {"voucher": voucher.pk, "voucher_code": voucher.code, "order": order.pk}
 
 
 @pytest.fixture
 def world(request: Any, monkeypatch: Any) -> dict[str, Any]:
-    """The cast, created without running the Git deliveries (fast; Git starts empty)."""
+    """The cast (plus the case's `setup`), created without running the Git deliveries (fast; Git
+    starts empty)."""
+    case: Case = request.node.callspec.params["case"]
+    cache.clear()  # the BSS rate limits count per address: every case starts afresh
     monkeypatch.setattr(outbox, "send", lambda item_id, task_name: True)
     cast = request.getfixturevalue("cast")
+    extra: dict[str, Any] = {}
+    if {"catalog", "apps"} & set(case.setup):
+        setup_catalog()
+    if "apps" in case.setup:
+        extra.update(setup_apps(cast))
+    if "billing" in case.setup:
+        extra.update(setup_billing(cast))
     monkeypatch.undo()
     invitation = Invitation.objects.create(
         organization=cast["acme"],
@@ -51,6 +113,7 @@ def world(request: Any, monkeypatch: Any) -> dict[str, Any]:
         "invitation": invitation.pk,
         "token": TOKEN,
         "owner_api_token": create_api_token(user=cast["owner"], name="matrix", days=5)[0].pk,
+        **extra,
     }
     return {"cast": cast, "context": context}
 
@@ -74,6 +137,12 @@ def state() -> dict[str, Any]:
         "tokens": list(ApiToken.objects.order_by("pk").values_list("pk", "revoked_at")),
         "mail": len(mail.outbox),
         "git": commits(),
+        **{
+            model._meta.label_lower: list(model.objects.order_by("pk").values_list())
+            for app in WATCHED_APPS
+            for model in apps.get_app_config(app).get_models()
+            if model._meta.label_lower not in UNWATCHED
+        },
     }
 
 

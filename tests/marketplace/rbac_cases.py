@@ -1,0 +1,247 @@
+"""The marketplace's rows of the access matrix (collected by tests/rbac/matrix.py).
+
+Applications live in Environments: a developer's grant is dev-scoped, so acme-prod and what is
+installed there are invisible to them (404), like another Organization's; viewers see but may not
+change (403). The catalog itself is readable by every signed-in user.
+"""
+
+from __future__ import annotations
+
+from tests.rbac.matrix import Case, everyone, expect
+
+CATALOG = ("catalog",)
+APPS = ("apps",)
+PROD_APP = "/marketplace/apps/acme-prod/cache/"
+GLOBEX_APP = "/marketplace/apps/globex-prod/cache/"
+API_PROD = "/api/v1/orgs/acme/environments/acme-prod/applications/"
+API_DEV = "/api/v1/orgs/acme/environments/acme-dev/applications/"
+API_GLOBEX = "/api/v1/orgs/globex/environments/globex-prod/applications/"
+INSTALL_BODY = {"name": "web", "blueprint": "bp-valkey"}
+INSTALL_FORM = {
+    "environment": "acme-prod",
+    "name": "web",
+    "size": "small",
+    "placement": "single-region",
+    "regions": ["hz-fsn-rtz-prod"],
+    "architecture": "standalone",
+}
+VALUES_FORM = {"architecture": "replication", "persistence__enabled": "on"}
+
+
+def prod_writers(ok: int, *, api: bool = False) -> dict[str, int]:
+    """applications.install/update/upgrade/uninstall in acme-prod: operator and up; the viewer may
+    read (403); the developer's dev-scoped grant does not reach prod (404)."""
+    return expect(403, owner=ok, admin=ok, operator=ok, developer=404, api=api)
+
+
+def globex_only(ok: int, *, api: bool = False) -> dict[str, int]:
+    return expect(404, member_b=ok, sovereign_operator=ok, api=api)
+
+
+CASES: list[Case] = [
+    # --- catalog pages ---
+    Case("catalog", "GET", "/marketplace/", everyone(200), setup=CATALOG),
+    Case(
+        "catalog sync errors (operators)",
+        "GET",
+        "/marketplace/sync-errors/",
+        expect(404, sovereign_operator=200),
+    ),
+    Case("blueprint page", "GET", "/marketplace/bp-valkey/", everyone(200), setup=CATALOG),
+    Case("unknown blueprint", "GET", "/marketplace/bp-nope/", everyone(404), setup=CATALOG),
+    # the install page lists the Environments one may install into: none → 403
+    Case(
+        "install page",
+        "GET",
+        "/marketplace/bp-valkey/install/",
+        expect(200, viewer=403, member_b=200, outsider=403),
+        setup=CATALOG,
+    ),
+    # acme-prod is not among the choices of a developer or of globex's owner: a form error
+    Case(
+        "install into acme-prod (plan)",
+        "POST",
+        "/marketplace/bp-valkey/install/",
+        expect(302, viewer=403, developer=400, member_b=400, outsider=403),
+        INSTALL_FORM,
+        setup=CATALOG,
+    ),
+    # an InstallPlan is personal: only the user who made it sees or applies it
+    Case(
+        "install plan page",
+        "GET",
+        "/marketplace/plans/{install_plan}/",
+        expect(404, owner=200, sovereign_operator=404),
+        setup=APPS,
+    ),
+    Case(
+        "apply install plan",
+        "POST",
+        "/marketplace/plans/{install_plan}/",
+        expect(404, owner=302, sovereign_operator=404),
+        setup=APPS,
+    ),
+    # --- Applications (pages) ---
+    Case("application list", "GET", "/marketplace/apps/", everyone(200), setup=APPS),
+    Case("prod application", "GET", PROD_APP, expect(200, developer=404), setup=APPS),
+    Case(
+        "dev application", "GET", "/marketplace/apps/acme-dev/cache/", expect(200), setup=APPS
+    ),
+    Case("other org application", "GET", GLOBEX_APP, globex_only(200), setup=APPS),
+    Case("application edit page", "GET", PROD_APP + "edit/", prod_writers(200), setup=APPS),
+    Case(
+        "application edit", "POST", PROD_APP + "edit/", prod_writers(302), VALUES_FORM, setup=APPS
+    ),
+    Case(
+        "other org application edit",
+        "POST",
+        GLOBEX_APP + "edit/",
+        globex_only(302),
+        VALUES_FORM,
+        setup=APPS,
+    ),
+    Case("application upgrade page", "GET", PROD_APP + "upgrade/", prod_writers(200), setup=APPS),
+    # the starter catalog has one version: no upgrade target, so allowed roles get a form error
+    Case(
+        "application upgrade",
+        "POST",
+        PROD_APP + "upgrade/",
+        prod_writers(400),
+        {"version": "2.0.0"},
+        setup=APPS,
+    ),
+    Case(
+        "application uninstall page", "GET", PROD_APP + "uninstall/", prod_writers(200), setup=APPS
+    ),
+    Case(
+        "application uninstall",
+        "POST",
+        PROD_APP + "uninstall/",
+        prod_writers(302),
+        {"confirm": "cache"},
+        setup=APPS,
+    ),
+    Case(
+        "other org application uninstall",
+        "POST",
+        GLOBEX_APP + "uninstall/",
+        globex_only(302),
+        {"confirm": "cache"},
+        setup=APPS,
+    ),
+    # --- API ---
+    Case(
+        "api blueprints", "GET", "/api/v1/blueprints/", everyone(200, api=True), api=True,
+        setup=CATALOG,
+    ),
+    Case(
+        "api blueprint",
+        "GET",
+        "/api/v1/blueprints/bp-valkey/",
+        everyone(200, api=True),
+        api=True,
+        setup=CATALOG,
+    ),
+    Case(
+        "api prod applications",
+        "GET",
+        API_PROD,
+        expect(200, developer=404, api=True),
+        api=True,
+        setup=APPS,
+    ),
+    Case(
+        "api install in prod",
+        "POST",
+        API_PROD,
+        prod_writers(201, api=True),
+        INSTALL_BODY,
+        api=True,
+        setup=CATALOG,
+    ),
+    Case(
+        "api install in dev",
+        "POST",
+        API_DEV,
+        expect(201, viewer=403, api=True),
+        INSTALL_BODY,
+        api=True,
+        setup=CATALOG,
+    ),
+    Case(
+        "api install plan in prod",
+        "POST",
+        API_PROD + "plan",
+        prod_writers(200, api=True),
+        INSTALL_BODY,
+        api=True,
+        setup=CATALOG,
+    ),
+    Case(
+        "api other org applications",
+        "GET",
+        API_GLOBEX,
+        globex_only(200, api=True),
+        api=True,
+        setup=APPS,
+    ),
+    # the Organization in the path must own the Environment: no one reaches globex through acme
+    Case(
+        "api another org's environment under acme",
+        "GET",
+        "/api/v1/orgs/acme/environments/globex-prod/applications/",
+        expect(404, sovereign_operator=404, api=True),
+        api=True,
+        setup=APPS,
+    ),
+    Case(
+        "api prod application",
+        "GET",
+        API_PROD + "cache/",
+        expect(200, developer=404, api=True),
+        api=True,
+        setup=APPS,
+    ),
+    Case(
+        "api prod application change",
+        "PATCH",
+        API_PROD + "cache/",
+        prod_writers(200, api=True),
+        {"values": {"architecture": "replication"}},
+        api=True,
+        setup=APPS,
+    ),
+    Case(
+        "api prod application uninstall",
+        "DELETE",
+        API_PROD + "cache/",
+        prod_writers(202, api=True),
+        api=True,
+        setup=APPS,
+    ),
+    Case(
+        "api prod application upgrade",
+        "POST",
+        API_PROD + "cache/upgrade",
+        prod_writers(400, api=True),
+        {"version": "2.0.0"},
+        api=True,
+        setup=APPS,
+    ),
+    Case(
+        "api other org application",
+        "GET",
+        API_GLOBEX + "cache/",
+        globex_only(200, api=True),
+        api=True,
+        setup=APPS,
+    ),
+    Case(
+        "api other org application uninstall",
+        "DELETE",
+        API_GLOBEX + "cache/",
+        globex_only(202, api=True),
+        api=True,
+        setup=APPS,
+    ),
+]
