@@ -84,9 +84,7 @@ CASES: list[Case] = [
     # --- Applications (pages) ---
     Case("application list", "GET", "/marketplace/apps/", everyone(200), setup=APPS),
     Case("prod application", "GET", PROD_APP, expect(200, developer=404), setup=APPS),
-    Case(
-        "dev application", "GET", "/marketplace/apps/acme-dev/cache/", expect(200), setup=APPS
-    ),
+    Case("dev application", "GET", "/marketplace/apps/acme-dev/cache/", expect(200), setup=APPS),
     Case("other org application", "GET", GLOBEX_APP, globex_only(200), setup=APPS),
     Case("application edit page", "GET", PROD_APP + "edit/", prod_writers(200), setup=APPS),
     Case(
@@ -131,7 +129,11 @@ CASES: list[Case] = [
     ),
     # --- API ---
     Case(
-        "api blueprints", "GET", "/api/v1/blueprints/", everyone(200, api=True), api=True,
+        "api blueprints",
+        "GET",
+        "/api/v1/blueprints/",
+        everyone(200, api=True),
+        api=True,
         setup=CATALOG,
     ),
     Case(

@@ -45,6 +45,7 @@ class Case:
     data: dict[str, Any] = field(default_factory=dict)
     api: bool = False
     setup: tuple[str, ...] = ()
+    anonymous_to: str = "/login/"  # where an anonymous 302 must lead
 
     def __post_init__(self) -> None:
         missing = set(ROLES) - set(self.expect)
@@ -99,7 +100,17 @@ def acme_readers(ok: int = 200, *, api: bool = False) -> dict[str, int]:
 ENV_STG = {"env_type": "stg", "regions": ["hz-fsn-rtz-prod"]}
 ACME_SCOPE = [{"key": "openova.io/organization", "value": "acme"}]
 
+
+def signed_in(code: int, *, anonymous: int) -> dict[str, int]:
+    return expect(code, member_b=code, outsider=code, anonymous=anonymous)
+
+
 CASES: list[Case] = [
+    # --- the front door: signed-in users are sent on to the portal ---
+    Case("home", "GET", "/", signed_in(302, anonymous=200)),
+    Case("login page", "GET", "/login/", signed_in(302, anonymous=200)),
+    Case("sign-up page", "GET", "/signup/", signed_in(302, anonymous=200)),
+    Case("logout", "POST", "/logout/", signed_in(302, anonymous=302), anonymous_to="/"),
     # --- Organization pages ---
     Case("org list", "GET", "/orgs/", everyone(200)),
     Case("org create page", "GET", "/orgs/new/", everyone(200)),
