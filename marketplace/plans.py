@@ -269,6 +269,12 @@ def resolve(
         raise ValidationError(
             {"version": f"{version.blueprint.name} {version.version} cannot be installed."}
         )
+    blueprint = version.blueprint
+    if blueprint.visibility == "private" and blueprint.owner_id != env.organization_id:
+        # a private Blueprint serves only the Organization that published it (as for dependencies)
+        raise ValidationError(
+            {"blueprint": f"{blueprint.name} is private to another Organization."}
+        )
     if size not in SIZES:
         raise ValidationError({"size": f"Choose one of {', '.join(SIZES)}."})
     values = schema_form.validate(version.config_schema, values)

@@ -49,6 +49,31 @@ CASES: list[Case] = [
     ),
     Case("blueprint page", "GET", "/marketplace/bp-valkey/", everyone(200), setup=CATALOG),
     Case("unknown blueprint", "GET", "/marketplace/bp-nope/", everyone(404), setup=CATALOG),
+    # a private Blueprint exists only for its Organization (and the Sovereign's operators)
+    Case(
+        "other org private blueprint",
+        "GET",
+        "/marketplace/bp-secret/",
+        globex_only(200),
+        setup=CATALOG,
+    ),
+    Case(
+        "other org private blueprint install page",
+        "GET",
+        "/marketplace/bp-secret/install/",
+        globex_only(200),
+        setup=CATALOG,
+    ),
+    # globex's owner posts acme-prod, which is not theirs: a form error; the operator is refused
+    # because bp-secret is private to globex
+    Case(
+        "other org private blueprint install",
+        "POST",
+        "/marketplace/bp-secret/install/",
+        expect(404, member_b=400, sovereign_operator=400),
+        INSTALL_FORM,
+        setup=CATALOG,
+    ),
     # the install page lists the Environments one may install into: none → 403
     Case(
         "install page",
@@ -141,6 +166,25 @@ CASES: list[Case] = [
         "GET",
         "/api/v1/blueprints/bp-valkey/",
         everyone(200, api=True),
+        api=True,
+        setup=CATALOG,
+    ),
+    Case(
+        "api other org private blueprint",
+        "GET",
+        "/api/v1/blueprints/bp-secret/",
+        globex_only(200, api=True),
+        api=True,
+        setup=CATALOG,
+    ),
+    # installing another Organization's private Blueprint: unknown to tenants, refused to the
+    # Sovereign's operators (a private Blueprint is installed only in its Organization): 400
+    Case(
+        "api install another org's private blueprint",
+        "POST",
+        API_DEV,
+        expect(400, viewer=403, api=True),
+        {"name": "web", "blueprint": "bp-secret"},
         api=True,
         setup=CATALOG,
     ),

@@ -32,7 +32,7 @@ MATRIX_CONTEXT_KEYS = (
     "order",
 )
 # what each setup provides (besides its placeholders): "apps" installs bp-valkey as `cache` in
-# acme-prod, acme-dev and globex-prod
+# acme-prod, acme-dev and globex-prod; "catalog" also adds bp-secret, a Blueprint private to globex
 SETUPS = ("catalog", "apps", "billing")
 
 

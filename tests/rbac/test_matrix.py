@@ -40,12 +40,24 @@ UNWATCHED |= {"marketplace.blueprintversion"}
 
 def setup_catalog() -> None:
     from marketplace import loader
-    from marketplace.models import CatalogSource
+    from marketplace.models import Blueprint, CatalogSource
 
     source = CatalogSource.objects.create(
         name=loader.PUBLIC_SOURCE, kind="directory", location=str(settings.CATALOG_DIR)
     )
     assert loader.sync_source(source)["errors"] == 0
+    # bp-secret: a copy of bp-valkey published privately by globex (only globex may see it)
+    blueprint = Blueprint.objects.get(name="bp-valkey")
+    rows = list(blueprint.versions.all())
+    blueprint.pk = None
+    blueprint.name = "bp-secret"
+    blueprint.visibility = "private"
+    blueprint.owner = Organization.objects.get(slug="globex")
+    blueprint.save()
+    for row in rows:
+        row.pk = None
+        row.blueprint = blueprint
+        row.save()
 
 
 def setup_apps(cast: dict[str, Any]) -> dict[str, Any]:
