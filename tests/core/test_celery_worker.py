@@ -15,7 +15,8 @@ from tests.conftest import make_user
 from tests.gitutil import commits
 from tests.worker import start_worker, stop_worker
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+# One Celery worker at a time: every worker consumes the same Valkey queue.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("celery-worker")]
 
 
 @pytest.fixture
