@@ -91,6 +91,7 @@ def main() -> None:
         if services_mode:
             from tests.worker import start_worker
 
+            settings.CELERY_TASK_DEFAULT_QUEUE = f"bench-{work.name}"
             proc = start_worker(git_root=settings.GIT_ROOT, log_path=work / "worker.log")
             settings.CELERY_TASK_ALWAYS_EAGER = False
             app.conf.task_always_eager = False

@@ -45,7 +45,10 @@ def enqueue(
 def send(item_id: int, task_name: str) -> bool:
     """Hand a row to the broker. A broker fault is logged, not raised: the sweeper retries."""
     try:
-        _task(task_name).apply_async((item_id,), retry=False)  # fail fast; the sweeper retries
+        # fail fast when the broker is down: the sweeper retries
+        _task(task_name).apply_async(
+            (item_id,), retry=False, queue=settings.CELERY_TASK_DEFAULT_QUEUE
+        )
     except Exception as exc:  # broker down, connection refused, …
         log.warning("could not enqueue %s(%s): %s; the sweeper will retry", task_name, item_id, exc)
         return False

@@ -24,7 +24,9 @@ def database_url() -> str:
 def start_worker(
     *, git_root: Path, log_path: Path, timeout: float = 60.0
 ) -> subprocess.Popen[bytes]:
-    """Launch `celery worker` with the same database, broker and Git root; wait until it is ready."""
+    """Launch `celery worker` with the same database, broker, queue and Git root; wait until it is
+    ready. The queue is settings.CELERY_TASK_DEFAULT_QUEUE: give each run its own, so another
+    worker on the same Valkey never takes its messages."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -32,6 +34,7 @@ def start_worker(
         "GIT_ROOT": str(git_root),
         "PORTAL_TASKS_EAGER": "false",
         "PORTAL_VAR_DIR": str(git_root.parent / "worker-var"),
+        "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
     }
     log = open(log_path, "wb")  # noqa: SIM115 (kept open for the worker's lifetime)
     proc = subprocess.Popen(
@@ -48,6 +51,8 @@ def start_worker(
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            "-Q",
+            settings.CELERY_TASK_DEFAULT_QUEUE,
             "-n",
             f"test-{os.getpid()}@%h",
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from django.conf import settings
@@ -25,6 +26,7 @@ def worker(settings, tmp_path, sovereign):
         pytest.skip(
             "needs DATABASE_URL (PostgreSQL) and VALKEY_URL: the worker shares the test database"
         )
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"test-{uuid.uuid4().hex}"
     proc = start_worker(git_root=settings.GIT_ROOT, log_path=tmp_path / "worker.log")
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
@@ -76,6 +78,6 @@ def test_the_sweeper_task_redelivers_a_row_the_broker_never_got(worker):
         org = services.create_organization(by=user, slug="xavier-co", display_name="Xavier")
     assert OutboxItem.objects.pending().filter(key=str(org.pk)).exists()
     assert commits() == []
-    app.tasks["core.tasks.sweep_outbox_task"].delay()
+    app.tasks["core.tasks.sweep_outbox_task"].apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     assert wait_for(lambda: Organization.objects.get(pk=org.pk).delivery_state == "delivered")
     assert commits() == ["organization.create: organization xavier-co", "Initial commit"]
