@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from catalyst_portal import sse
 from core import views as core_views
 
 urlpatterns = [
@@ -14,6 +15,7 @@ urlpatterns = [
     path("account/tokens/<int:pk>/revoke/", core_views.token_revoke, name="token-revoke"),
     path("audit/", core_views.audit_list, name="audit"),
     path("orgs/", include("orgs.urls")),
+    path("events/orgs/<slug:slug>/", sse.org_events, name="org-events"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
 ]

@@ -1,0 +1,99 @@
+"""Server-Sent Events: live status fragments for the htmx SSE extension.
+
+A stream is opened by a page (`hx-ext="sse" sse-connect="/events/orgs/<slug>/"`), authorized
+once with rbac.access (404 when the viewer may not read the object: existence is not disclosed),
+and then carries server-rendered HTML fragments as named events (`sse-swap="<event>"`). A
+reconnecting browser sends Last-Event-ID and receives the events it missed; when they are no
+longer in the replay buffer (or on a first connect) it receives the current state instead.
+Comments keep idle connections open through proxies. A stream ends after SSE_MAX_SECONDS; the
+browser reconnects at once and is authorized again, so a revoked grant stops the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from gitops import events
+from gitops.flux import CLUSTERS_TOPIC
+from rbac import access
+
+Snapshot = Callable[[], Awaitable[tuple[str, str]]]
+RETRY_MS = 2000
+
+
+def format_event(data: str, *, event: str = "message", event_id: str = "") -> bytes:
+    lines = [f"id: {event_id}"] if event_id else []
+    lines.append(f"event: {event}")
+    lines += [f"data: {line}" for line in (data.splitlines() or [""])]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def stream_events(
+    topics: list[str],
+    *,
+    last_event_id: str | None,
+    snapshot: Snapshot,
+    refresh_topics: frozenset[str] = frozenset(),
+) -> AsyncIterator[bytes]:
+    """Replay-or-snapshot, then live events until SSE_MAX_SECONDS. Events on `refresh_topics`
+    (e.g. a cluster connection flip) re-send the snapshot instead of their own payload."""
+    deadline = time.monotonic() + settings.SSE_MAX_SECONDS
+    async with events.subscribe(topics, last_event_id=last_event_id) as sub:
+        yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
+        if not last_event_id or sub.gap:
+            name, html = await snapshot()
+            yield format_event(html, event=name)
+        while (left := deadline - time.monotonic()) > 0:
+            event = await sub.next(min(left, settings.SSE_KEEPALIVE_SECONDS))
+            if event is None:
+                yield b": keep-alive\n\n"
+                continue
+            if event.topic in refresh_topics:
+                name, html = await snapshot()
+            else:
+                name, html = event.payload.get("event", "message"), event.payload.get("html", "")
+            yield format_event(html, event=name, event_id=event.id)
+
+
+def sse_response(chunks: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _last_event_id(request: HttpRequest) -> str | None:
+    return request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None
+
+
+async def org_events(request: HttpRequest, slug: str) -> HttpResponse:
+    """Live provisioning status of one Organization."""
+    from orgs import status as org_status
+    from orgs.models import Organization
+
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse("Sign in to follow this page.", status=401, content_type="text/plain")
+
+    def load() -> Organization:
+        return access.get_object_for(user, Organization, action="organization.read", slug=slug)
+
+    pk = (await sync_to_async(load)()).pk  # Http404 when not readable
+
+    def render() -> tuple[str, str]:
+        fresh = Organization.objects.get(pk=pk)
+        return org_status.EVENT, org_status.render_fragment(fresh)
+
+    return sse_response(
+        stream_events(
+            [org_status.topic(slug), CLUSTERS_TOPIC],
+            last_event_id=_last_event_id(request),
+            snapshot=sync_to_async(render),
+            refresh_topics=frozenset({CLUSTERS_TOPIC}),
+        )
+    )
