@@ -33,34 +33,53 @@ def format_event(data: str, *, event: str = "message", event_id: str = "") -> by
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def stream_events(
-    topics: list[str],
-    *,
-    last_event_id: str | None,
-    snapshot: Snapshot,
-    refresh_topics: frozenset[str] = frozenset(),
-) -> AsyncIterator[bytes]:
-    """Replay-or-snapshot, then live events until SSE_MAX_SECONDS. Events on `refresh_topics`
-    (e.g. a cluster connection flip) re-send the snapshot instead of their own payload."""
-    deadline = time.monotonic() + settings.SSE_MAX_SECONDS
-    async with events.subscribe(topics, last_event_id=last_event_id) as sub:
-        yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
-        if not last_event_id or sub.gap:
-            name, html = await snapshot()
-            yield format_event(html, event=name)
-        while (left := deadline - time.monotonic()) > 0:
-            event = await sub.next(min(left, settings.SSE_KEEPALIVE_SECONDS))
-            if event is None:
-                yield b": keep-alive\n\n"
-                continue
-            if event.topic in refresh_topics:
-                name, html = await snapshot()
-            else:
-                name, html = event.payload.get("event", "message"), event.payload.get("html", "")
-            yield format_event(html, event=name, event_id=event.id)
+class EventStream:
+    """The body of an SSE response: replay-or-snapshot, then live events until SSE_MAX_SECONDS.
+
+    Events on `refresh_topics` (e.g. a cluster connection flip) re-send the snapshot instead of
+    their own payload. `close()` (called by Django when the response ends) unsubscribes at once.
+    """
+
+    def __init__(
+        self,
+        topics: list[str],
+        *,
+        last_event_id: str | None,
+        snapshot: Snapshot,
+        refresh_topics: frozenset[str] = frozenset(),
+    ) -> None:
+        self.subscription = events.subscribe(topics, last_event_id=last_event_id)
+        self.last_event_id = last_event_id
+        self.snapshot = snapshot
+        self.refresh_topics = refresh_topics
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._run()
+
+    def close(self) -> None:
+        self.subscription.close()
+
+    async def _run(self) -> AsyncIterator[bytes]:
+        deadline = time.monotonic() + settings.SSE_MAX_SECONDS
+        async with self.subscription as sub:
+            yield f"retry: {RETRY_MS}\n: connected\n\n".encode()
+            if not self.last_event_id or sub.gap:
+                name, html = await self.snapshot()
+                yield format_event(html, event=name)
+            while (left := deadline - time.monotonic()) > 0:
+                event = await sub.next(min(left, settings.SSE_KEEPALIVE_SECONDS))
+                if event is None:
+                    yield b": keep-alive\n\n"
+                    continue
+                if event.topic in self.refresh_topics:
+                    name, html = await self.snapshot()
+                else:
+                    name = event.payload.get("event", "message")
+                    html = event.payload.get("html", "")
+                yield format_event(html, event=name, event_id=event.id)
 
 
-def sse_response(chunks: AsyncIterator[bytes]) -> StreamingHttpResponse:
+def sse_response(chunks: EventStream) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
@@ -90,7 +109,7 @@ async def org_events(request: HttpRequest, slug: str) -> HttpResponse:
         return org_status.EVENT, org_status.render_fragment(fresh)
 
     return sse_response(
-        stream_events(
+        EventStream(
             [org_status.topic(slug), CLUSTERS_TOPIC],
             last_event_id=_last_event_id(request),
             snapshot=sync_to_async(render),

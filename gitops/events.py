@@ -78,7 +78,7 @@ class Broker:
         with self._lock:
             self._subscribers.add(sub)
 
-    async def _stopped(self, sub: _Subscriber) -> None:
+    def _stopped(self, sub: _Subscriber) -> None:
         with self._lock:
             self._subscribers.discard(sub)
 
@@ -182,19 +182,27 @@ class ValkeyBroker(Broker):
             last = self._event(*newest[0]).id if newest else "0-0"
             self._readers[loop] = loop.create_task(self._read_forever(client, last))
 
-    async def _stopped(self, sub: _Subscriber) -> None:
-        await super()._stopped(sub)
-        loop = asyncio.get_running_loop()
+    def _stopped(self, sub: _Subscriber) -> None:
+        super()._stopped(sub)
+        loop = sub.loop
         with self._lock:
-            others = any(s.loop is loop for s in self._subscribers)
-        if not others and loop in self._readers:
-            task = self._readers.pop(loop)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if any(s.loop is loop for s in self._subscribers):
+                return
+            task = self._readers.pop(loop, None)
             client = self._async.pop(loop, None)
+        if task is None and client is None:
+            return
+
+        async def shut() -> None:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             if client is not None:
                 await client.aclose()
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to stop
+            loop.call_soon_threadsafe(lambda: loop.create_task(shut()))
 
 
 _broker: Broker | None = None
@@ -255,8 +263,12 @@ class Subscription:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop receiving (idempotent, callable from sync code such as response.close())."""
         if self._sub is not None:
-            await self._broker._stopped(self._sub)
+            self._broker._stopped(self._sub)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
