@@ -90,7 +90,7 @@ def _last_event_id(request: HttpRequest) -> str | None:
     return request.headers.get("Last-Event-ID") or request.GET.get("lastEventId") or None
 
 
-async def org_events(request: HttpRequest, slug: str) -> HttpResponse:
+async def org_events(request: HttpRequest, slug: str) -> HttpResponse | StreamingHttpResponse:
     """Live provisioning status of one Organization."""
     from orgs import status as org_status
     from orgs.models import Organization

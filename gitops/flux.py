@@ -199,7 +199,7 @@ class KindWatcher:
 
     def relist(self) -> int:
         """List everything, store it, tombstone what is gone; the list's resourceVersion."""
-        result = self.custom.list_cluster_custom_object(
+        result: dict[str, Any] = self.custom.list_cluster_custom_object(
             *self._args(),
             label_selector=self.selector,
             _request_timeout=(settings.FLUX_CONNECT_TIMEOUT_SECONDS, self.timeout),
@@ -214,7 +214,7 @@ class KindWatcher:
         """Watch from `rv` until the server ends the stream; the newest resourceVersion seen."""
         from kubernetes.watch.watch import iter_resp_lines
 
-        resp = self.custom.list_cluster_custom_object(
+        resp: Any = self.custom.list_cluster_custom_object(
             *self._args(),
             label_selector=self.selector,
             watch=True,
