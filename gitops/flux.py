@@ -199,7 +199,7 @@ class KindWatcher:
 
     def relist(self) -> int:
         """List everything, store it, tombstone what is gone; the list's resourceVersion."""
-        result: dict[str, Any] = self.custom.list_cluster_custom_object(
+        result: Any = self.custom.list_cluster_custom_object(
             *self._args(),
             label_selector=self.selector,
             _request_timeout=(settings.FLUX_CONNECT_TIMEOUT_SECONDS, self.timeout),
