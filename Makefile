@@ -33,7 +33,7 @@ run: install assets
 	$(PY) manage.py load_demo
 	DEBUG=$${DEBUG:-true} $(PY) manage.py serve --host $(HOST) --port $(PORT)
 
-test: install-dev
+test: install-dev assets
 	PORTAL_TESTING=true $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -126,7 +126,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-CELERY_BROKER_URL = _REDIS_URL or "memory://"
+CELERY_BROKER_URL = _REDIS_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = env_bool("PORTAL_TASKS_EAGER", not _REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
@@ -282,6 +282,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organizations, Environments, marketplace and BSS of an OpenOva Catalyst Sovereign.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"EnvTypeEnum": "orgs.naming.ENV_TYPES"},
 }
 
 # --- Locale ----------------------------------------------------------------------------------

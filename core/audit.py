@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import models
 
-from . import context
+from . import context, events
 from .models import AuditEvent
 
 
@@ -34,7 +34,7 @@ def record(
 ) -> AuditEvent:
     meta = context.current()
     user = actor if getattr(actor, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         actor=user,
         actor_repr=(getattr(user, "email", "") or getattr(user, "username", ""))
         if user
@@ -49,3 +49,16 @@ def record(
         request_id=meta.request_id,
         ip=meta.ip,
     )
+    events.emit(
+        f"audit.{action}",
+        {
+            "audit_event": event.pk,
+            "actor": event.actor_repr,
+            "target": {"type": event.target_type, "id": event.target_id, "repr": event.target_repr},
+            "org": org_slug,
+            "before": before,
+            "after": after,
+            "request_id": meta.request_id,
+        },
+    )
+    return event

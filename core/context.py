@@ -16,7 +16,8 @@ class RequestMeta:
 
 
 _meta: contextvars.ContextVar[RequestMeta] = contextvars.ContextVar(
-    "request_meta", default=RequestMeta()  # noqa: B039 (frozen dataclass)
+    "request_meta",
+    default=RequestMeta(),  # noqa: B039 (frozen dataclass)
 )
 
 

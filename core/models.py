@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -176,3 +177,19 @@ class ApiToken(models.Model):
         if len(parts) != 3 or parts[0] != ApiToken.PREFIX or len(parts[1]) != 12:
             return None
         return parts[1]
+
+
+class PlatformEvent(models.Model):
+    """An event for the rest of the platform (SPEC §8), published to NATS JetStream from the outbox."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    subject = models.CharField(max_length=200)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -45,7 +45,7 @@ def enqueue(
 def send(item_id: int, task_name: str) -> bool:
     """Hand a row to the broker. A broker fault is logged, not raised: the sweeper retries."""
     try:
-        _task(task_name).delay(item_id)
+        _task(task_name).apply_async((item_id,), retry=False)  # fail fast; the sweeper retries
     except Exception as exc:  # broker down, connection refused, …
         log.warning("could not enqueue %s(%s): %s; the sweeper will retry", task_name, item_id, exc)
         return False

@@ -12,9 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+from dulwich.file import FileLocked
 from dulwich.index import commit_tree
-from dulwich.object_store import iter_tree_contents
+from dulwich.object_store import commit_tree_changes, iter_tree_contents, tree_lookup_path
 from dulwich.objects import Blob, Commit
+from dulwich.objects import Tree as GitTree
 from dulwich.repo import Repo
 
 from .backend import Author, GitConflict, GitError, Tree
@@ -22,12 +24,24 @@ from .backend import Author, GitConflict, GitError, Tree
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _FILE_MODE = 0o100644
 _lock = threading.Lock()
+_ref_lock = threading.Lock()  # serializes ref moves between threads of this process
 
 
 def _check_name(kind: str, value: str) -> str:
     if not _NAME.match(value) or value.endswith(".git") or ".." in value:
         raise GitError(f"invalid {kind} name {value!r}")
     return value
+
+
+def _subtree(r: Repo, tree_id: bytes, root: str) -> bytes | None:
+    """The tree object at directory `root` ("" or "a/b/"), or None when it does not exist."""
+    if not root:
+        return tree_id
+    try:
+        _mode, sha = tree_lookup_path(r.__getitem__, tree_id, root.rstrip("/").encode())
+    except KeyError:
+        return None
+    return sha if isinstance(r[sha], GitTree) else None
 
 
 class LocalGitBackend:
@@ -86,9 +100,12 @@ class LocalGitBackend:
             head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
             if head is None:
                 return Tree(head=None, blobs={})
-            entries = iter_tree_contents(r.object_store, r[head].tree)
+            tree_id = _subtree(r, r[head].tree, root)
+            if tree_id is None:
+                return Tree(head=head.decode(), blobs={})
             blobs = {
-                e.path.decode(): e.sha.decode() for e in entries if e.path.decode().startswith(root)
+                root + e.path.decode(): e.sha.decode()
+                for e in iter_tree_contents(r.object_store, tree_id)
             }
             return Tree(head=head.decode(), blobs=blobs)
 
@@ -97,10 +114,12 @@ class LocalGitBackend:
             head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
             if head is None:
                 return None
-            for entry in iter_tree_contents(r.object_store, r[head].tree):
-                if entry.path.decode() == path:
-                    return r[entry.sha].data
-            return None
+            try:
+                _mode, sha = tree_lookup_path(r.__getitem__, r[head].tree, path.encode())
+            except KeyError:
+                return None
+            obj = r[sha]
+            return obj.data if isinstance(obj, Blob) else None
 
     def commit(
         self,
@@ -126,22 +145,24 @@ class LocalGitBackend:
         message: str,
     ) -> str:
         ref = f"refs/heads/{branch}".encode()
-        files: dict[bytes, tuple[bytes, int]] = {}
         parents: list[bytes] = []
-        if expected_head:
-            parent = r[expected_head.encode()]
-            parents = [parent.id]
-            for entry in iter_tree_contents(r.object_store, parent.tree):
-                files[entry.path] = (entry.sha, entry.mode)
-        for path, content in changes.items():
-            key = path.encode()
+        edits: list[tuple[bytes, int | None, bytes | None]] = []
+        for path, content in sorted(changes.items()):
             if content is None:
-                files.pop(key, None)
+                edits.append((path.encode(), None, None))
                 continue
             blob = Blob.from_string(content)
             r.object_store.add_object(blob)
-            files[key] = (blob.id, _FILE_MODE)
-        tree_id = commit_tree(r.object_store, [(p, sha, mode) for p, (sha, mode) in files.items()])
+            edits.append((path.encode(), _FILE_MODE, blob.id))
+        if expected_head:
+            parent = r[expected_head.encode()]
+            parents = [parent.id]
+            # Only the subtrees on changed paths are rewritten: cost follows the change, not the repo.
+            tree_id = commit_tree_changes(r.object_store, parent.tree, edits)
+        else:
+            tree_id = commit_tree(
+                r.object_store, [(p, sha, mode) for p, mode, sha in edits if sha is not None]
+            )
         c = Commit()
         c.tree = tree_id
         c.parents = parents
@@ -152,11 +173,15 @@ class LocalGitBackend:
         c.encoding = b"UTF-8"
         c.message = message.encode() if message.endswith("\n") else (message + "\n").encode()
         r.object_store.add_object(c)
-        moved = (
-            r.refs.set_if_equals(ref, expected_head.encode(), c.id)
-            if expected_head
-            else r.refs.add_if_new(ref, c.id)
-        )
+        try:
+            with _ref_lock:  # other processes meet dulwich's ref lock file instead
+                moved = (
+                    r.refs.set_if_equals(ref, expected_head.encode(), c.id)
+                    if expected_head
+                    else r.refs.add_if_new(ref, c.id)
+                )
+        except FileLocked:
+            raise GitConflict(f"{branch} is being moved by another writer") from None
         if not moved:
             raise GitConflict(f"{branch} moved while committing")
         return c.id.decode()

@@ -15,12 +15,14 @@ from core.models import AuditEvent
 from rbac import access
 
 from . import services
-from .models import Environment, Organization
+from .models import Environment, HostCluster, Organization
 from .naming import ENV_TYPES
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
-    regions = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    regions: serializers.RelatedField[HostCluster, Any, Any] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
 
     class Meta:
         model = Environment
@@ -39,7 +41,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
 class OrganizationSerializer(serializers.ModelSerializer):
     environments = EnvironmentSerializer(many=True, read_only=True)
-    parent = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    parent = serializers.CharField(source="parent.slug", default=None, read_only=True)  # type: ignore[assignment]  # a field named like Field.parent
 
     class Meta:
         model = Organization

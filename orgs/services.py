@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from core import audit, outbox
+from core import audit, events, outbox
 from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
 from gitops import delivery
@@ -95,6 +95,16 @@ def create_organization(
             )
             for index, env in enumerate(environments or []):
                 _add_environment(org, by=by, field_prefix=f"environments[{index}].", **env)
+            events.emit(
+                "tenant.created",
+                {
+                    "organization": slug,
+                    "display_name": display_name,
+                    "kind": kind,
+                    "tier": tier,
+                    "plan": plan_code,
+                },
+            )
             rbac_services.assign(
                 by=by,
                 user=by,

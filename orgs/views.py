@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from core.forms import apply_errors
 from core.models import AuditEvent
-from core.views import filter_events
+from core.views import audit_response
 from rbac import access
 
 from . import services
@@ -26,10 +29,9 @@ from .status import org_status
 @login_required
 @require_GET
 def organization_list(request: HttpRequest) -> HttpResponse:
-    orgs = access.visible(request.user, Organization.objects.all(), "organization.read")
     show_archived = request.GET.get("archived") == "1"
-    if not show_archived:
-        orgs = orgs.active()
+    base = Organization.objects.all() if show_archived else Organization.objects.active()
+    orgs = access.visible(request.user, base, "organization.read")
     return render(
         request,
         "orgs/organization_list.html",
@@ -121,7 +123,9 @@ def organization_edit(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _lifecycle(action: str, service):  # type: ignore[no-untyped-def]
+def _lifecycle(
+    action: str, service: Callable[..., Organization]
+) -> Callable[[HttpRequest, str], HttpResponse]:
     @login_required
     @require_POST
     def view(request: HttpRequest, slug: str) -> HttpResponse:
@@ -193,7 +197,8 @@ def environment_detail(request: HttpRequest, slug: str, env: str) -> HttpRespons
 
 @login_required
 @require_GET
-def organization_audit(request: HttpRequest, slug: str) -> HttpResponse:
+def organization_audit(request: HttpRequest, slug: str) -> HttpResponseBase:
     org = access.get_object_for(request.user, Organization, action="audit.read", slug=slug)
-    events = filter_events(request, AuditEvent.objects.for_org(org.slug))
-    return render(request, "orgs/audit_list.html", {"org": org, **events})
+    return audit_response(
+        request, AuditEvent.objects.for_org(org.slug), "orgs/audit_list.html", {"org": org}
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import models
 from django.db.models import Q
 from django.http import Http404
@@ -150,7 +150,7 @@ def get_object_for(
     qs = model if isinstance(model, models.QuerySet) else model._default_manager.all()
     try:
         obj = qs.get(**lookup)
-    except (qs.model.DoesNotExist, ValueError):
+    except (ObjectDoesNotExist, ValueError):
         raise Http404 from None
     if not can(user, read_action(action), obj):  # type: ignore[arg-type]
         raise Http404

@@ -37,6 +37,10 @@ def pytest_configure(config: Any) -> None:
 def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
     settings.GIT_ROOT = tmp_path / "git"
     settings.GITEA_URL = ""
+    settings.NATS_URL = ""  # tests that publish events turn it on themselves
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher"
+    ]  # fast, tests only
     settings.CELERY_TASK_ALWAYS_EAGER = True
     from catalyst_portal.celery import app
 
@@ -135,3 +139,14 @@ def client_for() -> Callable[[Any], Client]:
         return client
 
     return make
+
+
+@pytest.fixture
+def gitea(tmp_path: Any) -> Iterator[Any]:
+    """A running Gitea emulator (tests/gitops/gitea_emulator.py); fails the test on a spec violation."""
+    from tests.gitops.gitea_emulator import GiteaEmulator
+
+    emulator = GiteaEmulator(tmp_path / "gitea").start()
+    yield emulator
+    emulator.stop()
+    assert emulator.violations == [], "Gitea API contract violated"

@@ -1,0 +1,78 @@
+"""Shared bench plumbing: Django set-up, a throwaway database, timing and reporting."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "catalyst_portal.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+@contextmanager
+def throwaway_database() -> Iterator[None]:
+    """Create a fresh test database (test_<name>) for the run and drop it afterwards."""
+    from django.db import connection
+    from django.test.utils import setup_test_environment, teardown_test_environment
+
+    setup_test_environment()
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        yield
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        teardown_test_environment()
+
+
+def timed(fn: Callable[[], Any], *, repeat: int, warmup: int = 2) -> list[float]:
+    """Milliseconds per call."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def report(
+    name: str,
+    value: float,
+    *,
+    unit: str = "ms",
+    target: float | None = None,
+    baseline: float | None = None,
+    baseline_name: str = "baseline",
+) -> None:
+    parts = [f"{name}: {value:.2f} {unit}"]
+    if target is not None:
+        parts.append(f"(target ≤ {target:g} {unit}: {'OK' if value <= target else 'MISSED'})")
+    if baseline is not None:
+        ratio = value / baseline if baseline else float("inf")
+        parts.append(f"| {baseline_name}: {baseline:.2f} {unit} | ratio {ratio:.2f}x")
+    print("  " + " ".join(parts), flush=True)

@@ -1,0 +1,80 @@
+"""Delivery through a real Celery worker process over Valkey, on PostgreSQL (the CI services run)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from catalyst_portal.celery import app
+from core.models import OutboxItem
+from orgs.models import Organization
+from tests.conftest import make_user
+from tests.gitutil import commits
+from tests.worker import start_worker, stop_worker
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def worker(settings, tmp_path, sovereign):
+    if connection.vendor != "postgresql" or not settings.VALKEY_URL:
+        pytest.skip(
+            "needs DATABASE_URL (PostgreSQL) and VALKEY_URL: the worker shares the test database"
+        )
+    proc = start_worker(git_root=settings.GIT_ROOT, log_path=tmp_path / "worker.log")
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    yield proc
+    app.conf.task_always_eager = True
+    stop_worker(proc)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_worker_delivers_an_organization_created_over_http(worker, client):
+    user = make_user("wendy")
+    client.force_login(user)
+    response = client.post(
+        "/orgs/new/",
+        {
+            "slug": "wendy-co",
+            "display_name": "Wendy",
+            "default_env_type": "prod",
+            "env_type": "prod",
+            "regions": ["hz-fsn-rtz-prod"],
+        },
+    )
+    assert response.status_code == 302
+    assert wait_for(
+        lambda: Organization.objects.get(slug="wendy-co").delivery_state == "delivered"
+    ), settings.GIT_ROOT / "../worker.log"
+    org = Organization.objects.get(slug="wendy-co")
+    assert org.state == "provisioning"
+    assert commits()[0] == "organization.create: organization wendy-co"
+    assert not OutboxItem.objects.pending().exists()
+
+
+def test_the_sweeper_task_redelivers_a_row_the_broker_never_got(worker):
+    user = make_user("xavier")
+    # The row is written but the message is lost (as when the broker was down at commit time).
+    from unittest import mock
+
+    from orgs import services
+
+    with mock.patch("core.outbox.send", return_value=False):
+        org = services.create_organization(by=user, slug="xavier-co", display_name="Xavier")
+    assert OutboxItem.objects.pending().filter(key=str(org.pk)).exists()
+    assert commits() == []
+    app.tasks["core.tasks.sweep_outbox_task"].delay()
+    assert wait_for(lambda: Organization.objects.get(pk=org.pk).delivery_state == "delivered")
+    assert commits() == ["organization.create: organization xavier-co", "Initial commit"]

@@ -1,0 +1,77 @@
+"""Start a real Celery worker process against the test database and Valkey (used by tests and bench)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    s: dict[str, Any] = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def start_worker(
+    *, git_root: Path, log_path: Path, timeout: float = 60.0
+) -> subprocess.Popen[bytes]:
+    """Launch `celery worker` with the same database, broker and Git root; wait until it is ready."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "VALKEY_URL": settings.VALKEY_URL,
+        "GIT_ROOT": str(git_root),
+        "PORTAL_TASKS_EAGER": "false",
+        "PORTAL_VAR_DIR": str(git_root.parent / "worker-var"),
+    }
+    log = open(log_path, "wb")  # noqa: SIM115 (kept open for the worker's lifetime)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "catalyst_portal",
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"celery worker exited with {proc.returncode}: {log_path.read_text()[-2000:]}"
+            )
+        if b"ready." in log_path.read_bytes():
+            return proc
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"celery worker not ready after {timeout}s: {log_path.read_text()[-2000:]}")
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
