@@ -206,8 +206,8 @@ class KindWatcher:
         )
         self.heartbeat.connected()
         list_rv = rv_int(result.get("metadata", {}).get("resourceVersion")) or 0
-        store.reconcile_list(self.cluster, self.kind.kind, result.get("items") or [], list_rv)
         self.relists += 1
+        store.reconcile_list(self.cluster, self.kind.kind, result.get("items") or [], list_rv)
         return list_rv
 
     def watch(self, rv: int) -> int:
