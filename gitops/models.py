@@ -82,11 +82,12 @@ class FluxObject(models.Model):
 
 
 class FluxEvent(models.Model):
-    """A change on the timeline of one object: a condition changed, or it appeared / went away."""
+    """A change on the timeline of one object: a condition changed, or the object went away.
+    (Its first conditions mark its appearance; FluxObject.created_at says when we first saw it.)"""
 
     obj = models.ForeignKey(FluxObject, on_delete=models.CASCADE, related_name="timeline")
     at = models.DateTimeField(default=timezone.now)
-    event = models.CharField(max_length=16, help_text="condition, created, deleted")
+    event = models.CharField(max_length=16, help_text="condition or deleted")
     type = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=8, blank=True)
     reason = models.CharField(max_length=128, blank=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from .models import FluxEvent, FluxObject, rv_int
@@ -24,7 +24,10 @@ _handlers: list[Handler] = []
 
 
 def register_handler(handler: Handler) -> Handler:
-    """Call `handler(flux_object)` after each stored change (after commit). Usable as decorator."""
+    """Call `handler(flux_object)` after each stored change (after commit). Usable as decorator.
+
+    A handler may also have a `many(objects)` attribute: a relist then calls it once with every
+    changed object instead of calling the handler per object."""
     if handler not in _handlers:
         _handlers.append(handler)
     return handler
@@ -36,11 +39,22 @@ def unregister_handler(handler: Handler) -> None:
 
 
 def _notify(obj: FluxObject) -> None:
+    _notify_all([obj])
+
+
+def _notify_all(objs: list[FluxObject]) -> None:
+    if not objs:
+        return
     for handler in list(_handlers):
+        many = getattr(handler, "many", None)
         try:
-            handler(obj)
+            if many is not None:
+                many(objs)
+            else:
+                for obj in objs:
+                    handler(obj)
         except Exception:
-            log.exception("Flux status handler %r failed for %s", handler, obj)
+            log.exception("Flux status handler %r failed", handler)
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,9 @@ class Observed:
         )
 
 
-def _timeline(obj: FluxObject, old: list[dict[str, str]], new: list[dict[str, str]]) -> None:
+def _timeline(
+    obj: FluxObject, old: list[dict[str, str]], new: list[dict[str, str]]
+) -> list[FluxEvent]:
     before = {c["type"]: c for c in old}
     rows = []
     for cond in new:
@@ -103,7 +119,7 @@ def _timeline(obj: FluxObject, old: list[dict[str, str]], new: list[dict[str, st
                     resource_version=obj.resource_version,
                 )
             )
-    FluxEvent.objects.bulk_create(rows)
+    return rows
 
 
 def _apply_once(cluster: str, kind: str, event: str, seen: Observed) -> FluxObject | None:
@@ -136,11 +152,7 @@ def _apply_once(cluster: str, kind: str, event: str, seen: Observed) -> FluxObje
         obj.resource_version = seen.resource_version
         obj.deleted_at = None
         obj.save()
-        if created:
-            FluxEvent.objects.create(
-                obj=obj, event="created", resource_version=obj.resource_version
-            )
-        _timeline(obj, old_conditions, obj.conditions)
+        FluxEvent.objects.bulk_create(_timeline(obj, old_conditions, obj.conditions))
         return obj
 
 
@@ -159,28 +171,191 @@ def apply(cluster: str, kind: str, event: str, raw: dict[str, Any]) -> FluxObjec
 def reconcile_list(
     cluster: str, kind: str, items: Iterable[dict[str, Any]], list_rv: int
 ) -> list[FluxObject]:
-    """Store a full list; objects missing from it (deleted while we were away) become tombstones."""
-    changed: list[FluxObject] = []
-    present: set[tuple[str, str]] = set()
+    """Store a full list; objects missing from it (deleted while we were away) become tombstones.
+
+    One transaction with bulk writes; if another watcher inserts concurrently, fall back to
+    storing object by object (each write still compares resourceVersions)."""
+    seen = {}
     for raw in items:
-        seen = Observed.parse(kind, raw)
-        present.add((seen.namespace, seen.name))
-        obj = apply(cluster, kind, "ADDED", raw)
+        observed = Observed.parse(kind, raw)
+        seen[(observed.namespace, observed.name)] = observed
+    try:
+        changed = _reconcile_batch(cluster, kind, seen, list_rv)
+    except IntegrityError:
+        changed = _reconcile_one_by_one(cluster, kind, seen, list_rv)
+    else:
+        _notify_all(changed)
+    return changed
+
+
+_FIELDS = [
+    "uid",
+    "labels",
+    "generation",
+    "observed_generation",
+    "conditions",
+    "ready_status",
+    "ready_reason",
+    "ready_message",
+    "applied_revision",
+    "attempted_revision",
+    "artifact_revision",
+    "resource_version",
+    "deleted_at",
+    "updated_at",
+]
+
+
+def _insert(model: type[models.Model], objs: list[Any], names: list[str]) -> None:
+    """INSERT many rows with one executemany: bulk_create's per-value preparation dominates a
+    relist of thousands of objects. JSON and datetime values are adapted by their fields."""
+    if not objs:
+        return
+    meta = model._meta
+    fields = [meta.get_field(name) for name in names]
+    adapt = [isinstance(f, models.JSONField | models.DateTimeField) for f in fields]
+    quote = connection.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 - quoted model identifiers
+        quote(meta.db_table),
+        ", ".join(quote(f.column) for f in fields),  # type: ignore[union-attr]
+        ", ".join(["%s"] * len(fields)),
+    )
+    params = [
+        [
+            f.get_db_prep_save(getattr(obj, f.attname), connection)
+            if a
+            else getattr(obj, f.attname)  # type: ignore[union-attr]
+            for f, a in zip(fields, adapt, strict=True)
+        ]
+        for obj in objs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+_NEW_FIELDS = ["cluster", "kind", "namespace", "name", "created_at", *_FIELDS]
+_EVENT_FIELDS = [
+    "obj",
+    "at",
+    "event",
+    "type",
+    "status",
+    "reason",
+    "message",
+    "revision",
+    "resource_version",
+]
+
+
+def _reconcile_batch(
+    cluster: str, kind: str, seen: dict[tuple[str, str], Observed], list_rv: int
+) -> list[FluxObject]:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = FluxObject.objects.select_for_update().filter(cluster=cluster, kind=kind)
+        known = {
+            (ns, name): (pk, rv, deleted)
+            for ns, name, pk, rv, deleted in rows.values_list(
+                "namespace", "name", "pk", "resource_version", "deleted_at"
+            )
+        }
+        newer = [k for k, o in seen.items() if k not in known or o.resource_version > known[k][1]]
+        gone_keys = [
+            k
+            for k, (_, rv, deleted) in known.items()
+            if k not in seen and deleted is None and rv < list_rv
+        ]
+        changed_pks = [known[k][0] for k in newer if k in known] + [known[k][0] for k in gone_keys]
+        full = {}
+        for i in range(0, len(changed_pks), 900):
+            for obj in FluxObject.objects.filter(pk__in=changed_pks[i : i + 900]):
+                full[(obj.namespace, obj.name)] = obj
+        new: list[FluxObject] = []
+        updated: list[FluxObject] = []
+        timeline: list[tuple[FluxObject, list[dict[str, str]]]] = []
+        for key in newer:
+            observed, obj = seen[key], full.get(key)
+            created = obj is None or obj.deleted_at is not None
+            if obj is None:
+                obj = FluxObject(cluster=cluster, kind=kind, namespace=key[0], name=key[1])
+                obj.created_at = now
+                new.append(obj)
+            else:
+                updated.append(obj)
+            timeline.append((obj, [] if created else obj.conditions))
+            for name, value in observed.fields.items():
+                setattr(obj, name, value)
+            obj.resource_version, obj.deleted_at, obj.updated_at = (
+                observed.resource_version,
+                None,
+                now,
+            )
+        gone = [full[k] for k in gone_keys]
+        for obj in gone:
+            obj.deleted_at, obj.resource_version, obj.updated_at = now, list_rv, now
+        _insert(FluxObject, new, _NEW_FIELDS)
+        if new:
+            pks = dict(
+                ((ns, name), pk)
+                for ns, name, pk in FluxObject.objects.filter(
+                    cluster=cluster, kind=kind
+                ).values_list("namespace", "name", "pk")
+            )
+            for obj in new:
+                obj.pk = pks[(obj.namespace, obj.name)]
+                obj._state.adding = False
+        FluxObject.objects.bulk_update(updated + gone, _FIELDS, batch_size=500)
+        events: list[FluxEvent] = []
+        for obj, old in timeline:
+            events += _timeline(obj, old, obj.conditions)
+        events += [
+            FluxEvent(obj=o, event="deleted", resource_version=list_rv, at=now) for o in gone
+        ]
+        _insert(FluxEvent, events, _EVENT_FIELDS)
+    return new + updated + gone
+
+
+def _reconcile_one_by_one(
+    cluster: str, kind: str, seen: dict[tuple[str, str], Observed], list_rv: int
+) -> list[FluxObject]:
+    changed = []
+    for observed in seen.values():
+        obj = apply(cluster, kind, "ADDED", _raw(observed))
         if obj is not None:
             changed.append(obj)
     gone = FluxObject.objects.live().filter(
         cluster=cluster, kind=kind, resource_version__lt=list_rv
     )
     for namespace, name in gone.values_list("namespace", "name"):
-        if (namespace, name) in present:
+        if (namespace, name) in seen:
             continue
-        tombstone = {
-            "metadata": {"namespace": namespace, "name": name, "resourceVersion": str(list_rv)}
-        }
-        obj = apply(cluster, kind, "DELETED", tombstone)
+        meta = {"namespace": namespace, "name": name, "resourceVersion": str(list_rv)}
+        obj = apply(cluster, kind, "DELETED", {"metadata": meta})
         if obj is not None:
             changed.append(obj)
     return changed
+
+
+def _raw(observed: Observed) -> dict[str, Any]:
+    """Back from parsed fields to the JSON shape `apply` reads (fallback path only)."""
+    f = observed.fields
+    return {
+        "metadata": {
+            "namespace": observed.namespace,
+            "name": observed.name,
+            "uid": f["uid"],
+            "labels": f["labels"],
+            "generation": f["generation"],
+            "resourceVersion": str(observed.resource_version),
+        },
+        "status": {
+            "observedGeneration": f["observed_generation"],
+            "conditions": f["conditions"],
+            "lastAppliedRevision": f["applied_revision"],
+            "lastAttemptedRevision": f["attempted_revision"],
+            "artifact": {"revision": f["artifact_revision"]},
+        },
+    }
 
 
 def last_resource_version(cluster: str, kind: str) -> int | None:

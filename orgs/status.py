@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.template.loader import render_to_string
 
 from gitops import events, naming, status, sync
@@ -112,20 +113,29 @@ def refresh(org: Organization) -> OrgStatus:
     return current
 
 
-def _affected(obj: FluxObject) -> Any:
-    if obj.kind != "Kustomization":
-        return Organization.objects.none()
-    slug = obj.labels.get(ORG_LABEL)
-    if slug:
-        return Organization.objects.filter(slug=slug)
-    if (obj.namespace, obj.name) == _config_kustomization():
-        return Organization.objects.exclude(last_commit_sha="").filter(state__in=FOLLOWED_STATES)
+def _affected(objs: list[FluxObject]) -> Any:
+    kustomizations = [o for o in objs if o.kind == "Kustomization"]
+    slugs = {o.labels[ORG_LABEL] for o in kustomizations if o.labels.get(ORG_LABEL)}
+    if any((o.namespace, o.name) == _config_kustomization() for o in kustomizations):
+        followed = ~Q(last_commit_sha="") & Q(state__in=FOLLOWED_STATES)
+        return Organization.objects.filter(Q(slug__in=slugs) | followed)
+    if slugs:
+        return Organization.objects.filter(slug__in=slugs)
     return Organization.objects.none()
 
 
 def on_flux_change(obj: FluxObject) -> None:
-    for org in _affected(obj):
+    for org in _affected([obj]):
         refresh(org)
+
+
+def on_flux_changes(objs: list[FluxObject]) -> None:
+    """A relist: every affected Organization is refreshed once, found with one query."""
+    for org in _affected(objs):
+        refresh(org)
+
+
+on_flux_change.many = on_flux_changes  # type: ignore[attr-defined]
 
 
 def connect() -> None:
