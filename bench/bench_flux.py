@@ -46,7 +46,16 @@ def _rss_mb() -> float:
 
 
 # -- SSE clients (child process) ---------------------------------------------------------------
-async def _client(port: int, path: str, cookie: str, seen: dict[int, list[float]], ready: asyncio.Event, counter: list[int], total: int, stop: asyncio.Event) -> None:
+async def _client(
+    port: int,
+    path: str,
+    cookie: str,
+    seen: dict[int, list[float]],
+    ready: asyncio.Event,
+    counter: list[int],
+    total: int,
+    stop: asyncio.Event,
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sessionid={cookie}\r\n"
@@ -68,10 +77,6 @@ async def _client(port: int, path: str, cookie: str, seen: dict[int, list[float]
             counter[0] += 1
             if counter[0] == total:
                 ready.set()
-        for match in MARK.finditer(buffer):
-            times = seen.setdefault(int(match[1]), [])
-            if len(times) < counter[0] and not getattr(match, "_counted", False):
-                pass
         for number in {int(m[1]) for m in MARK.finditer(data)}:
             seen.setdefault(number, []).append(now)
     writer.close()
@@ -81,7 +86,10 @@ def _clients_main(port: int, path: str, cookie: str, total: int, conn: Any) -> N
     async def run() -> None:
         seen: dict[int, list[float]] = {}
         ready, stop, counter = asyncio.Event(), asyncio.Event(), [0]
-        tasks = [asyncio.create_task(_client(port, path, cookie, seen, ready, counter, total, stop)) for _ in range(total)]
+        tasks = [
+            asyncio.create_task(_client(port, path, cookie, seen, ready, counter, total, stop))
+            for _ in range(total)
+        ]
         await asyncio.wait_for(ready.wait(), 120)
         conn.send("ready")
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
@@ -121,8 +129,12 @@ def _direct_watch(kube: Any, arrivals: dict[int, float], stop: threading.Event) 
 
     def run() -> None:
         resp = api.list_cluster_custom_object(
-            "kustomize.toolkit.fluxcd.io", "v1", "kustomizations",
-            watch=True, resource_version=str(kube.store.rv), timeout_seconds=600,
+            "kustomize.toolkit.fluxcd.io",
+            "v1",
+            "kustomizations",
+            watch=True,
+            resource_version=str(kube.store.rv),
+            timeout_seconds=600,
             _preload_content=False,
         )
         for line in iter_resp_lines(resp):
@@ -146,10 +158,11 @@ def _setup_org() -> tuple[Any, str]:
     from tests.conftest import make_user
 
     sov = Sovereign.objects.create(fqdn="bench.local", currency="OMR")
-    HostCluster.objects.create(sovereign=sov, provider="hetzner", region="fsn", building_block="rtz", env_type="prod")
+    HostCluster.objects.create(
+        sovereign=sov, provider="hetzner", region="fsn", building_block="rtz", env_type="prod"
+    )
     owner = make_user("bench-owner")
     org = services.create_organization(by=owner, slug="bench", display_name="Bench")
-    services.deliver_organization  # delivery runs in-process on commit
     org = Organization.objects.get(pk=org.pk)
     client = Client()
     client.force_login(owner)
@@ -158,7 +171,11 @@ def _setup_org() -> tuple[Any, str]:
 
 def _latency(kube: Any, fluxd: Any, port: int, cookie: str, changes: Any) -> None:
     parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=_clients_main, args=(port, "/events/orgs/bench/", cookie, CLIENTS, child), daemon=True)
+    proc = mp.get_context("spawn").Process(
+        target=_clients_main,
+        args=(port, "/events/orgs/bench/", cookie, CLIENTS, child),
+        daemon=True,
+    )
     proc.start()
     assert parent.poll(180), "SSE clients did not connect"
     parent.recv()
@@ -179,9 +196,23 @@ def _latency(kube: Any, fluxd: Any, port: int, cookie: str, changes: Any) -> Non
     latencies = [(t - sent[i]) * 1000 for i, times in seen.items() if i in sent for t in times]
     baseline = [(direct[i] - sent[i]) * 1000 for i in sent if i in direct]
     delivered = sum(len(t) for t in seen.values())
-    print(f"  {CLIENTS} SSE clients, {EVENTS} events, {delivered}/{CLIENTS * EVENTS} deliveries", flush=True)
-    report("event → SSE client p95", p95(latencies), target=250, baseline=p95(baseline), baseline_name="direct watch p95")
-    report("event → SSE client median", sorted(latencies)[len(latencies) // 2], baseline=sorted(baseline)[len(baseline) // 2], baseline_name="direct watch median")
+    print(
+        f"  {CLIENTS} SSE clients, {EVENTS} events, {delivered}/{CLIENTS * EVENTS} deliveries",
+        flush=True,
+    )
+    report(
+        "event → SSE client p95",
+        p95(latencies),
+        target=250,
+        baseline=p95(baseline),
+        baseline_name="direct watch p95",
+    )
+    report(
+        "event → SSE client median",
+        sorted(latencies)[len(latencies) // 2],
+        baseline=sorted(baseline)[len(baseline) // 2],
+        baseline_name="direct watch median",
+    )
 
 
 def _idle_memory(port: int, cookie: str) -> None:
@@ -189,7 +220,11 @@ def _idle_memory(port: int, cookie: str) -> None:
 
     before = _rss_mb()
     parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=_clients_main, args=(port, "/events/orgs/bench/", cookie, IDLE_CLIENTS, child), daemon=True)
+    proc = mp.get_context("spawn").Process(
+        target=_clients_main,
+        args=(port, "/events/orgs/bench/", cookie, IDLE_CLIENTS, child),
+        daemon=True,
+    )
     proc.start()
     assert parent.poll(300), "idle SSE clients did not connect"
     parent.recv()
@@ -208,21 +243,28 @@ def _relist(kube: Any, fluxd: Any) -> None:
     from gitops import flux
     from gitops.models import FluxObject
 
-    store = kube.store
-    res = store.resource("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
     for i in range(RELIST_OBJECTS):
         fluxd.create("Kustomization", f"relist-{i}", labels={"openova.io/organization": f"o{i}"})
-        obj = store.get(res, "flux-system", f"relist-{i}")
         fluxd.ready("Kustomization", f"relist-{i}", "main@sha1:" + f"{i:040x}")
-        del obj
     api = kube.api_client()
     custom = client.CustomObjectsApi(api)
     start = time.perf_counter()
-    listed = custom.list_cluster_custom_object("kustomize.toolkit.fluxcd.io", "v1", "kustomizations", label_selector="openova.io/managed-by=flux")
+    listed = custom.list_cluster_custom_object(
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "kustomizations",
+        label_selector="openova.io/managed-by=flux",
+    )
     bare = (time.perf_counter() - start) * 1000
     watcher = flux.KindWatcher(
-        "bench-relist", api, flux.KINDS[0], stop=threading.Event(), heartbeat=flux.Heartbeat("bench-relist"),
-        label_selector="openova.io/managed-by=flux", timeout_seconds=60, backoff=flux.Backoff(1, 1),
+        "bench-relist",
+        api,
+        flux.KINDS[0],
+        stop=threading.Event(),
+        heartbeat=flux.Heartbeat("bench-relist"),
+        label_selector="openova.io/managed-by=flux",
+        timeout_seconds=60,
+        backoff=flux.Backoff(1, 1),
     )
     start = time.perf_counter()
     watcher.relist()
@@ -232,8 +274,20 @@ def _relist(kube: Any, fluxd: Any) -> None:
     again = (time.perf_counter() - start) * 1000
     stored = FluxObject.objects.filter(cluster="bench-relist").count()
     print(f"  {len(listed['items'])} objects listed, {stored} stored", flush=True)
-    report(f"relist {RELIST_OBJECTS} objects into an empty store", first, target=2000, baseline=bare, baseline_name="bare list call")
-    report(f"relist {RELIST_OBJECTS} unchanged objects", again, target=2000, baseline=bare, baseline_name="bare list call")
+    report(
+        f"relist {RELIST_OBJECTS} objects into an empty store",
+        first,
+        target=2000,
+        baseline=bare,
+        baseline_name="bare list call",
+    )
+    report(
+        f"relist {RELIST_OBJECTS} unchanged objects",
+        again,
+        target=2000,
+        baseline=bare,
+        baseline_name="bare list call",
+    )
 
 
 def main() -> None:
@@ -255,7 +309,7 @@ def main() -> None:
         events.reset()
         with throwaway_database(), KubeEmulator(bookmark_seconds=30) as kube:
             fluxd = Flux(kube)
-            org, cookie = _setup_org()
+            _org, cookie = _setup_org()
             fluxd.create("Kustomization", "bench", labels={"openova.io/organization": "bench"})
             changes = Changes()
             changes.count = 0  # type: ignore[attr-defined]
@@ -266,7 +320,9 @@ def main() -> None:
                 changes(obj)
 
             stop = threading.Event()
-            watcher = flux.ClusterWatcher("bench", kube.api_client(), stop=stop, kinds=flux.KINDS[:1])
+            watcher = flux.ClusterWatcher(
+                "bench", kube.api_client(), stop=stop, kinds=flux.KINDS[:1]
+            )
             flux.register_handler(count)
             threading.Thread(target=watcher.run, daemon=True).start()
             changes.wait(lambda: changes.count >= 1, 10)
