@@ -29,6 +29,7 @@ CLIENTS = 200
 IDLE_CLIENTS = 500
 EVENTS = 40
 RELIST_OBJECTS = 5000
+CONNECTING = 20  # clients in the middle of connecting at once
 MARK = re.compile(rb"bench-(\d+)")
 
 
@@ -55,7 +56,9 @@ async def _client(
     counter: list[int],
     total: int,
     stop: asyncio.Event,
+    connecting: asyncio.Semaphore,
 ) -> None:
+    await connecting.acquire()  # browsers arrive over time, not 500 in the same millisecond
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sessionid={cookie}\r\n"
@@ -74,6 +77,7 @@ async def _client(
         buffer = buffer[-64:] + data
         if not connected and b"org-status" in buffer:
             connected = True
+            connecting.release()
             counter[0] += 1
             if counter[0] == total:
                 ready.set()
@@ -86,8 +90,9 @@ def _clients_main(port: int, path: str, cookie: str, total: int, conn: Any) -> N
     async def run() -> None:
         seen: dict[int, list[float]] = {}
         ready, stop, counter = asyncio.Event(), asyncio.Event(), [0]
+        connecting = asyncio.Semaphore(CONNECTING)
         tasks = [
-            asyncio.create_task(_client(port, path, cookie, seen, ready, counter, total, stop))
+            asyncio.create_task(_client(port, path, cookie, seen, ready, counter, total, stop, connecting))
             for _ in range(total)
         ]
         await asyncio.wait_for(ready.wait(), 120)
@@ -298,6 +303,7 @@ def main() -> None:
         os.environ.setdefault("PORTAL_VAR_DIR", tmp)
         os.environ.setdefault("GIT_ROOT", str(Path(tmp) / "git"))
         os.environ.setdefault("SSE_KEEPALIVE_SECONDS", "15")
+        os.environ.setdefault("PORTAL_TASKS_EAGER", "true")  # commit the org without a worker
         setup_django()
         from django.conf import settings
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from gitops import events
@@ -23,6 +24,15 @@ from gitops.flux import CLUSTERS_TOPIC
 from rbac import access
 
 Snapshot = Callable[[], Awaitable[tuple[str, str]]]
+
+
+def release_connection() -> None:
+    """Close this thread's database connection: a stream lives for minutes and must not hold
+    one of the database's connections all that time (500 streams would exhaust PostgreSQL)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 RETRY_MS = 2000
 
 
@@ -100,13 +110,19 @@ async def org_events(request: HttpRequest, slug: str) -> HttpResponse | Streamin
         return HttpResponse("Sign in to follow this page.", status=401, content_type="text/plain")
 
     def load() -> Organization:
-        return access.get_object_for(user, Organization, action="organization.read", slug=slug)
+        try:
+            return access.get_object_for(user, Organization, action="organization.read", slug=slug)
+        finally:
+            release_connection()
 
     pk = (await sync_to_async(load)()).pk  # Http404 when not readable
 
     def render() -> tuple[str, str]:
-        fresh = Organization.objects.get(pk=pk)
-        return org_status.EVENT, org_status.render_fragment(fresh)
+        try:
+            fresh = Organization.objects.get(pk=pk)
+            return org_status.EVENT, org_status.render_fragment(fresh)
+        finally:
+            release_connection()
 
     return sse_response(
         EventStream(

@@ -117,6 +117,7 @@ class ValkeyBroker(Broker):
         self._sync: Any = None
         self._readers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._async: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._starting: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     def _client(self) -> Any:
         if self._sync is None:
@@ -130,7 +131,10 @@ class ValkeyBroker(Broker):
         if loop not in self._async:
             import valkey.asyncio
 
-            self._async[loop] = valkey.asyncio.Valkey.from_url(self.url)
+            # XREAD BLOCK waits up to 15 s: no socket read timeout on this client.
+            self._async[loop] = valkey.asyncio.Valkey.from_url(
+                self.url, socket_timeout=None, socket_connect_timeout=5
+            )
         return self._async[loop]
 
     def publish(self, topic: str, payload: dict[str, Any]) -> str:
@@ -176,11 +180,14 @@ class ValkeyBroker(Broker):
     async def _started(self, sub: _Subscriber) -> None:
         await super()._started(sub)
         loop = asyncio.get_running_loop()
-        if loop not in self._readers:
-            client = self._aclient()
-            newest = await client.xrevrange(self.stream, count=1)
-            last = self._event(*newest[0]).id if newest else "0-0"
-            self._readers[loop] = loop.create_task(self._read_forever(client, last))
+        with self._lock:
+            lock = self._starting.setdefault(loop, asyncio.Lock())
+        async with lock:  # one reader per event loop, however many subscribe at once
+            if loop not in self._readers:
+                client = self._aclient()
+                newest = await client.xrevrange(self.stream, count=1)
+                last = self._event(*newest[0]).id if newest else "0-0"
+                self._readers[loop] = loop.create_task(self._read_forever(client, last))
 
     def _stopped(self, sub: _Subscriber) -> None:
         super()._stopped(sub)
@@ -190,6 +197,7 @@ class ValkeyBroker(Broker):
                 return
             task = self._readers.pop(loop, None)
             client = self._async.pop(loop, None)
+            self._starting.pop(loop, None)
         if task is None and client is None:
             return
 

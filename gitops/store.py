@@ -100,8 +100,9 @@ class Observed:
 
 
 def _timeline(
-    obj: FluxObject, old: list[dict[str, str]], new: list[dict[str, str]]
+    obj: FluxObject, old: list[dict[str, str]], new: list[dict[str, str]], at: Any = None
 ) -> list[FluxEvent]:
+    at = at or timezone.now()
     before = {c["type"]: c for c in old}
     rows = []
     for cond in new:
@@ -110,6 +111,7 @@ def _timeline(
             rows.append(
                 FluxEvent(
                     obj=obj,
+                    at=at,
                     event="condition",
                     type=cond["type"],
                     status=cond["status"],
@@ -277,8 +279,14 @@ def _reconcile_batch(
             observed, obj = seen[key], full.get(key)
             created = obj is None or obj.deleted_at is not None
             if obj is None:
-                obj = FluxObject(cluster=cluster, kind=kind, namespace=key[0], name=key[1])
-                obj.created_at = now
+                obj = FluxObject(
+                    cluster=cluster,
+                    kind=kind,
+                    namespace=key[0],
+                    name=key[1],
+                    created_at=now,
+                    updated_at=now,
+                )
                 new.append(obj)
             else:
                 updated.append(obj)
@@ -307,7 +315,7 @@ def _reconcile_batch(
         FluxObject.objects.bulk_update(updated + gone, _FIELDS, batch_size=500)
         events: list[FluxEvent] = []
         for obj, old in timeline:
-            events += _timeline(obj, old, obj.conditions)
+            events += _timeline(obj, old, obj.conditions, now)
         events += [
             FluxEvent(obj=o, event="deleted", resource_version=list_rv, at=now) for o in gone
         ]
