@@ -18,6 +18,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -260,17 +261,36 @@ class KindWatcher:
             with contextlib.suppress(Exception):  # best effort: the stream is abandoned
                 resp.shutdown()
 
+    def _record_loss(self, error: str) -> None:
+        """Mark the connection lost; the database may be the thing that failed, so reconnect
+        it next time and never let the heartbeat kill the watch loop."""
+        try:
+            connection.close()
+            self.heartbeat.lost(error)
+        except Exception:
+            log.exception("%s: cannot record the lost connection", self.cluster)
+            with contextlib.suppress(Exception):
+                connection.close()
+
     def run(self) -> None:
         from kubernetes.client.exceptions import ApiException
 
-        rv = store.last_resource_version(self.cluster, self.kind.kind)
+        rv: int | None = None
+        resumed = False
         try:
             while not self.stop.is_set():
                 try:
+                    if not resumed:
+                        rv = store.last_resource_version(self.cluster, self.kind.kind)
+                        resumed = True
                     if rv is None:
                         rv = self.relist()
+                    started = time.monotonic()
                     rv = self.watch(rv)
-                    self.backoff.reset()
+                    if time.monotonic() - started >= 1:
+                        self.backoff.reset()
+                    else:  # a server that ends every watch at once must not make us spin
+                        self.stop.wait(self.backoff.next())
                     continue
                 except Expired:
                     log.info(
@@ -298,7 +318,7 @@ class KindWatcher:
                     error,
                     delay,
                 )
-                self.heartbeat.lost(error)
+                self._record_loss(error)
                 self.stop.wait(delay)
         finally:
             connection.close()

@@ -214,19 +214,19 @@ def _insert(model: type[models.Model], objs: list[Any], names: list[str]) -> Non
     if not objs:
         return
     meta = model._meta
-    fields = [meta.get_field(name) for name in names]
+    fields: list[Any] = [meta.get_field(name) for name in names]
     adapt = [isinstance(f, models.JSONField | models.DateTimeField) for f in fields]
     quote = connection.ops.quote_name
     sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 - quoted model identifiers
         quote(meta.db_table),
-        ", ".join(quote(f.column) for f in fields),  # type: ignore[union-attr]
+        ", ".join(quote(f.column) for f in fields),
         ", ".join(["%s"] * len(fields)),
     )
     params = [
         [
             f.get_db_prep_save(getattr(obj, f.attname), connection)
             if a
-            else getattr(obj, f.attname)  # type: ignore[union-attr]
+            else getattr(obj, f.attname)
             for f, a in zip(fields, adapt, strict=True)
         ]
         for obj in objs
@@ -268,17 +268,17 @@ def _reconcile_batch(
             if k not in seen and deleted is None and rv < list_rv
         ]
         changed_pks = [known[k][0] for k in newer if k in known] + [known[k][0] for k in gone_keys]
-        full = {}
+        full: dict[tuple[str, str], FluxObject] = {}
         for i in range(0, len(changed_pks), 900):
-            for obj in FluxObject.objects.filter(pk__in=changed_pks[i : i + 900]):
-                full[(obj.namespace, obj.name)] = obj
+            for row in FluxObject.objects.filter(pk__in=changed_pks[i : i + 900]):
+                full[(row.namespace, row.name)] = row
         new: list[FluxObject] = []
         updated: list[FluxObject] = []
         timeline: list[tuple[FluxObject, list[dict[str, str]]]] = []
         for key in newer:
-            observed, obj = seen[key], full.get(key)
-            created = obj is None or obj.deleted_at is not None
-            if obj is None:
+            observed, found = seen[key], full.get(key)
+            created = found is None or found.deleted_at is not None
+            if found is None:
                 obj = FluxObject(
                     cluster=cluster,
                     kind=kind,
@@ -289,6 +289,7 @@ def _reconcile_batch(
                 )
                 new.append(obj)
             else:
+                obj = found
                 updated.append(obj)
             timeline.append((obj, [] if created else obj.conditions))
             for name, value in observed.fields.items():
