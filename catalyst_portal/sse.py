@@ -11,8 +11,9 @@ browser reconnects at once and is authorized again, so a revoked grant stops the
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -89,11 +90,24 @@ class EventStream:
                 yield format_event(html, event=name, event_id=event.id)
 
 
-def sse_response(chunks: EventStream) -> StreamingHttpResponse:
+def sse_response(chunks: EventStream | Iterator[bytes]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+def _without_live_updates() -> Iterator[bytes]:
+    """Under a WSGI server (e.g. Django's test live server) there is no event loop to stream
+    from: keep the connection quietly open (the page keeps what it rendered) instead of letting
+    the browser reconnect in a loop. Live status needs the ASGI server (`manage.py serve`)."""
+    yield b"retry: 86400000\n: live status needs the ASGI server\n\n"
+    pause = threading.Event()
+    deadline = time.monotonic() + settings.SSE_MAX_SECONDS
+    while not pause.wait(min(settings.SSE_KEEPALIVE_SECONDS, max(0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return
+        yield b": keep-alive\n\n"
 
 
 def _last_event_id(request: HttpRequest) -> str | None:
@@ -116,6 +130,8 @@ async def org_events(request: HttpRequest, slug: str) -> HttpResponse | Streamin
             release_connection()
 
     pk = (await sync_to_async(load)()).pk  # Http404 when not readable
+    if "wsgi.version" in request.META:
+        return sse_response(_without_live_updates())
 
     def render() -> tuple[str, str]:
         try:

@@ -220,3 +220,14 @@ def test_org_page_connects_to_its_stream(cast, client_for):
 
 def test_topic_names():
     assert org_status.topic("acme") == "org:acme"
+
+
+@pytest.mark.django_db
+def test_under_wsgi_the_stream_stays_quiet_instead_of_looping(cast, client_for, settings):
+    settings.SSE_MAX_SECONDS = 0
+    response = client_for(cast["viewer"]).get("/events/orgs/acme/")
+    assert response.status_code == 200 and response.streaming
+    body = b"".join(response.streaming_content)
+    assert body.startswith(b"retry: 86400000") and b"event:" not in body
+    assert events.broker().subscriber_count() == 0
+    assert client_for(cast["outsider"]).get("/events/orgs/acme/").status_code == 404
