@@ -92,7 +92,9 @@ def _clients_main(port: int, path: str, cookie: str, total: int, conn: Any) -> N
         ready, stop, counter = asyncio.Event(), asyncio.Event(), [0]
         connecting = asyncio.Semaphore(CONNECTING)
         tasks = [
-            asyncio.create_task(_client(port, path, cookie, seen, ready, counter, total, stop, connecting))
+            asyncio.create_task(
+                _client(port, path, cookie, seen, ready, counter, total, stop, connecting)
+            )
             for _ in range(total)
         ]
         await asyncio.wait_for(ready.wait(), 120)

@@ -60,27 +60,48 @@ def wait_for_subscribers(count: int, timeout: float = 10) -> None:
 
 
 def test_org_page_swaps_live_status_pushed_over_sse(page, asgi_server, cast):
-    FluxCluster.objects.create(name="hz-fsn-rtz-prod", connected=True, last_contact_at=timezone.now())
+    FluxCluster.objects.create(
+        name="hz-fsn-rtz-prod", connected=True, last_contact_at=timezone.now()
+    )
     client = Client()
     client.force_login(cast["viewer"])
     page.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}]
     )
     page.goto(f"{asgi_server}/orgs/acme/")
-    assert page.locator("#org-status [data-flux-state]").get_attribute("data-flux-state") == "committed"
+    assert (
+        page.locator("#org-status [data-flux-state]").get_attribute("data-flux-state")
+        == "committed"
+    )
     wait_for_subscribers(1)
 
     acme = cast["acme"]
     want = f"main@sha1:{acme.last_commit_sha}"
     message = "Helm install failed for release acme/web with chart podinfo@6.5.4: context deadline exceeded"
-    meta = {"name": "acme", "namespace": "flux-system", "generation": 1, "labels": {"openova.io/organization": "acme"}}
+    meta = {
+        "name": "acme",
+        "namespace": "flux-system",
+        "generation": 1,
+        "labels": {"openova.io/organization": "acme"},
+    }
 
     def report(rv: int, ready: str, reason: str, msg: str, applied: str = "") -> None:
-        store.apply("hz-fsn-rtz-prod", "Kustomization", "MODIFIED", {
-            "metadata": {**meta, "resourceVersion": str(rv)},
-            "status": {"observedGeneration": 1, "lastAppliedRevision": applied, "lastAttemptedRevision": want,
-                       "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": msg}]},
-        })
+        store.apply(
+            "hz-fsn-rtz-prod",
+            "Kustomization",
+            "MODIFIED",
+            {
+                "metadata": {**meta, "resourceVersion": str(rv)},
+                "status": {
+                    "observedGeneration": 1,
+                    "lastAppliedRevision": applied,
+                    "lastAttemptedRevision": want,
+                    "conditions": [
+                        {"type": "Ready", "status": ready, "reason": reason, "message": msg}
+                    ],
+                },
+            },
+        )
 
     report(900, "False", "HealthCheckFailed", message)
     page.wait_for_selector('#org-status [data-flux-state="failed"]', timeout=5000)
