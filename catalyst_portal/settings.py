@@ -105,6 +105,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests with background threads (the Flux watcher) need a file: an in-memory shared-cache
+    # database answers "table is locked" to concurrent writers instead of waiting.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Valkey: broker, cache, sessions ---------------------------------------------------------
@@ -170,6 +173,26 @@ FLUX_CRDS_DIR = Path(
 # --- Events ----------------------------------------------------------------------------------
 NATS_URL = env_url("NATS_URL", schemes=("nats", "tls", "ws", "wss"))
 NATS_SUBJECT_PREFIX = env_str("NATS_SUBJECT_PREFIX", "catalyst")
+
+# --- Flux watch and live status (gitops/flux.py, gitops/events.py, catalyst_portal/sse.py) ---
+# Which clusters `manage.py watch_flux` watches: the in-cluster service account, or kubeconfig
+# contexts (entries `context` or `cluster-name=context`; empty: the current context).
+FLUX_IN_CLUSTER = env_bool("FLUX_IN_CLUSTER", False)
+FLUX_KUBECONFIG = env_str("FLUX_KUBECONFIG")
+FLUX_CONTEXTS = env_list("FLUX_CONTEXTS")
+FLUX_CLUSTER_NAME = env_str("FLUX_CLUSTER_NAME", "management")
+FLUX_LABEL_SELECTOR = env_str("FLUX_LABEL_SELECTOR", "openova.io/managed-by=flux")
+FLUX_CONFIG_KUSTOMIZATION = env_str("FLUX_CONFIG_KUSTOMIZATION", "flux-system/catalyst-config")
+FLUX_WATCH_TIMEOUT_SECONDS = env_int("FLUX_WATCH_TIMEOUT_SECONDS", 300, minimum=1)
+FLUX_CONNECT_TIMEOUT_SECONDS = env_int("FLUX_CONNECT_TIMEOUT_SECONDS", 10, minimum=1)
+FLUX_BACKOFF_BASE_MS = env_int("FLUX_BACKOFF_BASE_MS", 500, minimum=1)
+FLUX_BACKOFF_MAX_SECONDS = env_int("FLUX_BACKOFF_MAX_SECONDS", 60, minimum=1)
+FLUX_HEARTBEAT_SECONDS = env_int("FLUX_HEARTBEAT_SECONDS", 30, minimum=1)
+FLUX_STALE_SECONDS = env_int("FLUX_STALE_SECONDS", 2 * FLUX_WATCH_TIMEOUT_SECONDS + 60, minimum=1)
+EVENTS_STREAM_KEY = env_str("EVENTS_STREAM_KEY", "portal:events")
+EVENTS_REPLAY_SIZE = env_int("EVENTS_REPLAY_SIZE", 1000, minimum=1)
+SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1)
+SSE_MAX_SECONDS = env_int("SSE_MAX_SECONDS", 600, minimum=1)
 
 # --- Identity --------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]

@@ -1,6 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from catalyst_portal import sse
 from core import views as core_views
 from core.signup import signup_view
 from orgs import member_views
@@ -17,6 +18,7 @@ urlpatterns = [
     path("orgs/", include("orgs.urls")),
     path("invitations/<str:token>/", member_views.invitation_accept, name="invitation-accept"),
     path("marketplace/", include("marketplace.urls")),
+    path("events/orgs/<slug:slug>/", sse.org_events, name="org-events"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
     path("api/v1/", include("core.api_urls")),

@@ -185,3 +185,12 @@ class LocalGitBackend:
         if not moved:
             raise GitConflict(f"{branch} moved while committing")
         return c.id.decode()
+
+    def is_ancestor(self, owner: str, repo: str, ancestor: str, descendant: str) -> bool:
+        """Whether commit `ancestor` is `descendant` or in its history."""
+        git = self._open(owner, repo)
+        try:
+            walker = git.get_walker(include=[descendant.encode()])
+            return any(entry.commit.id.decode() == ancestor for entry in walker)
+        except KeyError:
+            return False

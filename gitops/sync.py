@@ -127,3 +127,20 @@ def sync(
     raise GitConflict(
         f"{desired.owner}/{desired.repo}@{desired.branch} kept moving; giving up for now"
     )
+
+
+def contains(owner: str, repo: str, descendant: str, ancestor: str) -> bool | None:
+    """Whether commit `descendant` includes commit `ancestor`; None when the backend cannot tell
+    (then only an exact revision match counts)."""
+    if descendant == ancestor:
+        return True
+    check = getattr(backend(), "is_ancestor", None)
+    if check is None:
+        return None
+    try:
+        return bool(check(owner, repo, ancestor, descendant))
+    except Exception:
+        log.warning(
+            "cannot tell whether %s contains %s in %s/%s", descendant, ancestor, owner, repo
+        )
+        return None

@@ -7,4 +7,6 @@ class OrgsConfig(AppConfig):
 
     def ready(self) -> None:
         # register the grant-delivery hook, the last-owner guard and the Organization directory
-        from . import members, services  # noqa: F401
+        from . import members, services, status  # noqa: F401
+
+        status.connect()

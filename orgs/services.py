@@ -294,3 +294,25 @@ def _grants_changed(*, org_slug: str, by: Any, event: AuditEvent) -> None:
     org = Organization.objects.filter(slug=org_slug).first() if org_slug else None
     if org is not None:
         _schedule_sync(org, by=by, event=event)
+
+
+def record_flux_state(*, org: Organization, state: str, reason: str, message: str) -> Organization:
+    """Flux reported the Organization ready or failed: record the new state, audited (no actor)."""
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=org.pk)
+        if locked.state not in (OrgState.PROVISIONING, OrgState.READY, OrgState.FAILED):
+            return locked  # suspended or archived meanwhile: Flux does not change that
+        if locked.state == state:
+            return locked
+        before = {"state": locked.state}
+        locked.state = state
+        locked.save(update_fields=["state", "updated_at"])
+        audit.record(
+            "organization.reconcile",
+            actor=None,
+            target=locked,
+            org_slug=locked.slug,
+            before=before,
+            after={"state": state, "reason": reason, "message": message},
+        )
+    return locked

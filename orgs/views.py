@@ -24,6 +24,7 @@ from .forms import (
     SlugCheckForm,
 )
 from .models import Environment, HostCluster, Organization
+from .status import org_status
 
 ORGS_PER_PAGE = 50
 
@@ -96,7 +97,12 @@ def organization_detail(request: HttpRequest, slug: str) -> HttpResponse:
     envs = access.visible(
         request.user, org.environments.prefetch_related("regions"), "environments.read"
     )
-    return render(request, "orgs/organization_detail.html", {"org": org, "environments": envs})
+    flux = org_status(org)
+    return render(
+        request,
+        "orgs/organization_detail.html",
+        {"org": org, "environments": envs, "flux": flux, "cluster_connected": flux.watched},
+    )
 
 
 @login_required

@@ -142,6 +142,14 @@ CASES: list[Case] = [
         expect(404, member_b=302, sovereign_operator=302),
     ),
     Case("org audit", "GET", "/orgs/acme/audit/", acme_readers()),
+    # live status over SSE: 401 (not a login redirect) for anonymous EventSource clients
+    Case("org status stream", "GET", "/events/orgs/acme/", expect(200, anonymous=401)),
+    Case(
+        "other org status stream",
+        "GET",
+        "/events/orgs/globex/",
+        expect(404, member_b=200, sovereign_operator=200, anonymous=401),
+    ),
     Case("environment create page", "GET", "/orgs/acme/environments/new/", admins(200)),
     Case(
         "environment create",

@@ -20,6 +20,14 @@ def _sweep_forever(stop: threading.Event) -> None:
             log.exception("outbox sweep failed")
 
 
+def _watch_flux_in_process(stop: threading.Event) -> None:
+    from gitops import flux
+
+    for target in flux.targets():
+        watcher = flux.ClusterWatcher(target.name, target.api_client(), stop=stop)
+        threading.Thread(target=watcher.run, name=f"flux-{target.name}", daemon=True).start()
+
+
 class Command(BaseCommand):
     help = "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper in-process."
 
@@ -27,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1)
+        parser.add_argument(
+            "--watch-flux",
+            action="store_true",
+            help="also run the Flux watcher in this process (needed without VALKEY_URL)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         import uvicorn
@@ -36,6 +49,8 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_sweep_forever, args=(stop,), name="outbox-sweeper", daemon=True
             ).start()
+        if opts["watch_flux"]:
+            _watch_flux_in_process(stop)
         try:
             uvicorn.run(
                 "catalyst_portal.asgi:application",

@@ -1,0 +1,146 @@
+"""An Organization's provisioning state, from what Flux reports about its CRs (SPEC §5).
+
+The Organization's CRs live in system/catalyst-config. Flux applies them through a Kustomization
+labelled `openova.io/organization=<slug>` when there is one, else through the catalyst-config
+Kustomization (settings.FLUX_CONFIG_KUSTOMIZATION). The Organization is ready when that
+Kustomization reports Ready=True for a revision that includes the commit the portal made
+(`main@sha1:<last_commit_sha>`); failed, with Flux's reason and message verbatim, when it reports
+a terminal failure for it. Each change is published on the org's topic as the rendered fragment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+from django.template.loader import render_to_string
+
+from gitops import events, naming, status, sync
+from gitops.flux import CLUSTERS_TOPIC, register_handler
+from gitops.models import FluxCluster, FluxObject
+
+from .models import Organization, OrgState
+
+ORG_LABEL = "openova.io/organization"
+EVENT = "org-status"
+FRAGMENT = "orgs/partials/flux_status.html"
+FOLLOWED_STATES = (OrgState.PROVISIONING, OrgState.READY, OrgState.FAILED)
+STATE_FOR = {
+    status.READY: OrgState.READY,
+    status.FAILED: OrgState.FAILED,
+    status.DEGRADED: OrgState.FAILED,
+}
+
+
+def topic(slug: str) -> str:
+    return f"org:{slug}"
+
+
+@dataclass(frozen=True)
+class OrgStatus:
+    state: str
+    reason: str = ""
+    message: str = ""
+    revision: str = ""
+    objects: list[FluxObject] = field(default_factory=list)
+    lost_clusters: list[FluxCluster] = field(default_factory=list)
+    watched: bool = False
+
+
+def _config_kustomization() -> tuple[str, str]:
+    namespace, _, name = settings.FLUX_CONFIG_KUSTOMIZATION.partition("/")
+    return namespace, name
+
+
+def flux_objects(org: Organization) -> list[FluxObject]:
+    """The Kustomizations that apply this Organization's CRs (on every watched cluster)."""
+    live = FluxObject.objects.live().filter(kind="Kustomization")
+    own = list(live.labelled(**{ORG_LABEL: org.slug}))
+    if own:
+        return own
+    namespace, name = _config_kustomization()
+    return list(live.filter(namespace=namespace, name=name))
+
+
+def org_status(org: Organization) -> OrgStatus:
+    clusters = list(FluxCluster.objects.all())
+    lost = [c for c in clusters if not c.is_healthy]
+    if not org.last_commit_sha:
+        return OrgStatus("pending", message="Not committed yet.", lost_clusters=lost)
+    owner, repo, branch = naming.config_repo()
+
+    def contains(revision: str) -> bool:
+        sha = revision.rsplit(":", 1)[-1]
+        return sync.contains(owner, repo, sha, org.last_commit_sha) is True
+
+    objects = flux_objects(org)
+    found = status.combine(
+        status.revision_status(org.last_commit_sha, branch, obj, contains=contains)
+        for obj in objects or [None]  # type: ignore[list-item]
+    )
+    if not clusters:
+        found = status.Status(found.state, "", "Committed; no cluster connected.")
+    return OrgStatus(
+        found.state,
+        found.reason,
+        found.message,
+        revision=status.wanted_revision(branch, org.last_commit_sha),
+        objects=objects,
+        lost_clusters=lost,
+        watched=bool(clusters),
+    )
+
+
+def render_fragment(org: Organization, current: OrgStatus | None = None) -> str:
+    return render_to_string(
+        FRAGMENT, {"org": org, "flux": current if current is not None else org_status(org)}
+    )
+
+
+def refresh(org: Organization) -> OrgStatus:
+    """Re-read the Organization's Flux state, record a state change, publish the fragment."""
+    from . import services
+
+    current = org_status(org)
+    target = STATE_FOR.get(current.state, OrgState.PROVISIONING)
+    if org.state in FOLLOWED_STATES and org.state != target:
+        org = services.record_flux_state(
+            org=org, state=target, reason=current.reason, message=current.message
+        )
+    events.publish(topic(org.slug), {"event": EVENT, "html": render_fragment(org, current)})
+    return current
+
+
+def _affected(objs: list[FluxObject]) -> Any:
+    kustomizations = [o for o in objs if o.kind == "Kustomization"]
+    slugs = {o.labels[ORG_LABEL] for o in kustomizations if o.labels.get(ORG_LABEL)}
+    if any((o.namespace, o.name) == _config_kustomization() for o in kustomizations):
+        followed = ~Q(last_commit_sha="") & Q(state__in=FOLLOWED_STATES)
+        return Organization.objects.filter(Q(slug__in=slugs) | followed)
+    if slugs:
+        return Organization.objects.filter(slug__in=slugs)
+    return Organization.objects.none()
+
+
+def on_flux_change(obj: FluxObject) -> None:
+    for org in _affected([obj]):
+        refresh(org)
+
+
+def on_flux_changes(objs: list[FluxObject]) -> None:
+    """A relist: every affected Organization is refreshed once, found with one query."""
+    for org in _affected(objs):
+        refresh(org)
+
+
+on_flux_change.many = on_flux_changes  # type: ignore[attr-defined]
+
+
+def connect() -> None:
+    """Called from OrgsConfig.ready()."""
+    register_handler(on_flux_change)
+
+
+__all__ = ["CLUSTERS_TOPIC", "EVENT", "OrgStatus", "connect", "org_status", "refresh", "topic"]
