@@ -29,7 +29,9 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 HTMX = ROOT / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, which would break async_to_sync in the non-browser tests that run after it here.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not shutil.which(CHROMIUM) or not HTMX.exists():
         if os.environ.get("CI"):
