@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.common import bare_git_commit_push
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINTS = 500
@@ -85,32 +86,6 @@ def _doc(i: int) -> str:
             },
         }
     )
-
-
-def _bare_git(files: dict[str, str], work: Path) -> list[float]:
-    remote, clone = work / "remote.git", work / "clone"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-    subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True, capture_output=True)
-    ident = ["-c", "user.name=bench", "-c", "user.email=bench@example.test"]
-    counter = iter(range(10_000))
-
-    def commit_and_push() -> None:
-        n = next(counter)
-        for path, text in files.items():
-            target = clone / path.replace("APP", f"app{n}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        subprocess.run(["git", *ident, "-C", str(clone), "add", "-A"], check=True)
-        subprocess.run(
-            ["git", *ident, "-C", str(clone), "commit", "-q", "-m", f"app {n}"], check=True
-        )
-        subprocess.run(
-            ["git", "-C", str(clone), "push", "-q", "origin", "HEAD:main"],
-            check=True,
-            capture_output=True,
-        )
-
-    return _timed(commit_and_push, repeat=INSTALLS)
 
 
 def main() -> None:
@@ -241,7 +216,9 @@ def _run(tmp: Path) -> None:
         for desired in manifests.trees(last)
         for path, text in desired.files.items()
     }
-    bare = statistics.median(_bare_git(app_files, tmp / "bare"))
+    bare = statistics.median(
+        bare_git_commit_push(app_files, tmp / "bare", placeholder="APP", repeat=INSTALLS)
+    )
     _report(
         "install request → commit median",
         install_ms,

@@ -7,12 +7,18 @@ Embedded: `make bench` (SQLite, in-process tasks). With services:
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import median, report, setup_django, throwaway_database, timed
+from bench.common import (
+    bare_git_commit_push,
+    median,
+    report,
+    setup_django,
+    throwaway_database,
+    timed,
+)
 
 N = 30
 
@@ -25,34 +31,6 @@ def _head(path: Path) -> bytes | None:
             return repo.refs.as_dict().get(b"refs/heads/main")
     except Exception:
         return None
-
-
-def _bare_git_baseline(files: dict[str, str], work: Path) -> list[float]:
-    """Median cost of the same files committed and pushed with the git CLI (a clone + bare remote)."""
-    remote, clone = work / "remote.git", work / "clone"
-    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
-    subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True, capture_output=True)
-    env_args = ["-c", "user.name=bench", "-c", "user.email=bench@example.test"]
-
-    counter = iter(range(10_000))
-
-    def commit_and_push() -> None:
-        n = next(counter)
-        for path, text in files.items():
-            target = clone / path.replace("ORG", f"org{n}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        subprocess.run(["git", *env_args, "-C", str(clone), "add", "-A"], check=True)
-        subprocess.run(
-            ["git", *env_args, "-C", str(clone), "commit", "-q", "-m", f"org {n}"], check=True
-        )
-        subprocess.run(
-            ["git", "-C", str(clone), "push", "-q", "origin", "HEAD:main"],
-            check=True,
-            capture_output=True,
-        )
-
-    return timed(commit_and_push, repeat=N)
 
 
 def main() -> None:
@@ -129,7 +107,7 @@ def main() -> None:
             p.replace("bench-0", "ORG"): t
             for p, t in manifests.organization_tree(org).files.items()
         }
-        baseline = _bare_git_baseline(files, work)
+        baseline = bare_git_commit_push(files, work, placeholder="ORG", repeat=N)
         mode = (
             "PostgreSQL + Valkey + Celery worker"
             if services_mode

@@ -76,3 +76,36 @@ def report(
         ratio = value / baseline if baseline else float("inf")
         parts.append(f"| {baseline_name}: {baseline:.2f} {unit} | ratio {ratio:.2f}x")
     print("  " + " ".join(parts), flush=True)
+
+
+def bare_git_commit_push(
+    files: dict[str, str], work: Path, *, placeholder: str, repeat: int
+) -> list[float]:
+    """Baseline: the same files committed and pushed with the git CLI (a clone of a bare remote),
+    `placeholder` in the paths replaced by a fresh name each time. Milliseconds per commit + push."""
+    import subprocess
+
+    work.mkdir(parents=True, exist_ok=True)
+    remote, clone = work / "baseline-remote.git", work / "baseline-clone"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "clone", "-q", str(remote), str(clone)], check=True, capture_output=True)
+    ident = ["-c", "user.name=bench", "-c", "user.email=bench@example.test"]
+    counter = iter(range(1_000_000))
+
+    def commit_and_push() -> None:
+        n = next(counter)
+        for path, text in files.items():
+            target = clone / path.replace(placeholder, f"{placeholder.lower()}{n}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        subprocess.run(["git", *ident, "-C", str(clone), "add", "-A"], check=True)
+        subprocess.run(
+            ["git", *ident, "-C", str(clone), "commit", "-q", "-m", f"bench {n}"], check=True
+        )
+        subprocess.run(
+            ["git", "-C", str(clone), "push", "-q", "origin", "HEAD:main"],
+            check=True,
+            capture_output=True,
+        )
+
+    return timed(commit_and_push, repeat=repeat)

@@ -59,3 +59,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         message = data.get("detail", data) if isinstance(data, dict) else data
         response.data = {"errors": {"detail": [str(message)]}}
     return response
+
+
+def call_service(service: Any, **kwargs: Any) -> Any:
+    """Run a service from an API view: its ValidationError becomes 400 (ConflictError 409) with
+    field paths, its PermissionDenied a 403 carrying the service's reason."""
+    from core.errors import ConflictError
+
+    try:
+        return service(**kwargs)
+    except ConflictError as exc:
+        raise Conflict(detail=_detail(exc)) from None
+    except PermissionDenied as exc:
+        raise exceptions.PermissionDenied(str(exc) or None) from None
+    except DjangoValidationError as exc:
+        raise exceptions.ValidationError(_detail(exc)) from None
+
+
+def _detail(exc: DjangoValidationError) -> Any:
+    return exc.message_dict if hasattr(exc, "error_dict") else exc.messages

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -18,27 +17,13 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_errors import Conflict
-from core.errors import ConflictError
+from core.api_errors import call_service as call
 from orgs.models import Environment
 from rbac import access
 
 from . import previews, services, versions
 from .models import SIZES, Application, Blueprint, BlueprintVersion, IdempotencyKey, Placement
 from .views import APP_RELATED, catalog_context, visible_blueprints
-
-
-def call(service: Any, **kwargs: Any) -> Any:
-    try:
-        return service(**kwargs)
-    except ConflictError as exc:
-        raise Conflict(
-            detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        ) from None
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        ) from None
 
 
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:

@@ -2,15 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_errors import Conflict
-from core.errors import ConflictError
+from core.api_errors import call_service as call
 from core.models import AuditEvent
 from rbac import access
 
@@ -83,20 +81,6 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = AuditEvent.EXPORT_FIELDS
-
-
-def call(service: Any, **kwargs: Any) -> Any:
-    """Run a service; its ValidationError becomes 400 (409 for conflicts) with field paths."""
-    try:
-        return service(**kwargs)
-    except ConflictError as exc:
-        raise Conflict(
-            detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        ) from None
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        ) from None
 
 
 def _orgs_for(request: Request) -> Any:

@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_errors import Conflict
-from core.errors import ConflictError
+from core.api_errors import call_service as _call
 
 from . import access, services, tiers
 from .models import GLOBAL, UserAccess
@@ -73,21 +70,6 @@ def find_user(identifier: str) -> Any:
     if len(found) != 1:
         raise serializers.ValidationError({"user": [f"No single active user {identifier!r}."]})
     return found[0]
-
-
-def _call(service: Any, **kwargs: Any) -> Any:
-    try:
-        return service(**kwargs)
-    except ConflictError as exc:
-        raise Conflict(
-            detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        ) from None
-    except PermissionDenied as exc:
-        raise exceptions.PermissionDenied(str(exc) or None) from None
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(
-            exc.message_dict if hasattr(exc, "error_dict") else exc.messages
-        ) from None
 
 
 @extend_schema(
