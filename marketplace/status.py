@@ -82,8 +82,8 @@ def app_status(app: Application, objects: list[FluxObject] | None = None) -> App
         if kustomization is None:
             here = status.revision_status(app.last_commit_sha, branch, None)
         else:
-            here = status.combine(
-                status.revision_status(app.last_commit_sha, branch, o) for o in mine
+            here = _worst(
+                [(o.kind, status.revision_status(app.last_commit_sha, branch, o)) for o in mine]
             )
         revision = kustomization.applied_revision if kustomization else ""
         found.append((here, revision))
@@ -99,6 +99,24 @@ def app_status(app: Application, objects: list[FluxObject] | None = None) -> App
     worst = status.combine(s for s, _ in found)
     revision = next((r for s, r in found if s == worst), "")
     return AppStatus(worst.state, worst.reason, worst.message, revision, regions)
+
+
+# Among objects in the same state, whose reason and message the Application shows: a failing
+# HelmRelease says why the install failed; otherwise the Kustomization speaks for the region.
+_VOICE = {"Kustomization": 0, "HelmRelease": 1, "GitRepository": 2}
+
+
+def _worst(found: list[tuple[str, status.Status]]) -> status.Status:
+    worst = status.combine(s for _, s in found)
+
+    def voice(kind_status: tuple[str, status.Status]) -> int:
+        kind, found_status = kind_status
+        if kind == "HelmRelease" and found_status.state in (status.FAILED, status.DEGRADED):
+            return -1
+        return _VOICE.get(kind, 3)
+
+    speakers = sorted(((k, s) for k, s in found if s.state == worst.state), key=voice)
+    return speakers[0][1] if speakers else worst
 
 
 def render_fragment(app: Application) -> str:
@@ -159,9 +177,7 @@ def timeline(app: Application, limit: int = 50) -> list[Step]:
     for event in audits:
         after = event.after or {}
         if event.action == "applications.commit":
-            steps.append(
-                Step(event.created_at, "commit", f"Commit {after.get('commit', '')}", "")
-            )
+            steps.append(Step(event.created_at, "commit", f"Commit {after.get('commit', '')}", ""))
         elif event.action == "applications.reconcile":
             continue  # the Flux conditions below say it with more detail
         else:
@@ -207,9 +223,7 @@ def _affected(objs: list[FluxObject]) -> Any:
 
     match = Q()
     for org_slug, env_name, name in keys:
-        match |= Q(
-            environment__organization__slug=org_slug, environment__name=env_name, name=name
-        )
+        match |= Q(environment__organization__slug=org_slug, environment__name=env_name, name=name)
     return Application.objects.filter(match).select_related(
         "blueprint_version__blueprint", "environment__organization"
     )

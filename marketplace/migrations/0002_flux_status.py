@@ -4,20 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketplace', '0001_initial'),
+        ("marketplace", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='application',
-            name='status_message',
+            model_name="application",
+            name="status_message",
             field=models.TextField(blank=True, help_text="Flux's Ready message, verbatim"),
         ),
         migrations.AddField(
-            model_name='application',
-            name='status_reason',
-            field=models.CharField(blank=True, help_text="Flux's Ready reason, verbatim", max_length=128),
+            model_name="application",
+            name="status_reason",
+            field=models.CharField(
+                blank=True, help_text="Flux's Ready reason, verbatim", max_length=128
+            ),
         ),
     ]
