@@ -183,7 +183,7 @@ async def app_events(
         try:
             fresh = Application.objects.select_related(*related).filter(pk=found.pk).first()
             if fresh is None:
-                return app_status.EVENT, '<p data-app-state="gone">Uninstalled.</p>'
+                return app_status.EVENT, app_status.GONE_HTML
             return app_status.EVENT, app_status.render_fragment(fresh)
         finally:
             release_connection()

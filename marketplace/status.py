@@ -34,6 +34,7 @@ APP_LABEL = "openova.io/application"
 CLUSTER_LABEL = "openova.io/host-cluster"
 EVENT = "app-status"
 FRAGMENT = "marketplace/app_detail.html#status"
+GONE_HTML = '<p data-app-state="gone">Uninstalled.</p>'
 STATE_FOR = {
     status.COMMITTED: AppState.COMMITTED,
     status.RECONCILING: AppState.RECONCILING,
@@ -130,13 +131,10 @@ def refresh(app: Application) -> AppStatus | None:
     if app.state == AppState.UNINSTALLING:
         if settings.FLUX_CLUSTER_CONNECTED:
             seen = flux_objects(app, live=False)
-            if seen and status.uninstall_status(seen).state == status.GONE:
-                if services.mark_drained(app):
-                    events.publish(
-                        topic(app),
-                        {"event": EVENT, "html": '<p data-app-state="gone">Uninstalled.</p>'},
-                    )
-                    return None
+            gone = seen and status.uninstall_status(seen).state == status.GONE
+            if gone and services.mark_drained(app):
+                events.publish(topic(app), {"event": EVENT, "html": GONE_HTML})
+                return None
         events.publish(topic(app), {"event": EVENT, "html": render_fragment(app)})
         return None
     current = app_status(app)
