@@ -416,14 +416,7 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
         return head
 
     head = delivery.deliver(app, run)
-    if app.state == AppState.UNINSTALLING:
-        if not settings.FLUX_CLUSTER_CONNECTED:
-            mark_drained(app)
-    else:
-        Application.objects.filter(
-            pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]
-        ).update(state=AppState.COMMITTED)
-    if head:
+    if head:  # on the Application's timeline: which commit delivered which action
         audit.record(
             "applications.commit",
             actor=None,
@@ -431,6 +424,13 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
             org_slug=app.environment.organization.slug,
             after={"commit": head, "task": item.pk, "audit_event": item.audit_event_id},
         )
+    if app.state == AppState.UNINSTALLING:
+        if not settings.FLUX_CLUSTER_CONNECTED:
+            mark_drained(app)
+    else:
+        Application.objects.filter(
+            pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]
+        ).update(state=AppState.COMMITTED)
     transaction.on_commit(lambda: _refresh_status(app.pk))
     return head
 

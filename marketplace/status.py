@@ -24,7 +24,7 @@ from django.template.loader import render_to_string
 from core.models import AuditEvent, OutboxItem
 from gitops import events, naming, status
 from gitops.flux import register_handler
-from gitops.models import FluxEvent, FluxObject
+from gitops.models import FluxCluster, FluxEvent, FluxObject
 
 from .models import Application, AppState
 
@@ -120,8 +120,14 @@ def _worst(found: list[tuple[str, status.Status]]) -> status.Status:
     return speakers[0][1] if speakers else worst
 
 
+def lost_clusters(app: Application) -> list[FluxCluster]:
+    """Watched clusters of the app's regions whose connection is lost (its state may be stale)."""
+    return [c for c in FluxCluster.objects.filter(name__in=app.regions) if not c.is_healthy]
+
+
 def render_fragment(app: Application) -> str:
-    return render_to_string(FRAGMENT, {"app": app, "timeline": timeline(app)})
+    context = {"app": app, "timeline": timeline(app), "lost_clusters": lost_clusters(app)}
+    return render_to_string(FRAGMENT, context)
 
 
 def refresh(app: Application) -> AppStatus | None:

@@ -311,6 +311,7 @@ def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
         {
             "app": application,
             "timeline": app_status.timeline(application),
+            "lost_clusters": app_status.lost_clusters(application),
             "targets": services.upgrade_targets(application),
             "dependents": services.dependents(application),
         },

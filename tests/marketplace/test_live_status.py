@@ -307,3 +307,63 @@ def test_app_stream_is_filtered_by_access(catalog, cast, client_for, on_commit):
         await stream.close()
 
     async_to_sync(scenario)()
+
+
+@pytest.mark.django_db
+def test_each_region_is_judged_and_the_worst_is_the_apps_state(
+    catalog, cast, client_for, on_commit, acme_prod
+):
+    from django.utils import timezone
+
+    from gitops.models import FluxCluster
+    from marketplace import services
+    from marketplace.models import BlueprintVersion
+    from orgs.models import HostCluster
+
+    other = "hz-hel-rtz-prod"
+    acme_prod.regions.add(HostCluster.objects.get(name=other))
+    with on_commit():
+        app = services.install(
+            by=cast["admin"],
+            env=acme_prod,
+            version=BlueprintVersion.objects.get(blueprint__name="bp-valkey", version="2.0.0"),
+            name="web",
+            values={},
+            placement="active-active",
+            regions=[REGION, other],
+        )
+    app.refresh_from_db()
+    want = f"main@sha1:{app.last_commit_sha}"
+    FluxCluster.objects.create(name=REGION, connected=True, last_contact_at=timezone.now())
+    FluxCluster.objects.create(name=other, connected=False)
+    ready = {"ready": "True", "reason": "ReconciliationSucceeded", "revision": want}
+    store.apply(REGION, "Kustomization", "ADDED", raw("Kustomization", KUSTOMIZATION, 50, **ready))
+    app.refresh_from_db()
+    # the second region has not reported yet: the app is not ready
+    assert app.state == "committed"
+    assert [(r["region"], r["state"]) for r in app.conditions] == [
+        (REGION, "ready"),
+        (other, "committed"),
+    ]
+    error = "Health check failed after 10m0s: timeout waiting for: [HelmRelease/acme-prod/web status: 'Failed']"
+    store.apply(
+        other,
+        "Kustomization",
+        "ADDED",
+        raw(
+            "Kustomization",
+            f"acme-prod-web-{other}",
+            51,
+            ready="False",
+            reason="HealthCheckFailed",
+            message=error,
+            revision="",
+            labels={**LABELS, "openova.io/host-cluster": other},
+        ),
+    )
+    app.refresh_from_db()
+    assert app.state == "failed" and app.status_reason == "HealthCheckFailed"
+    assert app.status_message == error
+    page = client_for(cast["viewer"]).get(APP_URL).content.decode()
+    assert escape(error) in page and f"Connection to cluster {other} lost since" in page
+    assert f"Connection to cluster {REGION} lost" not in page
