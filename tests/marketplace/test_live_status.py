@@ -364,6 +364,17 @@ def test_each_region_is_judged_and_the_worst_is_the_apps_state(
     app.refresh_from_db()
     assert app.state == "failed" and app.status_reason == "HealthCheckFailed"
     assert app.status_message == error
+    api = client_for(cast["viewer"]).get(
+        "/api/v1/orgs/acme/environments/acme-prod/applications/web/"
+    )
+    assert api.status_code == 200
+    body = api.json()
+    assert (body["state"], body["status_reason"], body["status_message"]) == (
+        "failed",
+        "HealthCheckFailed",
+        error,
+    )
+    assert [r["state"] for r in body["conditions"]] == ["ready", "failed"]
     page = client_for(cast["viewer"]).get(APP_URL).content.decode()
     assert escape(error) in page and f"Connection to cluster {other} lost since" in page
     assert f"Connection to cluster {REGION} lost" not in page
