@@ -148,3 +148,51 @@ async def org_events(request: HttpRequest, slug: str) -> HttpResponse | Streamin
             refresh_topics=frozenset({CLUSTERS_TOPIC}),
         )
     )
+
+
+async def app_events(
+    request: HttpRequest, org: str, env: str, app: str
+) -> HttpResponse | StreamingHttpResponse:
+    """Live status of one Application (its detail page's status section)."""
+    from marketplace import status as app_status
+    from marketplace.models import Application
+
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse("Sign in to follow this page.", status=401, content_type="text/plain")
+    related = ("blueprint_version__blueprint", "environment__organization")
+
+    def load() -> Application:
+        try:
+            return access.get_object_for(
+                user,
+                Application.objects.select_related(*related),
+                action="applications.read",
+                environment__organization__slug=org,
+                environment__name=env,
+                name=app,
+            )
+        finally:
+            release_connection()
+
+    found = await sync_to_async(load)()  # Http404 when not readable
+    if "wsgi.version" in request.META:
+        return sse_response(_without_live_updates())
+
+    def render() -> tuple[str, str]:
+        try:
+            fresh = Application.objects.select_related(*related).filter(pk=found.pk).first()
+            if fresh is None:
+                return app_status.EVENT, app_status.GONE_HTML
+            return app_status.EVENT, app_status.render_fragment(fresh)
+        finally:
+            release_connection()
+
+    return sse_response(
+        EventStream(
+            [app_status.topic(found), CLUSTERS_TOPIC],
+            last_event_id=_last_event_id(request),
+            snapshot=sync_to_async(render),
+            refresh_topics=frozenset({CLUSTERS_TOPIC}),
+        )
+    )

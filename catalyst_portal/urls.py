@@ -19,6 +19,7 @@ urlpatterns = [
     path("invitations/<str:token>/", member_views.invitation_accept, name="invitation-accept"),
     path("marketplace/", include("marketplace.urls")),
     path("events/orgs/<slug:slug>/", sse.org_events, name="org-events"),
+    path("events/apps/<slug:org>/<slug:env>/<slug:app>/", sse.app_events, name="app-events"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
     path("api/v1/", include("core.api_urls")),

@@ -129,6 +129,8 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "regions",
             "dependencies",
             "state",
+            "status_reason",
+            "status_message",
             "conditions",
             "observed_revision",
             "delivery_state",

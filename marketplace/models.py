@@ -209,6 +209,10 @@ class Application(DeliveryTracked):
     state = models.CharField(max_length=16, choices=AppState.choices, default=AppState.PENDING)
     conditions = models.JSONField(default=list, blank=True)
     observed_revision = models.CharField(max_length=128, blank=True)
+    status_reason = models.CharField(
+        max_length=128, blank=True, help_text="Flux's Ready reason, verbatim"
+    )
+    status_message = models.TextField(blank=True, help_text="Flux's Ready message, verbatim")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -333,6 +333,64 @@ def mark_drained(app: Application) -> bool:
     return bool(deleted)
 
 
+FLUX_STATES = (
+    AppState.COMMITTED,
+    AppState.RECONCILING,
+    AppState.READY,
+    AppState.DEGRADED,
+    AppState.FAILED,
+)
+
+
+def record_flux_state(
+    *,
+    app: Application,
+    state: str,
+    reason: str,
+    message: str,
+    revision: str,
+    conditions: list[dict[str, Any]],
+) -> Application:
+    """What Flux reports about the Application's last commit: store it; a state change is audited
+    (no actor). Only a delivered Application follows Flux (not while pending, committing or
+    uninstalling)."""
+    with transaction.atomic():
+        locked = (
+            Application.objects.select_for_update()
+            .select_related("blueprint_version__blueprint", "environment__organization")
+            .filter(pk=app.pk)
+            .first()
+        )
+        if locked is None or locked.state not in FLUX_STATES:
+            return locked or app
+        fields = {
+            "status_reason": reason,
+            "status_message": message,
+            "observed_revision": revision[:128],
+            "conditions": conditions,
+        }
+        changed = [k for k, v in fields.items() if getattr(locked, k) != v]
+        before = {"state": locked.state}
+        if locked.state != state:
+            changed.append("state")
+        if not changed:
+            return locked
+        for key, value in fields.items():
+            setattr(locked, key, value)
+        locked.state = state
+        locked.save(update_fields=[*changed, "updated_at"])
+        if "state" in changed:
+            audit.record(
+                "applications.reconcile",
+                actor=None,
+                target=locked,
+                org_slug=locked.environment.organization.slug,
+                before=before,
+                after={"state": state, "reason": reason, "message": message, "revision": revision},
+            )
+    return locked
+
+
 # --- delivery ------------------------------------------------------------------------------------
 
 
@@ -358,6 +416,14 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
         return head
 
     head = delivery.deliver(app, run)
+    if head:  # on the Application's timeline: which commit delivered which action
+        audit.record(
+            "applications.commit",
+            actor=None,
+            target=app,
+            org_slug=app.environment.organization.slug,
+            after={"commit": head, "task": item.pk, "audit_event": item.audit_event_id},
+        )
     if app.state == AppState.UNINSTALLING:
         if not settings.FLUX_CLUSTER_CONNECTED:
             mark_drained(app)
@@ -365,4 +431,19 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
         Application.objects.filter(
             pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]
         ).update(state=AppState.COMMITTED)
+    transaction.on_commit(lambda: _refresh_status(app.pk))
     return head
+
+
+def _refresh_status(app_id: int) -> None:
+    from . import status
+
+    app = (
+        Application.objects.select_related(
+            "blueprint_version__blueprint", "environment__organization"
+        )
+        .filter(pk=app_id)
+        .first()
+    )
+    if app is not None:
+        status.refresh(app)

@@ -14,6 +14,7 @@ from orgs.models import Environment
 from rbac import access
 
 from . import plans, previews, services, versions
+from . import status as app_status
 from .forms import CatalogFilterForm, InstallForm, UninstallForm, UpgradeForm
 from .models import (
     Application,
@@ -309,6 +310,8 @@ def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
         template,
         {
             "app": application,
+            "timeline": app_status.timeline(application),
+            "lost_clusters": app_status.lost_clusters(application),
             "targets": services.upgrade_targets(application),
             "dependents": services.dependents(application),
         },

@@ -24,6 +24,7 @@ from gitops.models import FluxCluster, FluxObject
 from .models import Organization, OrgState
 
 ORG_LABEL = "openova.io/organization"
+APP_LABEL = "openova.io/application"
 EVENT = "org-status"
 FRAGMENT = "orgs/partials/flux_status.html"
 FOLLOWED_STATES = (OrgState.PROVISIONING, OrgState.READY, OrgState.FAILED)
@@ -57,7 +58,8 @@ def _config_kustomization() -> tuple[str, str]:
 def flux_objects(org: Organization) -> list[FluxObject]:
     """The Kustomizations that apply this Organization's CRs (on every watched cluster)."""
     live = FluxObject.objects.live().filter(kind="Kustomization")
-    own = list(live.labelled(**{ORG_LABEL: org.slug}))
+    # an Application's Kustomizations carry the organization label too; they are not the org's
+    own = list(live.labelled(**{ORG_LABEL: org.slug}).exclude(labels__has_key=APP_LABEL))
     if own:
         return own
     namespace, name = _config_kustomization()
@@ -115,7 +117,11 @@ def refresh(org: Organization) -> OrgStatus:
 
 def _affected(objs: list[FluxObject]) -> Any:
     kustomizations = [o for o in objs if o.kind == "Kustomization"]
-    slugs = {o.labels[ORG_LABEL] for o in kustomizations if o.labels.get(ORG_LABEL)}
+    slugs = {
+        o.labels[ORG_LABEL]
+        for o in kustomizations
+        if o.labels.get(ORG_LABEL) and not o.labels.get(APP_LABEL)
+    }
     if any((o.namespace, o.name) == _config_kustomization() for o in kustomizations):
         followed = ~Q(last_commit_sha="") & Q(state__in=FOLLOWED_STATES)
         return Organization.objects.filter(Q(slug__in=slugs) | followed)

@@ -110,3 +110,85 @@ def test_org_page_swaps_live_status_pushed_over_sse(page, asgi_server, cast):
     page.wait_for_selector('#org-status [data-flux-state="ready"]', timeout=5000)
     assert "Ready" in page.locator("#org-status .badge").first.inner_text()
     assert page.js_errors == []
+
+
+def test_app_page_swaps_live_status_pushed_over_sse(page, asgi_server, cast):
+    from django.conf import settings
+
+    from marketplace import loader, services
+    from marketplace.models import Application, BlueprintVersion, CatalogSource
+    from orgs.models import Environment
+
+    source = CatalogSource.objects.create(
+        name="public", kind="directory", location=str(settings.CATALOG_DIR)
+    )
+    loader.sync_source(source)
+    version = BlueprintVersion.objects.get(blueprint__name="bp-valkey", version="2.0.0")
+    app = services.install(  # transactional test: the delivery runs on commit, here
+        by=cast["admin"],
+        env=Environment.objects.get(name="acme-prod"),
+        version=version,
+        name="web",
+        values={},
+    )
+    app.refresh_from_db()
+    assert app.state == "committed" and app.last_commit_sha
+    want = f"main@sha1:{app.last_commit_sha}"
+    region = app.regions[0]
+    labels = {
+        "openova.io/organization": "acme",
+        "openova.io/environment": "acme-prod",
+        "openova.io/application": "web",
+        "openova.io/host-cluster": region,
+    }
+
+    client = Client()
+    client.force_login(cast["viewer"])
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}]
+    )
+    page.goto(f"{asgi_server}/marketplace/apps/acme-prod/web/")
+    assert page.locator("#app-status [data-app-state]").get_attribute("data-app-state") == (
+        "committed"
+    )
+    wait_for_subscribers(1)
+
+    def report(kind: str, name: str, ns: str, rv: int, ready: str, reason: str, msg: str) -> None:
+        status = {
+            "observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": ready, "reason": reason, "message": msg}],
+        }
+        if kind == "Kustomization":
+            status["lastAppliedRevision"] = status["lastAttemptedRevision"] = want
+        else:
+            status["lastAttemptedRevision"] = "6.5.4"
+        meta = {"name": name, "namespace": ns, "generation": 1, "labels": labels}
+        store.apply(
+            region,
+            kind,
+            "ADDED",
+            {"metadata": {**meta, "resourceVersion": str(rv)}, "status": status},
+        )
+
+    message = (
+        "Helm install failed for release acme-prod/web with chart valkey@2.0.0: "
+        'pod "web-0" CrashLoopBackOff'
+    )
+    report(
+        "Kustomization",
+        f"acme-prod-web-{region}",
+        "flux-system",
+        700,
+        "True",
+        "ReconciliationSucceeded",
+        f"Applied revision: {want}",
+    )
+    report("HelmRelease", "web", "acme-prod", 701, "False", "InstallFailed", message)
+    page.wait_for_selector('#app-status [data-app-state="failed"]', timeout=5000)
+    assert message in page.locator("#app-status").inner_text()
+    report(
+        "HelmRelease", "web", "acme-prod", 702, "True", "InstallSucceeded", "Helm install succeeded"
+    )
+    page.wait_for_selector('#app-status [data-app-state="ready"]', timeout=5000)
+    assert Application.objects.get(pk=app.pk).state == "ready"
+    assert page.js_errors == []

@@ -8,6 +8,7 @@ from django.conf import settings
 from marketplace import loader
 from marketplace.models import CatalogSource
 from orgs.models import Environment
+from tests.gitops.conftest import changes, fluxd, kube, start_watcher  # noqa: F401 (emulated Flux)
 
 
 @pytest.fixture

@@ -111,6 +111,28 @@ CASES: list[Case] = [
     Case("prod application", "GET", PROD_APP, expect(200, developer=404), setup=APPS),
     Case("dev application", "GET", "/marketplace/apps/acme-dev/cache/", expect(200), setup=APPS),
     Case("other org application", "GET", GLOBEX_APP, globex_only(200), setup=APPS),
+    # live status over SSE: 401 (not a login redirect) for anonymous EventSource clients
+    Case(
+        "prod application status stream",
+        "GET",
+        "/events/apps/acme/acme-prod/cache/",
+        expect(200, developer=404, anonymous=401),
+        setup=APPS,
+    ),
+    Case(
+        "dev application status stream",
+        "GET",
+        "/events/apps/acme/acme-dev/cache/",
+        expect(200, anonymous=401),
+        setup=APPS,
+    ),
+    Case(
+        "other org application status stream",
+        "GET",
+        "/events/apps/globex/globex-prod/cache/",
+        expect(404, member_b=200, sovereign_operator=200, anonymous=401),
+        setup=APPS,
+    ),
     Case("application edit page", "GET", PROD_APP + "edit/", prod_writers(200), setup=APPS),
     Case(
         "application edit", "POST", PROD_APP + "edit/", prod_writers(302), VALUES_FORM, setup=APPS

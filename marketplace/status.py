@@ -1,0 +1,254 @@
+"""An Application's live state, from what Flux reports about its objects (SPEC §7).
+
+Per Application, Flux runs a GitRepository (the app repo, on the env-type branch) and one
+Kustomization per host cluster in system/catalyst-config, and the HelmRelease from the app repo
+on each host cluster; all carry the organization, environment and application labels (and the
+host-cluster label where they belong to one region). Per region the state is the worst of that
+region's objects as judged by `gitops.status.revision_status` against the commit the portal made
+(`<branch>@sha1:<last_commit_sha>`): an old revision's Ready=True is not ready. A region without a
+Kustomization yet is `committed`. The Application's state is the worst region's; Flux's reason and
+message are stored verbatim. An uninstalling Application is drained once every Flux object of it
+that the watcher has seen is gone. Each change is published on the Application's topic as the
+rendered status fragment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from core.models import AuditEvent, OutboxItem
+from gitops import events, naming, status
+from gitops.flux import register_handler
+from gitops.models import FluxCluster, FluxEvent, FluxObject
+
+from .models import Application, AppState
+
+ORG_LABEL = "openova.io/organization"
+ENV_LABEL = "openova.io/environment"
+APP_LABEL = "openova.io/application"
+CLUSTER_LABEL = "openova.io/host-cluster"
+EVENT = "app-status"
+FRAGMENT = "marketplace/app_detail.html#status"
+GONE_HTML = '<p data-app-state="gone">Uninstalled.</p>'
+STATE_FOR = {
+    status.COMMITTED: AppState.COMMITTED,
+    status.RECONCILING: AppState.RECONCILING,
+    status.READY: AppState.READY,
+    status.DEGRADED: AppState.DEGRADED,
+    status.FAILED: AppState.FAILED,
+}
+
+
+def topic(app: Application) -> str:
+    return f"app:{app.environment.name}/{app.name}"
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    state: str
+    reason: str = ""
+    message: str = ""
+    revision: str = ""
+    regions: list[dict[str, str]] = field(default_factory=list)
+
+
+def flux_objects(app: Application, *, live: bool = True) -> list[FluxObject]:
+    qs = FluxObject.objects.labelled(
+        **{
+            ORG_LABEL: app.environment.organization.slug,
+            ENV_LABEL: app.environment.name,
+            APP_LABEL: app.name,
+        }
+    )
+    return list(qs.live() if live else qs)
+
+
+def app_status(app: Application, objects: list[FluxObject] | None = None) -> AppStatus:
+    if not app.last_commit_sha:
+        return AppStatus(status.COMMITTED, message="Not committed yet.")
+    objects = flux_objects(app) if objects is None else objects
+    branch = naming.branch_for(app.environment.env_type)
+    regions = []
+    found = []
+    for region in app.regions:
+        mine = [o for o in objects if o.labels.get(CLUSTER_LABEL) in (region, None)]
+        kustomization = next(
+            (o for o in mine if o.kind == "Kustomization" and o.labels.get(CLUSTER_LABEL)), None
+        )
+        if kustomization is None:
+            here = status.revision_status(app.last_commit_sha, branch, None)
+        else:
+            here = _worst(
+                [(o.kind, status.revision_status(app.last_commit_sha, branch, o)) for o in mine]
+            )
+        revision = kustomization.applied_revision if kustomization else ""
+        found.append((here, revision))
+        regions.append(
+            {
+                "region": region,
+                "state": here.state,
+                "reason": here.reason,
+                "message": here.message,
+                "revision": revision,
+            }
+        )
+    worst = status.combine(s for s, _ in found)
+    revision = next((r for s, r in found if s == worst), "")
+    return AppStatus(worst.state, worst.reason, worst.message, revision, regions)
+
+
+# Among objects in the same state, whose reason and message the Application shows: a failing
+# HelmRelease says why the install failed; otherwise the Kustomization speaks for the region.
+_VOICE = {"Kustomization": 0, "HelmRelease": 1, "GitRepository": 2}
+
+
+def _worst(found: list[tuple[str, status.Status]]) -> status.Status:
+    worst = status.combine(s for _, s in found)
+
+    def voice(kind_status: tuple[str, status.Status]) -> int:
+        kind, found_status = kind_status
+        if kind == "HelmRelease" and found_status.state in (status.FAILED, status.DEGRADED):
+            return -1
+        return _VOICE.get(kind, 3)
+
+    speakers = sorted(((k, s) for k, s in found if s.state == worst.state), key=voice)
+    return speakers[0][1] if speakers else worst
+
+
+def lost_clusters(app: Application) -> list[FluxCluster]:
+    """Watched clusters of the app's regions whose connection is lost (its state may be stale)."""
+    return [c for c in FluxCluster.objects.filter(name__in=app.regions) if not c.is_healthy]
+
+
+def render_fragment(app: Application) -> str:
+    context = {"app": app, "timeline": timeline(app), "lost_clusters": lost_clusters(app)}
+    return render_to_string(FRAGMENT, context)
+
+
+def refresh(app: Application) -> AppStatus | None:
+    """Re-read the Application's Flux state, record it, publish the fragment."""
+    from . import services
+
+    if app.state == AppState.UNINSTALLING:
+        if settings.FLUX_CLUSTER_CONNECTED:
+            seen = flux_objects(app, live=False)
+            gone = seen and status.uninstall_status(seen).state == status.GONE
+            if gone and services.mark_drained(app):
+                events.publish(topic(app), {"event": EVENT, "html": GONE_HTML})
+                return None
+        events.publish(topic(app), {"event": EVENT, "html": render_fragment(app)})
+        return None
+    current = app_status(app)
+    if app.state in services.FLUX_STATES:
+        app = services.record_flux_state(
+            app=app,
+            state=STATE_FOR[current.state],
+            reason=current.reason,
+            message=current.message,
+            revision=current.revision,
+            conditions=current.regions,
+        )
+    events.publish(topic(app), {"event": EVENT, "html": render_fragment(app)})
+    return current
+
+
+# --- timeline ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    at: datetime
+    kind: str  # action, task, commit, flux
+    title: str
+    detail: str = ""
+
+
+def timeline(app: Application, limit: int = 50) -> list[Step]:
+    """Portal action → audit event → task → commit → Flux conditions, oldest first."""
+    if app.pk is None:
+        return []
+    audits = list(
+        AuditEvent.objects.filter(
+            target_type=Application._meta.label_lower, target_id=str(app.pk)
+        ).order_by("created_at", "id")
+    )
+    steps: list[Step] = []
+    for event in audits:
+        after = event.after or {}
+        if event.action == "applications.commit":
+            steps.append(Step(event.created_at, "commit", f"Commit {after.get('commit', '')}", ""))
+        elif event.action == "applications.reconcile":
+            continue  # the Flux conditions below say it with more detail
+        else:
+            who = event.actor_repr or "portal"
+            steps.append(
+                Step(event.created_at, "action", event.action, f"audit event #{event.pk} by {who}")
+            )
+    ids = [e.pk for e in audits]
+    for item in OutboxItem.objects.filter(audit_event_id__in=ids).order_by("created_at", "id"):
+        steps.append(Step(item.created_at, "task", f"Task {item.task_name} queued", ""))
+        if item.done_at:
+            tries = f" after {item.attempts} attempt(s)" if item.attempts > 1 else ""
+            steps.append(Step(item.done_at, "task", f"Task done{tries}", ""))
+        elif item.last_error:
+            steps.append(Step(item.available_at, "task", "Task retrying", item.last_error))
+    flux = FluxEvent.objects.filter(
+        obj__in=flux_objects(app, live=False), at__gte=app.created_at
+    ).select_related("obj")
+    for ev in flux.order_by("at", "id"):
+        where = ev.obj.labels.get(CLUSTER_LABEL) or ev.obj.cluster
+        if ev.event == "deleted":
+            title = f"{ev.obj.kind} {ev.obj.name} removed ({where})"
+            steps.append(Step(ev.at, "flux", title))
+        else:
+            title = f"{ev.obj.kind} {ev.obj.name} ({where}): {ev.type}={ev.status} {ev.reason}"
+            steps.append(Step(ev.at, "flux", title, ev.message))
+    steps.sort(key=lambda s: s.at)
+    return steps[-limit:]
+
+
+# --- watcher hook --------------------------------------------------------------------------------
+
+
+def _affected(objs: list[FluxObject]) -> Any:
+    keys = {
+        (o.labels[ORG_LABEL], o.labels[ENV_LABEL], o.labels[APP_LABEL])
+        for o in objs
+        if o.labels.get(ORG_LABEL) and o.labels.get(ENV_LABEL) and o.labels.get(APP_LABEL)
+    }
+    if not keys:
+        return Application.objects.none()
+    from django.db.models import Q
+
+    match = Q()
+    for org_slug, env_name, name in keys:
+        match |= Q(environment__organization__slug=org_slug, environment__name=env_name, name=name)
+    return Application.objects.filter(match).select_related(
+        "blueprint_version__blueprint", "environment__organization"
+    )
+
+
+def on_flux_change(obj: FluxObject) -> None:
+    for app in _affected([obj]):
+        refresh(app)
+
+
+def on_flux_changes(objs: list[FluxObject]) -> None:
+    for app in _affected(objs):
+        refresh(app)
+
+
+on_flux_change.many = on_flux_changes  # type: ignore[attr-defined]
+
+
+def connect() -> None:
+    """Called from MarketplaceConfig.ready()."""
+    register_handler(on_flux_change)
+
+
+__all__ = ["EVENT", "AppStatus", "app_status", "connect", "refresh", "timeline", "topic"]
