@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -100,42 +101,42 @@ def _invitation(org: Organization, pk: int) -> Invitation:
     return invitation
 
 
-@login_required
-@require_POST
-def invitation_resend(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    org = _org(request, slug, "members.invite")
-    try:
-        invitation = svc.resend_invitation(
-            by=request.user, invitation=_invitation(org, pk), link_base=_link_base(request)
-        )
-    except ValidationError as exc:
-        return _failed(request, org, exc)
-    messages.success(request, f"Invitation sent again to {invitation.email}.")
-    return redirect("orgs:members", slug=org.slug)
+def _invitation_action(
+    action: str, run: Callable[[HttpRequest, Organization, Invitation], Invitation], done: str
+) -> Callable[[HttpRequest, str, int], HttpResponse]:
+    """A POST on one pending invitation: authorize, run the service, report `done` ({email})."""
+
+    @login_required
+    @require_POST
+    def view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+        org = _org(request, slug, action)
+        try:
+            invitation = run(request, org, _invitation(org, pk))
+        except ValidationError as exc:
+            return _failed(request, org, exc)
+        messages.success(request, done.format(email=invitation.email))
+        return redirect("orgs:members", slug=org.slug)
+
+    return view
 
 
-@login_required
-@require_POST
-def invitation_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    org = _org(request, slug, "members.invite")
-    try:
-        invitation = svc.revoke_invitation(by=request.user, invitation=_invitation(org, pk))
-    except ValidationError as exc:
-        return _failed(request, org, exc)
-    messages.success(request, f"Invitation for {invitation.email} revoked.")
-    return redirect("orgs:members", slug=org.slug)
-
-
-@login_required
-@require_POST
-def invitation_confirm(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    org = _org(request, slug, "members.update")
-    try:
-        invitation = svc.confirm_invitation(by=request.user, invitation=_invitation(org, pk))
-    except ValidationError as exc:
-        return _failed(request, org, exc)
-    messages.success(request, f"Invitation for {invitation.email} confirmed.")
-    return redirect("orgs:members", slug=org.slug)
+invitation_resend = _invitation_action(
+    "members.invite",
+    lambda request, org, inv: svc.resend_invitation(
+        by=request.user, invitation=inv, link_base=_link_base(request)
+    ),
+    "Invitation sent again to {email}.",
+)
+invitation_revoke = _invitation_action(
+    "members.invite",
+    lambda request, org, inv: svc.revoke_invitation(by=request.user, invitation=inv),
+    "Invitation for {email} revoked.",
+)
+invitation_confirm = _invitation_action(
+    "members.update",
+    lambda request, org, inv: svc.confirm_invitation(by=request.user, invitation=inv),
+    "Invitation for {email} confirmed.",
+)
 
 
 @login_required
