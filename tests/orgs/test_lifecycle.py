@@ -222,3 +222,10 @@ def test_audit_csv_export_is_filtered_and_scoped(cast, client_for):
     assert (
         client_for(cast["member_b"]).get("/orgs/acme/audit/", {"format": "csv"}).status_code == 404
     )
+
+
+def test_org_page_links_the_billing_account(cast, client_for):
+    owner_page = client_for(cast["owner"]).get("/orgs/acme/").content.decode()
+    assert 'href="/billing/acme/"' in owner_page
+    account = client_for(cast["owner"]).get("/billing/acme/")
+    assert account.status_code == 200
