@@ -58,13 +58,12 @@ def test_worker_delivers_an_organization_created_over_http(worker, client):
         },
     )
     assert response.status_code == 302
-    assert wait_for(
-        lambda: Organization.objects.get(slug="wendy-co").delivery_state == "delivered"
-    ), settings.GIT_ROOT / "../worker.log"
+    # the outbox row is marked done last, after the commit and the org's state updates
+    assert wait_for(lambda: not OutboxItem.objects.pending().exists())
     org = Organization.objects.get(slug="wendy-co")
-    assert org.state == "provisioning"
+    assert org.delivery_state == "delivered" and org.state == "provisioning"
     assert commits()[0] == "organization.create: organization wendy-co"
-    assert not OutboxItem.objects.pending().exists()
+    assert org.last_commit_sha
 
 
 def test_the_sweeper_task_redelivers_a_row_the_broker_never_got(worker):
