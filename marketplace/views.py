@@ -125,10 +125,14 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
         Application.objects.filter(blueprint_version__blueprint=bp).select_related(*APP_RELATED),
         "applications.read",
     )
-    deps = []
-    for dep in version.depends:
-        target = Blueprint.objects.filter(name=dep["blueprint"]).only("name", "title").first()
-        deps.append({**dep, "title": target.title if target else dep["blueprint"]})
+    # one query, and only Blueprints this user may see: a private one's title is not disclosed
+    names = [dep["blueprint"] for dep in version.depends]
+    titles = dict(
+        visible_blueprints(request.user).filter(name__in=names).values_list("name", "title")
+    )
+    deps = [
+        {**dep, "title": titles.get(dep["blueprint"], dep["blueprint"])} for dep in version.depends
+    ]
     return render(
         request,
         "marketplace/blueprint_detail.html",

@@ -94,3 +94,23 @@ def test_catalog_queries_are_constant(publish, cast, client_for):
     many, page = count_queries(lambda: client.get("/marketplace/?q=app"))
     assert page.content.count(b'class="card"') == 60
     assert 3 <= many == few <= 6
+
+
+def test_a_private_dependencys_title_is_not_disclosed(publish, cast, client_for):
+    publish(
+        blueprint_doc(
+            "bp-internal",
+            "1.0.0",
+            visibility="private",
+            owner="acme",
+            card={"title": "Acme Secret Sauce", "summary": "x", "category": "testing"},
+        ),
+        blueprint_doc(
+            "bp-public", "1.0.0", depends=[{"blueprint": "bp-internal", "range": "^1.0"}]
+        ),
+    )
+    own = client_for(cast["viewer"]).get("/marketplace/bp-public/")
+    other = client_for(cast["member_b"]).get("/marketplace/bp-public/")
+    assert own.status_code == 200 and b"Acme Secret Sauce" in own.content
+    assert other.status_code == 200 and b"Acme Secret Sauce" not in other.content
+    assert b"bp-internal" in other.content
