@@ -8,6 +8,7 @@ The cast (SPEC §6): owner, admin, operator, developer and viewer of Organizatio
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -54,6 +55,45 @@ def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
 def _fast_passwords(settings: Any) -> None:
     """Hashing the cast's passwords with PBKDF2 costs ~0.5 s a user; tests need no strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _shared_cache(settings: Any) -> bool:
+    return "RedisCache" in settings.CACHES["default"]["BACKEND"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings: Any) -> None:
+    """Under Valkey every test gets a key prefix of its own: parallel workers share the server,
+    and rate-limit counters keyed by 127.0.0.1 must not leak from one test into another."""
+    if _shared_cache(settings):
+        settings.CACHES = {
+            "default": {**settings.CACHES["default"], "KEY_PREFIX": f"t{uuid.uuid4().hex}"}
+        }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_events(settings: Any) -> Iterator[None]:
+    """Each test publishes live-status events on a stream of its own (parallel workers share Valkey)."""
+    from gitops import events
+
+    settings.EVENTS_STREAM_KEY = f"test:events:{uuid.uuid4().hex}"
+    events.reset()
+    yield
+    broker = events.broker()
+    if isinstance(broker, events.ValkeyBroker):
+        broker._client().delete(settings.EVENTS_STREAM_KEY)
+    events.reset()
+
+
+def reset_cache() -> None:
+    """Forget cached counters. With local memory that is `cache.clear()`; under Valkey each test
+    already starts with an empty namespace, and FLUSHDB would wipe the other workers' keys and the
+    broker's queues, so nothing is done."""
+    from django.conf import settings as django_settings
+    from django.core.cache import cache
+
+    if not _shared_cache(django_settings):
+        cache.clear()
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
+
+from tests.conftest import reset_cache
 
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> Iterator[None]:
-    cache.clear()
+    reset_cache()
     yield
-    cache.clear()
+    reset_cache()
 
 
 @pytest.fixture

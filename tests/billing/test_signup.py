@@ -64,9 +64,9 @@ def test_signup_refuses_an_existing_email(cast):
 
 
 def test_signup_is_rate_limited_per_ip(sovereign, settings):
-    from django.core.cache import cache
+    from tests.conftest import reset_cache
 
-    cache.clear()
+    reset_cache()
     settings.SIGNUP_LIMIT_PER_IP = 2
     codes = [
         Client().post("/signup/", {**GOOD, "email": f"u{i}@example.test"}).status_code

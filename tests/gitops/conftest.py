@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gitops import events, flux
+from gitops import flux
 from tests.gitops.kube_emulator import Flux, KubeEmulator
 
 
@@ -41,17 +41,6 @@ class Changes:
                 if left <= 0:
                     raise AssertionError(f"timed out waiting for {predicate.__doc__ or predicate}")
                 self.cond.wait(min(left, 0.25))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_events(settings: Any) -> Iterator[None]:
-    settings.EVENTS_STREAM_KEY = f"test:events:{time.monotonic_ns()}"
-    events.reset()
-    yield
-    broker = events.broker()
-    if isinstance(broker, events.ValkeyBroker):
-        broker._client().delete(settings.EVENTS_STREAM_KEY)
-    events.reset()
 
 
 @pytest.fixture

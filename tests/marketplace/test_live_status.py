@@ -4,7 +4,6 @@ the Application's state, Flux's message verbatim, the page and the SSE stream fo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,19 +12,11 @@ from django.test import AsyncClient
 from django.utils.html import escape
 
 from core.models import AuditEvent
-from gitops import events, store
+from gitops import store
 from gitops.models import FluxObject
 from marketplace.models import Application
 from tests.gitops.test_sse import Stream
 from tests.marketplace.rbac_cases import INSTALL_FORM
-
-
-@pytest.fixture(autouse=True)
-def _fresh_events() -> Iterator[None]:
-    events.reset()
-    yield
-    events.reset()
-
 
 REGION = "hz-fsn-rtz-prod"
 LABELS = {

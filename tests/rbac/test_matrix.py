@@ -14,7 +14,6 @@ import pytest
 from django.apps import apps
 from django.conf import settings
 from django.core import mail
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -24,6 +23,7 @@ from core.services import create_api_token
 from orgs.members import hash_token
 from orgs.models import Environment, Invitation, Organization
 from rbac.models import UserAccess
+from tests.conftest import reset_cache
 from tests.gitutil import commits
 
 from .matrix import ROLES, Case, cases
@@ -115,7 +115,7 @@ def world(request: Any, monkeypatch: Any) -> dict[str, Any]:
     """The cast (plus the case's `setup`), created without running the Git deliveries (fast; Git
     starts empty)."""
     case: Case = request.node.callspec.params["case"]
-    cache.clear()  # the BSS rate limits count per address: every case starts afresh
+    reset_cache()  # the BSS rate limits count per address: every case starts afresh
     monkeypatch.setattr(outbox, "send", lambda item_id, task_name: True)
     cast = request.getfixturevalue("cast")
     extra: dict[str, Any] = {}
