@@ -322,10 +322,9 @@ def main() -> None:
             changes = Changes()
             changes.count = 0  # type: ignore[attr-defined]
 
-            def count(obj: Any) -> None:
-                if obj.name == "bench":
-                    changes.count += 1  # type: ignore[attr-defined]
-                changes(obj)
+            def count(objs: list[Any]) -> None:
+                changes.count += sum(o.name == "bench" for o in objs)  # type: ignore[attr-defined]
+                changes(objs)
 
             stop = threading.Event()
             watcher = flux.ClusterWatcher(

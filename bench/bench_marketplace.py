@@ -16,41 +16,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import bare_git_commit_push
+from bench.common import bare_git_commit_push, report, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINTS = 500
 REPEAT = 30
 INSTALLS = 20
-
-
-def _timed(fn: Callable[[], Any], *, repeat: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-def _report(
-    name: str,
-    value: float,
-    unit: str,
-    target: float,
-    baseline: float | None = None,
-    baseline_name: str = "",
-) -> None:
-    line = f"  {name}: {value:.2f} {unit} (target ≤ {target:g} {unit}: {'OK' if value <= target else 'MISSED'})"
-    if baseline is not None:
-        line += f" | {baseline_name}: {baseline:.2f} {unit} | ratio {value / baseline if baseline else float('inf'):.2f}x"
-    print(line, flush=True)
 
 
 def _doc(i: int) -> str:
@@ -160,8 +134,8 @@ def _run(tmp: Path) -> None:
     start = time.perf_counter()
     loader.sync_source(source)
     again = time.perf_counter() - start
-    _report(f"sync {BLUEPRINTS} Blueprint files (first load)", first, "s", 5)
-    _report(f"re-sync {BLUEPRINTS} unchanged files", again, "s", 5)
+    report(f"sync {BLUEPRINTS} Blueprint files (first load)", first, unit="s", target=5)
+    report(f"re-sync {BLUEPRINTS} unchanged files", again, unit="s", target=5)
 
     # -- catalog page ------------------------------------------------------------------------
     client = Client()
@@ -175,16 +149,16 @@ def _run(tmp: Path) -> None:
     with connection.execute_wrapper(count):
         page = client.get("/marketplace/")
     assert page.status_code == 200 and page.content.count(b'class="card"') == 60
-    page_ms = statistics.median(_timed(lambda: client.get("/marketplace/"), repeat=REPEAT))
+    page_ms = statistics.median(timed(lambda: client.get("/marketplace/"), repeat=REPEAT))
     searched = statistics.median(
-        _timed(lambda: client.get("/marketplace/?q=bench&category=cms"), repeat=REPEAT)
+        timed(lambda: client.get("/marketplace/?q=bench&category=cms"), repeat=REPEAT)
     )
     request = RequestFactory().get("/marketplace/")
     request.user = user
     context = catalog_context(user, {})
     context["blueprints"] = list(context["blueprints"])  # in memory from here on
     baseline = statistics.median(
-        _timed(
+        timed(
             lambda: render_to_string("marketplace/catalog.html", context, request=request),
             repeat=REPEAT,
         )
@@ -192,8 +166,14 @@ def _run(tmp: Path) -> None:
     print(
         f"  catalog page SQL queries: {len(queries)} (target ≤ 6: {'OK' if len(queries) <= 6 else 'MISSED'}), {BLUEPRINTS} Blueprints, 60 cards per page"
     )
-    _report("catalog page median", page_ms, "ms", 40, baseline, "template from an in-memory list")
-    _report("catalog search + category median", searched, "ms", 40)
+    report(
+        "catalog page median",
+        page_ms,
+        target=40,
+        baseline=baseline,
+        baseline_name="template from an in-memory list",
+    )
+    report("catalog search + category median", searched, target=40)
 
     # -- install request → commit ------------------------------------------------------------
     url = "/api/v1/orgs/bench-co/environments/bench-co-prod/applications/"
@@ -208,7 +188,7 @@ def _run(tmp: Path) -> None:
         )
         assert response.status_code == 201, response.content
 
-    install_ms = statistics.median(_timed(install, repeat=INSTALLS))
+    install_ms = statistics.median(timed(install, repeat=INSTALLS))
     last = Application.objects.order_by("-pk").first()
     assert last is not None and last.last_commit_sha, "install did not commit"
     app_files = {
@@ -219,13 +199,12 @@ def _run(tmp: Path) -> None:
     bare = statistics.median(
         bare_git_commit_push(app_files, tmp / "bare", placeholder="APP", repeat=INSTALLS)
     )
-    _report(
+    report(
         "install request → commit median",
         install_ms,
-        "ms",
-        200,
-        bare,
-        "bare git commit + push of the same files",
+        target=200,
+        baseline=bare,
+        baseline_name="bare git commit + push of the same files",
     )
 
 

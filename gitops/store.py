@@ -19,15 +19,14 @@ from .models import FluxEvent, FluxObject, rv_int
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[FluxObject], None]
+Handler = Callable[[list[FluxObject]], None]
 _handlers: list[Handler] = []
 
 
 def register_handler(handler: Handler) -> Handler:
-    """Call `handler(flux_object)` after each stored change (after commit). Usable as decorator.
-
-    A handler may also have a `many(objects)` attribute: a relist then calls it once with every
-    changed object instead of calling the handler per object."""
+    """Call `handler(objects)` after stored changes (after commit): a watch event passes one
+    object, a relist every changed object at once, so a handler can find what they affect in one
+    query. Usable as decorator."""
     if handler not in _handlers:
         _handlers.append(handler)
     return handler
@@ -46,13 +45,8 @@ def _notify_all(objs: list[FluxObject]) -> None:
     if not objs:
         return
     for handler in list(_handlers):
-        many = getattr(handler, "many", None)
         try:
-            if many is not None:
-                many(objs)
-            else:
-                for obj in objs:
-                    handler(obj)
+            handler(objs)
         except Exception:
             log.exception("Flux status handler %r failed", handler)
 

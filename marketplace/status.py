@@ -233,22 +233,14 @@ def _affected(objs: list[FluxObject]) -> Any:
     )
 
 
-def on_flux_change(obj: FluxObject) -> None:
-    for app in _affected([obj]):
-        refresh(app)
-
-
 def on_flux_changes(objs: list[FluxObject]) -> None:
     for app in _affected(objs):
         refresh(app)
 
 
-on_flux_change.many = on_flux_changes  # type: ignore[attr-defined]
-
-
 def connect() -> None:
     """Called from MarketplaceConfig.ready()."""
-    register_handler(on_flux_change)
+    register_handler(on_flux_changes)
 
 
 __all__ = ["EVENT", "AppStatus", "app_status", "connect", "refresh", "timeline", "topic"]

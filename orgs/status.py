@@ -130,23 +130,16 @@ def _affected(objs: list[FluxObject]) -> Any:
     return Organization.objects.none()
 
 
-def on_flux_change(obj: FluxObject) -> None:
-    for org in _affected([obj]):
-        refresh(org)
-
-
 def on_flux_changes(objs: list[FluxObject]) -> None:
-    """A relist: every affected Organization is refreshed once, found with one query."""
+    """Changed Flux objects (one per watch event, all of a relist): each affected Organization
+    is found in one query and refreshed once."""
     for org in _affected(objs):
         refresh(org)
 
 
-on_flux_change.many = on_flux_changes  # type: ignore[attr-defined]
-
-
 def connect() -> None:
     """Called from OrgsConfig.ready()."""
-    register_handler(on_flux_change)
+    register_handler(on_flux_changes)
 
 
 __all__ = ["CLUSTERS_TOPIC", "EVENT", "OrgStatus", "connect", "org_status", "refresh", "topic"]

@@ -21,9 +21,9 @@ class Changes:
         self.cond = threading.Condition()
         self.seen: list[Any] = []
 
-    def __call__(self, obj: Any) -> None:
+    def __call__(self, objs: list[Any]) -> None:
         with self.cond:
-            self.seen.append(obj)
+            self.seen.extend(objs)
             self.cond.notify_all()
 
     def poke(self) -> None:
