@@ -1,168 +1,274 @@
-"""Checkout: quote first, then (one transaction) Organization, voucher, order, debit, subscription.
+"""Confirming a quote: exactly the money shown, once; then payment, fulfilment or cancellation.
 
-A pricing failure raises before anything is written, so it never uses up a voucher. If the
-voucher or anything after it fails, the whole transaction (including the new Organization) rolls
-back. Credit that covers the total pays the order at once; otherwise the order waits for payment
-with an invoice that an operator marks paid.
+`confirm_quote` locks the quote, prices the same request again and refuses (QuoteChanged, with a
+fresh quote) when anything shown has changed or the quote expired. Otherwise, in one transaction:
+the new Organization (for the sign-up wizard) and its voucher, the order, the credit applied
+(ledger debit `order:<id>`), and either fulfilment (nothing left to pay) or an invoice for the
+rest. The plan changes only on fulfilment: when the order is paid or covered by credit.
+
+Ledger references: `order:<id>` (credit spent on an order: the held part at placement, the paid
+part at payment), `payment:<invoice>` (money received for an invoice), `order-cancel:<id>` (held
+credit given back when an order is cancelled).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from core import audit, events, outbox
 from core.errors import ConflictError
 from orgs import services as org_services
-from orgs.models import Organization, Sovereign
+from orgs.models import Organization, OrgState, Sovereign
 
-from . import ledger, pricing, vouchers
-from .models import Invoice, Order, OrderStatus, Subscription
+from . import ledger, quotes, vouchers
+from .models import (
+    CreditNote,
+    DunningNotice,
+    Invoice,
+    InvoiceStatus,
+    Order,
+    OrderStatus,
+    Quote,
+    QuoteKind,
+    QuoteStatus,
+    Subscription,
+)
+from .money import format_money
 
-PERIOD = timedelta(days=30)
-
-
-def start_organization(
-    *,
-    by: Any,
-    slug: str,
-    display_name: str,
-    plan_code: str,
-    region: str,
-    voucher_code: str = "",
-    addons: dict[str, int] | None = None,
-) -> Order:
-    """The sign-up wizard's last step: a new Organization on `plan_code`, paid by credit if possible."""
-    quote = pricing.quote(plan_code=plan_code, addons=addons)
-    if voucher_code:
-        found = vouchers.preview(voucher_code)
-        if found.status == "not_valid":
-            raise vouchers.VoucherNotValid()
-        if found.status == "ended":
-            raise vouchers.VoucherEnded()
-    with transaction.atomic():
-        org = org_services.create_organization(
-            by=by,
-            slug=slug,
-            display_name=display_name,
-            plan_code=plan_code,
-            environments=[{"env_type": "prod", "regions": [region]}] if region else [],
-        )
-        if voucher_code:
-            vouchers.redeem_voucher(code=voucher_code, org=org, by=by)
-        return _place(by=by, org=org, quote=quote, voucher_code=vouchers.normalize(voucher_code))
+PRICES_CHANGED = "Prices changed, review the new quote."
+QUOTE_EXPIRED = "This quote has expired, review the new quote."
+FINAL_STEP = "final"
 
 
-def place_order(
-    *, by: Any, org: Organization, plan_code: str, addons: dict[str, int] | None = None
-) -> Order:
-    """An existing Organization orders (or changes to) a plan."""
-    quote = pricing.quote(plan_code=plan_code, addons=addons)
-    with transaction.atomic():
-        locked = Organization.objects.select_for_update().get(pk=org.pk)
-        if Order.objects.filter(organization=locked, status=OrderStatus.AWAITING_PAYMENT).exists():
-            raise ConflictError(
-                {"plan": "An order is already awaiting payment; pay or cancel it first."}
+class QuoteChanged(ConflictError):
+    """The quote cannot be charged as shown; `fresh` is the new quote to review."""
+
+    def __init__(self, message: str, fresh: Quote) -> None:
+        super().__init__({"quote": message})
+        self.fresh = fresh
+
+
+class _Stale(Exception):
+    def __init__(self, fresh: Quote, message: str) -> None:
+        self.fresh = fresh
+        self.message = message
+
+
+@dataclass
+class Confirmation:
+    organization: Organization
+    order: Order | None  # None for a change scheduled at the end of the period
+    message: str
+
+
+def confirm_quote(*, by: Any, quote_id: int) -> Confirmation:
+    """Charge exactly quote `quote_id`, or raise QuoteChanged with the quote to review instead."""
+    try:
+        with transaction.atomic():
+            return _confirm_locked(by=by, quote_id=quote_id)
+    except _Stale as stale:
+        with transaction.atomic():
+            Quote.objects.filter(pk=quote_id, status=QuoteStatus.OPEN).update(
+                status=QuoteStatus.SUPERSEDED
             )
-        return _place(by=by, org=locked, quote=quote, voucher_code="")
+            fresh = quotes.save(stale.fresh)
+        raise QuoteChanged(stale.message, fresh) from None
 
 
-def _place(*, by: Any, org: Organization, quote: pricing.Quote, voucher_code: str) -> Order:
-    Organization.objects.select_for_update().filter(pk=org.pk).first()
-    balance = ledger.balance(org)
-    covered = balance >= quote.total_minor
+def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
+    quote = Quote.objects.select_for_update().select_related("organization").get(pk=quote_id)
+    if quote.status == QuoteStatus.CONFIRMED:  # a second click: the first one's result, no charge
+        order = Order.objects.filter(quote=quote).select_related("organization").first()
+        org = order.organization if order else quote.organization
+        assert org is not None
+        return Confirmation(org, order, "This quote was already confirmed.")
+    if quote.organization_id:
+        Organization.objects.select_for_update().filter(pk=quote.organization_id).first()
+    fresh = quotes.refresh(quote)
+    if quote.status != QuoteStatus.OPEN or quote.expires_at <= timezone.now():
+        raise _Stale(fresh, QUOTE_EXPIRED)
+    if fresh.kind != quote.kind or fresh.money != quote.money:
+        raise _Stale(fresh, PRICES_CHANGED)
+    quote.status = QuoteStatus.CONFIRMED
+    quote.save(update_fields=["status"])
+    if quote.kind == QuoteKind.NEW:
+        return _confirm_new(quote, by=by)
+    org = quote.organization
+    assert org is not None
+    if quote.kind == QuoteKind.DOWNGRADE:
+        return _schedule_downgrade(quote, org=org, by=by)
+    order = place(quote, org=org, by=by)
+    return Confirmation(org, order, order_message(order))
+
+
+def _confirm_new(quote: Quote, *, by: Any) -> Confirmation:
+    inputs = quote.inputs
+    region = inputs.get("region") or ""
+    org = org_services.create_organization(
+        by=by,
+        slug=inputs["slug"],
+        display_name=inputs["display_name"],
+        environments=[{"env_type": "prod", "regions": [region]}] if region else [],
+    )
+    quote.organization = org
+    quote.save(update_fields=["organization"])
+    if inputs.get("voucher_code"):
+        vouchers.redeem_voucher(code=inputs["voucher_code"], org=org, by=by)
+    order = place(quote, org=org, by=by)
+    return Confirmation(org, order, order_message(order))
+
+
+def _schedule_downgrade(quote: Quote, *, org: Organization, by: Any) -> Confirmation:
+    sub = quotes.live_subscription(org)
+    assert sub is not None
+    before = {"pending_plan_code": sub.pending_plan_code}
+    sub.pending_plan_code = quote.plan_code
+    sub.save(update_fields=["pending_plan_code"])
+    audit.record(
+        "billing.subscription.downgrade",
+        actor=by,
+        target=sub,
+        org_slug=org.slug,
+        before=before,
+        after={"pending_plan_code": quote.plan_code, "from": sub.period_end.isoformat()},
+    )
+    when = sub.period_end.strftime("%Y-%m-%d")
+    return Confirmation(
+        org, None, f"{org.display_name} moves to plan {quote.plan_code.upper()} on {when}."
+    )
+
+
+def place(quote: Quote, *, org: Organization, by: Any) -> Order:
+    """The order for a confirmed quote (inside the caller's transaction, org row locked)."""
     order = Order.objects.create(
         organization=org,
+        kind=quote.kind,
+        quote=quote,
+        subscription=quotes.live_subscription(org),
         plan_code=quote.plan_code,
-        lines=[line.__dict__ for line in quote.lines],
+        addons=quote.inputs.get("addons") or {},
+        lines=quote.lines,
         currency=quote.currency,
         subtotal_minor=quote.subtotal_minor,
         tax_minor=quote.tax_minor,
         total_minor=quote.total_minor,
-        status=OrderStatus.PAID if covered else OrderStatus.AWAITING_PAYMENT,
-        voucher_code=voucher_code,
-        placed_by=by,
-        paid_at=timezone.now() if covered else None,
+        credit_applied_minor=quote.credit_applied_minor,
+        due_minor=quote.due_now_minor,
+        period_start=quote.period_start,
+        period_end=quote.period_end,
+        status=OrderStatus.AWAITING_PAYMENT,
+        voucher_code=quote.inputs.get("voucher_code", ""),
+        placed_by=by if getattr(by, "is_authenticated", False) else None,
     )
-    audit.record(
-        "billing.order.placed",
-        actor=by,
-        target=order,
-        org_slug=org.slug,
-        after={
-            "plan_code": quote.plan_code,
-            "total_minor": quote.total_minor,
-            "status": order.status,
-        },
-    )
+    if order.credit_applied_minor:
+        ledger.append(
+            org=org,
+            amount_minor=-order.credit_applied_minor,
+            reason="order",
+            reference=f"order:{order.pk}",
+            actor=by,
+        )
+    after = {
+        "kind": order.kind,
+        "plan_code": order.plan_code,
+        "total_minor": order.total_minor,
+        "credit_applied_minor": order.credit_applied_minor,
+        "due_minor": order.due_minor,
+        "quote": quote.pk,
+    }
+    audit.record("billing.order.placed", actor=by, target=order, org_slug=org.slug, after=after)
     events.emit(
         "order.placed",
         {
             "order": order.pk,
             "organization": org.slug,
-            "plan": quote.plan_code,
-            "currency": quote.currency,
-            "total_minor": quote.total_minor,
-            "status": order.status,
+            "plan": order.plan_code,
+            "currency": order.currency,
+            "total_minor": order.total_minor,
+            "due_minor": order.due_minor,
+            "status": "paid" if not order.due_minor else order.status,
         },
     )
-    if covered:
-        _fulfil(order, by=by, paid_by_credit=True)
+    if order.due_minor == 0:
+        _mark_paid(order)
+        fulfil(order, by=by)
     else:
-        invoice = Invoice.objects.create(
-            number=_next_invoice_number(),
-            order=order,
-            organization=org,
-            currency=quote.currency,
-            total_minor=quote.total_minor,
-        )
-        audit.record(
-            "billing.invoice.issued",
-            actor=by,
-            target=invoice,
-            org_slug=org.slug,
-            after={"order": order.pk, "total_minor": invoice.total_minor},
-        )
+        _issue_invoice(order, by=by)
     return order
 
 
-def _fulfil(order: Order, *, by: Any, paid_by_credit: bool) -> None:
-    org = order.organization
-    if order.total_minor:
-        ledger.append(
-            org=org,
-            amount_minor=-order.total_minor,
-            reason="order",
-            reference=f"order:{order.pk}",
-            actor=by,
-        )
-    now = timezone.now()
-    Subscription.objects.filter(organization=org, status="active").update(
-        status="ended", period_end=now
-    )
-    Subscription.objects.create(
-        organization=org,
-        plan_code=order.plan_code,
+def _mark_paid(order: Order) -> None:
+    order.status = OrderStatus.PAID
+    order.paid_at = timezone.now()
+    order.save(update_fields=["status", "paid_at"])
+
+
+def _issue_invoice(order: Order, *, by: Any) -> Invoice:
+    invoice = Invoice.objects.create(
+        number=next_number(Invoice, "INV"),
         order=order,
-        period_start=now,
-        period_end=now + PERIOD,
+        organization=order.organization,
+        currency=order.currency,
+        total_minor=order.due_minor,
     )
-    if org.plan_code != order.plan_code:
-        _change_plan(org, plan_code=order.plan_code, by=by)
     audit.record(
-        "billing.subscription.start",
+        "billing.invoice.issued",
         actor=by,
-        target=order,
-        org_slug=org.slug,
-        after={"plan_code": order.plan_code, "paid_by_credit": paid_by_credit},
+        target=invoice,
+        org_slug=order.organization.slug,
+        after={"order": order.pk, "total_minor": invoice.total_minor},
     )
+    return invoice
 
 
-def _change_plan(org: Organization, *, plan_code: str, by: Any) -> None:
+def fulfil(order: Order, *, by: Any) -> None:
+    """A paid order takes effect: the subscription starts, renews or changes plan."""
+    org = order.organization
+    now = timezone.now()
+    plan_unit = next((line["unit_minor"] for line in order.lines if line["kind"] == "plan"), None)
+    sub = quotes.live_subscription(org)
+    if order.kind in (QuoteKind.NEW, QuoteKind.PURCHASE) or sub is None:
+        sub = Subscription.objects.create(
+            organization=org,
+            plan_code=order.plan_code,
+            plan_unit_minor=plan_unit or 0,
+            addons=order.addons,
+            currency=order.currency,
+            period_start=now,
+            period_end=quotes.add_month(now),
+        )
+        order.period_start, order.period_end = sub.period_start, sub.period_end
+    elif order.kind == QuoteKind.UPGRADE:
+        new_unit = next(
+            line["unit_minor"] for line in order.quote.recurring_lines if line["kind"] == "plan"
+        )
+        sub.plan_code, sub.plan_unit_minor, sub.pending_plan_code = order.plan_code, new_unit, ""
+        sub.save(update_fields=["plan_code", "plan_unit_minor", "pending_plan_code"])
+    order.subscription = sub
+    order.save(update_fields=["subscription", "period_start", "period_end"])
+    if org.plan_code != sub.plan_code:
+        set_org_plan(org, plan_code=sub.plan_code, by=by)
+    audit.record(
+        "billing.subscription.start" if order.kind != QuoteKind.UPGRADE else "billing.subscription.upgrade",
+        actor=by,
+        target=sub,
+        org_slug=org.slug,
+        after={
+            "plan_code": sub.plan_code,
+            "order": order.pk,
+            "period_end": sub.period_end.isoformat(),
+        },
+    )
+    _resume_if_settled(org)
+
+
+def set_org_plan(org: Organization, *, plan_code: str, by: Any) -> None:
     """The plan is part of the Organization CR: record it and re-deliver the Organization."""
     before = {"plan_code": org.plan_code}
     Organization.objects.filter(pk=org.pk).update(plan_code=plan_code, updated_at=timezone.now())
@@ -178,24 +284,38 @@ def _change_plan(org: Organization, *, plan_code: str, by: Any) -> None:
     outbox.enqueue(org_services.SYNC_TASK, org.pk, actor=by, audit_event=event)
 
 
-def _next_invoice_number() -> str:
+def _resume_if_settled(org: Organization) -> None:
+    """An Organization suspended for an unpaid invoice resumes once no such invoice is left."""
+    org.refresh_from_db(fields=["state", "suspended_reason"])
+    if org.state != OrgState.SUSPENDED or org.suspended_reason != "unpaid":
+        return
+    still_due = DunningNotice.objects.filter(
+        step=FINAL_STEP, invoice__organization=org, invoice__status=InvoiceStatus.ISSUED
+    )
+    if not still_due.exists():
+        org_services.resume_organization(by=None, org=org)
+
+
+def next_number(model: type[Model], prefix: str) -> str:
+    """`<prefix>-<year>-000001`: gap-free per year; the Sovereign row is the numbering lock."""
     year = timezone.now().year
-    prefix = f"INV-{year}-"
-    # the Sovereign row is the numbering lock: gap-free and unique even for the year's first one
+    head = f"{prefix}-{year}-"
     Sovereign.objects.select_for_update().order_by("pk").first()
     last = (
-        Invoice.objects.select_for_update()
-        .filter(number__startswith=prefix)
+        model._default_manager.filter(number__startswith=head)
         .order_by("-number")
         .values_list("number", flat=True)
         .first()
     )
-    sequence = int(last.rsplit("-", 1)[1]) + 1 if last else 1
-    return f"{prefix}{sequence:06d}"
+    sequence = int(str(last).rsplit("-", 1)[1]) + 1 if last else 1
+    return f"{head}{sequence:06d}"
 
 
-def record_payment(*, by: Any, order: Order, reference: str) -> Order:
-    """An operator records a manual payment of an awaiting order's invoice."""
+def record_payment(
+    *, by: Any, order: Order, reference: str, provider: str = "manual", amount_minor: int | None = None
+) -> Order:
+    """Money received for an awaiting order's invoice (bank transfer recorded by an operator, or a
+    card payment reported by a provider): the invoice is paid and the order takes effect."""
     reference = (reference or "").strip()
     if not reference:
         raise ValidationError(
@@ -207,37 +327,123 @@ def record_payment(*, by: Any, order: Order, reference: str) -> Order:
             raise ConflictError(
                 {"reference": f"Order {locked.pk} is {locked.get_status_display().lower()}."}
             )
-        now = timezone.now()
+        if amount_minor is not None and amount_minor != locked.due_minor:
+            raise ConflictError({"reference": "The amount paid is not the amount due."})
+        Organization.objects.select_for_update().filter(pk=locked.organization_id).first()
+        invoice = locked.invoice
+        org = locked.organization
         ledger.append(
-            org=locked.organization,
-            amount_minor=locked.total_minor,
+            org=org,
+            amount_minor=locked.due_minor,
             reason="payment",
-            reference=f"payment:{locked.invoice.number}",
-            note=reference,
+            reference=f"payment:{invoice.number}",
+            note=f"{provider}: {reference}"[:200],
             actor=by,
         )
-        Invoice.objects.filter(pk=locked.invoice.pk).update(
-            status="paid", paid_at=now, payment_reference=reference
+        ledger.append(
+            org=org,
+            amount_minor=-locked.due_minor,
+            reason="order",
+            reference=f"order:{locked.pk}",
+            actor=by,
         )
-        locked.status = OrderStatus.PAID
-        locked.paid_at = now
-        locked.save(update_fields=["status", "paid_at"])
+        now = timezone.now()
+        Invoice.objects.filter(pk=invoice.pk).update(
+            status=InvoiceStatus.PAID, paid_at=now, payment_reference=reference
+        )
+        _mark_paid(locked)
         audit.record(
             "billing.invoice.paid",
             actor=by,
-            target=locked.invoice,
-            org_slug=locked.organization.slug,
-            after={"reference": reference, "total_minor": locked.total_minor},
+            target=invoice,
+            org_slug=org.slug,
+            after={"reference": reference, "provider": provider, "total_minor": locked.due_minor},
         )
         events.emit(
             "invoice.paid",
             {
-                "invoice": locked.invoice.number,
+                "invoice": invoice.number,
                 "order": locked.pk,
-                "organization": locked.organization.slug,
+                "organization": org.slug,
                 "currency": locked.currency,
-                "total_minor": locked.total_minor,
+                "total_minor": locked.due_minor,
             },
         )
-        _fulfil(locked, by=by, paid_by_credit=False)
+        fulfil(locked, by=by)
     return locked
+
+
+def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
+    """An unpaid order ends: its invoice is void and the credit it held goes back."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().select_related("organization").get(pk=order.pk)
+        if locked.status != OrderStatus.AWAITING_PAYMENT:
+            return locked
+        org = locked.organization
+        if locked.credit_applied_minor:
+            ledger.append(
+                org=org,
+                amount_minor=locked.credit_applied_minor,
+                reason="order-cancel",
+                reference=f"order-cancel:{locked.pk}",
+                note=reason[:200],
+                actor=by,
+            )
+        Invoice.objects.filter(order=locked, status=InvoiceStatus.ISSUED).update(
+            status=InvoiceStatus.VOID
+        )
+        locked.status = OrderStatus.CANCELLED
+        locked.cancelled_at = timezone.now()
+        locked.save(update_fields=["status", "cancelled_at"])
+        audit.record(
+            "billing.order.cancel",
+            actor=by,
+            target=locked,
+            org_slug=org.slug,
+            after={"reason": reason, "credit_returned_minor": locked.credit_applied_minor},
+        )
+        _resume_if_settled(org)
+    return locked
+
+
+def issue_credit_note(
+    *, by: Any, invoice: Invoice, amount_minor: int, reason: str, external_id: str | None = None
+) -> CreditNote:
+    """Money given back on a paid invoice (a card refund); once per provider refund id."""
+    with transaction.atomic():
+        if external_id and (note := CreditNote.objects.filter(external_id=external_id).first()):
+            return note
+        refunded = sum(invoice.credit_notes.values_list("amount_minor", flat=True))
+        if not 0 < amount_minor <= invoice.total_minor - refunded:
+            raise ValidationError(
+                {"amount": "Refund at most what was paid on this invoice and not yet refunded."}
+            )
+        note = CreditNote.objects.create(
+            number=next_number(CreditNote, "CN"),
+            invoice=invoice,
+            organization=invoice.organization,
+            amount_minor=amount_minor,
+            currency=invoice.currency,
+            reason=reason[:200],
+            external_id=external_id,
+            created_by=by if getattr(by, "is_authenticated", False) else None,
+        )
+        audit.record(
+            "billing.credit_note.issue",
+            actor=by,
+            target=note,
+            org_slug=invoice.organization.slug,
+            after={"invoice": invoice.number, "amount_minor": amount_minor, "reason": reason},
+        )
+    return note
+
+
+def order_message(order: Order) -> str:
+    total = format_money(order.total_minor, order.currency)
+    if order.status == OrderStatus.PAID:
+        return (
+            f"{order.organization.display_name} is on plan {order.plan_code.upper()}; "
+            f"{total} paid from credit."
+        )
+    due = format_money(order.due_minor, order.currency)
+    return f"Order placed: {due} is awaiting payment (invoice {order.invoice.number})."

@@ -31,10 +31,16 @@ class Plan(models.Model):
         return self.name
 
 
+class AddOnKind(models.TextChoices):
+    ADDON = "addon", "Add-on (ordered by quantity)"
+    APP_EXTRA = "app_extra", "Application extra (priced from what is installed)"
+
+
 class AddOn(models.Model):
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=64)
     unit = models.CharField(max_length=32, default="unit")
+    kind = models.CharField(max_length=16, choices=AddOnKind.choices, default=AddOnKind.ADDON)
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -269,22 +275,159 @@ class LedgerEntry(models.Model):
         raise AppendOnlyError("ledger entries cannot be deleted")
 
 
+class QuoteKind(models.TextChoices):
+    NEW = "new", "New Organization"
+    PURCHASE = "purchase", "First plan of an existing Organization"
+    UPGRADE = "upgrade", "Upgrade now (prorated)"
+    DOWNGRADE = "downgrade", "Change at the end of the period"
+    RENEWAL = "renewal", "Renewal for the next period"
+
+
+class QuoteStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CONFIRMED = "confirmed", "Confirmed"
+    SUPERSEDED = "superseded", "Superseded by a newer quote"
+
+
+class Quote(models.Model):
+    """What the customer is shown before any money moves; confirming charges exactly this.
+
+    `inputs` are what was asked (plan, add-ons, and for a new Organization its slug, name, region
+    and voucher code); the money fields are what was shown. Its id travels signed
+    (`billing.quotes.token`), and it stops being confirmable at `expires_at`.
+    """
+
+    kind = models.CharField(max_length=16, choices=QuoteKind.choices)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="quotes"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    inputs = models.JSONField(default=dict)
+    plan_code = models.CharField(max_length=32)
+    lines = models.JSONField(default=list)  # [{code, name, kind, quantity, unit_minor, amount_minor}]
+    recurring_lines = models.JSONField(default=list)
+    currency = models.CharField(max_length=3)
+    tax_rate_bp = models.PositiveIntegerField(default=0)
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+    credit_applied_minor = models.BigIntegerField(default=0)
+    due_now_minor = models.BigIntegerField()
+    recurring_minor = models.BigIntegerField(help_text="due each period from then on, tax included")
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=QuoteStatus.choices, default=QuoteStatus.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(credit_applied_minor__gte=0, due_now_minor__gte=0),
+                name="quote_amounts_not_negative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"quote-{self.pk}"
+
+    @property
+    def money(self) -> tuple[Any, ...]:
+        """Everything the customer was shown: two quotes with equal `money` charge the same."""
+        return (
+            self.plan_code,
+            self.currency,
+            self.tax_rate_bp,
+            self.lines,
+            self.recurring_lines,
+            self.subtotal_minor,
+            self.tax_minor,
+            self.total_minor,
+            self.credit_applied_minor,
+            self.due_now_minor,
+            self.recurring_minor,
+        )
+
+
 class OrderStatus(models.TextChoices):
     AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
     PAID = "paid", "Paid"
     CANCELLED = "cancelled", "Cancelled"
 
 
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+
+
+class Subscription(models.Model):
+    """An Organization's plan, add-ons and Application extras, billed in monthly periods.
+
+    One live (`active`) subscription per Organization. Its periods and their lines are the orders
+    that paid them (`orders`, each with `period_start`/`period_end` and `lines`); a plan change
+    within a period is a prorated `upgrade` order, a downgrade waits in `pending_plan_code`.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    plan_code = models.CharField(max_length=32)
+    plan_unit_minor = models.BigIntegerField(
+        default=0, help_text="the plan's monthly price billed for the current period"
+    )
+    addons = models.JSONField(default=dict, blank=True)  # {code: quantity}
+    currency = models.CharField(max_length=3, default="OMR")
+    status = models.CharField(
+        max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
+    )
+    period_start = models.DateTimeField(default=timezone.now)
+    period_end = models.DateTimeField()
+    pending_plan_code = models.CharField(
+        max_length=32, blank=True, help_text="a downgrade that starts with the next period"
+    )
+    cancel_at_period_end = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period_start", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(status="active"),
+                name="one_live_subscription_per_org",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_code} {self.status}"
+
+
 class Order(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="orders")
+    kind = models.CharField(max_length=16, choices=QuoteKind.choices, default=QuoteKind.NEW)
+    quote = models.OneToOneField(
+        Quote, null=True, blank=True, on_delete=models.PROTECT, related_name="order"
+    )
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
     plan_code = models.CharField(max_length=32)
+    addons = models.JSONField(default=dict, blank=True)
     lines = models.JSONField(
         default=list
-    )  # [{"code", "name", "quantity", "unit_minor", "amount_minor"}]
+    )  # [{"code", "name", "kind", "quantity", "unit_minor", "amount_minor"}]
     currency = models.CharField(max_length=3, default="OMR")
     subtotal_minor = models.BigIntegerField()
     tax_minor = models.BigIntegerField()
     total_minor = models.BigIntegerField()
+    credit_applied_minor = models.BigIntegerField(default=0)
+    due_minor = models.BigIntegerField(default=0, help_text="total less credit: what is paid")
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=OrderStatus.choices)
     voucher_code = models.CharField(max_length=64, blank=True)
     placed_by = models.ForeignKey(
@@ -292,6 +435,7 @@ class Order(models.Model):
     )
     placed_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-placed_at", "-pk"]
@@ -300,25 +444,14 @@ class Order(models.Model):
         return f"order-{self.pk}"
 
 
-class Subscription(models.Model):
-    organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, related_name="subscriptions"
-    )
-    plan_code = models.CharField(max_length=32)
-    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="subscription")
-    status = models.CharField(max_length=16, default="active")
-    period_start = models.DateTimeField(default=timezone.now)
-    period_end = models.DateTimeField()
-
-    class Meta:
-        ordering = ["-period_start"]
-
-    def __str__(self) -> str:
-        return f"{self.plan_code} {self.status}"
+class InvoiceStatus(models.TextChoices):
+    ISSUED = "issued", "Issued"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
 
 
 class Invoice(models.Model):
-    """The bill for an order that credit did not cover (full invoicing is a later step)."""
+    """The bill for the part of an order that credit did not cover (`order.due_minor`)."""
 
     number = models.CharField(max_length=32, unique=True)
     order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="invoice")
@@ -327,7 +460,9 @@ class Invoice(models.Model):
     )
     currency = models.CharField(max_length=3, default="OMR")
     total_minor = models.BigIntegerField()
-    status = models.CharField(max_length=16, default="issued")  # issued | paid | void
+    status = models.CharField(
+        max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.ISSUED
+    )
     issued_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
     payment_reference = models.CharField(max_length=128, blank=True)
@@ -337,3 +472,120 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class PaymentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    SUCCEEDED = "succeeded", "Succeeded"
+    EXPIRED = "expired", "Expired"
+    REFUNDED = "refunded", "Refunded (could not be applied)"
+
+
+class Payment(models.Model):
+    """One attempt to collect an order's `due_minor` through a payment provider."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(max_length=16)
+    external_id = models.CharField(max_length=255, unique=True)  # Checkout Session id
+    payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.OPEN
+    )
+    url = models.URLField(max_length=2000, blank=True)
+    problem = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class PaymentCustomer(models.Model):
+    """An Organization's customer record and saved card at a provider (card on file)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="payment_customers"
+    )
+    provider = models.CharField(max_length=16)
+    external_id = models.CharField(max_length=255)
+    payment_method = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "provider"], name="one_customer_per_provider"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class ProviderEvent(models.Model):
+    """A webhook event applied once: the unique (provider, event id) is the idempotency key."""
+
+    provider = models.CharField(max_length=16)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=64)
+    created = models.DateTimeField(help_text="when the provider created the event")
+    outcome = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="one_event_applied_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.event_id}"
+
+
+class CreditNote(models.Model):
+    """Money given back against a paid invoice (a card refund)."""
+
+    number = models.CharField(max_length=32, unique=True)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="credit_notes"
+    )
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="credit_note_positive")
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class DunningNotice(models.Model):
+    """One step of chasing an unpaid invoice (a reminder, then suspension), taken once."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="dunning")
+    step = models.CharField(max_length=16)  # "reminder-<days>" | "final"
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sent_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "step"], name="one_notice_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id} {self.step}"

@@ -26,6 +26,68 @@ class QuoteLine:
     quantity: int
     unit_minor: int
     amount_minor: int
+    kind: str = "plan"  # plan | addon | app_extra | proration
+
+
+class PriceBook:
+    """Every price in force at `at` in the Sovereign's currency, read in one query.
+
+    A quote asks it for many lines (a plan, add-ons, one extra per Application); reading the
+    whole effective price list once keeps a quote's cost flat in the number of lines.
+    """
+
+    def __init__(self, at: datetime | None = None) -> None:
+        self.at = at or timezone.now()
+        self.currency, self.tax_rate_bp = _sovereign_terms()
+        self.plans: dict[str, tuple[Plan, Price | None]] = {}
+        self.addons: dict[str, tuple[AddOn, Price | None]] = {}
+        newest: dict[tuple[str, int], Price] = {}
+        rows = (
+            Price.objects.filter(effective_from__lte=self.at)
+            .select_related("plan", "addon")
+            .order_by("effective_from", "pk")
+        )
+        for price in rows:  # later rows win: the newest effective price of each item
+            key = ("plan", price.plan_id) if price.plan_id else ("addon", price.addon_id)
+            newest[key] = price  # type: ignore[index]
+        for price in newest.values():
+            if price.plan is not None:
+                self.plans[price.plan.code] = (price.plan, price)
+            elif price.addon is not None:
+                self.addons[price.addon.code] = (price.addon, price)
+
+    def _amount(self, price: Price | None) -> int | None:
+        return price.amount_minor if price is not None and price.currency == self.currency else None
+
+    def plan_line(self, code: str, field_name: str = "plan") -> QuoteLine:
+        plan, price = self.plans.get(code, (None, None))
+        if plan is None:
+            plan = Plan.objects.filter(code=code).first()
+        if plan is None or not plan.is_active:
+            raise ValidationError({field_name: f"Unknown plan “{code}”."})
+        amount = self._amount(price)
+        if amount is None:
+            raise ValidationError(
+                {field_name: f"Plan {plan.name} has no price in {self.currency} yet."}
+            )
+        return QuoteLine(plan.code, plan.name, 1, amount, amount, "plan")
+
+    def addon_line(self, code: str, quantity: int, *, kind: str = "addon") -> QuoteLine:
+        field_name = f"addons.{code}"
+        if not isinstance(quantity, int) or not 1 <= quantity <= MAX_ADDON_QUANTITY:
+            raise ValidationError({field_name: f"Enter a quantity from 1 to {MAX_ADDON_QUANTITY}."})
+        addon, price = self.addons.get(code, (None, None))
+        if addon is None or not addon.is_active or addon.kind != kind:
+            raise ValidationError({field_name: f"Unknown add-on “{code}”."})
+        amount = self._amount(price)
+        if amount is None:
+            raise ValidationError(
+                {field_name: f"Add-on {addon.name} has no price in {self.currency} yet."}
+            )
+        return QuoteLine(addon.code, addon.name, quantity, amount, amount * quantity, kind)
+
+    def plan_price(self, code: str) -> int:
+        return self.plan_line(code).amount_minor
 
 
 @dataclass
@@ -60,37 +122,15 @@ def quote(
     *, plan_code: str, addons: dict[str, int] | None = None, at: datetime | None = None
 ) -> Quote:
     """Price `plan_code` plus add-on quantities at `at`; a ValidationError names the bad field."""
-    at = at or timezone.now()
-    currency, rate = _sovereign_terms()
-    plan = Plan.objects.filter(code=plan_code, is_active=True).first()
-    if plan is None:
-        raise ValidationError({"plan": f"Unknown plan “{plan_code}”."})
-    result = Quote(plan_code=plan.code, currency=currency, tax_rate_bp=rate)
-    price = current_price(plan=plan, at=at)
-    if price is None or price.currency != currency:
-        raise ValidationError({"plan": f"Plan {plan.name} has no price in {currency} yet."})
-    result.lines.append(QuoteLine(plan.code, plan.name, 1, price.amount_minor, price.amount_minor))
+    book = PriceBook(at)
+    result = Quote(plan_code=plan_code, currency=book.currency, tax_rate_bp=book.tax_rate_bp)
+    result.lines.append(book.plan_line(plan_code))
     for code, quantity in sorted((addons or {}).items()):
-        result.lines.append(_addon_line(code, quantity, currency, at))
+        result.lines.append(book.addon_line(code, quantity))
     result.subtotal_minor = sum(line.amount_minor for line in result.lines)
-    result.tax_minor = tax_of(result.subtotal_minor, rate)
+    result.tax_minor = tax_of(result.subtotal_minor, book.tax_rate_bp)
     result.total_minor = result.subtotal_minor + result.tax_minor
     return result
-
-
-def _addon_line(code: str, quantity: int, currency: str, at: datetime) -> QuoteLine:
-    field_name = f"addons.{code}"
-    if not isinstance(quantity, int) or not 1 <= quantity <= MAX_ADDON_QUANTITY:
-        raise ValidationError({field_name: f"Enter a quantity from 1 to {MAX_ADDON_QUANTITY}."})
-    addon = AddOn.objects.filter(code=code, is_active=True).first()
-    if addon is None:
-        raise ValidationError({field_name: f"Unknown add-on “{code}”."})
-    price = current_price(addon=addon, at=at)
-    if price is None or price.currency != currency:
-        raise ValidationError({field_name: f"Add-on {addon.name} has no price in {currency} yet."})
-    return QuoteLine(
-        addon.code, addon.name, quantity, price.amount_minor, price.amount_minor * quantity
-    )
 
 
 def set_price(

@@ -49,6 +49,20 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_int_list(name: str, default: list[int], *, minimum: int = 0) -> list[int]:
+    """Comma-separated integers (`3,7`), each at least `minimum`, sorted."""
+    values = []
+    for item in env_list(name, [str(d) for d in default]):
+        try:
+            value = int(item)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a whole number.") from None
+        if value < minimum:
+            raise ImproperlyConfigured(f"{name}: {value} is below {minimum}.")
+        values.append(value)
+    return sorted(values)
+
+
 def env_url(name: str, *, schemes: tuple[str, ...], default: str = "") -> str:
     """An optional URL; when set it must have one of `schemes` and a host."""
     raw = env_str(name, default)

@@ -11,7 +11,15 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import database_from_url, env_bool, env_int, env_list, env_str, env_url
+from .env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_int_list,
+    env_list,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -373,6 +381,34 @@ VOUCHER_PREVIEW_LIMIT_PER_USER = env_int("VOUCHER_PREVIEW_LIMIT_PER_USER", 20, m
 VOUCHER_REDEEM_LIMIT_PER_USER = env_int("VOUCHER_REDEEM_LIMIT_PER_USER", 10, minimum=0)
 SIGNUP_LIMIT_PER_IP = env_int("SIGNUP_LIMIT_PER_IP", 10, minimum=0)
 VOUCHER_BATCH_MAX = env_int("VOUCHER_BATCH_MAX", 10000, minimum=1)
+
+# --- BSS: quotes, subscriptions, payments, dunning (issue 11) --------------------------------
+# How long a quote can be confirmed; a confirmation after that shows a fresh quote instead.
+QUOTE_TTL_SECONDS = env_int("QUOTE_TTL_SECONDS", 1800, minimum=60)
+# The card payment provider: "" (none: checkout offers invoice payment only) or "stripe".
+PAYMENT_PROVIDER = env_str("PAYMENT_PROVIDER", "").lower()
+if PAYMENT_PROVIDER not in ("", "stripe"):
+    raise ImproperlyConfigured(f"PAYMENT_PROVIDER={PAYMENT_PROVIDER!r}: use stripe or leave empty.")
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env_url("STRIPE_API_BASE", schemes=("http", "https")) or "https://api.stripe.com"
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 10, minimum=1)
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
+if PAYMENT_PROVIDER == "stripe" and not (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET."
+    )
+# Dunning: days after an invoice is issued when a reminder is e-mailed, and when the
+# Organization is suspended (through Git) if it is still unpaid.
+BILLING_REMINDER_DAYS = env_int_list("BILLING_REMINDER_DAYS", [3, 7], minimum=1)
+BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 14, minimum=1)
+DUNNING_SWEEP_SECONDS = env_int("DUNNING_SWEEP_SECONDS", 3600, minimum=10)
+CELERY_BEAT_SCHEDULE["billing-dunning"] = {
+    "task": "billing.tasks.dunning_task",
+    "schedule": DUNNING_SWEEP_SECONDS,
+}
+# How long an archived Organization can be restored.
+ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)
 # Local sign-up (core/signup.py) checks new passwords with Django's validators.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -7,6 +7,7 @@ class MarketplaceConfig(AppConfig):
 
     def ready(self) -> None:
         # follow what Flux reports about each Application (marketplace/status.py)
-        from . import status
+        from . import services, status, usage  # noqa: F401  (usage registers billing's source)
 
         status.connect()
+        services.connect()

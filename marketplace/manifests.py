@@ -75,7 +75,8 @@ def chart_values(app: Application, *, standby: bool) -> dict[str, Any]:
         value = schema_form.get_path(app.values, prop.path)
         if value is not None:
             _set_dotted(values, chart_path(spec, prop.dotted), value)
-    if standby:
+    suspended = not app.environment.organization.is_writable  # suspended or archived
+    if standby or suspended:  # scaled to zero by a commit; Flux applies it
         for key in STANDBY_REPLICA_KEYS:
             values[key] = 0
         for config_path, target in (manifests.get("valuesMap") or {}).items():
@@ -84,7 +85,7 @@ def chart_values(app: Application, *, standby: bool) -> dict[str, Any]:
     values["catalyst"] = {
         "application": app.name,
         "environment": app.environment.name,
-        "role": "standby" if standby else "active",
+        "role": "suspended" if suspended else "standby" if standby else "active",
         "dependencies": dict(sorted(app.dependencies.items())),
     }
     return values

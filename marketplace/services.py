@@ -18,7 +18,8 @@ from core.errors import ConflictError
 from core.models import OutboxItem
 from gitops import delivery
 from gitops.sync import sync
-from orgs.models import Environment
+from orgs import services as org_services
+from orgs.models import Environment, Organization
 
 from . import manifests, plans, schema_form, versions
 from .models import Application, AppState, BlueprintVersion, InstallPlan
@@ -447,3 +448,15 @@ def _refresh_status(app_id: int) -> None:
     )
     if app is not None:
         status.refresh(app)
+
+
+def _organization_lifecycle_changed(*, org: Organization, by: Any, event: Any) -> None:
+    """Suspend, resume, archive and restore re-render every Application of the Organization:
+    its workloads are scaled to zero (or back) by a commit, like every other change."""
+    apps = Application.objects.in_org(org.slug).exclude(state=AppState.UNINSTALLING)
+    for app_id in apps.values_list("pk", flat=True):
+        outbox.enqueue(SYNC_TASK, app_id, actor=by, audit_event=event)
+
+
+def connect() -> None:
+    org_services.on_lifecycle_changed(_organization_lifecycle_changed)

@@ -77,3 +77,27 @@ class EnvironmentCreateForm(forms.Form):
 
     def region_names(self) -> list[str]:
         return [c.name for c in self.cleaned_data["regions"]]
+
+
+class TypedNameForm(forms.Form):
+    """A destructive action's confirmation: the Organization's slug typed exactly."""
+
+    confirm = forms.CharField(
+        label="Organization name",
+        max_length=64,
+        error_messages={"required": "Type the Organization's name to confirm."},
+    )
+
+    def __init__(self, *args: Any, expected: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.expected = expected
+        self.fields["confirm"].help_text = f"Type {expected} to confirm."
+        self.fields["confirm"].widget.attrs.update(autocomplete="off", spellcheck="false")
+
+    def clean_confirm(self) -> str:
+        typed = self.cleaned_data["confirm"].strip()
+        if typed != self.expected:
+            raise forms.ValidationError(
+                f"Type {self.expected} exactly as shown to confirm (you typed “{typed}”)."
+            )
+        return typed

@@ -110,6 +110,12 @@ class Organization(DeliveryTracked):
     )
     default_env_type = models.CharField(max_length=8, choices=ENV_TYPE_CHOICES, default="prod")
     state = models.CharField(max_length=16, choices=OrgState.choices, default=OrgState.PENDING)
+    suspended_reason = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("manual", "Suspended by a person"), ("unpaid", "Suspended for an unpaid invoice")],
+    )
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

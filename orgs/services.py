@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core import audit, events, outbox
 from core.errors import ConflictError
@@ -28,6 +31,8 @@ ORG_FIELDS = [
     "plan_code",
     "default_env_type",
     "state",
+    "suspended_reason",
+    "archived_at",
 ]
 SHARED_BLUEPRINTS_REPO = "shared-blueprints"
 
@@ -226,6 +231,12 @@ def rename_organization(*, by: Any, org: Organization, display_name: str) -> Org
 
 
 def _change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+    return _change_with_event(org, by=by, action=action, **values)[0]
+
+
+def _change_with_event(
+    org: Organization, *, by: Any, action: str, **values: Any
+) -> tuple[Organization, AuditEvent]:
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
         before = audit.snapshot(locked, list(values))
@@ -241,28 +252,87 @@ def _change(org: Organization, *, by: Any, action: str, **values: Any) -> Organi
             after=audit.snapshot(locked, list(values)),
         )
         _schedule_sync(locked, by=by, event=event)
-    return locked
+    return locked, event
 
 
-def suspend_organization(*, by: Any, org: Organization) -> Organization:
+_lifecycle_listeners: list[Any] = []
+
+
+def on_lifecycle_changed(callback: Any) -> Any:
+    """Register `callback(org=, by=, event=)`, run inside the transaction that suspends, resumes,
+    archives or restores an Organization; marketplace uses it to re-deliver the Organization's
+    Applications (scaled to zero while suspended), since orgs does not import marketplace."""
+    if callback not in _lifecycle_listeners:
+        _lifecycle_listeners.append(callback)
+    return callback
+
+
+def _lifecycle_change(
+    org: Organization, *, by: Any, action: str, **values: Any
+) -> Organization:
+    with transaction.atomic():
+        changed, event = _change_with_event(org, by=by, action=action, **values)
+        for callback in _lifecycle_listeners:
+            callback(org=changed, by=by, event=event)
+    return changed
+
+
+def suspend_organization(*, by: Any, org: Organization, reason: str = "manual") -> Organization:
+    """Suspend: the Organization CR says `lifecycle: suspended` and its Applications are scaled
+    to zero, both committed through Git; nothing is deleted. `reason` is "manual" or "unpaid"."""
     if org.state == OrgState.ARCHIVED:
         raise ConflictError({"state": "An archived Organization cannot be suspended."})
     if org.state == OrgState.SUSPENDED:
         return org
-    return _change(org, by=by, action="organization.suspend", state=OrgState.SUSPENDED)
+    return _lifecycle_change(
+        org,
+        by=by,
+        action="organization.suspend",
+        state=OrgState.SUSPENDED,
+        suspended_reason=reason,
+    )
 
 
 def resume_organization(*, by: Any, org: Organization) -> Organization:
     if org.state != OrgState.SUSPENDED:
         raise ConflictError({"state": "Only a suspended Organization can be resumed."})
     state = OrgState.PROVISIONING if org.last_commit_sha else OrgState.PENDING
-    return _change(org, by=by, action="organization.resume", state=state)
+    return _lifecycle_change(
+        org, by=by, action="organization.resume", state=state, suspended_reason=""
+    )
 
 
 def archive_organization(*, by: Any, org: Organization) -> Organization:
     if org.state == OrgState.ARCHIVED:
         return org
-    return _change(org, by=by, action="organization.archive", state=OrgState.ARCHIVED)
+    return _lifecycle_change(
+        org, by=by, action="organization.archive", state=OrgState.ARCHIVED, archived_at=timezone.now()
+    )
+
+
+def restore_deadline(org: Organization) -> Any:
+    """Until when an archived Organization can be restored (None when it is not archived)."""
+    if org.state != OrgState.ARCHIVED or org.archived_at is None:
+        return None
+    return org.archived_at + timedelta(days=settings.ORG_RESTORE_DAYS)
+
+
+def restore_organization(*, by: Any, org: Organization) -> Organization:
+    """Bring an archived Organization back within the retention period (`ORG_RESTORE_DAYS`)."""
+    deadline = restore_deadline(org)
+    if deadline is None:
+        raise ConflictError({"state": "Only an archived Organization can be restored."})
+    if deadline < timezone.now():
+        raise ConflictError(
+            {
+                "state": f"{org.slug} was archived more than {settings.ORG_RESTORE_DAYS} days ago; "
+                "the retention period is over."
+            }
+        )
+    state = OrgState.PROVISIONING if org.last_commit_sha else OrgState.PENDING
+    return _lifecycle_change(
+        org, by=by, action="organization.restore", state=state, archived_at=None, suspended_reason=""
+    )
 
 
 def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:

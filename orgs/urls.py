@@ -13,6 +13,7 @@ urlpatterns = [
     path("<slug:slug>/suspend/", views.organization_suspend, name="suspend"),
     path("<slug:slug>/resume/", views.organization_resume, name="resume"),
     path("<slug:slug>/archive/", views.organization_archive, name="archive"),
+    path("<slug:slug>/restore/", views.organization_restore, name="restore"),
     path("<slug:slug>/members/", include("orgs.member_urls")),
     path("<slug:slug>/audit/", views.organization_audit, name="audit"),
     path("<slug:slug>/environments/new/", views.environment_create, name="environment-create"),

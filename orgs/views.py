@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -22,6 +24,7 @@ from .forms import (
     OrganizationCreateForm,
     OrganizationEditForm,
     SlugCheckForm,
+    TypedNameForm,
 )
 from .models import Environment, HostCluster, Organization
 from .status import org_status
@@ -101,7 +104,13 @@ def organization_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "orgs/organization_detail.html",
-        {"org": org, "environments": envs, "flux": flux, "cluster_connected": flux.watched},
+        {
+            "org": org,
+            "environments": envs,
+            "flux": flux,
+            "cluster_connected": flux.watched,
+            "restore_until": services.restore_deadline(org),
+        },
     )
 
 
@@ -129,34 +138,90 @@ def organization_edit(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _lifecycle(
-    action: str, service: Callable[..., Organization]
-) -> Callable[[HttpRequest, str], HttpResponse]:
+@login_required
+@require_POST
+def organization_resume(request: HttpRequest, slug: str) -> HttpResponse:
+    org = access.get_object_for(request.user, Organization, action="organization.suspend", slug=slug)
+    try:
+        services.resume_organization(by=request.user, org=org)
+    except ValidationError as exc:
+        return render(
+            request,
+            "orgs/organization_detail.html",
+            {"org": org, "environments": org.environments.all(), "error": " ".join(exc.messages)},
+            status=409,
+        )
+    return redirect("orgs:detail", slug=org.slug)
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """A destructive lifecycle action behind a typed-name confirmation page."""
+
+    action: str
+    verb: str
+    consequence: str
+    service: Callable[..., Organization]
+    danger: bool = True
+
+
+SUSPEND = Confirmed(
+    "organization.suspend",
+    "Suspend",
+    "Its Applications are scaled to zero through Git and nothing new can be installed; data "
+    "stays. Resume brings everything back the same way.",
+    services.suspend_organization,
+)
+ARCHIVE = Confirmed(
+    "organization.archive",
+    "Archive",
+    "It leaves the Organization list and stops running. It can be restored for "
+    "{days} days; after that it is gone for good.",
+    services.archive_organization,
+)
+RESTORE = Confirmed(
+    "organization.archive",
+    "Restore",
+    "It comes back as it was when it was archived and is delivered through Git again.",
+    services.restore_organization,
+    danger=False,
+)
+
+
+def _confirmed(spec: Confirmed) -> Callable[[HttpRequest, str], HttpResponse]:
     @login_required
-    @require_POST
+    @require_http_methods(["GET", "POST"])
     def view(request: HttpRequest, slug: str) -> HttpResponse:
-        org = access.get_object_for(request.user, Organization, action=action, slug=slug)
-        try:
-            service(by=request.user, org=org)
-        except ValidationError as exc:
-            return render(
-                request,
-                "orgs/organization_detail.html",
-                {
-                    "org": org,
-                    "environments": org.environments.all(),
-                    "error": " ".join(exc.messages),
-                },
-                status=409,
-            )
-        return redirect("orgs:detail", slug=org.slug)
+        org = access.get_object_for(request.user, Organization, action=spec.action, slug=slug)
+        form = TypedNameForm(
+            request.POST if request.method == "POST" else None, expected=org.slug
+        )
+        status, error = 200, ""
+        if request.method == "POST":
+            status = 400
+            if form.is_valid():
+                try:
+                    spec.service(by=request.user, org=org)
+                except ValidationError as exc:
+                    status, error = 409, " ".join(exc.messages)
+                else:
+                    return redirect("orgs:detail", slug=org.slug)
+        context = {
+            "org": org,
+            "form": form,
+            "verb": spec.verb,
+            "danger": spec.danger,
+            "error": error,
+            "consequence": spec.consequence.format(days=settings.ORG_RESTORE_DAYS),
+        }
+        return render(request, "orgs/organization_confirm.html", context, status=status)
 
     return view
 
 
-organization_suspend = _lifecycle("organization.suspend", services.suspend_organization)
-organization_resume = _lifecycle("organization.suspend", services.resume_organization)
-organization_archive = _lifecycle("organization.archive", services.archive_organization)
+organization_suspend = _confirmed(SUSPEND)
+organization_archive = _confirmed(ARCHIVE)
+organization_restore = _confirmed(RESTORE)
 
 
 @login_required

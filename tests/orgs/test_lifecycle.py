@@ -39,7 +39,7 @@ def test_rename_with_blank_name_is_a_field_error(cast, client_for, on_commit):
 def test_suspend_resume_archive_cycle(cast, client_for, on_commit):
     client = client_for(cast["owner"])
     with on_commit():
-        assert client.post("/orgs/acme/suspend/").status_code == 302
+        assert client.post("/orgs/acme/suspend/", {"confirm": "acme"}).status_code == 302
     assert Organization.objects.get(slug="acme").state == "suspended"
     assert (
         yaml.safe_load(show("organizations/acme/organization.yaml"))["spec"]["lifecycle"]
@@ -57,7 +57,7 @@ def test_suspend_resume_archive_cycle(cast, client_for, on_commit):
         assert client.post("/orgs/acme/resume/").status_code == 302
     assert Organization.objects.get(slug="acme").state == "provisioning"
     with on_commit():
-        assert client.post("/orgs/acme/archive/").status_code == 302
+        assert client.post("/orgs/acme/archive/", {"confirm": "acme"}).status_code == 302
     assert Organization.objects.get(slug="acme").state == "archived"
     assert (
         yaml.safe_load(show("organizations/acme/organization.yaml"))["spec"]["lifecycle"]
@@ -71,7 +71,7 @@ def test_suspend_resume_archive_cycle(cast, client_for, on_commit):
     )
     # an archived org cannot be suspended (409, nothing written)
     events = AuditEvent.objects.count()
-    assert client.post("/orgs/acme/suspend/").status_code == 409
+    assert client.post("/orgs/acme/suspend/", {"confirm": "acme"}).status_code == 409
     assert AuditEvent.objects.count() == events
     actions = list(
         AuditEvent.objects.filter(org_slug="acme", action__startswith="organization.").values_list(
@@ -84,7 +84,10 @@ def test_suspend_resume_archive_cycle(cast, client_for, on_commit):
 def test_viewer_and_admin_cannot_suspend_but_owner_can(cast, client_for, on_commit):
     before = len(commits())
     for who in ("viewer", "admin", "developer"):
-        assert client_for(cast[who]).post("/orgs/acme/suspend/").status_code == 403
+        assert (
+            client_for(cast[who]).post("/orgs/acme/suspend/", {"confirm": "acme"}).status_code
+            == 403
+        )
         assert client_for(cast[who]).post("/api/v1/orgs/acme/suspend").status_code == 403
     assert client_for(cast["member_b"]).post("/orgs/acme/suspend/").status_code == 404
     assert (
