@@ -255,7 +255,9 @@ def fulfil(order: Order, *, by: Any) -> None:
     if org.plan_code != sub.plan_code:
         set_org_plan(org, plan_code=sub.plan_code, by=by)
     audit.record(
-        "billing.subscription.start" if order.kind != QuoteKind.UPGRADE else "billing.subscription.upgrade",
+        "billing.subscription.start"
+        if order.kind != QuoteKind.UPGRADE
+        else "billing.subscription.upgrade",
         actor=by,
         target=sub,
         org_slug=org.slug,
@@ -312,7 +314,12 @@ def next_number(model: type[Model], prefix: str) -> str:
 
 
 def record_payment(
-    *, by: Any, order: Order, reference: str, provider: str = "manual", amount_minor: int | None = None
+    *,
+    by: Any,
+    order: Order,
+    reference: str,
+    provider: str = "manual",
+    amount_minor: int | None = None,
 ) -> Order:
     """Money received for an awaiting order's invoice (bank transfer recorded by an operator, or a
     card payment reported by a provider): the invoice is paid and the order takes effect."""

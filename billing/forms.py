@@ -168,6 +168,11 @@ class RedeemIntoOrgForm(forms.Form):
         _choice(self, "organization").choices = [(o.slug, o.display_name) for o in orgs]
 
 
+class RefundForm(forms.Form):
+    amount = MoneyField(label="Amount to refund")
+    reason = forms.CharField(max_length=200)
+
+
 class PaymentForm(forms.Form):
     reference = forms.CharField(max_length=128, help_text="Bank transfer id, receipt number …")
 

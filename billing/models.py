@@ -306,7 +306,9 @@ class Quote(models.Model):
     )
     inputs = models.JSONField(default=dict)
     plan_code = models.CharField(max_length=32)
-    lines = models.JSONField(default=list)  # [{code, name, kind, quantity, unit_minor, amount_minor}]
+    lines = models.JSONField(
+        default=list
+    )  # [{code, name, kind, quantity, unit_minor, amount_minor}]
     recurring_lines = models.JSONField(default=list)
     currency = models.CharField(max_length=3)
     tax_rate_bp = models.PositiveIntegerField(default=0)
@@ -478,6 +480,7 @@ class PaymentStatus(models.TextChoices):
     OPEN = "open", "Open"
     SUCCEEDED = "succeeded", "Succeeded"
     EXPIRED = "expired", "Expired"
+    UNAPPLIED = "unapplied", "Received but not applicable: being refunded"
     REFUNDED = "refunded", "Refunded (could not be applied)"
 
 

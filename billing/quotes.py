@@ -64,7 +64,7 @@ def _as_json(lines: list[QuoteLine]) -> list[dict[str, Any]]:
     return [dict(line.__dict__) for line in lines]
 
 
-def _build(
+def build(
     *,
     kind: str,
     book: PriceBook,
@@ -136,7 +136,7 @@ def for_new_organization(
         "addons": dict(sorted((addons or {}).items())),
         "voucher_code": code,
     }
-    return _build(
+    return build(
         kind=QuoteKind.NEW,
         book=book,
         plan_code=plan_code,
@@ -176,7 +176,7 @@ def for_plan_change(
     balance = ledger.balance(org)
     if sub is None:
         lines = recurring_lines(book, plan_code, {}, org)
-        return _build(
+        return build(
             kind=QuoteKind.PURCHASE,
             book=book,
             plan_code=plan_code,
@@ -191,7 +191,7 @@ def for_plan_change(
     recurring = recurring_lines(book, plan_code, sub.addons, org)
     new_price = recurring[0].amount_minor
     if new_price <= sub.plan_unit_minor:
-        return _build(
+        return build(
             kind=QuoteKind.DOWNGRADE,
             book=book,
             plan_code=plan_code,
@@ -204,7 +204,7 @@ def for_plan_change(
             by=by,
         )
     lines = _proration(sub, book, plan_code, new_price, now)
-    return _build(
+    return build(
         kind=QuoteKind.UPGRADE,
         book=book,
         plan_code=plan_code,
@@ -239,7 +239,12 @@ def _proration(
             "proration",
         ),
         QuoteLine(
-            plan_code, f"{new_name} for the rest of the period", 1, remaining, remaining, "proration"
+            plan_code,
+            f"{new_name} for the rest of the period",
+            1,
+            remaining,
+            remaining,
+            "proration",
         ),
     ]
 

@@ -10,3 +10,30 @@ def send_voucher_email_task(item_id: int) -> None:
     with outbox.claim(item_id) as item:
         if item is not None:
             vouchers.send_voucher_email(voucher_id=int(item.key))
+
+
+@shared_task(name="billing.tasks.refund_unapplied_payment_task", ignore_result=True)
+def refund_unapplied_payment_task(item_id: int) -> None:
+    from .payments import events
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            events.refund_unapplied(payment_id=int(item.key))
+
+
+@shared_task(name="billing.tasks.send_dunning_email_task", ignore_result=True)
+def send_dunning_email_task(item_id: int) -> None:
+    from . import dunning
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            dunning.send_notice(notice_id=int(item.key))
+
+
+@shared_task(name="billing.tasks.dunning_task", ignore_result=True)
+def dunning_task() -> None:
+    """Periodic: renew or end subscriptions whose period is over, then chase unpaid invoices."""
+    from . import dunning, subscriptions
+
+    subscriptions.advance_due()
+    dunning.run()

@@ -10,7 +10,19 @@ urlpatterns = [
     path("redeem/", views.redeem, name="redeem"),
     path("checkout/", views.checkout_view, name="checkout"),
     path("billing/<slug:slug>/", views.account, name="account"),
+    path("quotes/<str:token>/", views.quote_view, name="quote"),
+    path("billing/webhooks/stripe/", views.stripe_webhook, name="stripe-webhook"),
     path("billing/<slug:slug>/plan/", views.change_plan, name="change-plan"),
+    path(
+        "billing/<slug:slug>/subscription/<str:action>/",
+        views.subscription_action,
+        name="subscription",
+    ),
+    path(
+        "billing/<slug:slug>/orders/<int:pk>/<str:action>/",
+        views.order_action,
+        name="order",
+    ),
     path("bss/", voucher_pages.index, name="index"),
     path("bss/vouchers/", voucher_pages.voucher_list, name="vouchers"),
     path("bss/vouchers/new/", voucher_pages.voucher_issue, name="voucher-issue"),
@@ -23,6 +35,7 @@ urlpatterns = [
     path("bss/addons/new/", pricebook.addon_create, name="addon-create"),
     path("bss/orders/", customers.order_list, name="orders"),
     path("bss/orders/<int:pk>/pay/", customers.order_pay, name="order-pay"),
+    path("bss/orders/<int:pk>/refund/", customers.order_refund, name="order-refund"),
     path("bss/customers/", customers.customer_list, name="customers"),
     path("bss/customers/<slug:slug>/", customers.customer_detail, name="customer"),
 ]

@@ -1,4 +1,5 @@
-"""Customer-facing BSS pages: the public redeem page, the sign-up wizard's checkout, billing overview."""
+"""Customer-facing BSS pages: the public redeem page, the sign-up wizard, quotes, billing overview,
+plan changes, card payments and the provider's webhook."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import ConflictError
 from core.forms import apply_errors
+from orgs import services as org_services
 from orgs.models import Organization
 from rbac import access
 
-from . import checkout, ledger, limits, pricing, vouchers
+from . import checkout, ledger, limits, pricing, quotes, subscriptions, vouchers
 from .forms import CheckoutForm, PlanChangeForm, RedeemEntryForm, RedeemIntoOrgForm
-from .models import Order, Plan
+from .models import Order, OrderStatus, Plan, Quote, QuoteKind, QuoteStatus, Redemption
+from .payments import NOT_AVAILABLE, BadSignature, PaymentError, card_provider
+from .payments import events as payment_events
 
 SESSION_KEY = "voucher_code"
 
@@ -74,12 +79,19 @@ def redeem(request: HttpRequest) -> HttpResponse:
     if request.session.get(SESSION_KEY) != preview.code:  # unchanged: no session write
         request.session[SESSION_KEY] = preview.code
     next_url = _checkout_url(preview.code)
-    orgs = _manageable_orgs(request)
+    manageable = _manageable_orgs(request)
+    used = set(
+        Redemption.objects.filter(
+            voucher__code=preview.code, organization__in=manageable
+        ).values_list("organization_id", flat=True)
+    )
+    orgs = [org for org in manageable if org.pk not in used]
     context.update(
         next_url=next_url,
         signup_url=reverse("signup") + "?" + urlencode({"next": next_url}),
         login_url=reverse("login") + "?" + urlencode({"next": request.get_full_path()}),
         into_form=RedeemIntoOrgForm(initial={"code": preview.code}, orgs=orgs) if orgs else None,
+        already_used=[org for org in manageable if org.pk in used],
     )
     return render(request, "billing/redeem.html", context)
 
@@ -115,12 +127,23 @@ def _redeem_into_org(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _offered_voucher(request: HttpRequest, typed: str) -> vouchers.Preview | None:
+    """A code previewed earlier in this session, offered (never filled in) at checkout."""
+    remembered = request.session.get(SESSION_KEY) or ""
+    if not remembered or vouchers.normalize(typed) == remembered:
+        return None
+    found = vouchers.preview(remembered)
+    return found if found.status == "valid" else None
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def checkout_view(request: HttpRequest) -> HttpResponse:
-    """The Organization wizard: slug, plan, region, and the voucher carried from /redeem/."""
-    code = (request.GET.get("code") or request.session.get(SESSION_KEY) or "").strip()
-    form = CheckoutForm(request.POST or None, initial={"code": code, "plan": "s"})
+    """The Organization wizard: slug, plan, region, an optional voucher → a quote to confirm."""
+    code = (request.GET.get("code") or "").strip()  # only an explicit ?code= fills the field
+    form = CheckoutForm(
+        request.POST if request.method == "POST" else None, initial={"code": code, "plan": "s"}
+    )
     status = 200
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -129,28 +152,20 @@ def checkout_view(request: HttpRequest) -> HttpResponse:
             status = 429
         else:
             try:
-                order = checkout.start_organization(
-                    by=request.user,
-                    slug=data["slug"].strip(),
-                    display_name=data["display_name"],
-                    plan_code=data["plan"],
-                    region=data["region"],
-                    voucher_code=data["code"],
-                    addons=form.addons(),
-                )
+                quote = _wizard_quote(request, form)
             except ValidationError as exc:
                 apply_errors(form, exc)
             else:
-                request.session.pop(SESSION_KEY, None)
-                messages.success(request, _order_message(order))
-                return redirect("billing:account", slug=order.organization.slug)
+                return redirect("billing:quote", token=quotes.token(quote))
     if form.errors and status == 200:
         status = 400
+    typed = form["code"].value() or ""
     return render(
         request,
         "billing/checkout.html",
         {
             "form": form,
+            "offer": _offered_voucher(request, typed),
             "plans": [
                 (p, pricing.current_price(plan=p)) for p in Plan.objects.filter(is_active=True)
             ],
@@ -159,19 +174,109 @@ def checkout_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _order_message(order: Order) -> str:
-    from .money import format_money
+def _wizard_quote(request: HttpRequest, form: CheckoutForm) -> Quote:
+    data = form.cleaned_data
+    slug = data["slug"].strip()
+    problem = org_services.slug_available(slug)
+    if problem:
+        raise ValidationError({"slug": problem})
+    quote = quotes.for_new_organization(
+        by=request.user,
+        slug=slug,
+        display_name=data["display_name"],
+        region=data["region"],
+        plan_code=data["plan"],
+        addons=form.addons(),
+        voucher_code=data["code"],
+    )
+    return quotes.save(quote)
 
-    total = format_money(order.total_minor, order.currency)
-    if order.status == "paid":
-        return f"{order.organization.display_name} is on plan {order.plan_code.upper()}; {total} paid from credit."
-    return f"Order placed: {total} is awaiting payment (invoice {order.invoice.number})."
+
+def _quote_for(request: HttpRequest, token: str) -> Quote:
+    """The quote behind a signed token, if this user may see it (404 otherwise)."""
+    pk = quotes.unsign(token)
+    quote = Quote.objects.select_related("organization").filter(pk=pk).first() if pk else None
+    if quote is None:
+        raise Http404("No such quote.")
+    if quote.kind == QuoteKind.NEW:
+        if quote.requested_by_id != request.user.pk:
+            raise Http404("No such quote.")
+    else:
+        access.get_object_for(
+            request.user, Organization, action="billing.manage", pk=quote.organization_id
+        )
+    return quote
+
+
+def _quote_page(
+    request: HttpRequest, quote: Quote, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    provider = card_provider()
+    return render(
+        request,
+        "billing/quote.html",
+        {
+            "quote": quote,
+            "token": quotes.token(quote),
+            "error": error,
+            "card_available": provider is not None,
+            "card_unavailable_message": NOT_AVAILABLE,
+            "expired": quote.status != QuoteStatus.OPEN,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def quote_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Show a quote; POST confirms exactly it (or shows the new quote when anything changed)."""
+    quote = _quote_for(request, token)
+    if request.method == "GET":
+        return _quote_page(request, quote)
+    if request.POST.get("quote") != token:
+        return _quote_page(
+            request, quote, error="Confirm the quote shown on this page.", status=400
+        )
+    payment = request.POST.get("payment") or "invoice"
+    try:
+        done = checkout.confirm_quote(by=request.user, quote_id=quote.pk)
+    except checkout.QuoteChanged as exc:
+        return _quote_page(request, exc.fresh, error=exc.messages[0], status=409)
+    except ValidationError as exc:
+        return _quote_page(request, quote, error=" ".join(exc.messages), status=_status_for(exc))
+    if quote.kind == QuoteKind.NEW:
+        request.session.pop(SESSION_KEY, None)
+    order = done.order
+    if order is not None and order.status == OrderStatus.AWAITING_PAYMENT and payment == "card":
+        return _pay_by_card(request, order)
+    messages.success(request, done.message)
+    return redirect("billing:account", slug=done.organization.slug)
+
+
+def _pay_by_card(request: HttpRequest, order: Order) -> HttpResponse:
+    account = request.build_absolute_uri(
+        reverse("billing:account", kwargs={"slug": order.organization.slug})
+    )
+    try:
+        payment = payment_events.start_card_payment(
+            by=request.user,
+            order=order,
+            success_url=f"{account}?paid={order.pk}",
+            cancel_url=f"{account}?unpaid={order.pk}",
+        )
+    except (PaymentError, ValidationError) as exc:
+        text = str(exc) if isinstance(exc, PaymentError) else " ".join(exc.messages)
+        messages.error(request, f"{text} The order waits for payment by invoice.")
+        return redirect("billing:account", slug=order.organization.slug)
+    return redirect(payment.url)
 
 
 @login_required
 @require_GET
 def account(request: HttpRequest, slug: str) -> HttpResponse:
     org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
+    sub = quotes.live_subscription(org)
     return render(
         request,
         "billing/account.html",
@@ -181,27 +286,100 @@ def account(request: HttpRequest, slug: str) -> HttpResponse:
             "currency": ledger.currency(),
             "entries": org.ledger.all()[:100],
             "orders": org.orders.select_related("invoice").all()[:50],
-            "subscription": org.subscriptions.filter(status="active").first(),
+            "subscription": sub,
             "can_manage": access.can(request.user, "billing.manage", org),
-            "plan_form": PlanChangeForm(initial={"plan": org.plan_code}),
+            "card_available": card_provider() is not None,
+            "card_unavailable_message": NOT_AVAILABLE,
+            "plan_form": PlanChangeForm(initial={"plan": sub.plan_code if sub else org.plan_code}),
+            "returned": request.GET.get("paid") or request.GET.get("unpaid"),
         },
     )
+
+
+def _manage(request: HttpRequest, slug: str) -> Organization:
+    return access.get_object_for(request.user, Organization, action="billing.manage", slug=slug)
 
 
 @login_required
 @require_POST
 def change_plan(request: HttpRequest, slug: str) -> HttpResponse:
-    org = access.get_object_for(request.user, Organization, action="billing.manage", slug=slug)
+    """A plan change starts with a quote (or a message when nothing would change)."""
+    org = _manage(request, slug)
     form = PlanChangeForm(request.POST)
-    if form.is_valid():
-        try:
-            order = checkout.place_order(
-                by=request.user, org=org, plan_code=form.cleaned_data["plan"]
-            )
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.success(request, _order_message(order))
-    else:
+    if not form.is_valid():
         messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
+        return redirect("billing:account", slug=org.slug)
+    try:
+        quote = quotes.for_plan_change(
+            by=request.user, org=org, plan_code=form.cleaned_data["plan"]
+        )
+    except quotes.NoChange as exc:
+        messages.info(request, " ".join(exc.messages))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        return redirect("billing:quote", token=quotes.token(quotes.save(quote)))
     return redirect("billing:account", slug=org.slug)
+
+
+@login_required
+@require_POST
+def subscription_action(request: HttpRequest, slug: str, action: str) -> HttpResponse:
+    """Cancel at the end of the period, reactivate, or keep the current plan (drop a downgrade)."""
+    if action not in ("cancel", "reactivate", "keep"):
+        raise Http404("No such action.")
+    org = _manage(request, slug)
+    try:
+        if action == "keep":
+            subscriptions.keep_current_plan(by=request.user, org=org)
+            text = "The scheduled plan change is dropped; your plan stays."
+        else:
+            sub = subscriptions.set_cancel_at_period_end(
+                by=request.user, org=org, cancel=action == "cancel"
+            )
+            end = sub.period_end.strftime("%Y-%m-%d")
+            text = (
+                f"The subscription ends on {end}; nothing more is charged."
+                if action == "cancel"
+                else f"The subscription continues after {end}."
+            )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, text)
+    return redirect("billing:account", slug=org.slug)
+
+
+@login_required
+@require_POST
+def order_action(request: HttpRequest, slug: str, pk: int, action: str) -> HttpResponse:
+    """Pay an awaiting order by card, or cancel it (its held credit comes back)."""
+    if action not in ("card", "cancel"):
+        raise Http404("No such action.")
+    org = _manage(request, slug)
+    order = get_object_or_404(Order, pk=pk, organization=org)
+    if action == "card":
+        return _pay_by_card(request, order)
+    if order.status != OrderStatus.AWAITING_PAYMENT:
+        messages.error(request, f"Order {order.pk} is {order.get_status_display().lower()}.")
+    else:
+        checkout.cancel_order(by=request.user, order=order, reason="cancelled by the customer")
+        messages.success(request, f"Order {order.pk} is cancelled; its invoice is void.")
+    return redirect("billing:account", slug=org.slug)
+
+
+@csrf_exempt  # authenticated by the provider's signature instead
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    provider = card_provider()
+    if provider is None or provider.name != "stripe":
+        raise Http404("No Stripe account is configured.")
+    try:
+        outcome = payment_events.handle(provider, request.body, dict(request.headers))
+    except BadSignature:
+        return JsonResponse(
+            {"errors": {"signature": ["The signature does not verify."]}}, status=400
+        )
+    except payment_events.NotYet as exc:
+        return JsonResponse({"errors": {"event": [str(exc)]}}, status=409)
+    return JsonResponse({"outcome": outcome})

@@ -113,7 +113,10 @@ class Organization(DeliveryTracked):
     suspended_reason = models.CharField(
         max_length=16,
         blank=True,
-        choices=[("manual", "Suspended by a person"), ("unpaid", "Suspended for an unpaid invoice")],
+        choices=[
+            ("manual", "Suspended by a person"),
+            ("unpaid", "Suspended for an unpaid invoice"),
+        ],
     )
     archived_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

@@ -267,9 +267,7 @@ def on_lifecycle_changed(callback: Any) -> Any:
     return callback
 
 
-def _lifecycle_change(
-    org: Organization, *, by: Any, action: str, **values: Any
-) -> Organization:
+def _lifecycle_change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
     with transaction.atomic():
         changed, event = _change_with_event(org, by=by, action=action, **values)
         for callback in _lifecycle_listeners:
@@ -306,7 +304,11 @@ def archive_organization(*, by: Any, org: Organization) -> Organization:
     if org.state == OrgState.ARCHIVED:
         return org
     return _lifecycle_change(
-        org, by=by, action="organization.archive", state=OrgState.ARCHIVED, archived_at=timezone.now()
+        org,
+        by=by,
+        action="organization.archive",
+        state=OrgState.ARCHIVED,
+        archived_at=timezone.now(),
     )
 
 
@@ -331,7 +333,12 @@ def restore_organization(*, by: Any, org: Organization) -> Organization:
         )
     state = OrgState.PROVISIONING if org.last_commit_sha else OrgState.PENDING
     return _lifecycle_change(
-        org, by=by, action="organization.restore", state=state, archived_at=None, suspended_reason=""
+        org,
+        by=by,
+        action="organization.restore",
+        state=state,
+        archived_at=None,
+        suspended_reason="",
     )
 
 

@@ -141,7 +141,9 @@ def organization_edit(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def organization_resume(request: HttpRequest, slug: str) -> HttpResponse:
-    org = access.get_object_for(request.user, Organization, action="organization.suspend", slug=slug)
+    org = access.get_object_for(
+        request.user, Organization, action="organization.suspend", slug=slug
+    )
     try:
         services.resume_organization(by=request.user, org=org)
     except ValidationError as exc:
@@ -193,9 +195,7 @@ def _confirmed(spec: Confirmed) -> Callable[[HttpRequest, str], HttpResponse]:
     @require_http_methods(["GET", "POST"])
     def view(request: HttpRequest, slug: str) -> HttpResponse:
         org = access.get_object_for(request.user, Organization, action=spec.action, slug=slug)
-        form = TypedNameForm(
-            request.POST if request.method == "POST" else None, expected=org.slug
-        )
+        form = TypedNameForm(request.POST if request.method == "POST" else None, expected=org.slug)
         status, error = 200, ""
         if request.method == "POST":
             status = 400

@@ -12,8 +12,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import checkout, ledger
-from billing.forms import CreditAdjustForm, PaymentForm
+from billing.forms import CreditAdjustForm, PaymentForm, RefundForm
 from billing.models import Order, OrderStatus
+from billing.payments import PaymentError
+from billing.payments import events as payment_events
 from core.forms import apply_errors
 from orgs.models import Organization
 from rbac import access
@@ -38,6 +40,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
             "status": status,
             "statuses": OrderStatus.choices,
             "payment_form": PaymentForm(),
+            "refund_form": RefundForm(),
             "can_manage": access.is_operator(request.user, "billing.manage"),
         },
     )
@@ -59,6 +62,30 @@ def order_pay(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Payment not recorded: " + " ".join(exc.messages))
         return redirect("billing:orders")
     messages.success(request, f"Payment recorded for order {order.pk}.")
+    return redirect("billing:orders")
+
+
+@login_required
+@require_POST
+def order_refund(request: HttpRequest, pk: int) -> HttpResponse:
+    """Refund (part of) a card payment: the provider gives the money back, a credit note says so."""
+    require(request, "billing.manage")
+    order = get_object_or_404(Order, pk=pk)
+    form = RefundForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form.errors.get_json_data())
+        note = payment_events.refund_order(
+            by=request.user,
+            order=order,
+            amount_minor=form.cleaned_data["amount"],
+            reason=form.cleaned_data["reason"],
+        )
+    except (ValidationError, PaymentError) as exc:
+        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        messages.error(request, f"Not refunded: {text}")
+        return redirect("billing:orders")
+    messages.success(request, f"Refunded: credit note {note.number} for order {order.pk}.")
     return redirect("billing:orders")
 
 

@@ -5,7 +5,6 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-
 APP_EXTRAS = [
     # code, name, unit, monthly price in the Sovereign's currency (minor units of OMR)
     ("app-medium", "Application size medium", "Application", 4_000),
@@ -45,278 +44,439 @@ def seed_app_extras(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0002_plans_and_append_only_ledger'),
-        ('orgs', '0003_suspension_reason_and_archive_time'),
+        ("billing", "0002_plans_and_append_only_ledger"),
+        ("orgs", "0003_suspension_reason_and_archive_time"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CreditNote',
+            name="CreditNote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=32, unique=True)),
-                ('amount_minor', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('external_id', models.CharField(blank=True, max_length=255, null=True, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=32, unique=True)),
+                ("amount_minor", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                (
+                    "external_id",
+                    models.CharField(blank=True, max_length=255, null=True, unique=True),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='DunningNotice',
+            name="DunningNotice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step', models.CharField(max_length=16)),
-                ('sent_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step", models.CharField(max_length=16)),
+                ("sent_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['sent_at'],
+                "ordering": ["sent_at"],
             },
         ),
         migrations.CreateModel(
-            name='Payment',
+            name="Payment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=16)),
-                ('external_id', models.CharField(max_length=255, unique=True)),
-                ('payment_intent', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('amount_minor', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('succeeded', 'Succeeded'), ('expired', 'Expired'), ('refunded', 'Refunded (could not be applied)')], default='open', max_length=16)),
-                ('url', models.URLField(blank=True, max_length=2000)),
-                ('problem', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=16)),
+                ("external_id", models.CharField(max_length=255, unique=True)),
+                ("payment_intent", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("amount_minor", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("succeeded", "Succeeded"),
+                            ("expired", "Expired"),
+                            ("unapplied", "Received but not applicable: being refunded"),
+                            ("refunded", "Refunded (could not be applied)"),
+                        ],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("url", models.URLField(blank=True, max_length=2000)),
+                ("problem", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='PaymentCustomer',
+            name="PaymentCustomer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=16)),
-                ('external_id', models.CharField(max_length=255)),
-                ('payment_method', models.CharField(blank=True, max_length=255)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=16)),
+                ("external_id", models.CharField(max_length=255)),
+                ("payment_method", models.CharField(blank=True, max_length=255)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ProviderEvent',
+            name="ProviderEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=16)),
-                ('event_id', models.CharField(max_length=255)),
-                ('type', models.CharField(max_length=64)),
-                ('created', models.DateTimeField(help_text='when the provider created the event')),
-                ('outcome', models.CharField(blank=True, max_length=200)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=16)),
+                ("event_id", models.CharField(max_length=255)),
+                ("type", models.CharField(max_length=64)),
+                ("created", models.DateTimeField(help_text="when the provider created the event")),
+                ("outcome", models.CharField(blank=True, max_length=200)),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['-received_at'],
+                "ordering": ["-received_at"],
             },
         ),
         migrations.CreateModel(
-            name='Quote',
+            name="Quote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('new', 'New Organization'), ('purchase', 'First plan of an existing Organization'), ('upgrade', 'Upgrade now (prorated)'), ('downgrade', 'Change at the end of the period'), ('renewal', 'Renewal for the next period')], max_length=16)),
-                ('inputs', models.JSONField(default=dict)),
-                ('plan_code', models.CharField(max_length=32)),
-                ('lines', models.JSONField(default=list)),
-                ('recurring_lines', models.JSONField(default=list)),
-                ('currency', models.CharField(max_length=3)),
-                ('tax_rate_bp', models.PositiveIntegerField(default=0)),
-                ('subtotal_minor', models.BigIntegerField()),
-                ('tax_minor', models.BigIntegerField()),
-                ('total_minor', models.BigIntegerField()),
-                ('credit_applied_minor', models.BigIntegerField(default=0)),
-                ('due_now_minor', models.BigIntegerField()),
-                ('recurring_minor', models.BigIntegerField(help_text='due each period from then on, tax included')),
-                ('period_start', models.DateTimeField(blank=True, null=True)),
-                ('period_end', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('confirmed', 'Confirmed'), ('superseded', 'Superseded by a newer quote')], default='open', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("new", "New Organization"),
+                            ("purchase", "First plan of an existing Organization"),
+                            ("upgrade", "Upgrade now (prorated)"),
+                            ("downgrade", "Change at the end of the period"),
+                            ("renewal", "Renewal for the next period"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("inputs", models.JSONField(default=dict)),
+                ("plan_code", models.CharField(max_length=32)),
+                ("lines", models.JSONField(default=list)),
+                ("recurring_lines", models.JSONField(default=list)),
+                ("currency", models.CharField(max_length=3)),
+                ("tax_rate_bp", models.PositiveIntegerField(default=0)),
+                ("subtotal_minor", models.BigIntegerField()),
+                ("tax_minor", models.BigIntegerField()),
+                ("total_minor", models.BigIntegerField()),
+                ("credit_applied_minor", models.BigIntegerField(default=0)),
+                ("due_now_minor", models.BigIntegerField()),
+                (
+                    "recurring_minor",
+                    models.BigIntegerField(help_text="due each period from then on, tax included"),
+                ),
+                ("period_start", models.DateTimeField(blank=True, null=True)),
+                ("period_end", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("confirmed", "Confirmed"),
+                            ("superseded", "Superseded by a newer quote"),
+                        ],
+                        default="open",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AlterModelOptions(
-            name='subscription',
-            options={'ordering': ['-period_start', '-pk']},
+            name="subscription",
+            options={"ordering": ["-period_start", "-pk"]},
         ),
         migrations.AddField(
-            model_name='addon',
-            name='kind',
-            field=models.CharField(choices=[('addon', 'Add-on (ordered by quantity)'), ('app_extra', 'Application extra (priced from what is installed)')], default='addon', max_length=16),
+            model_name="addon",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("addon", "Add-on (ordered by quantity)"),
+                    ("app_extra", "Application extra (priced from what is installed)"),
+                ],
+                default="addon",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='addons',
+            model_name="order",
+            name="addons",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='order',
-            name='cancelled_at',
+            model_name="order",
+            name="cancelled_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='order',
-            name='credit_applied_minor',
+            model_name="order",
+            name="credit_applied_minor",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='order',
-            name='due_minor',
-            field=models.BigIntegerField(default=0, help_text='total less credit: what is paid'),
+            model_name="order",
+            name="due_minor",
+            field=models.BigIntegerField(default=0, help_text="total less credit: what is paid"),
         ),
         migrations.AddField(
-            model_name='order',
-            name='kind',
-            field=models.CharField(choices=[('new', 'New Organization'), ('purchase', 'First plan of an existing Organization'), ('upgrade', 'Upgrade now (prorated)'), ('downgrade', 'Change at the end of the period'), ('renewal', 'Renewal for the next period')], default='new', max_length=16),
+            model_name="order",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("new", "New Organization"),
+                    ("purchase", "First plan of an existing Organization"),
+                    ("upgrade", "Upgrade now (prorated)"),
+                    ("downgrade", "Change at the end of the period"),
+                    ("renewal", "Renewal for the next period"),
+                ],
+                default="new",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='period_end',
+            model_name="order",
+            name="period_end",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='order',
-            name='period_start',
+            model_name="order",
+            name="period_start",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='order',
-            name='subscription',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='orders', to='billing.subscription'),
+            model_name="order",
+            name="subscription",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="orders",
+                to="billing.subscription",
+            ),
         ),
         migrations.RunPython(link_orders_to_subscriptions, migrations.RunPython.noop),
         migrations.RemoveField(
-            model_name='subscription',
-            name='order',
+            model_name="subscription",
+            name="order",
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='addons',
+            model_name="subscription",
+            name="addons",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='cancel_at_period_end',
+            model_name="subscription",
+            name="cancel_at_period_end",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='currency',
-            field=models.CharField(default='OMR', max_length=3),
+            model_name="subscription",
+            name="currency",
+            field=models.CharField(default="OMR", max_length=3),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='ended_at',
+            model_name="subscription",
+            name="ended_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='plan_unit_minor',
-            field=models.BigIntegerField(default=0, help_text="the plan's monthly price billed for the current period"),
+            model_name="subscription",
+            name="plan_unit_minor",
+            field=models.BigIntegerField(
+                default=0, help_text="the plan's monthly price billed for the current period"
+            ),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='pending_plan_code',
-            field=models.CharField(blank=True, help_text='a downgrade that starts with the next period', max_length=32),
+            model_name="subscription",
+            name="pending_plan_code",
+            field=models.CharField(
+                blank=True, help_text="a downgrade that starts with the next period", max_length=32
+            ),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='started_at',
+            model_name="subscription",
+            name="started_at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
         migrations.AlterField(
-            model_name='invoice',
-            name='status',
-            field=models.CharField(choices=[('issued', 'Issued'), ('paid', 'Paid'), ('void', 'Void')], default='issued', max_length=16),
+            model_name="invoice",
+            name="status",
+            field=models.CharField(
+                choices=[("issued", "Issued"), ("paid", "Paid"), ("void", "Void")],
+                default="issued",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='subscription',
-            name='status',
-            field=models.CharField(choices=[('active', 'Active'), ('ended', 'Ended')], default='active', max_length=16),
+            model_name="subscription",
+            name="status",
+            field=models.CharField(
+                choices=[("active", "Active"), ("ended", "Ended")], default="active", max_length=16
+            ),
         ),
         migrations.AddConstraint(
-            model_name='subscription',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'active')), fields=('organization',), name='one_live_subscription_per_org'),
+            model_name="subscription",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "active")),
+                fields=("organization",),
+                name="one_live_subscription_per_org",
+            ),
         ),
         migrations.AddField(
-            model_name='creditnote',
-            name='created_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="creditnote",
+            name="created_by",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='creditnote',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_notes', to='billing.invoice'),
+            model_name="creditnote",
+            name="invoice",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="credit_notes",
+                to="billing.invoice",
+            ),
         ),
         migrations.AddField(
-            model_name='creditnote',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_notes', to='orgs.organization'),
+            model_name="creditnote",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="credit_notes",
+                to="orgs.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='dunningnotice',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dunning', to='billing.invoice'),
+            model_name="dunningnotice",
+            name="invoice",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="dunning",
+                to="billing.invoice",
+            ),
         ),
         migrations.AddField(
-            model_name='payment',
-            name='order',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='billing.order'),
+            model_name="payment",
+            name="order",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="payments",
+                to="billing.order",
+            ),
         ),
         migrations.AddField(
-            model_name='paymentcustomer',
-            name='organization',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='payment_customers', to='orgs.organization'),
+            model_name="paymentcustomer",
+            name="organization",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="payment_customers",
+                to="orgs.organization",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='providerevent',
-            constraint=models.UniqueConstraint(fields=('provider', 'event_id'), name='one_event_applied_once'),
+            model_name="providerevent",
+            constraint=models.UniqueConstraint(
+                fields=("provider", "event_id"), name="one_event_applied_once"
+            ),
         ),
         migrations.AddField(
-            model_name='quote',
-            name='organization',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='quotes', to='orgs.organization'),
+            model_name="quote",
+            name="organization",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="quotes",
+                to="orgs.organization",
+            ),
         ),
         migrations.AddField(
-            model_name='quote',
-            name='requested_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="quote",
+            name="requested_by",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='order',
-            name='quote',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='order', to='billing.quote'),
+            model_name="order",
+            name="quote",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="order",
+                to="billing.quote",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='creditnote',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_minor__gt', 0)), name='credit_note_positive'),
+            model_name="creditnote",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_minor__gt", 0)), name="credit_note_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dunningnotice',
-            constraint=models.UniqueConstraint(fields=('invoice', 'step'), name='one_notice_per_step'),
+            model_name="dunningnotice",
+            constraint=models.UniqueConstraint(
+                fields=("invoice", "step"), name="one_notice_per_step"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paymentcustomer',
-            constraint=models.UniqueConstraint(fields=('organization', 'provider'), name='one_customer_per_provider'),
+            model_name="paymentcustomer",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "provider"), name="one_customer_per_provider"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='quote',
-            constraint=models.CheckConstraint(condition=models.Q(('credit_applied_minor__gte', 0), ('due_now_minor__gte', 0)), name='quote_amounts_not_negative'),
+            model_name="quote",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("credit_applied_minor__gte", 0), ("due_now_minor__gte", 0)),
+                name="quote_amounts_not_negative",
+            ),
         ),
         migrations.RunPython(seed_app_extras, migrations.RunPython.noop),
     ]

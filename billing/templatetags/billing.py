@@ -10,3 +10,15 @@ register = template.Library()
 @register.filter
 def money(minor: int | None, currency: str = "OMR") -> str:
     return "" if minor is None else format_money(minor, currency)
+
+
+@register.filter
+def percent_bp(basis_points: int) -> str:
+    """500 → `5 %`, 525 → `5.25 %` (basis points, integers only)."""
+    whole, part = divmod(int(basis_points), 100)
+    return f"{whole} %" if not part else f"{whole}.{part:02d}".rstrip("0") + " %"
+
+
+@register.filter
+def negate(minor: int) -> int:
+    return -int(minor)

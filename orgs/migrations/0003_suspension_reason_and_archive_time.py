@@ -4,20 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orgs', '0002_invitation'),
+        ("orgs", "0002_invitation"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='organization',
-            name='archived_at',
+            model_name="organization",
+            name="archived_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='suspended_reason',
-            field=models.CharField(blank=True, choices=[('manual', 'Suspended by a person'), ('unpaid', 'Suspended for an unpaid invoice')], max_length=16),
+            model_name="organization",
+            name="suspended_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("manual", "Suspended by a person"),
+                    ("unpaid", "Suspended for an unpaid invoice"),
+                ],
+                max_length=16,
+            ),
         ),
     ]

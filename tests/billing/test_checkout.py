@@ -20,6 +20,7 @@ from billing.models import (
     Voucher,
 )
 from orgs.models import Organization
+from tests.billing.helpers import order_plan, through_quote
 
 pytestmark = pytest.mark.django_db
 
@@ -113,16 +114,17 @@ def test_checkout_without_enough_credit_waits_for_payment(
     vouchers.issue_vouchers(by=None, terms=vouchers.VoucherTerms(credit_minor=10_000), code=CODE)
     client = client_for(cast["outsider"])
     with on_commit():
-        response = wizard(client, code=CODE)
+        response = through_quote(client, wizard(client, code=CODE))
     assert response.status_code == 302
     org = Organization.objects.get(slug="freshco")
     order = Order.objects.get(organization=org)
     assert order.status == "awaiting_payment" and order.total_minor == 57_750  # L 55.000 + 5 %
+    assert order.credit_applied_minor == 10_000 and order.due_minor == 47_750
     invoice = Invoice.objects.get(order=order)
-    assert invoice.number == f"INV-{timezone.now().year}-000001" and invoice.total_minor == 57_750
+    assert invoice.number == f"INV-{timezone.now().year}-000001" and invoice.total_minor == 47_750
     assert not Subscription.objects.exists()
-    # the voucher credit stays on the balance
-    assert LedgerEntry.objects.filter(organization=org).balance() == 10_000
+    # the voucher credit is held for the order
+    assert LedgerEntry.objects.filter(organization=org).balance() == 0
 
     orders = operator_client.get("/bss/orders/", {"status": "awaiting_payment"})
     assert invoice.number.encode() in orders.content
@@ -142,7 +144,7 @@ def test_checkout_without_enough_credit_waits_for_payment(
         and invoice.payment_reference == "BANK-42"
     )
     assert Subscription.objects.get(organization=org).plan_code == "l"
-    assert LedgerEntry.objects.filter(organization=org).balance() == 10_000
+    assert LedgerEntry.objects.filter(organization=org).balance() == 0
     # paying twice is refused
     operator_client.post(f"/bss/orders/{order.pk}/pay/", {"reference": "BANK-43"})
     assert LedgerEntry.objects.filter(reason="payment").count() == 1
@@ -183,7 +185,8 @@ def test_existing_org_changes_plan_paid_by_credit(cast, client_for):
     from billing import ledger
 
     ledger.append(org=cast["acme"], amount_minor=200_000, reason="test")
-    response = client_for(cast["owner"]).post("/billing/acme/plan/", {"plan": "xl"})
+    client = client_for(cast["owner"])
+    response = through_quote(client, client.post("/billing/acme/plan/", {"plan": "xl"}))
     assert response.status_code == 302
     cast["acme"].refresh_from_db()
     assert cast["acme"].plan_code == "xl" and ledger.balance(cast["acme"]) == 200_000 - 103_950
@@ -197,8 +200,9 @@ def test_plan_change_is_delivered_to_the_organization_cr(cast, client_for, on_co
     from tests.gitutil import show
 
     ledger.append(org=cast["acme"], amount_minor=200_000, reason="test")
+    client = client_for(cast["owner"])
     with on_commit():
-        client_for(cast["owner"]).post("/billing/acme/plan/", {"plan": "m"})
+        through_quote(client, client.post("/billing/acme/plan/", {"plan": "m"}))
     cr = yaml.safe_load(show("organizations/acme/organization.yaml"))
     assert cr["spec"]["plan"] == "m"
 
@@ -208,7 +212,7 @@ def test_orders_and_payments_become_platform_events(cast, settings):
     from core.models import PlatformEvent
 
     settings.NATS_URL = "nats://127.0.0.1:4222"  # events are written; publishing runs after commit
-    order = checkout.place_order(by=cast["owner"], org=cast["acme"], plan_code="s")
+    order = order_plan(by=cast["owner"], org=cast["acme"], plan_code="s")
     placed = PlatformEvent.objects.get(subject="catalyst.order.placed")
     assert placed.payload["organization"] == "acme" and placed.payload["total_minor"] == 15_750
     assert placed.payload["status"] == "awaiting_payment"
@@ -230,9 +234,10 @@ def test_wizard_orders_add_ons(cast, client_for, on_commit):
     assert bad.status_code == 400 and "addon_backup" in bad.context["form"].errors
     assert not Organization.objects.filter(slug="freshco").exists()
     with on_commit():
-        response = wizard(client, plan="s", code=CODE, addon_backup=2)
+        response = through_quote(client, wizard(client, plan="s", code=CODE, addon_backup=2))
     assert response.status_code == 302
     order = Order.objects.get()
     assert [line["code"] for line in order.lines] == ["s", "backup"]
+    assert order.subscription.addons == {"backup": 2}
     assert order.subtotal_minor == 19_000 and order.total_minor == 19_950
     assert ledger.balance(order.organization) == 30_000 - 19_950

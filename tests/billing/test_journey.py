@@ -11,6 +11,7 @@ from django.test import Client
 from billing.models import LedgerEntry, Order, Redemption, Subscription, Voucher
 from core.models import AuditEvent
 from orgs.models import Organization
+from tests.billing.helpers import through_quote
 
 pytestmark = pytest.mark.django_db
 
@@ -70,17 +71,18 @@ def test_voucher_journey_from_issue_to_balance(cast, operator_client, on_commit)
     wizard = visitor.get(response["Location"])
     assert wizard.status_code == 200 and voucher.code.encode() in wizard.content
 
+    response = visitor.post(
+        "/checkout/",
+        {
+            "slug": "newco",
+            "display_name": "New Co",
+            "plan": "m",
+            "region": "hz-fsn-rtz-prod",
+            "code": voucher.code,
+        },
+    )
     with on_commit():
-        response = visitor.post(
-            "/checkout/",
-            {
-                "slug": "newco",
-                "display_name": "New Co",
-                "plan": "m",
-                "region": "hz-fsn-rtz-prod",
-                "code": voucher.code,
-            },
-        )
+        response = through_quote(visitor, response)
     assert response.status_code == 302, response.content
     assert response["Location"] == "/billing/newco/"
     org = Organization.objects.get(slug="newco")
@@ -130,21 +132,25 @@ def test_the_code_survives_sign_in_of_an_existing_customer(cast, on_commit):
     assert (
         response.status_code == 302 and response["Location"] == "/redeem/?code=returning-2026-xyz"
     )
-    # the wizard remembers the code from the session even without the query string
+    # the wizard offers the code from the session even without the query string (never fills it)
     wizard = client.get("/checkout/")
-    assert b'value="RETURNING-2026-XYZ"' in wizard.content
+    assert b'value="RETURNING-2026-XYZ"' not in wizard.content
+    assert b"/checkout/?code=RETURNING-2026-XYZ" in wizard.content
+    chosen = client.get("/checkout/?code=RETURNING-2026-XYZ")
+    assert b'value="RETURNING-2026-XYZ"' in chosen.content
+    response = client.post(
+        "/checkout/",
+        {
+            "slug": "back-again",
+            "display_name": "Back",
+            "plan": "s",
+            "region": "hz-hel-rtz-prod",
+            "code": "RETURNING-2026-XYZ",
+        },
+    )
     with on_commit():
-        response = client.post(
-            "/checkout/",
-            {
-                "slug": "back-again",
-                "display_name": "Back",
-                "plan": "s",
-                "region": "hz-hel-rtz-prod",
-                "code": "RETURNING-2026-XYZ",
-            },
-        )
+        response = through_quote(client, response)
     assert response.status_code == 302
     org = Organization.objects.get(slug="back-again")
     assert LedgerEntry.objects.filter(organization=org).balance() == 20_000 - 15_750
-    assert client.get("/checkout/").context["form"].initial["code"] == ""  # used up: forgotten
+    assert client.get("/checkout/").context["offer"] is None  # used up: forgotten

@@ -12,29 +12,12 @@ from billing import ledger, pricing, vouchers
 from billing.models import Invoice, LedgerEntry, Order, Plan, Redemption, Subscription
 from core.models import AuditEvent
 from orgs.models import Organization
+from tests.billing.helpers import quote_form, through_quote
 
 pytestmark = pytest.mark.django_db
 
 CODE = "TRUSTED-2026-ABCDEF"
 WIZARD = {"slug": "freshco", "display_name": "Fresh Co", "plan": "l", "region": "hz-fsn-rtz-prod"}
-
-
-def quote_form(page: Any) -> tuple[str, str]:
-    """The confirm form of a quote page: (action, quote token)."""
-    html = page.content.decode()
-    token = re.search(r'name="quote" value="([^"]+)"', html)
-    action = re.search(r'<form method="post" action="([^"]+)" id="confirm-quote"', html)
-    assert token and action, html
-    return action[1], token[1]
-
-
-def through_quote(client: Any, response: Any, payment: str = "invoice") -> Any:
-    """Follow a form's redirect to its quote page and confirm exactly the quote shown there."""
-    assert response.status_code == 302, response.content
-    page = client.get(response["Location"])
-    assert page.status_code == 200
-    action, token = quote_form(page)
-    return client.post(action, {"quote": token, "payment": payment})
 
 
 def give_plan(client: Any, org: Organization, plan: str, credit: int) -> None:

@@ -201,11 +201,11 @@ def test_anonymous_is_sent_to_sign_in(client_for):
 
 
 def test_every_console_page_renders_for_the_operator(cast, operator_client):
-    from billing import checkout
+    from tests.billing.helpers import order_plan
 
     voucher = make(code="RENDER-CODE-23456", max_redemptions=0)
     vouchers.redeem_voucher(code=voucher.code, org=cast["acme"], by=cast["owner"])
-    checkout.place_order(by=cast["owner"], org=cast["acme"], plan_code="xl")
+    order_plan(by=cast["owner"], org=cast["acme"], plan_code="xl")
     pages = {
         "/bss/": 302,
         "/bss/vouchers/": 200,

@@ -36,12 +36,17 @@ def test_destructive_lifecycle_actions_need_the_name_typed(
     assert Organization.objects.get(slug="acme").state == "provisioning"
     assert len(commits()) == before
     assert not AuditEvent.objects.filter(action=f"organization.{action}").exists()
-    assert client_for(cast["admin"]).post(f"/orgs/acme/{action}/", {"confirm": "acme"}).status_code == 403
+    assert (
+        client_for(cast["admin"]).post(f"/orgs/acme/{action}/", {"confirm": "acme"}).status_code
+        == 403
+    )
     with on_commit():
         done = client.post(f"/orgs/acme/{action}/", {"confirm": " acme "})
     assert done.status_code == 302
     assert Organization.objects.get(slug="acme").state == state
-    assert yaml.safe_load(show("organizations/acme/organization.yaml"))["spec"]["lifecycle"] == state
+    assert (
+        yaml.safe_load(show("organizations/acme/organization.yaml"))["spec"]["lifecycle"] == state
+    )
 
 
 def test_an_archived_organization_is_restored_within_the_retention_period(
@@ -56,20 +61,24 @@ def test_an_archived_organization_is_restored_within_the_retention_period(
     page = client.get("/orgs/acme/restore/")
     assert page.status_code == 200 and "Restore acme" in page.content.decode()
     assert client.post("/orgs/acme/restore/", {"confirm": "nope"}).status_code == 400
-    assert client_for(cast["viewer"]).post("/orgs/acme/restore/", {"confirm": "acme"}).status_code == 403
+    assert (
+        client_for(cast["viewer"]).post("/orgs/acme/restore/", {"confirm": "acme"}).status_code
+        == 403
+    )
     with on_commit():
         response = client.post("/orgs/acme/restore/", {"confirm": "acme"})
     assert response.status_code == 302
     org = Organization.objects.get(slug="acme")
     assert org.state == "provisioning" and org.archived_at is None
-    assert yaml.safe_load(show("organizations/acme/organization.yaml"))["spec"]["lifecycle"] == "active"
+    assert (
+        yaml.safe_load(show("organizations/acme/organization.yaml"))["spec"]["lifecycle"]
+        == "active"
+    )
     assert AuditEvent.objects.filter(action="organization.restore", org_slug="acme").exists()
     # past the retention period an archived Organization stays archived
     with on_commit():
         client.post("/orgs/acme/archive/", {"confirm": "acme"})
-    Organization.objects.filter(slug="acme").update(
-        archived_at=timezone.now() - timedelta(days=31)
-    )
+    Organization.objects.filter(slug="acme").update(archived_at=timezone.now() - timedelta(days=31))
     late = client.post("/orgs/acme/restore/", {"confirm": "acme"})
     assert late.status_code == 409 and "retention" in late.content.decode()
     assert Organization.objects.get(slug="acme").state == "archived"

@@ -26,10 +26,11 @@ MATRIX_CONTEXT_KEYS = (
     "owner_api_token",
     # setup "apps": an InstallPlan of the owner's in acme-prod (Applications are named below)
     "install_plan",
-    # setup "billing": an active voucher, its code, and acme's order awaiting payment
+    # setup "billing": an active voucher, its code, acme's order awaiting payment, a quote token
     "voucher",
     "voucher_code",
     "order",
+    "quote",
 )
 # what each setup provides (besides its placeholders): "apps" installs bp-valkey as `cache` in
 # acme-prod, acme-dev and globex-prod; "catalog" also adds bp-secret, a Blueprint private to globex

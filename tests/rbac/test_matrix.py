@@ -97,17 +97,25 @@ def setup_apps(cast: dict[str, Any]) -> dict[str, Any]:
 
 
 def setup_billing(cast: dict[str, Any]) -> dict[str, Any]:
-    """An active voucher (not yet redeemed) and acme's order for plan M, awaiting payment."""
-    from billing import checkout, vouchers
+    """An active voucher (not yet redeemed), an open quote of acme for plan L, and acme's order
+    for plan M, awaiting payment."""
+    from billing import quotes, vouchers
+    from tests.billing.helpers import order_plan
 
     voucher = vouchers.issue_vouchers(
         by=cast["sovereign_operator"],
         terms=vouchers.VoucherTerms(credit_minor=5_000, max_redemptions=10),
         code=VOUCHER_CODE,
     )[0]
-    order = checkout.place_order(by=cast["owner"], org=cast["acme"], plan_code="m")
-    assert order.status == "awaiting_payment"
-    return {"voucher": voucher.pk, "voucher_code": voucher.code, "order": order.pk}
+    quote = quotes.save(quotes.for_plan_change(by=cast["owner"], org=cast["acme"], plan_code="l"))
+    order = order_plan(by=cast["owner"], org=cast["acme"], plan_code="m")
+    assert order is not None and order.status == "awaiting_payment"
+    return {
+        "voucher": voucher.pk,
+        "voucher_code": voucher.code,
+        "order": order.pk,
+        "quote": quotes.token(quote),
+    }
 
 
 @pytest.fixture

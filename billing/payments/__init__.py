@@ -1,0 +1,70 @@
+"""Payment providers: how money for an order's invoice arrives.
+
+* **manual** (bank transfer, receipt): always there; an operator records the payment
+  (`billing.checkout.record_payment`, Console → BSS → Orders).
+* **card**: a provider adapter chosen by `PAYMENT_PROVIDER` (today `stripe`). It opens a hosted
+  checkout for an order's `due_minor` (and saves the card for later periods), verifies and
+  parses webhooks, and refunds. Without one, checkout says card payment is not available and
+  offers invoice payment.
+
+Events from a provider are applied once (`billing.payments.events.handle`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from ..models import Order, Payment
+
+MANUAL = "manual"
+NOT_AVAILABLE = "Card payment is not available here yet: pay by invoice (bank transfer)."
+
+
+class PaymentError(Exception):
+    """The provider refused or could not be reached; nothing was charged."""
+
+
+class BadSignature(Exception):
+    """A webhook whose signature does not verify (or is too old): never applied."""
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """A verified webhook event, reduced to what the portal applies."""
+
+    id: str
+    type: str
+    created: datetime
+    object: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    external_id: str
+    url: str
+    expires_at: datetime | None = None
+
+
+class CardProvider(Protocol):
+    name: str
+
+    def start_checkout(
+        self, *, order: Order, success_url: str, cancel_url: str, customer: str | None
+    ) -> Checkout: ...
+
+    def parse_event(self, body: bytes, headers: dict[str, str]) -> ProviderEvent: ...
+
+    def refund(self, *, payment: Payment, amount_minor: int, reason: str) -> str: ...
+
+
+def card_provider() -> CardProvider | None:
+    """The configured card provider, or None (invoice payment only)."""
+    if settings.PAYMENT_PROVIDER == "stripe":
+        from .stripe_provider import StripeProvider
+
+        return StripeProvider.from_settings()
+    return None

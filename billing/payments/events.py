@@ -1,0 +1,255 @@
+"""Card payments: open a hosted checkout for an order, and apply the provider's webhooks once.
+
+Every event is verified (signature and age) by the provider adapter, then recorded in
+ProviderEvent under a unique (provider, event id) in the same transaction that applies it: a
+replayed event finds its row and changes nothing. Events can arrive in any order:
+
+* `checkout.session.completed` pays the order when the amount and currency are exactly the
+  order's `due_minor` in its currency; a payment that cannot be applied (the order was cancelled
+  because its checkout expired, or was paid another way, or the amount or currency differ) is
+  refunded through the provider, never kept;
+* `checkout.session.expired` cancels a card order whose checkout ran out (its held credit goes
+  back); after a completed payment it changes nothing;
+* `charge.refunded` issues a credit note per refund; arriving before the payment it refunds,
+  it is answered 409 so the provider retries it later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from core import audit, outbox
+from core.errors import ConflictError
+
+from .. import checkout
+from ..models import (
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentCustomer,
+    PaymentStatus,
+)
+from ..models import ProviderEvent as EventRow
+from . import NOT_AVAILABLE, CardProvider, PaymentError, ProviderEvent, card_provider
+
+REFUND_TASK = "billing.tasks.refund_unapplied_payment_task"
+
+
+class NotYet(Exception):
+    """The event refers to something not applied yet: the provider should send it again later."""
+
+
+def start_card_payment(*, by: Any, order: Order, success_url: str, cancel_url: str) -> Payment:
+    """A hosted checkout for what the order still owes (the HTTP call is outside any transaction)."""
+    provider = card_provider()
+    if provider is None:
+        raise PaymentError(NOT_AVAILABLE)
+    if order.status != OrderStatus.AWAITING_PAYMENT:
+        raise ConflictError({"order": f"Order {order.pk} is {order.get_status_display().lower()}."})
+    customer = PaymentCustomer.objects.filter(
+        organization=order.organization, provider=provider.name
+    ).first()
+    opened = provider.start_checkout(
+        order=order,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        customer=customer.external_id if customer else None,
+    )
+    with transaction.atomic():
+        payment = Payment.objects.create(
+            order=order,
+            provider=provider.name,
+            external_id=opened.external_id,
+            amount_minor=order.due_minor,
+            currency=order.currency,
+            url=opened.url,
+        )
+        audit.record(
+            "billing.payment.start",
+            actor=by,
+            target=payment,
+            org_slug=order.organization.slug,
+            after={"order": order.pk, "amount_minor": order.due_minor, "provider": provider.name},
+        )
+    return payment
+
+
+def handle(provider: CardProvider, body: bytes, headers: dict[str, str]) -> str:
+    """Verify, record once and apply one webhook; returns what was done (for the response)."""
+    event = provider.parse_event(body, headers)  # BadSignature: never recorded
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = EventRow.objects.create(
+                    provider=provider.name,
+                    event_id=event.id,
+                    type=event.type,
+                    created=event.created,
+                )
+        except IntegrityError:
+            return "already applied"
+        apply = _HANDLERS.get(event.type)
+        outcome = apply(provider, event) if apply else "ignored: not an event the portal uses"
+        EventRow.objects.filter(pk=row.pk).update(outcome=outcome[:200])
+    return outcome
+
+
+def _payment_for_session(session: dict[str, Any]) -> Payment | None:
+    return (
+        Payment.objects.select_for_update()
+        .select_related("order__organization")
+        .filter(external_id=session.get("id", ""))
+        .first()
+    )
+
+
+def _session_completed(provider: CardProvider, event: ProviderEvent) -> str:
+    session = event.object
+    payment = _payment_for_session(session)
+    if payment is None:
+        return "ignored: not a checkout of this portal"
+    if session.get("payment_status") != "paid":
+        return "ignored: not paid yet"
+    if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.UNAPPLIED, PaymentStatus.REFUNDED):
+        return f"ignored: payment already {payment.status}"
+    payment.payment_intent = str(session.get("payment_intent") or "")
+    order = Order.objects.select_for_update().get(pk=payment.order_id)
+    problem = _problem(payment, order, session)
+    if problem:
+        return _unapplied(payment, problem)
+    checkout.record_payment(
+        by=None,
+        order=order,
+        reference=payment.payment_intent or payment.external_id,
+        provider=provider.name,
+        amount_minor=int(session["amount_total"]),
+    )
+    payment.status = PaymentStatus.SUCCEEDED
+    payment.save(update_fields=["status", "payment_intent", "updated_at"])
+    if session.get("customer"):  # the card stays on file for the next periods
+        PaymentCustomer.objects.update_or_create(
+            organization=order.organization,
+            provider=provider.name,
+            defaults={"external_id": str(session["customer"])},
+        )
+    return f"paid order {order.pk}"
+
+
+def _problem(payment: Payment, order: Order, session: dict[str, Any]) -> str:
+    if str(session.get("currency") or "").upper() != payment.currency.upper():
+        return f"currency {session.get('currency')!r} is not {payment.currency}"
+    if session.get("amount_total") != payment.amount_minor:
+        return f"amount {session.get('amount_total')} is not {payment.amount_minor}"
+    if order.status != OrderStatus.AWAITING_PAYMENT:
+        return f"order {order.pk} is {order.get_status_display().lower()}"
+    return ""
+
+
+def _unapplied(payment: Payment, problem: str) -> str:
+    """Money that cannot be applied goes back to the card (through the outbox: retried)."""
+    payment.status = PaymentStatus.UNAPPLIED
+    payment.problem = problem[:200]
+    payment.save(update_fields=["status", "problem", "payment_intent", "updated_at"])
+    event = audit.record(
+        "billing.payment.unapplied",
+        actor=None,
+        target=payment,
+        org_slug=payment.order.organization.slug,
+        after={"problem": problem, "amount_minor": payment.amount_minor},
+    )
+    outbox.enqueue(REFUND_TASK, payment.pk, audit_event=event)
+    return f"refunding: {problem}"
+
+
+def _session_expired(provider: CardProvider, event: ProviderEvent) -> str:
+    payment = _payment_for_session(event.object)
+    if payment is None:
+        return "ignored: not a checkout of this portal"
+    if payment.status != PaymentStatus.OPEN:
+        return f"ignored: payment already {payment.status}"
+    payment.status = PaymentStatus.EXPIRED
+    payment.save(update_fields=["status", "updated_at"])
+    order = payment.order
+    still_open = order.payments.filter(status=PaymentStatus.OPEN).exists()
+    if order.status == OrderStatus.AWAITING_PAYMENT and not still_open:
+        checkout.cancel_order(by=None, order=order, reason="card checkout expired unpaid")
+        return f"cancelled order {order.pk}"
+    return "expired"
+
+
+def _charge_refunded(provider: CardProvider, event: ProviderEvent) -> str:
+    charge = event.object
+    payment = (
+        Payment.objects.select_related("order__invoice")
+        .filter(provider=provider.name, payment_intent=charge.get("payment_intent") or "-")
+        .first()
+    )
+    if payment is None or payment.status == PaymentStatus.OPEN:
+        raise NotYet("This refund's payment is not applied yet; send the event again later.")
+    if payment.status != PaymentStatus.SUCCEEDED:
+        return f"ignored: payment {payment.status}"
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    notes = [
+        checkout.issue_credit_note(
+            by=None,
+            invoice=payment.order.invoice,
+            amount_minor=int(refund["amount"]),
+            reason=f"card refund {refund['id']}",
+            external_id=f"{provider.name}:{refund['id']}",
+        )
+        for refund in refunds
+        if refund.get("status") in ("succeeded", "pending")
+    ]
+    return "credit notes " + ", ".join(note.number for note in notes)
+
+
+_HANDLERS = {
+    "checkout.session.completed": _session_completed,
+    "checkout.session.async_payment_succeeded": _session_completed,
+    "checkout.session.expired": _session_expired,
+    "charge.refunded": _charge_refunded,
+}
+
+
+def refund_unapplied(*, payment_id: int) -> None:
+    """Give back a payment that could not be applied (the outbox task calls this; retried)."""
+    payment = Payment.objects.select_related("order__organization").get(pk=payment_id)
+    if payment.status != PaymentStatus.UNAPPLIED:
+        return
+    provider = card_provider()
+    if provider is None or provider.name != payment.provider:
+        raise PaymentError(f"{payment.provider} is not configured; cannot refund {payment}.")
+    refund_id = provider.refund(
+        payment=payment, amount_minor=payment.amount_minor, reason=payment.problem
+    )
+    with transaction.atomic():
+        Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.REFUNDED)
+        audit.record(
+            "billing.payment.refund",
+            actor=None,
+            target=payment,
+            org_slug=payment.order.organization.slug,
+            after={"refund": refund_id, "amount_minor": payment.amount_minor},
+        )
+
+
+def refund_order(*, by: Any, order: Order, amount_minor: int, reason: str) -> Any:
+    """An operator refunds a paid card order: the provider refunds, a credit note records it."""
+    payment = order.payments.filter(status=PaymentStatus.SUCCEEDED).first()
+    if payment is None:
+        raise ConflictError({"amount": "This order was not paid by card; refund it by hand."})
+    provider = card_provider()
+    if provider is None:
+        raise PaymentError(NOT_AVAILABLE)
+    if not 0 < amount_minor <= payment.amount_minor:
+        raise ConflictError({"amount": "Refund at most what was paid by card."})
+    refund_id = provider.refund(payment=payment, amount_minor=amount_minor, reason=reason)
+    return checkout.issue_credit_note(
+        by=by,
+        invoice=order.invoice,
+        amount_minor=amount_minor,
+        reason=reason,
+        external_id=f"{provider.name}:{refund_id}",
+    )

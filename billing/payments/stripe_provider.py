@@ -1,0 +1,111 @@
+"""The Stripe adapter (the `stripe` SDK): Checkout Sessions, webhook signatures, refunds.
+
+Amounts are sent in the currency's minor units (`unit_amount`), which is Stripe's own convention
+(for three-decimal currencies such as OMR too); the currency goes lower-case, as Stripe names it.
+The first payment creates a Stripe customer and saves the card (`setup_future_usage`), so the
+Organization has a card on file.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+from ..models import Order, Payment
+from . import BadSignature, Checkout, PaymentError, ProviderEvent
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, *, api_key: str, webhook_secret: str, api_base: str, timeout: int) -> None:
+        self.webhook_secret = webhook_secret
+        self.client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base},
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    @classmethod
+    def from_settings(cls) -> StripeProvider:
+        return cls(
+            api_key=settings.STRIPE_SECRET_KEY,
+            webhook_secret=settings.STRIPE_WEBHOOK_SECRET,
+            api_base=settings.STRIPE_API_BASE,
+            timeout=settings.STRIPE_TIMEOUT_SECONDS,
+        )
+
+    def start_checkout(
+        self, *, order: Order, success_url: str, cancel_url: str, customer: str | None
+    ) -> Checkout:
+        description = ", ".join(line["name"] for line in order.lines)[:500]
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "client_reference_id": str(order.pk),
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": order.currency.lower(),
+                        "unit_amount": order.due_minor,
+                        "product_data": {"name": f"Order {order.pk}: {description}"},
+                    },
+                }
+            ],
+            "payment_intent_data": {
+                "setup_future_usage": "off_session",
+                "metadata": {"order": str(order.pk)},
+            },
+            "metadata": {"order": str(order.pk), "quote": str(order.quote_id or "")},
+        }
+        if customer:
+            params["customer"] = customer
+        else:
+            params["customer_creation"] = "always"
+        attempt = order.payments.count() + 1
+        try:
+            session = self.client.checkout.sessions.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": f"order-{order.pk}-checkout-{attempt}"},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe: {exc.user_message or exc}") from exc
+        expires = datetime.fromtimestamp(session.expires_at, UTC) if session.expires_at else None
+        return Checkout(external_id=session.id, url=session.url or "", expires_at=expires)
+
+    def parse_event(self, body: bytes, headers: dict[str, str]) -> ProviderEvent:
+        try:
+            event = stripe.Webhook.construct_event(
+                body,
+                headers.get("Stripe-Signature", ""),
+                self.webhook_secret,
+                tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
+            )
+        except (stripe.SignatureVerificationError, ValueError) as exc:
+            raise BadSignature(str(exc)) from exc
+        return ProviderEvent(
+            id=event.id,
+            type=event.type,
+            created=datetime.fromtimestamp(event.created, UTC),
+            object=event.data.object.to_dict(),
+        )
+
+    def refund(self, *, payment: Payment, amount_minor: int, reason: str) -> str:
+        try:
+            refund = self.client.refunds.create(
+                {
+                    "payment_intent": payment.payment_intent,
+                    "amount": amount_minor,
+                    "metadata": {"order": str(payment.order_id), "reason": reason[:200]},
+                },
+                {"idempotency_key": f"refund-{payment.pk}-{amount_minor}-{reason[:40]}"},
+            )
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe: {exc.user_message or exc}") from exc
+        return str(refund.id)
