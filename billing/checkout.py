@@ -245,6 +245,7 @@ def fulfil(order: Order, *, by: Any) -> None:
         )
         order.period_start, order.period_end = sub.period_start, sub.period_end
     elif order.kind == QuoteKind.UPGRADE:
+        assert order.quote is not None
         new_unit = next(
             line["unit_minor"] for line in order.quote.recurring_lines if line["kind"] == "plan"
         )

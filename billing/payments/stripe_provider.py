@@ -70,7 +70,7 @@ class StripeProvider:
             params["customer_creation"] = "always"
         attempt = order.payments.count() + 1
         try:
-            session = self.client.checkout.sessions.create(
+            session = self.client.v1.checkout.sessions.create(
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": f"order-{order.pk}-checkout-{attempt}"},
             )
@@ -98,7 +98,7 @@ class StripeProvider:
 
     def refund(self, *, payment: Payment, amount_minor: int, reason: str) -> str:
         try:
-            refund = self.client.refunds.create(
+            refund = self.client.v1.refunds.create(
                 {
                     "payment_intent": payment.payment_intent,
                     "amount": amount_minor,
