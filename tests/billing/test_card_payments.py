@@ -101,7 +101,7 @@ def test_first_purchase_by_card_pays_the_quote_and_keeps_the_card(
 
 def test_a_replayed_webhook_is_applied_once(cast, client_for, stripe_api, on_commit):
     with on_commit():
-        order, payment, _ = buy_by_card(client_for(cast["outsider"]))
+        _, payment, _ = buy_by_card(client_for(cast["outsider"]))
     body, headers = stripe_api.event(
         "checkout.session.completed", stripe_api.complete(payment.external_id)
     )
@@ -228,7 +228,7 @@ def test_confirming_an_expired_quote_shows_a_new_one(cast, client_for, stripe_ap
     assert "This quote has expired, review the new quote." in refused.content.decode()
     assert not Organization.objects.filter(slug="cardco").exists() and not Payment.objects.exists()
     assert not any(r[1] == "/v1/checkout/sessions" for r in stripe_api.requests)
-    new_action, new_token = quote_form(refused)
+    _, new_token = quote_form(refused)
     assert new_token != token
     # the old token stays refused
     assert client.post(action, {"quote": token, "payment": "card"}).status_code == 409
