@@ -224,9 +224,9 @@ def _proration(
     """Credit for the unused time of the current plan, charge for the rest of the period."""
     whole = max(int((sub.period_end - sub.period_start).total_seconds()), 1)
     left = min(max(int((sub.period_end - now).total_seconds()), 0), whole)
-    unused = sub.plan_unit_minor * left // whole
-    remaining = new_price * left // whole
-    days = left // 86400
+    unused = _share(sub.plan_unit_minor, left, whole)
+    remaining = _share(new_price, left, whole)
+    days = (left + 43200) // 86400
     old_name = book.plans.get(sub.plan_code, (None, None))[0]
     new_name = book.plan_line(plan_code).name
     return [
@@ -247,6 +247,11 @@ def _proration(
             "proration",
         ),
     ]
+
+
+def _share(amount: int, part: int, whole: int) -> int:
+    """amount × part / whole, rounded half up, in integers."""
+    return (2 * amount * part + whole) // (2 * whole)
 
 
 def refresh(quote: Quote, *, at: datetime | None = None) -> Quote:
