@@ -19,7 +19,14 @@ from core.errors import ConflictError
 from orgs.models import Organization
 
 from . import checkout, ledger, quotes
-from .models import Order, QuoteKind, QuoteStatus, Subscription, SubscriptionStatus
+from .models import (
+    Order,
+    OrderStatus,
+    QuoteKind,
+    QuoteStatus,
+    Subscription,
+    SubscriptionStatus,
+)
 from .pricing import PriceBook
 
 
@@ -89,6 +96,7 @@ def advance(*, sub_id: int, now: datetime | None = None) -> Order | None:
         if sub is None:
             return None
         org = Organization.objects.select_for_update().get(pk=sub.organization_id)
+        _drop_stale_upgrades(sub)
         if sub.cancel_at_period_end:
             sub.status, sub.ended_at = SubscriptionStatus.ENDED, sub.period_end
             sub.save(update_fields=["status", "ended_at"])
@@ -98,6 +106,16 @@ def advance(*, sub_id: int, now: datetime | None = None) -> Order | None:
             checkout.set_org_plan(org, plan_code="", by=None)
             return None
         return _renew(sub, org)
+
+
+def _drop_stale_upgrades(sub: Subscription) -> None:
+    """An upgrade still unpaid when its period ends was prorated for a period that is over: it
+    is cancelled (its held credit comes back) rather than charged for time that has passed."""
+    stale = Order.objects.filter(
+        subscription=sub, kind=QuoteKind.UPGRADE, status=OrderStatus.AWAITING_PAYMENT
+    )
+    for order in stale:
+        checkout.cancel_order(by=None, order=order, reason="upgrade unpaid when its period ended")
 
 
 def _renew(sub: Subscription, org: Organization) -> Order:
