@@ -82,14 +82,14 @@ def confirm_quote(*, by: Any, quote_id: int) -> Confirmation:
 
 
 def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
-    quote = Quote.objects.select_for_update().select_related("organization").get(pk=quote_id)
+    quote = Quote.objects.select_for_update().get(pk=quote_id)
     if quote.status == QuoteStatus.CONFIRMED:  # a second click: the first one's result, no charge
         order = Order.objects.filter(quote=quote).select_related("organization").first()
         org = order.organization if order else quote.organization
         assert org is not None
         return Confirmation(org, order, "This quote was already confirmed.")
-    if quote.organization_id:
-        Organization.objects.select_for_update().filter(pk=quote.organization_id).first()
+    if quote.organization_id:  # the Organization as it is under its lock
+        quote.organization = Organization.objects.select_for_update().get(pk=quote.organization_id)
     fresh = quotes.refresh(quote)
     if quote.status != QuoteStatus.OPEN or quote.expires_at <= timezone.now():
         raise _Stale(fresh, QUOTE_EXPIRED)
@@ -173,6 +173,7 @@ def place(quote: Quote, *, org: Organization, by: Any) -> Order:
             reason="order",
             reference=f"order:{order.pk}",
             actor=by,
+            in_currency=order.currency,
         )
     after = {
         "kind": order.kind,
@@ -288,8 +289,8 @@ def set_org_plan(org: Organization, *, plan_code: str, by: Any) -> None:
 
 
 def _resume_if_settled(org: Organization) -> None:
-    """An Organization suspended for an unpaid invoice resumes once no such invoice is left."""
-    org.refresh_from_db(fields=["state", "suspended_reason"])
+    """An Organization suspended for an unpaid invoice resumes once no such invoice is left
+    (`org` was read under its row lock in this transaction)."""
     if org.state != OrgState.SUSPENDED or org.suspended_reason != "unpaid":
         return
     still_due = DunningNotice.objects.filter(
@@ -330,30 +331,25 @@ def record_payment(
             {"reference": "Enter the payment reference (bank transfer id, receipt …)."}
         )
     with transaction.atomic():
-        locked = Order.objects.select_for_update().select_related("organization").get(pk=order.pk)
+        locked = (
+            Order.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=order.pk)
+        )
         if locked.status != OrderStatus.AWAITING_PAYMENT:
             raise ConflictError(
                 {"reference": f"Order {locked.pk} is {locked.get_status_display().lower()}."}
             )
         if amount_minor is not None and amount_minor != locked.due_minor:
             raise ConflictError({"reference": "The amount paid is not the amount due."})
-        Organization.objects.select_for_update().filter(pk=locked.organization_id).first()
+        org = Organization.objects.select_for_update().get(pk=locked.organization_id)
+        locked.organization = org
         invoice = locked.invoice
-        org = locked.organization
-        ledger.append(
+        ledger.append_pair(  # the money received, spent at once on the order
             org=org,
             amount_minor=locked.due_minor,
-            reason="payment",
-            reference=f"payment:{invoice.number}",
-            note=f"{provider}: {reference}"[:200],
+            received=("payment", f"payment:{invoice.number}", f"{provider}: {reference}"),
+            spent=("order", f"order:{locked.pk}"),
             actor=by,
-        )
-        ledger.append(
-            org=org,
-            amount_minor=-locked.due_minor,
-            reason="order",
-            reference=f"order:{locked.pk}",
-            actor=by,
+            in_currency=locked.currency,
         )
         now = timezone.now()
         Invoice.objects.filter(pk=invoice.pk).update(
@@ -384,10 +380,11 @@ def record_payment(
 def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
     """An unpaid order ends: its invoice is void and the credit it held goes back."""
     with transaction.atomic():
-        locked = Order.objects.select_for_update().select_related("organization").get(pk=order.pk)
+        locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.status != OrderStatus.AWAITING_PAYMENT:
             return locked
-        org = locked.organization
+        org = Organization.objects.select_for_update().get(pk=locked.organization_id)
+        locked.organization = org
         if locked.credit_applied_minor:
             ledger.append(
                 org=org,
@@ -396,6 +393,7 @@ def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
                 reference=f"order-cancel:{locked.pk}",
                 note=reason[:200],
                 actor=by,
+                in_currency=locked.currency,
             )
         Invoice.objects.filter(order=locked, status=InvoiceStatus.ISSUED).update(
             status=InvoiceStatus.VOID

@@ -57,7 +57,7 @@ def _order_of_steps(step: str) -> int:
 def take_step(*, invoice_id: int, now: datetime) -> int:
     with transaction.atomic():
         invoice = (
-            Invoice.objects.select_for_update()
+            Invoice.objects.select_for_update(of=("self",))
             .select_related("order", "organization")
             .get(pk=invoice_id)
         )

@@ -32,18 +32,53 @@ def append(
     reference: str = "",
     note: str = "",
     actor: Any = None,
+    in_currency: str = "",
 ) -> LedgerEntry:
-    """One entry, inside the caller's transaction (callers audit the business event)."""
+    """One entry, inside the caller's transaction (callers audit the business event).
+    `in_currency` saves a read when the caller knows it (an order's currency)."""
     if amount_minor == 0:
         raise ValidationError({"amount": "A ledger entry needs a non-zero amount."})
     return LedgerEntry.objects.create(
         organization=org,
         amount_minor=amount_minor,
-        currency=currency(),
+        currency=in_currency or currency(),
         reason=reason,
         reference=reference,
         note=note,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+
+
+def append_pair(
+    *,
+    org: Organization,
+    amount_minor: int,
+    received: tuple[str, str, str],
+    spent: tuple[str, str],
+    actor: Any = None,
+    in_currency: str = "",
+) -> list[LedgerEntry]:
+    """Money received (+) and spent at once (−) as two entries written together: the balance is
+    unchanged and the movement stays visible. `received` is (reason, reference, note), `spent`
+    (reason, reference)."""
+    if amount_minor <= 0:
+        raise ValidationError({"amount": "A payment needs a positive amount."})
+    common = {
+        "organization": org,
+        "currency": in_currency or currency(),
+        "actor": actor if getattr(actor, "is_authenticated", False) else None,
+    }
+    return LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                amount_minor=amount_minor,
+                reason=received[0],
+                reference=received[1],
+                note=received[2][:200],
+                **common,
+            ),
+            LedgerEntry(amount_minor=-amount_minor, reason=spent[0], reference=spent[1], **common),
+        ]
     )
 
 

@@ -16,13 +16,16 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import ConflictError
 from orgs.models import Organization
 
-from . import extras, ledger, vouchers
+from . import extras, vouchers
 from .models import (
+    LedgerEntry,
     Order,
     OrderStatus,
     Quote,
@@ -150,11 +153,25 @@ def for_new_organization(
     )
 
 
-def _refuse_while_awaiting(org: Organization) -> None:
-    if Order.objects.filter(organization=org, status=OrderStatus.AWAITING_PAYMENT).exists():
-        raise ConflictError(
-            {"plan": "An order is already awaiting payment; pay or cancel it first."}
-        )
+def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
+    """The credit balance and whether an order awaits payment, in one query."""
+    entries = (
+        LedgerEntry.objects.filter(organization=OuterRef("pk"))
+        .order_by()
+        .values("organization")
+        .annotate(total=Sum("amount_minor"))
+        .values("total")
+    )
+    awaiting = Order.objects.filter(
+        organization=OuterRef("pk"), status=OrderStatus.AWAITING_PAYMENT
+    )
+    balance, waiting = (
+        Organization.objects.filter(pk=org.pk)
+        .annotate(balance=Coalesce(Subquery(entries), 0), waiting=Exists(awaiting))
+        .values_list("balance", "waiting")
+        .get()
+    )
+    return int(balance), bool(waiting)
 
 
 def for_plan_change(
@@ -171,9 +188,12 @@ def for_plan_change(
     current = sub.plan_code if sub else org.plan_code
     if plan_code == current:
         raise NoChange({"plan": f"{org.display_name} is already on plan {plan_code.upper()}."})
-    _refuse_while_awaiting(org)
+    balance, awaiting = _balance_and_awaiting(org)
+    if awaiting:
+        raise ConflictError(
+            {"plan": "An order is already awaiting payment; pay or cancel it first."}
+        )
     inputs = {"plan": plan_code}
-    balance = ledger.balance(org)
     if sub is None:
         lines = recurring_lines(book, plan_code, {}, org)
         return build(

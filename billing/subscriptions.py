@@ -88,7 +88,7 @@ def advance(*, sub_id: int, now: datetime | None = None) -> Order | None:
     now = now or timezone.now()
     with transaction.atomic():
         sub = (
-            Subscription.objects.select_for_update()
+            Subscription.objects.select_for_update(of=("self",))
             .select_related("organization")
             .filter(pk=sub_id, status=SubscriptionStatus.ACTIVE, period_end__lte=now)
             .first()

@@ -35,6 +35,7 @@ from ..models import ProviderEvent as EventRow
 from . import NOT_AVAILABLE, CardProvider, PaymentError, ProviderEvent, card_provider
 
 REFUND_TASK = "billing.tasks.refund_unapplied_payment_task"
+ALREADY_APPLIED = "already applied"
 
 
 class NotYet(Exception):
@@ -77,28 +78,36 @@ def start_card_payment(*, by: Any, order: Order, success_url: str, cancel_url: s
 
 
 def handle(provider: CardProvider, body: bytes, headers: dict[str, str]) -> str:
-    """Verify, record once and apply one webhook; returns what was done (for the response)."""
+    """Verify, apply and record one webhook once; returns what was done (for the response).
+
+    The event row is written in the transaction that applies the event: a replay finds it and
+    changes nothing; two deliveries of one event at the same moment both get this far, and the
+    unique (provider, event id) lets only one of them commit."""
     event = provider.parse_event(body, headers)  # BadSignature: never recorded
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                row = EventRow.objects.create(
-                    provider=provider.name,
-                    event_id=event.id,
-                    type=event.type,
-                    created=event.created,
-                )
-        except IntegrityError:
-            return "already applied"
-        apply = _HANDLERS.get(event.type)
-        outcome = apply(provider, event) if apply else "ignored: not an event the portal uses"
-        EventRow.objects.filter(pk=row.pk).update(outcome=outcome[:200])
+    applied = EventRow.objects.filter(provider=provider.name, event_id=event.id)
+    if applied.exists():
+        return ALREADY_APPLIED
+    try:
+        with transaction.atomic():
+            apply = _HANDLERS.get(event.type)
+            outcome = apply(provider, event) if apply else "ignored: not an event the portal uses"
+            EventRow.objects.create(
+                provider=provider.name,
+                event_id=event.id,
+                type=event.type,
+                created=event.created,
+                outcome=outcome[:200],
+            )
+    except IntegrityError:
+        if applied.exists():  # the twin delivery won; this one's changes are rolled back
+            return ALREADY_APPLIED
+        raise
     return outcome
 
 
 def _payment_for_session(session: dict[str, Any]) -> Payment | None:
     return (
-        Payment.objects.select_for_update()
+        Payment.objects.select_for_update(of=("self",))
         .select_related("order__organization")
         .filter(external_id=session.get("id", ""))
         .first()
@@ -115,35 +124,40 @@ def _session_completed(provider: CardProvider, event: ProviderEvent) -> str:
     if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.UNAPPLIED, PaymentStatus.REFUNDED):
         return f"ignored: payment already {payment.status}"
     payment.payment_intent = str(session.get("payment_intent") or "")
-    order = Order.objects.select_for_update().get(pk=payment.order_id)
-    problem = _problem(payment, order, session)
+    problem = _problem(payment, session)
     if problem:
         return _unapplied(payment, problem)
-    checkout.record_payment(
-        by=None,
-        order=order,
-        reference=payment.payment_intent or payment.external_id,
-        provider=provider.name,
-        amount_minor=int(session["amount_total"]),
-    )
+    try:
+        order = checkout.record_payment(
+            by=None,
+            order=payment.order,
+            reference=payment.payment_intent or payment.external_id,
+            provider=provider.name,
+            amount_minor=payment.amount_minor,
+        )
+    except ConflictError:  # cancelled meanwhile, or paid another way
+        payment.order.refresh_from_db(fields=["status"])
+        return _unapplied(payment, f"order {payment.order_id} is {payment.order.status}")
     payment.status = PaymentStatus.SUCCEEDED
     payment.save(update_fields=["status", "payment_intent", "updated_at"])
     if session.get("customer"):  # the card stays on file for the next periods
-        PaymentCustomer.objects.update_or_create(
-            organization=order.organization,
-            provider=provider.name,
-            defaults={"external_id": str(session["customer"])},
+        kept = PaymentCustomer.objects.filter(
+            organization_id=order.organization_id, provider=provider.name
         )
+        if not kept.update(external_id=str(session["customer"])):
+            PaymentCustomer.objects.create(
+                organization_id=order.organization_id,
+                provider=provider.name,
+                external_id=str(session["customer"]),
+            )
     return f"paid order {order.pk}"
 
 
-def _problem(payment: Payment, order: Order, session: dict[str, Any]) -> str:
+def _problem(payment: Payment, session: dict[str, Any]) -> str:
     if str(session.get("currency") or "").upper() != payment.currency.upper():
         return f"currency {session.get('currency')!r} is not {payment.currency}"
     if session.get("amount_total") != payment.amount_minor:
         return f"amount {session.get('amount_total')} is not {payment.amount_minor}"
-    if order.status != OrderStatus.AWAITING_PAYMENT:
-        return f"order {order.pk} is {order.get_status_display().lower()}"
     return ""
 
 

@@ -1,0 +1,350 @@
+"""Issue 11 figures: a quote for an Organization with 20 Applications, a Stripe webhook that pays an
+order, and 500 concurrent confirmations of distinct quotes (each charged exactly once).
+
+`python -m bench bench_payments` (SQLite), or on PostgreSQL:
+`DATABASE_URL=postgres://postgres@127.0.0.1:5432/cat_i11 python -m bench bench_payments`.
+Delivery tasks (the Organization CR commit after a plan change) are queued in the outbox but not
+run here: a worker runs them after the response, so they are not part of a request's cost.
+"""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import median, report, setup_django, throwaway_database, timed
+
+APPS = 20
+QUOTES = 60
+WEBHOOKS = 200
+CONFIRMATIONS = 500
+WORKERS = 20  # a bounded pool: PostgreSQL's max_connections (100) is shared with other work
+PROCESSES = 4  # like 4 web workers of 5 threads each: 20 connections, both cores busy
+
+
+def _run_concurrently(work: list[Any], attempt: Callable[[Any], str]) -> tuple[float, Counter[str]]:
+    from django.db import connections
+
+    items: queue.Queue[Any] = queue.Queue()
+    for item in work:
+        items.put(item)
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    gate = threading.Barrier(WORKERS + 1)
+
+    def worker() -> None:
+        try:
+            gate.wait()
+            while True:
+                try:
+                    item = items.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    result = attempt(item)
+                except Exception as exc:  # counted: the run's assertion shows it
+                    result = f"error: {type(exc).__name__}: {exc}"
+                with lock:
+                    outcomes[result] += 1
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start, outcomes
+
+
+def _chunk(args: tuple[str, list[Any], int]) -> tuple[float, Counter[str]]:
+    """One worker process: its share of the work over `threads` threads."""
+    name, work, threads = args
+    global WORKERS
+    WORKERS = threads
+    return _run_concurrently(work, globals()[name])
+
+
+def _run_in_processes(work: list[Any], name: str) -> tuple[float, Counter[str]]:
+    """`name`(item) over `work` in PROCESSES forked processes × WORKERS/PROCESSES threads: the
+    GIL of one process would otherwise measure Python, not the database."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # children open their own connections
+    pool = multiprocessing.get_context("fork").Pool(PROCESSES)
+    try:
+        shares = [(name, work[i::PROCESSES], WORKERS // PROCESSES) for i in range(PROCESSES)]
+        start = time.perf_counter()
+        results = pool.map(_chunk, shares)
+        seconds = time.perf_counter() - start
+    finally:
+        pool.close()
+        pool.join()
+    outcomes: Counter[str] = Counter()
+    for _, counted in results:
+        outcomes.update(counted)
+    return seconds, outcomes
+
+
+def _org_with_apps(owner: Any) -> Any:
+    """An Organization on plan S with 20 Applications of mixed sizes and placements."""
+    from billing import ledger, quotes
+    from billing.checkout import confirm_quote
+    from marketplace.models import Application, Blueprint, BlueprintVersion, CatalogSource
+    from orgs.models import Environment, HostCluster, Organization
+
+    org = Organization.objects.create(slug="bench-apps", display_name="Bench Apps")
+    env = Environment.objects.create(organization=org, env_type="prod", name="bench-apps-prod")
+    env.regions.set(HostCluster.objects.all())
+    source = CatalogSource.objects.create(name="bench", kind="directory", location="-")
+    blueprint = Blueprint.objects.create(
+        name="bp-bench", title="Bench", source=source, category="bench", latest_version="1.0.0"
+    )
+    version = BlueprintVersion.objects.create(blueprint=blueprint, version="1.0.0", spec={})
+    sizes = ["small", "medium", "large"]
+    Application.objects.bulk_create(
+        [
+            Application(
+                environment=env,
+                name=f"app-{i:02d}",
+                blueprint_version=version,
+                size=sizes[i % 3],
+                placement="active-hotstandby" if i % 4 == 0 else "single-region",
+                regions=["hz-fsn-rtz-prod", "hz-hel-rtz-prod"]
+                if i % 4 == 0
+                else ["hz-fsn-rtz-prod"],
+            )
+            for i in range(APPS)
+        ]
+    )
+    ledger.append(org=org, amount_minor=10**9, reason="bench")
+    quote = quotes.save(quotes.for_plan_change(by=owner, org=org, plan_code="s"))
+    confirm_quote(by=owner, quote_id=quote.pk)
+    return org
+
+
+def _bench_quote(owner: Any) -> None:
+    from billing import pricing, quotes
+
+    org = _org_with_apps(owner)
+    first = quotes.for_plan_change(by=owner, org=org, plan_code="xl")
+    extras = [line for line in first.recurring_lines if line["kind"] == "app_extra"]
+    assert len(extras) == 3 and sum(line["quantity"] for line in extras) == 18, extras
+
+    def quote() -> None:
+        quotes.save(quotes.for_plan_change(by=owner, org=org, plan_code="xl"))
+
+    def plan_only() -> None:
+        pricing.quote(plan_code="xl")
+
+    report(
+        f"quote (upgrade S → XL, prorated, {APPS} Applications, saved), median of {QUOTES}",
+        median(timed(quote, repeat=QUOTES, warmup=5)),
+        target=20,
+        baseline=median(timed(plan_only, repeat=QUOTES, warmup=5)),
+        baseline_name="the pre-issue plan-only quote (POST /api/v1/quote's)",
+    )
+
+
+def _awaiting_card_orders(owner: Any, count: int, prefix: str) -> list[Any]:
+    """`count` Organizations, each with an order awaiting a card payment (a Checkout Session)."""
+    from billing import checkout, quotes
+    from billing.models import Payment
+    from orgs.models import Organization
+
+    orgs = Organization.objects.bulk_create(
+        [Organization(slug=f"{prefix}-{i:04d}", display_name=f"{prefix} {i}") for i in range(count)]
+    )
+    payments = []
+    for org in orgs:
+        quote = quotes.save(quotes.for_plan_change(by=owner, org=org, plan_code="m"))
+        order = checkout.confirm_quote(by=owner, quote_id=quote.pk).order
+        payments.append(
+            Payment(
+                order=order,
+                provider="stripe",
+                external_id=f"cs_test_{prefix}_{order.pk}",
+                amount_minor=order.due_minor,
+                currency=order.currency,
+            )
+        )
+    return Payment.objects.bulk_create(payments)
+
+
+def _bench_webhook(owner: Any) -> None:
+    from django.conf import settings
+    from django.test import Client
+
+    from billing.models import Order
+    from tests.billing.stripe_emulator import StripeEmulator
+
+    emulator = StripeEmulator()  # objects and signatures only: no HTTP is needed here
+    emulator._server = None
+    settings.PAYMENT_PROVIDER = "stripe"
+    settings.STRIPE_SECRET_KEY = emulator.api_key
+    settings.STRIPE_WEBHOOK_SECRET = emulator.webhook_secret
+    payments = iter(_awaiting_card_orders(owner, WEBHOOKS + 5, "hook"))
+    events = []
+    for payment in payments:
+        session = emulator._object(
+            "checkout.session",
+            id=payment.external_id,
+            status="complete",
+            payment_status="paid",
+            amount_total=payment.amount_minor,
+            currency=payment.currency.lower(),
+            payment_intent=f"pi_test_{payment.pk}",
+            customer=f"cus_test_{payment.pk}",
+        )
+        events.append(emulator.event("checkout.session.completed", session))
+    client = Client()
+    pending = iter(events)
+    sent: list[tuple[bytes, dict[str, str]]] = []
+
+    def deliver() -> None:
+        body, headers = next(pending)
+        sent.append((body, headers))
+        response = client.post(
+            "/billing/webhooks/stripe/",
+            body,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=headers["Stripe-Signature"],
+        )
+        assert response.status_code == 200 and response.json()["outcome"].startswith("paid"), (
+            response.content
+        )
+
+    replays = iter(range(10**6))
+
+    def replay() -> None:
+        body, headers = sent[next(replays) % len(sent)]
+        response = client.post(
+            "/billing/webhooks/stripe/",
+            body,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=headers["Stripe-Signature"],
+        )
+        assert response.json()["outcome"] == "already applied"
+
+    paying = median(timed(deliver, repeat=WEBHOOKS, warmup=5))
+    assert (
+        Order.objects.filter(organization__slug__startswith="hook-", status="paid").count()
+        == WEBHOOKS + 5
+    )
+    report(
+        f"webhook checkout.session.completed → order paid, median of {WEBHOOKS}",
+        paying,
+        target=10,
+        baseline=median(timed(replay, repeat=WEBHOOKS, warmup=5)),
+        baseline_name="the same webhook replayed (signature + idempotency check only)",
+    )
+
+
+_OWNER: Any = None
+_LOCK = ""
+
+
+def _bare_lock(org_id: int) -> str:
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM orgs_organization WHERE id = %s" + _LOCK, [org_id])
+        cursor.execute(
+            "SELECT COALESCE(SUM(amount_minor), 0) FROM billing_ledgerentry"
+            " WHERE organization_id = %s",
+            [org_id],
+        )
+        cursor.fetchone()
+    return "ok"
+
+
+def _confirm(quote_id: int) -> str:
+    from billing import checkout
+
+    done = checkout.confirm_quote(by=_OWNER, quote_id=quote_id)
+    return done.order.status if done.order else "scheduled"
+
+
+def _bench_confirmations(owner: Any, vendor: str) -> None:
+    from billing import ledger, quotes
+    from billing.models import LedgerEntry, Order
+    from orgs.models import Organization
+
+    orgs = Organization.objects.bulk_create(
+        [Organization(slug=f"conf-{i:04d}", display_name=f"Conf {i}") for i in range(CONFIRMATIONS)]
+    )
+    LedgerEntry.objects.bulk_create(
+        [LedgerEntry(organization=org, amount_minor=100_000, reason="bench") for org in orgs]
+    )
+    quote_ids = [
+        quotes.save(quotes.for_plan_change(by=owner, org=org, plan_code="l")).pk for org in orgs
+    ]
+    global _OWNER, _LOCK
+    _OWNER, _LOCK = owner, " FOR UPDATE" if vendor == "postgresql" else ""
+
+    base_seconds, _ = _run_in_processes([org.pk for org in orgs], "_bare_lock")
+    seconds, outcomes = _run_in_processes(quote_ids, "_confirm")
+    assert outcomes == {"paid": CONFIRMATIONS}, outcomes
+    again_seconds, again = _run_in_processes(quote_ids, "_confirm")  # every one clicked twice
+    assert again == {"paid": CONFIRMATIONS}, again
+    orders = Order.objects.filter(organization__slug__startswith="conf-")
+    assert orders.count() == CONFIRMATIONS  # each charged exactly once
+    for org in orgs[:: max(1, CONFIRMATIONS // 50)]:
+        assert ledger.balance(org) == 100_000 - 57_750
+    print(
+        f"  {CONFIRMATIONS} quotes of {CONFIRMATIONS} Organizations, {PROCESSES} processes × "
+        f"{WORKERS // PROCESSES} threads = {WORKERS} connections ({vendor})"
+    )
+    report(
+        "concurrent confirmations (plan L paid from credit), wall time",
+        seconds * 1000,
+        target=5000,
+        baseline=base_seconds * 1000,
+        baseline_name="bare row lock + balance read per Organization",
+    )
+    report("the same 500 confirmed again (no second charge), wall time", again_seconds * 1000)
+
+
+def main() -> None:
+    setup_django()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from core import outbox
+    from orgs.models import HostCluster, Sovereign
+
+    outbox.send = lambda item_id, task_name: True  # type: ignore[assignment]  # a worker's job
+    if connection.vendor == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="bench-payments-"))
+        connection.settings_dict["TEST"]["NAME"] = str(tmp / "bench.sqlite3")
+    settings.QUOTE_TTL_SECONDS = 3600
+    with throwaway_database():
+        sovereign = Sovereign.objects.create(fqdn="bench.local", currency="OMR", tax_rate_bp=500)
+        for region in ("fsn", "hel"):
+            HostCluster.objects.create(
+                sovereign=sovereign,
+                provider="hetzner",
+                region=region,
+                building_block="rtz",
+                env_type="prod",
+            )
+        owner = get_user_model().objects.create_user("bench-owner", "o@example.test", "x" * 12)
+        print(f"  database: {connection.vendor}")
+        _bench_quote(owner)
+        _bench_webhook(owner)
+        _bench_confirmations(owner, connection.vendor)
+
+
+if __name__ == "__main__":
+    main()
