@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -208,11 +209,23 @@ def _quote_for(request: HttpRequest, token: str) -> Quote:
     return quote
 
 
+def _allow_checkout_redirect(response: HttpResponse) -> HttpResponse:
+    """A form on this page may be answered by a redirect to the provider's hosted checkout:
+    the CSP's form-action must allow that origin too."""
+    provider = card_provider()
+    policy = settings.CONTENT_SECURITY_POLICY
+    if provider is not None and policy and "form-action 'self'" in policy:
+        response["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {provider.checkout_origin}"
+        )
+    return response
+
+
 def _quote_page(
     request: HttpRequest, quote: Quote, *, error: str = "", status: int = 200
 ) -> HttpResponse:
     provider = card_provider()
-    return render(
+    response = render(
         request,
         "billing/quote.html",
         {
@@ -225,6 +238,7 @@ def _quote_page(
         },
         status=status,
     )
+    return _allow_checkout_redirect(response)
 
 
 @login_required
@@ -277,7 +291,7 @@ def _pay_by_card(request: HttpRequest, order: Order) -> HttpResponse:
 def account(request: HttpRequest, slug: str) -> HttpResponse:
     org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
     sub = quotes.live_subscription(org)
-    return render(
+    response = render(
         request,
         "billing/account.html",
         {
@@ -294,6 +308,7 @@ def account(request: HttpRequest, slug: str) -> HttpResponse:
             "returned": request.GET.get("paid") or request.GET.get("unpaid"),
         },
     )
+    return _allow_checkout_redirect(response)
 
 
 def _manage(request: HttpRequest, slug: str) -> Organization:

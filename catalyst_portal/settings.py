@@ -393,6 +393,11 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_url("STRIPE_API_BASE", schemes=("http", "https")) or "https://api.stripe.com"
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 10, minimum=1)
+# Where Stripe's hosted checkout lives: pages that send the browser there allow it in the CSP's
+# form-action (a form's redirect to another origin is refused otherwise).
+STRIPE_CHECKOUT_ORIGIN = env_url(
+    "STRIPE_CHECKOUT_ORIGIN", schemes=("http", "https"), default="https://checkout.stripe.com"
+)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
 if PAYMENT_PROVIDER == "stripe" and not (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET):
     raise ImproperlyConfigured(

@@ -51,6 +51,7 @@ class Checkout:
 
 class CardProvider(Protocol):
     name: str
+    checkout_origin: str  # where the hosted checkout page lives (for the CSP's form-action)
 
     def start_checkout(
         self, *, order: Order, success_url: str, cancel_url: str, customer: str | None

@@ -22,8 +22,17 @@ from . import BadSignature, Checkout, PaymentError, ProviderEvent
 class StripeProvider:
     name = "stripe"
 
-    def __init__(self, *, api_key: str, webhook_secret: str, api_base: str, timeout: int) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        webhook_secret: str,
+        api_base: str,
+        timeout: int,
+        checkout_origin: str = "https://checkout.stripe.com",
+    ) -> None:
         self.webhook_secret = webhook_secret
+        self.checkout_origin = checkout_origin
         self.client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base},
@@ -38,6 +47,7 @@ class StripeProvider:
             webhook_secret=settings.STRIPE_WEBHOOK_SECRET,
             api_base=settings.STRIPE_API_BASE,
             timeout=settings.STRIPE_TIMEOUT_SECONDS,
+            checkout_origin=settings.STRIPE_CHECKOUT_ORIGIN,
         )
 
     def start_checkout(

@@ -27,6 +27,9 @@ def seed_price_book() -> None:
     from django.apps import apps
 
     import_module("billing.migrations.0002_plans_and_append_only_ledger").seed_plans(apps, None)
+    import_module("billing.migrations.0003_quotes_subscriptions_and_payments").seed_app_extras(
+        apps, None
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -291,6 +291,8 @@ class StripeEmulator:
         self.requests.append((method, path, params))
         if path.startswith("/pay/"):
             return self._hosted_page(handler, method, path.removeprefix("/pay/"))
+        if path == "/favicon.ico":  # the hosted page's browser asks for it
+            return _send(handler, 404, _error("No favicon", "resource_missing"))
         if handler.headers.get("Authorization") != f"Bearer {self.api_key}":
             self.violations.append(f"{method} {path}: missing or wrong API key")
             return _send(handler, 401, _error("Invalid API Key provided.", "api_key_invalid"))

@@ -47,6 +47,10 @@ def test_redeem_sign_up_and_check_out_in_the_browser(page, live_server, sovereig
     page.check("input[name=plan][value=m]")
     assert axe_violations(page) == []
     page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/quotes/**")
+    assert page.locator("#due-now").inner_text() == "OMR 0.000"  # 30.450 covered by the voucher
+    assert axe_violations(page) == []
+    page.click("#confirm-quote button[type=submit]")
     page.wait_for_url(f"{live_server.url}/billing/ria-co/")
     assert page.locator("#balance").inner_text() == "OMR 19.550"
     assert axe_violations(page) == []
