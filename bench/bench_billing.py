@@ -8,19 +8,22 @@ Each figure is printed beside a baseline from the same run.
 
 from __future__ import annotations
 
-import queue
 import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
-from bench.common import median, report, setup_django, throwaway_database, timed
+from bench.common import (
+    median,
+    report,
+    run_concurrently,
+    setup_django,
+    throwaway_database,
+    timed,
+)
 
 PREVIEWS = 300
 ORGS = 200
@@ -35,44 +38,6 @@ def plain_view(request: HttpRequest) -> JsonResponse:
 
 
 urlpatterns: list[Any] = []  # filled in main(), after Django is set up
-
-
-def _run_concurrently(work: list[Any], attempt: Callable[[Any], str]) -> tuple[float, Counter[str]]:
-    """Run `attempt` over `work` with WORKERS threads (one DB connection each); seconds, outcomes."""
-    from django.db import connections
-
-    items: queue.Queue[Any] = queue.Queue()
-    for item in work:
-        items.put(item)
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
-    start_gate = threading.Barrier(WORKERS + 1)
-
-    def worker() -> None:
-        try:
-            start_gate.wait()
-            while True:
-                try:
-                    item = items.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    result = attempt(item)
-                except Exception as exc:  # counted, so the run's assertion shows it
-                    result = f"error: {type(exc).__name__}: {exc}"
-                with lock:
-                    outcomes[result] += 1
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    start_gate.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, outcomes
 
 
 def _bench_preview(client: Any, code: str) -> None:
@@ -144,8 +109,8 @@ def _bench_redemptions(vendor: str) -> None:
             )
         return "redeemed"
 
-    base_seconds, base_outcomes = _run_concurrently(orgs, bare)
-    seconds, outcomes = _run_concurrently(orgs, redeem)
+    base_seconds, base_outcomes = run_concurrently(orgs, bare, workers=WORKERS)
+    seconds, outcomes = run_concurrently(orgs, redeem, workers=WORKERS)
     assert outcomes == {"redeemed": CAP, "ended": ORGS - CAP}, outcomes
     assert base_outcomes == outcomes, base_outcomes
     assert Voucher.objects.get(code=code).redeemed_count == CAP

@@ -9,16 +9,20 @@ run here: a worker runs them after the response, so they are not part of a reque
 
 from __future__ import annotations
 
-import queue
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, report, setup_django, throwaway_database, timed
+from bench.common import (
+    median,
+    report,
+    run_concurrently,
+    setup_django,
+    throwaway_database,
+    timed,
+)
 
 APPS = 20
 QUOTES = 60
@@ -28,49 +32,10 @@ WORKERS = 20  # a bounded pool: PostgreSQL's max_connections (100) is shared wit
 PROCESSES = 4  # like 4 web workers of 5 threads each: 20 connections, both cores busy
 
 
-def _run_concurrently(work: list[Any], attempt: Callable[[Any], str]) -> tuple[float, Counter[str]]:
-    from django.db import connections
-
-    items: queue.Queue[Any] = queue.Queue()
-    for item in work:
-        items.put(item)
-    outcomes: Counter[str] = Counter()
-    lock = threading.Lock()
-    gate = threading.Barrier(WORKERS + 1)
-
-    def worker() -> None:
-        try:
-            gate.wait()
-            while True:
-                try:
-                    item = items.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    result = attempt(item)
-                except Exception as exc:  # counted: the run's assertion shows it
-                    result = f"error: {type(exc).__name__}: {exc}"
-                with lock:
-                    outcomes[result] += 1
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
-    for thread in threads:
-        thread.start()
-    gate.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start, outcomes
-
-
 def _chunk(args: tuple[str, list[Any], int]) -> tuple[float, Counter[str]]:
     """One worker process: its share of the work over `threads` threads."""
     name, work, threads = args
-    global WORKERS
-    WORKERS = threads
-    return _run_concurrently(work, globals()[name])
+    return run_concurrently(work, globals()[name], workers=threads)
 
 
 def _run_in_processes(work: list[Any], name: str) -> tuple[float, Counter[str]]:

@@ -51,6 +51,51 @@ def timed(fn: Callable[[], Any], *, repeat: int, warmup: int = 2) -> list[float]
     return samples
 
 
+def run_concurrently(
+    work: list[Any], attempt: Callable[[Any], str], *, workers: int
+) -> tuple[float, Any]:
+    """`attempt(item)` over `work` from `workers` threads (one DB connection each), started
+    together; returns (seconds, Counter of outcomes). An exception counts as an outcome."""
+    import queue
+    import threading
+    from collections import Counter
+
+    from django.db import connections
+
+    items: queue.Queue[Any] = queue.Queue()
+    for item in work:
+        items.put(item)
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    gate = threading.Barrier(workers + 1)
+
+    def worker() -> None:
+        try:
+            gate.wait()
+            while True:
+                try:
+                    item = items.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    result = attempt(item)
+                except Exception as exc:  # counted, so the run's assertion shows it
+                    result = f"error: {type(exc).__name__}: {exc}"
+                with lock:
+                    outcomes[result] += 1
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start, outcomes
+
+
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
 

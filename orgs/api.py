@@ -137,6 +137,7 @@ def _lifecycle(action: str, service: Any) -> Any:
 organization_suspend = _lifecycle("organization.suspend", services.suspend_organization)
 organization_resume = _lifecycle("organization.suspend", services.resume_organization)
 organization_archive = _lifecycle("organization.archive", services.archive_organization)
+organization_restore = _lifecycle("organization.archive", services.restore_organization)
 
 
 @extend_schema(

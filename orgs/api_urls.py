@@ -9,6 +9,7 @@ urlpatterns = [
     path("orgs/<slug:slug>/suspend", api.organization_suspend, name="api-org-suspend"),
     path("orgs/<slug:slug>/resume", api.organization_resume, name="api-org-resume"),
     path("orgs/<slug:slug>/archive", api.organization_archive, name="api-org-archive"),
+    path("orgs/<slug:slug>/restore", api.organization_restore, name="api-org-restore"),
     path("orgs/<slug:slug>/audit", api.organization_audit, name="api-org-audit"),
     path("orgs/<slug:slug>/environments/", api.environments, name="api-environments"),
     path("orgs/<slug:slug>/environments/<slug:env>/", api.environment, name="api-environment"),

@@ -26,6 +26,8 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -359,3 +361,21 @@ def _send(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) ->
     handler.send_header("Request-Id", f"req_{secrets.token_hex(8)}")
     handler.end_headers()
     handler.wfile.write(data)
+
+
+@contextmanager
+def stripe_configured(settings: Any, *, webhook_url: str = "") -> Iterator[StripeEmulator]:
+    """A running emulator with the portal's Stripe settings pointing at it (for fixtures);
+    fails the test if the portal broke Stripe's API contract."""
+    emulator = StripeEmulator().start()
+    emulator.webhook_url = webhook_url
+    settings.PAYMENT_PROVIDER = "stripe"
+    settings.STRIPE_SECRET_KEY = emulator.api_key
+    settings.STRIPE_WEBHOOK_SECRET = emulator.webhook_secret
+    settings.STRIPE_API_BASE = emulator.url
+    settings.STRIPE_CHECKOUT_ORIGIN = emulator.url  # its hosted page stands in for Stripe's
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+    assert emulator.violations == [], "Stripe API contract violated"

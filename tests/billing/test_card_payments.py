@@ -26,7 +26,7 @@ from billing.models import (
 from core.models import AuditEvent
 from orgs.models import Organization
 from tests.billing.helpers import quote_form
-from tests.billing.stripe_emulator import StripeEmulator, sign
+from tests.billing.stripe_emulator import sign, stripe_configured
 
 pytestmark = pytest.mark.django_db
 WEBHOOK = "/billing/webhooks/stripe/"
@@ -35,14 +35,8 @@ WIZARD = {"slug": "cardco", "display_name": "Card Co", "plan": "m", "region": "h
 
 @pytest.fixture
 def stripe_api(settings: Any) -> Any:
-    emulator = StripeEmulator().start()
-    settings.PAYMENT_PROVIDER = "stripe"
-    settings.STRIPE_SECRET_KEY = emulator.api_key
-    settings.STRIPE_WEBHOOK_SECRET = emulator.webhook_secret
-    settings.STRIPE_API_BASE = emulator.url
-    yield emulator
-    emulator.stop()
-    assert emulator.violations == [], "Stripe API contract violated"
+    with stripe_configured(settings) as emulator:
+        yield emulator
 
 
 def buy_by_card(client: Client, **data: Any) -> tuple[Order, Payment, Any]:

@@ -16,7 +16,7 @@ from billing.models import Order, Subscription
 from orgs.models import Organization
 from tests.billing.conftest import seed_price_book
 from tests.billing.helpers import order_plan
-from tests.billing.stripe_emulator import StripeEmulator
+from tests.billing.stripe_emulator import stripe_configured
 from tests.browser.conftest import axe_violations, sign_in
 from tests.conftest import PASSWORD, make_user
 from tests.gitutil import show
@@ -31,16 +31,9 @@ def shot(page: Any, name: str) -> None:
 
 @pytest.fixture
 def stripe_api(settings: Any, live_server: Any) -> Any:
-    emulator = StripeEmulator().start()
-    emulator.webhook_url = f"{live_server.url}/billing/webhooks/stripe/"
-    settings.PAYMENT_PROVIDER = "stripe"
-    settings.STRIPE_SECRET_KEY = emulator.api_key
-    settings.STRIPE_WEBHOOK_SECRET = emulator.webhook_secret
-    settings.STRIPE_API_BASE = emulator.url
-    settings.STRIPE_CHECKOUT_ORIGIN = emulator.url  # its hosted page stands in for Stripe's
-    yield emulator
-    emulator.stop()
-    assert emulator.violations == []
+    webhook = f"{live_server.url}/billing/webhooks/stripe/"
+    with stripe_configured(settings, webhook_url=webhook) as emulator:
+        yield emulator
 
 
 def test_first_purchase_by_card(page, live_server, sovereign, stripe_api):

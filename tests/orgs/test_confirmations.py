@@ -82,3 +82,14 @@ def test_an_archived_organization_is_restored_within_the_retention_period(
     late = client.post("/orgs/acme/restore/", {"confirm": "acme"})
     assert late.status_code == 409 and "retention" in late.content.decode()
     assert Organization.objects.get(slug="acme").state == "archived"
+
+
+def test_restore_through_the_api(cast, client_for, on_commit):
+    client = client_for(cast["owner"])
+    with on_commit():
+        assert client.post("/api/v1/orgs/acme/archive").status_code == 200
+        response = client.post("/api/v1/orgs/acme/restore")
+    assert response.status_code == 200 and response.json()["state"] == "provisioning"
+    assert Organization.objects.get(slug="acme").archived_at is None
+    again = client.post("/api/v1/orgs/acme/restore")
+    assert again.status_code == 409 and "Only an archived" in again.json()["errors"]["state"][0]

@@ -270,6 +270,13 @@ CASES: list[Case] = [
     Case(
         "api org archive", "POST", "/api/v1/orgs/acme/archive", owner_only(200, api=True), api=True
     ),
+    Case(
+        "api org restore (not archived)",
+        "POST",
+        "/api/v1/orgs/acme/restore",
+        owner_only(409, api=True),
+        api=True,
+    ),
     Case("api org audit", "GET", "/api/v1/orgs/acme/audit", acme_readers(api=True), api=True),
     Case(
         "api environments",
