@@ -89,6 +89,7 @@ def test_preview_is_rate_limited_per_ip_without_revealing_why(sovereign, setting
 
 def test_preview_is_rate_limited_per_account(cast, client_for, settings):
     settings.VOUCHER_PREVIEW_LIMIT_PER_USER = 2
+    settings.BILLING_RATE_WINDOW_SECONDS = 3600  # fixed windows: no minute boundary mid-test
     make()
     statuses = [
         client_for(cast["owner"])
