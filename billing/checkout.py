@@ -38,6 +38,7 @@ from .models import (
     QuoteKind,
     QuoteStatus,
     Subscription,
+    SubscriptionStatus,
 )
 from .money import format_money
 
@@ -88,9 +89,11 @@ def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
         org = order.organization if order else quote.organization
         assert org is not None
         return Confirmation(org, order, "This quote was already confirmed.")
+    sub = None
     if quote.organization_id:  # the Organization as it is under its lock
         quote.organization = Organization.objects.select_for_update().get(pk=quote.organization_id)
-    fresh = quotes.refresh(quote)
+        sub = quotes.live_subscription(quote.organization)
+    fresh = quotes.refresh(quote, sub=sub)
     if quote.status != QuoteStatus.OPEN or quote.expires_at <= timezone.now():
         raise _Stale(fresh, QUOTE_EXPIRED)
     if fresh.kind != quote.kind or fresh.money != quote.money:
@@ -102,8 +105,9 @@ def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
     org = quote.organization
     assert org is not None
     if quote.kind == QuoteKind.DOWNGRADE:
-        return _schedule_downgrade(quote, org=org, by=by)
-    order = place(quote, org=org, by=by)
+        assert sub is not None
+        return _schedule_downgrade(quote, org=org, by=by, sub=sub)
+    order = place(quote, org=org, by=by, sub=sub)
     return Confirmation(org, order, order_message(order))
 
 
@@ -120,13 +124,13 @@ def _confirm_new(quote: Quote, *, by: Any) -> Confirmation:
     quote.save(update_fields=["organization"])
     if inputs.get("voucher_code"):
         vouchers.redeem_voucher(code=inputs["voucher_code"], org=org, by=by)
-    order = place(quote, org=org, by=by)
+    order = place(quote, org=org, by=by, sub=None)
     return Confirmation(org, order, order_message(order))
 
 
-def _schedule_downgrade(quote: Quote, *, org: Organization, by: Any) -> Confirmation:
-    sub = quotes.live_subscription(org)
-    assert sub is not None
+def _schedule_downgrade(
+    quote: Quote, *, org: Organization, by: Any, sub: Subscription
+) -> Confirmation:
     before = {"pending_plan_code": sub.pending_plan_code}
     sub.pending_plan_code = quote.plan_code
     sub.save(update_fields=["pending_plan_code"])
@@ -144,13 +148,14 @@ def _schedule_downgrade(quote: Quote, *, org: Organization, by: Any) -> Confirma
     )
 
 
-def place(quote: Quote, *, org: Organization, by: Any) -> Order:
-    """The order for a confirmed quote (inside the caller's transaction, org row locked)."""
+def place(quote: Quote, *, org: Organization, by: Any, sub: Subscription | None) -> Order:
+    """The order for a confirmed quote (inside the caller's transaction, org row locked; `sub`
+    is its live subscription, if any)."""
     order = Order.objects.create(
         organization=org,
         kind=quote.kind,
         quote=quote,
-        subscription=quotes.live_subscription(org),
+        subscription=sub,
         plan_code=quote.plan_code,
         addons=quote.inputs.get("addons") or {},
         lines=quote.lines,
@@ -233,7 +238,9 @@ def fulfil(order: Order, *, by: Any) -> None:
     org = order.organization
     now = timezone.now()
     plan_unit = next((line["unit_minor"] for line in order.lines if line["kind"] == "plan"), None)
-    sub = quotes.live_subscription(org)
+    sub = order.subscription if order.subscription_id else None
+    if sub is not None and sub.status != SubscriptionStatus.ACTIVE:
+        sub = quotes.live_subscription(org)
     if order.kind in (QuoteKind.NEW, QuoteKind.PURCHASE) or sub is None:
         sub = Subscription.objects.create(
             organization=org,

@@ -174,17 +174,28 @@ def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
     return int(balance), bool(waiting)
 
 
+_UNSET: Any = object()
+
+
 def for_plan_change(
-    *, by: Any, org: Organization, plan_code: str, at: datetime | None = None, priced_at: Any = None
+    *,
+    by: Any,
+    org: Organization,
+    plan_code: str,
+    at: datetime | None = None,
+    priced_at: Any = None,
+    sub: Any = _UNSET,
 ) -> Quote:
     """Moving `org` to `plan_code`: a first purchase, an upgrade now (prorated) or a downgrade at
     the end of the period. Asking for the current plan raises NoChange.
 
     `priced_at` (confirmation) prices with today's price book but keeps the proration of the
-    moment the quote was shown (`at`), so seconds passing never count as a price change."""
+    moment the quote was shown (`at`), so seconds passing never count as a price change. A caller
+    that has read the live subscription already passes it as `sub`."""
     now = at or timezone.now()
     book = priced_at or PriceBook(now)
-    sub = live_subscription(org)
+    if sub is _UNSET:
+        sub = live_subscription(org)
     current = sub.plan_code if sub else org.plan_code
     if plan_code == current:
         raise NoChange({"plan": f"{org.display_name} is already on plan {plan_code.upper()}."})
@@ -274,13 +285,13 @@ def _share(amount: int, part: int, whole: int) -> int:
     return (2 * amount * part + whole) // (2 * whole)
 
 
-def refresh(quote: Quote, *, at: datetime | None = None) -> Quote:
+def refresh(quote: Quote, *, at: datetime | None = None, sub: Any = _UNSET) -> Quote:
     """The same request priced again now (prices, tax, credit, subscription of this moment)."""
     inputs = quote.inputs
     book = PriceBook(at)
     if quote.kind == QuoteKind.NEW:
         fresh = for_new_organization(
-            by=quote.requested_by,
+            by=None,
             slug=inputs["slug"],
             display_name=inputs["display_name"],
             region=inputs["region"],
@@ -292,12 +303,14 @@ def refresh(quote: Quote, *, at: datetime | None = None) -> Quote:
     else:
         assert quote.organization is not None
         fresh = for_plan_change(
-            by=quote.requested_by,
+            by=None,
             org=quote.organization,
             plan_code=inputs["plan"],
             at=quote.created_at,
             priced_at=book,
+            sub=sub,
         )
+    fresh.requested_by_id = quote.requested_by_id
     return fresh
 
 

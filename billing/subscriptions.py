@@ -160,7 +160,7 @@ def _renew(sub: Subscription, org: Organization) -> Order:
     )
     if org.plan_code != plan_code:
         checkout.set_org_plan(org, plan_code=plan_code, by=None)
-    return checkout.place(quote, org=org, by=None)
+    return checkout.place(quote, org=org, by=None, sub=sub)
 
 
 def advance_due(now: datetime | None = None) -> int:
