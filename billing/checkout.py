@@ -210,9 +210,9 @@ def place(quote: Quote, *, org: Organization, by: Any, sub: Subscription | None)
 
 
 def _mark_paid(order: Order) -> None:
+    """Paid now; saved by `fulfil`, which runs next and writes the order once."""
     order.status = OrderStatus.PAID
     order.paid_at = timezone.now()
-    order.save(update_fields=["status", "paid_at"])
 
 
 def _issue_invoice(order: Order, *, by: Any) -> Invoice:
@@ -260,7 +260,7 @@ def fulfil(order: Order, *, by: Any) -> None:
         sub.plan_code, sub.plan_unit_minor, sub.pending_plan_code = order.plan_code, new_unit, ""
         sub.save(update_fields=["plan_code", "plan_unit_minor", "pending_plan_code"])
     order.subscription = sub
-    order.save(update_fields=["subscription", "period_start", "period_end"])
+    order.save(update_fields=["status", "paid_at", "subscription", "period_start", "period_end"])
     if org.plan_code != sub.plan_code:
         set_org_plan(org, plan_code=sub.plan_code, by=by)
     audit.record(
