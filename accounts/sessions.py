@@ -142,31 +142,36 @@ class _Refused(Exception):
 
 
 def _refresh(refresh_token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Redeem the refresh token (client authentication: HTTP Basic, RFC 6749 §2.3.1) and read
+    userinfo with the new access token. `_Refused` when the provider disowns the grant."""
     found = oidc.provider()
     timeout = settings.OIDC_DISCOVERY_TIMEOUT_SECONDS
     answer = requests.post(
         found.token_endpoint,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": settings.OIDC_RP_CLIENT_ID,
-            "client_secret": settings.OIDC_RP_CLIENT_SECRET,
-        },
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(settings.OIDC_RP_CLIENT_ID, settings.OIDC_RP_CLIENT_SECRET),
         timeout=timeout,
     )
-    if answer.status_code in (400, 401):  # invalid_grant, invalid_client (RFC 6749 §5.2)
-        raise _Refused(f"token endpoint answered {answer.status_code}")
-    answer.raise_for_status()
+    if answer.status_code == 400 and _error_of(answer) == "invalid_grant":  # RFC 6749 §5.2
+        raise _Refused("the refresh token was refused (invalid_grant)")
+    answer.raise_for_status()  # anything else (invalid_client, 5xx) is the portal's problem
     tokens = answer.json()
     info = requests.get(
         found.userinfo_endpoint,
         headers={"Authorization": f"Bearer {tokens['access_token']}"},
         timeout=timeout,
     )
-    if info.status_code in (401, 403):
-        raise _Refused(f"userinfo answered {info.status_code}")
+    if info.status_code == 401:  # a fresh access token refused: the subject is gone
+        raise _Refused("userinfo refused a fresh access token")
     info.raise_for_status()
     return tokens, info.json()
+
+
+def _error_of(answer: requests.Response) -> str:
+    try:
+        return str(answer.json().get("error", ""))
+    except ValueError:
+        return ""
 
 
 def end_message(outcome: Outcome) -> str:

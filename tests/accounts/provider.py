@@ -106,9 +106,12 @@ class Provider:
             if flask.request.args.get("prompt") == "none":
                 return self._error_redirect("login_required")
             return None  # the mock's sign-in form
-        grant, redirect_uri = mock._validate_auth_request_client_params(flask.request)
-        response = grant.create_authorization_response(redirect_uri, user)
-        return mock.authorization.handle_response(*response)
+        server = mock.authorization
+        try:  # validated with the session's user, so prompt=none is satisfied
+            grant = server.get_consent_grant(end_user=user)
+        except mock.OAuth2Error as error:
+            return server.handle_error_response(None, error)
+        return server.create_authorization_response(grant_user=user, grant=grant)
 
     def _error_redirect(self, error: str) -> Any:
         args = flask.request.args

@@ -330,3 +330,35 @@ def test_groups_claim_is_configurable_and_normalized(settings: Any) -> None:
     assert identities.groups_from({"roles": "solo"}) == ["solo"]
     assert identities.groups_from({"groups": ["ignored"]}) == []
     assert identities.groups_from({"roles": {"not": "a list"}}) == []
+
+
+def test_a_provider_that_died_after_discovery_gets_the_portals_own_page(
+    settings: Any, db: Any, caplog: Any
+) -> None:
+    """Issue 9, defect 12: the cached discovery document must not send browsers to a dead host."""
+    doomed = Provider().start()
+    settings.OIDC_ISSUER = doomed.url
+    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
+    settings.AUTHENTICATION_BACKENDS = [BACKEND, PASSWORD_BACKEND]
+    oidc.forget_discovery()
+    try:
+        assert oidc.provider().authorization_endpoint.startswith(doomed.url)  # cached
+        first = Client().get("/oidc/authenticate/")
+        assert first.status_code == 302 and first["Location"].startswith(doomed.url)
+    finally:
+        doomed.stop()
+
+    with caplog.at_level(logging.ERROR, logger="accounts.oidc"):
+        response = Client().get("/oidc/authenticate/")
+    assert response.status_code == 503
+    assert "Single sign-on is unavailable" in response.content.decode()
+    assert "OIDC_ISSUER=" in caplog.text
+    oidc.forget_discovery()
+
+
+def test_the_csp_lets_the_sign_out_form_reach_the_provider(sso: Provider, db: Any) -> None:
+    """Issue 9, defect 4 (HTTP side; tests/browser/test_sign_out.py follows it in Chromium)."""
+    policy = Client().get("/login/")["Content-Security-Policy"]
+    form_action = next(d for d in policy.split(";") if d.strip().startswith("form-action"))
+    assert form_action.split()[1:] == ["'self'", sso.url]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
