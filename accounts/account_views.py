@@ -33,7 +33,6 @@ def account(request: AccountRequest) -> HttpResponse:
         "verified": verified if verified and verified.email == user.email.lower() else None,
         "identities": OIDCIdentity.objects.filter(user=user).order_by("issuer"),
         "has_password": user.has_usable_password(),
-        "groups": user.oidc_groups,
     }
     return render(request, "accounts/account.html", context)
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from core import audit
 
-from .models import Account, ApiToken, OIDCIdentity, VerifiedEmail, clean_display_name
+from .models import Account, OIDCIdentity, VerifiedEmail, clean_display_name
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +224,9 @@ def refresh(identity: OIDCIdentity, claims: dict[str, Any]) -> OIDCIdentity:
 
 
 def lose(identity: OIDCIdentity, *, reason: str) -> None:
-    """The provider no longer vouches for this subject (deleted, disabled, sessions revoked):
-    its groups stop counting, and an account with no other door loses its API tokens too."""
+    """The provider refused to renew a session of this subject (account deleted or disabled,
+    sessions revoked, signed out there): its groups stop counting — for API tokens too — until
+    the person signs in at the provider again. The account and its direct grants stay."""
     with transaction.atomic():
         locked = OIDCIdentity.objects.select_for_update().get(pk=identity.pk)
         if locked.lost_at is not None:
@@ -234,16 +235,12 @@ def lose(identity: OIDCIdentity, *, reason: str) -> None:
         locked.lost_at = timezone.now()
         locked.groups = []
         locked.save(update_fields=["lost_at", "groups"])
-        user = Account.objects.get(pk=locked.user_id)
-        revoked = 0
-        if not user.has_usable_password():
-            revoked = ApiToken.objects.active().filter(user=user).update(revoked_at=locked.lost_at)
         audit.record(
             "account.identity.lost",
             actor=None,
             target=locked,
             before=before,
-            after={**_snapshot(locked), "reason": reason, "api_tokens_revoked": revoked},
+            after={**_snapshot(locked), "reason": reason},
         )
 
 

@@ -26,6 +26,7 @@ import requests
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.signals import user_logged_in
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -116,6 +117,26 @@ def _revalidate_if_due(request: HttpRequest, now: float) -> Outcome:
     refresh_token = str(session.get(REFRESH_TOKEN_KEY) or "")
     if not refresh_token:
         return Outcome.REAUTHENTICATE
+    # One re-validation per session at a time: a provider that rotates refresh tokens refuses
+    # the second use of one, which must not read as "this person is gone".
+    lock = f"accounts:revalidate:{session.session_key}"
+    if not cache.add(lock, 1, timeout=settings.OIDC_DISCOVERY_TIMEOUT_SECONDS * 3):
+        return Outcome.LIVE
+    try:
+        return _revalidate(request, identity, refresh_token, now, validated_at)
+    finally:
+        cache.delete(lock)
+
+
+def _revalidate(
+    request: HttpRequest,
+    identity: OIDCIdentity,
+    refresh_token: str,
+    now: float,
+    validated_at: float,
+) -> Outcome:
+    session = request.session
+    interval = settings.OIDC_REVALIDATE_MINUTES * 60
     try:
         tokens, userinfo = _refresh(refresh_token)
     except _Refused as exc:

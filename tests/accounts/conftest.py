@@ -18,11 +18,9 @@ from django.core import mail
 from django.test import Client
 
 from accounts import oidc
-from tests.accounts.provider import Provider
+from tests.accounts.provider import BACKENDS, Provider, point_portal_at
 
-CLIENT_ID = "catalyst-portal"
-BACKEND = "accounts.oidc.PortalOIDCBackend"
-PASSWORD_BACKEND = "accounts.backends.PasswordBackend"
+BACKEND, PASSWORD_BACKEND = BACKENDS
 
 
 @pytest.fixture(autouse=True)
@@ -42,12 +40,7 @@ def provider() -> Iterator[Provider]:
 
 @pytest.fixture
 def sso(settings: Any, provider: Provider) -> Iterator[Provider]:
-    settings.OIDC_ISSUER = provider.url
-    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
-    settings.OIDC_RP_CLIENT_SECRET = "not-so-secret"
-    settings.OIDC_VERIFY_KID = False  # the mock's ID token carries no kid
-    settings.AUTHENTICATION_BACKENDS = [BACKEND, PASSWORD_BACKEND]
-    oidc.forget_discovery()
+    point_portal_at(settings, provider)
     yield provider
     oidc.forget_discovery()
 

@@ -27,10 +27,23 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import flask
 import requests
 import werkzeug.serving
-from authlib import jose
 from oidc_provider_mock import _app as mock
 
 SESSION_COOKIE = "op_session"
+CLIENT_ID = "catalyst-portal"
+BACKENDS = ["accounts.oidc.PortalOIDCBackend", "accounts.backends.PasswordBackend"]
+
+
+def point_portal_at(settings: Any, provider: Provider) -> None:
+    """The settings a Sovereign sets for its Keycloak, aimed at `provider`."""
+    from accounts import oidc
+
+    settings.OIDC_ISSUER = provider.url
+    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
+    settings.OIDC_RP_CLIENT_SECRET = "not-so-secret"
+    settings.OIDC_VERIFY_KID = False  # the mock's ID token carries no kid
+    settings.AUTHENTICATION_BACKENDS = BACKENDS
+    oidc.forget_discovery()
 
 
 class Provider:
@@ -137,6 +150,8 @@ class Provider:
         return flask.redirect(target)
 
     def _verified_hint(self, hint: str) -> dict[str, Any] | None:
+        from authlib import jose  # (deprecated module, but the one the mock signs with)
+
         try:
             claims = jose.jwt.decode(hint, self._storage().jwk)
             claims.validate_iss()

@@ -25,8 +25,8 @@ from accounts import identities, oidc, services, sessions
 from accounts.models import OIDCIdentity
 from core.models import AuditEvent
 from rbac import services as rbac_services
-from tests.accounts.conftest import BACKEND, CLIENT_ID, PASSWORD_BACKEND, Browser
-from tests.accounts.provider import Provider
+from tests.accounts.conftest import BACKEND, PASSWORD_BACKEND, Browser
+from tests.accounts.provider import CLIENT_ID, Provider
 from tests.conftest import PASSWORD, make_user, org_scope
 
 

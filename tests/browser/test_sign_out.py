@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from accounts import oidc
-from tests.accounts.provider import Provider
+from tests.accounts.provider import Provider, point_portal_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -23,15 +23,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 @pytest.fixture
 def sso_provider(settings: Any) -> Any:
     provider = Provider().start()
-    settings.OIDC_ISSUER = provider.url
-    settings.OIDC_RP_CLIENT_ID = "catalyst-portal"
-    settings.OIDC_RP_CLIENT_SECRET = "not-so-secret"
-    settings.OIDC_VERIFY_KID = False
-    settings.AUTHENTICATION_BACKENDS = [
-        "accounts.oidc.PortalOIDCBackend",
-        "accounts.backends.PasswordBackend",
-    ]
-    oidc.forget_discovery()
+    point_portal_at(settings, provider)
     yield provider
     oidc.forget_discovery()
     provider.stop()
