@@ -363,6 +363,11 @@ CELERY_BEAT_SCHEDULE["sync-catalog"] = {
 # Whether a Flux watcher reports cluster status; without one an uninstalled Application's row is
 # removed as soon as its files are gone (nothing can report "drained").
 FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
+# Reference values of the charts Blueprints install (<chart>/<version>/values.yaml[, .schema.json]):
+# Blueprint values are checked against them where the chart version is known (curation review, tests).
+CHART_SPECS_DIR = Path(
+    env_str("CHART_SPECS_DIR", str(BASE_DIR.parent / "shared" / "specs" / "charts"))
+)
 DEMO_LOADERS = ["sync_catalog"]
 
 # --- BSS: vouchers, sign-up (billing app) ----------------------------------------------------

@@ -58,10 +58,11 @@ def preview(plan: InstallPlan) -> list[FileChange]:
             pk__in=[a["version_id"] for a in plan.data["apps"]]
         ).select_related("blueprint")
     }
+    apps = [unsaved_application(env, spec, by_id[spec["version_id"]]) for spec in plan.data["apps"]]
+    peers = {app.name: app for app in apps}
     out: list[FileChange] = []
-    for spec in plan.data["apps"]:
-        app = unsaved_application(env, spec, by_id[spec["version_id"]])
-        for desired in manifests.trees(app):
+    for app in apps:
+        for desired in manifests.trees(app, peers=peers):
             validate_files(desired.files)
             out += _changes(desired)
     return out

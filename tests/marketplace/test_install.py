@@ -70,10 +70,18 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
             "name": "blog-credentials",
             "valuesKey": "admin-password",
             "targetPath": "wordpressPassword",
-        }
+        },
+        {  # the database's user password, wired from the dependency's own credentials
+            "kind": "Secret",
+            "name": "blog-db-credentials",
+            "valuesKey": "password",
+            "targetPath": "externalDatabase.password",
+        },
     ]
     values = yaml.safe_load(show(root + "values.yaml", "acme", "blog", "main"))
-    assert values["ingress"]["hostname"] == "blog.acme.test" and "wordpressPassword" not in values
+    assert values["ingress"] == {"enabled": True, "hostname": "blog.acme.test"}
+    assert "wordpressPassword" not in values and "password" not in values["externalDatabase"]
+    assert values["externalDatabase"]["host"] == "blog-db" and values["mariadb"]["enabled"] is False
     config = "applications/acme/acme-prod/blog/kustomization-hz-fsn-rtz-prod.yaml"
     kust = yaml.safe_load(show(config))
     assert validate_manifest(kust) == [] and kust["spec"]["dependsOn"] == [
@@ -137,7 +145,7 @@ def other_user_cannot_see_plan(client, url):
     return client.get(url).status_code == 404
 
 
-def test_standby_region_renders_zero_replicas(catalog, cast, acme_prod, on_commit):
+def test_standby_region_renders_the_blueprints_standby_values(catalog, cast, acme_prod, on_commit):
     from orgs.models import HostCluster
 
     acme_prod.regions.add(HostCluster.objects.get(name="hz-hel-rtz-prod"))
@@ -157,12 +165,15 @@ def test_standby_region_renders_zero_replicas(catalog, cast, acme_prod, on_commi
     standby = yaml.safe_load(
         show("clusters/hz-hel-rtz-prod/applications/pgsql/values.yaml", "acme", "pgsql", "main")
     )
-    assert active["cluster"]["instances"] == 3 and active["catalyst"]["role"] == "active"
-    assert (
-        standby["cluster"]["instances"] == 0
-        and standby["replicaCount"] == 0
-        and standby["catalyst"]["role"] == "standby"
-    )
+    assert active["cluster"]["instances"] == 3 and standby["cluster"]["instances"] == 1
+    assert "replicaCount" not in standby  # the cluster chart has no such key
+    for cluster, role in (("hz-fsn-rtz-prod", "active"), ("hz-hel-rtz-prod", "standby")):
+        release = list(
+            yaml.safe_load_all(
+                show(f"clusters/{cluster}/applications/pgsql/helmrelease.yaml", "acme", "pgsql")
+            )
+        )[1]
+        assert release["metadata"]["annotations"]["catalyst.openova.io/role"] == role
     for cluster in ("hz-fsn-rtz-prod", "hz-hel-rtz-prod"):
         kust = yaml.safe_load(
             show(f"applications/acme/acme-prod/pgsql/kustomization-{cluster}.yaml")
