@@ -7,7 +7,7 @@ from django import forms
 from orgs.models import HostCluster
 
 from . import ledger
-from .models import AddOn, Plan, VoucherReason
+from .models import AddOn, AddOnKind, Plan, VoucherReason
 from .money import exponent, format_money, parse_money
 from .pricing import MAX_ADDON_QUANTITY, current_price
 
@@ -136,7 +136,7 @@ class CheckoutForm(forms.Form):
         _choice(self, "region").choices = [
             (c.name, f"{c.name} ({c.region})") for c in HostCluster.objects.filter(env_type="prod")
         ]
-        for addon in AddOn.objects.filter(is_active=True):
+        for addon in AddOn.objects.filter(is_active=True, kind=AddOnKind.ADDON):
             price = current_price(addon=addon)
             each = f" — {format_money(price.amount_minor, price.currency)} a month" if price else ""
             self.fields[f"addon_{addon.code}"] = forms.IntegerField(

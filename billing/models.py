@@ -31,11 +31,22 @@ class Plan(models.Model):
         return self.name
 
 
+class AddOnKind(models.TextChoices):
+    ADDON = "addon", "Add-on (ordered at checkout)"
+    APPLICATION = "application", "Application price (by size and topology)"
+
+
 class AddOn(models.Model):
     code = models.SlugField(max_length=32, unique=True)
     name = models.CharField(max_length=64)
     unit = models.CharField(max_length=32, default="unit")
     is_active = models.BooleanField(default=True)
+    kind = models.CharField(
+        max_length=16,
+        choices=AddOnKind.choices,
+        default=AddOnKind.ADDON,
+        help_text="application prices are not ordered at checkout; installs are priced by them",
+    )
 
     class Meta:
         ordering = ["code"]

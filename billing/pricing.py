@@ -13,7 +13,7 @@ from django.utils import timezone
 from core import audit
 from orgs.models import Sovereign
 
-from .models import AddOn, Plan, Price
+from .models import AddOn, AddOnKind, Plan, Price
 from .money import format_money, tax_of
 
 MAX_ADDON_QUANTITY = 1000
@@ -82,7 +82,7 @@ def _addon_line(code: str, quantity: int, currency: str, at: datetime) -> QuoteL
     field_name = f"addons.{code}"
     if not isinstance(quantity, int) or not 1 <= quantity <= MAX_ADDON_QUANTITY:
         raise ValidationError({field_name: f"Enter a quantity from 1 to {MAX_ADDON_QUANTITY}."})
-    addon = AddOn.objects.filter(code=code, is_active=True).first()
+    addon = AddOn.objects.filter(code=code, is_active=True, kind=AddOnKind.ADDON).first()
     if addon is None:
         raise ValidationError({field_name: f"Unknown add-on “{code}”."})
     price = current_price(addon=addon, at=at)
@@ -163,3 +163,59 @@ def create_addon(*, by: Any, code: str, name: str, unit: str, amount_minor: int)
         )
         set_price(by=by, addon=addon, amount_minor=amount_minor, effective_from=timezone.now())
     return addon
+
+
+# --- Application prices (read by the marketplace: install preview, Blueprint page) -------------
+
+APP_SIZE_CODE = "app-{size}"  # monthly price of one Application of that size, per active region
+APP_STANDBY_CODE = "app-standby"  # monthly price of each hot-standby region of an Application
+TOPOLOGIES = ("single-region", "active-active", "active-hotstandby")
+
+
+@dataclass(frozen=True)
+class AppUnit:
+    """What an Application is priced by: its size and topology (name only labels the line)."""
+
+    name: str
+    size: str
+    placement: str
+    regions: int
+
+
+def _application_rate(code: str, currency: str, at: datetime) -> tuple[AddOn, int]:
+    addon = AddOn.objects.filter(code=code, is_active=True, kind=AddOnKind.APPLICATION).first()
+    price = current_price(addon=addon, at=at) if addon else None
+    if addon is None or price is None or price.currency != currency:
+        raise ValidationError({"price": f"The price book has no price for “{code}” in {currency}."})
+    return addon, price.amount_minor
+
+
+def application_quote(units: list[AppUnit], *, at: datetime | None = None) -> Quote:
+    """The monthly price of Applications by size and topology: each active region at the size's
+    price (active-active runs every region), each hot-standby region at the standby price.
+    A ValidationError (`price`) when the price book lacks a rate."""
+    at = at or timezone.now()
+    currency, rate = _sovereign_terms()
+    result = Quote(plan_code="", currency=currency, tax_rate_bp=rate)
+    for unit in units:
+        if unit.placement not in TOPOLOGIES or unit.regions < 1:
+            raise ValidationError(
+                {"placement": f"Cannot price {unit.placement} on {unit.regions}."}
+            )
+        active = unit.regions if unit.placement == "active-active" else 1
+        standby = unit.regions - 1 if unit.placement == "active-hotstandby" else 0
+        addon, amount = _application_rate(APP_SIZE_CODE.format(size=unit.size), currency, at)
+        result.lines.append(
+            QuoteLine(addon.code, f"{unit.name}: {addon.name}", active, amount, amount * active)
+        )
+        if standby:
+            addon, amount = _application_rate(APP_STANDBY_CODE, currency, at)
+            result.lines.append(
+                QuoteLine(
+                    addon.code, f"{unit.name}: {addon.name}", standby, amount, amount * standby
+                )
+            )
+    result.subtotal_minor = sum(line.amount_minor for line in result.lines)
+    result.tax_minor = tax_of(result.subtotal_minor, rate)
+    result.total_minor = result.subtotal_minor + result.tax_minor
+    return result

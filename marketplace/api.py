@@ -259,25 +259,48 @@ def application_plan(request: Request, org: str, env: str) -> Response:
     """Resolve an install and show the files it would commit, without installing."""
     environment = _environment(request, org, env, "applications.install")
     plan = call(services.make_plan, by=request.user, env=environment, **_install_kwargs(request))
-    changes = previews.preview(plan)
+    shown = previews.plan_preview(plan)
     return Response(
         {
             "plan": plan.pk,
             "apps": plan.data["apps"],
             "uses": plan.data["uses"],
             "skipped": plan.data["skipped"],
-            "files": [
-                {
-                    "repo": c.repo,
-                    "branch": c.branch,
-                    "path": c.path,
-                    "status": c.status,
-                    "diff": c.diff,
-                }
-                for c in changes
-            ],
+            **preview_body(shown),
         }
     )
+
+
+def preview_body(shown: previews.Preview) -> dict[str, Any]:
+    """Files with diffs, the wiring (Secret references, never values) and the monthly price."""
+    return {
+        "files": [
+            {"repo": c.repo, "branch": c.branch, "path": c.path, "status": c.status, "diff": c.diff}
+            for c in shown.files
+        ],
+        "wiring": [
+            {
+                "application": w.application,
+                "dependencies": w.dependencies,
+                "values": [
+                    {
+                        "path": wire.path,
+                        "from": wire.alias,
+                        "expression": wire.expression,
+                        "value": None if wire.is_secret else wire.value,
+                        "secret": (
+                            {"name": wire.value.name, "key": wire.value.key}
+                            if wire.is_secret
+                            else None
+                        ),
+                    }
+                    for wire in w.wires
+                ],
+            }
+            for w in shown.wiring
+        ],
+        "price": shown.price.as_dict() if shown.price else None,
+    }
 
 
 def _application(request: Request, org: str, env: str, app: str, action: str) -> Application:

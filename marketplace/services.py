@@ -54,7 +54,21 @@ def _schedule(
         before=before,
         after=_snapshot(app),
     )
-    return outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
+    item = outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
+    for dependant in _dependants_of(app):  # their wiring reads this app's outputs: re-render
+        outbox.enqueue(SYNC_TASK, dependant.pk, actor=by)
+    return item
+
+
+def _dependants_of(app: Application) -> list[Application]:
+    return [
+        other
+        for other in Application.objects.filter(environment_id=app.environment_id)
+        .exclude(pk=app.pk)
+        .exclude(state=AppState.UNINSTALLING)
+        .only("pk", "name", "dependencies")
+        if app.name in (other.dependencies or {}).values()
+    ]
 
 
 # --- plans and previews ------------------------------------------------------------------------
@@ -90,25 +104,7 @@ def make_plan(
     )
 
 
-def unsaved_application(
-    env: Environment, spec: dict[str, Any], version: BlueprintVersion
-) -> Application:
-    secret_refs = {
-        path: {"secret": f"{spec['name']}-credentials", "key": manifests.secret_key(path)}
-        for path in schema_form.secret_paths(version.config_schema)
-    }
-    return Application(
-        secret_refs=secret_refs,
-        environment=env,
-        name=spec["name"],
-        blueprint_version=version,
-        values=spec["values"],
-        size=spec["size"],
-        placement=spec["placement"],
-        regions=spec["regions"],
-        dependencies=spec["dependencies"],
-        state=AppState.PENDING,
-    )
+unsaved_application = plans.unsaved_application
 
 
 # --- install / update / upgrade / uninstall ----------------------------------------------------
@@ -291,12 +287,7 @@ def upgrade(*, by: Any, app: Application, version: str) -> Application:
 
 
 def dependents(app: Application) -> list[str]:
-    others = (
-        Application.objects.filter(environment=app.environment)
-        .exclude(pk=app.pk)
-        .exclude(state=AppState.UNINSTALLING)
-    )
-    return sorted(o.name for o in others if app.name in (o.dependencies or {}).values())
+    return sorted(o.name for o in _dependants_of(app))
 
 
 def uninstall(*, by: Any, app: Application) -> Application:

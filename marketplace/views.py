@@ -274,11 +274,17 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             )
         else:
             return redirect("marketplace:app", env=app.environment.name, app=app.name)
-    changes = previews.preview(plan) if plan.applied_at is None else []
+    shown = previews.plan_preview(plan) if plan.applied_at is None else None
     return render(
         request,
         "marketplace/plan_detail.html",
-        {"plan": plan, "changes": changes, "error": error},
+        {
+            "plan": plan,
+            "changes": shown.files if shown else [],
+            "wiring": shown.wiring if shown else [],
+            "price": shown.price if shown else None,
+            "error": error,
+        },
         status=409 if error else 200,
     )
 
