@@ -90,6 +90,31 @@ class InstallForm(forms.Form):
         return [self[n] for n in ("environment", "name", "size", "placement", "regions")]
 
 
+class PriceForm(forms.Form):
+    """The size and topology the Blueprint page prices (GET, shareable)."""
+
+    size = forms.ChoiceField(choices=[(s, s.capitalize()) for s in SIZES], initial="small")
+    placement = forms.ChoiceField(choices=Placement.choices, initial=Placement.SINGLE)
+    regions = forms.IntegerField(min_value=1, max_value=5, initial=1, label="Regions")
+
+    def __init__(self, *args: Any, modes: list[str], max_regions: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._modes = modes
+        cast(forms.ChoiceField, self.fields["placement"]).choices = [
+            (value, label) for value, label in Placement.choices if value in modes
+        ]
+        cast(forms.IntegerField, self.fields["regions"]).max_value = max_regions
+        self.fields["regions"].widget.attrs["max"] = max_regions
+
+    def chosen(self) -> tuple[str, str, int]:
+        """(size, placement, regions): the valid choice, else the defaults."""
+        if self.is_bound and self.is_valid():
+            data = self.cleaned_data
+            regions = 1 if data["placement"] == Placement.SINGLE else max(data["regions"], 2)
+            return data["size"], data["placement"], regions
+        return "small", self._modes[0], 1 if self._modes[0] == Placement.SINGLE else 2
+
+
 class UpgradeForm(forms.Form):
     version = forms.ChoiceField(label="Upgrade to")
 

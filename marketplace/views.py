@@ -13,9 +13,9 @@ from django.views.decorators.vary import vary_on_headers
 from orgs.models import Environment
 from rbac import access
 
-from . import plans, previews, services, versions
+from . import plans, previews, prices, schema_form, services, versions, when, wiring
 from . import status as app_status
-from .forms import CatalogFilterForm, InstallForm, UninstallForm, UpgradeForm
+from .forms import CatalogFilterForm, InstallForm, PriceForm, UninstallForm, UpgradeForm
 from .models import (
     Application,
     Blueprint,
@@ -133,6 +133,12 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
     deps = [
         {**dep, "title": titles.get(dep["blueprint"], dep["blueprint"])} for dep in version.depends
     ]
+    placement = version.placement_schema
+    price_form = PriceForm(
+        request.GET if "size" in request.GET else None,
+        modes=placement.get("modes") or ["single-region"],
+        max_regions=int(placement.get("maxRegions", 5)),
+    )
     return render(
         request,
         "marketplace/blueprint_detail.html",
@@ -143,8 +149,31 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
             "dependencies": deps,
             "installed": installed,
             "can_install": bool(_install_envs(request.user)),
+            "price_form": price_form,
+            "price": _blueprint_price(version, *price_form.chosen()),
         },
     )
+
+
+def _blueprint_price(
+    version: BlueprintVersion, size: str, placement: str, regions: int
+) -> prices.MonthlyPrice:
+    """The Application at this size and topology, plus the dependencies a default install
+    creates (following its placement where their Blueprint allows it)."""
+    units = [(version.blueprint.short_name, size, placement, regions)]
+    defaults = schema_form.with_defaults(version.config_schema, {})
+    for dep in version.depends:
+        if not when.evaluate(dep.get("when"), defaults):
+            continue
+        served = plans.deployable_versions(dep["blueprint"], "")
+        best = versions.best_match([v.version for v in served], dep["range"])
+        found = next((v for v in served if v.version == best), None)
+        modes = (found.placement_schema.get("modes") if found else None) or ["single-region"]
+        limit = int((found.placement_schema if found else {}).get("maxRegions", 5))
+        follows = placement in modes and regions <= limit
+        alias = wiring.alias_of(dep)
+        units.append((alias, size, placement if follows else "single-region", regions if follows else 1))
+    return prices.monthly(units)
 
 
 def _install_envs(user: Any) -> list[Environment]:
