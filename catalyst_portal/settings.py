@@ -189,6 +189,10 @@ FLUX_BACKOFF_BASE_MS = env_int("FLUX_BACKOFF_BASE_MS", 500, minimum=1)
 FLUX_BACKOFF_MAX_SECONDS = env_int("FLUX_BACKOFF_MAX_SECONDS", 60, minimum=1)
 FLUX_HEARTBEAT_SECONDS = env_int("FLUX_HEARTBEAT_SECONDS", 30, minimum=1)
 FLUX_STALE_SECONDS = env_int("FLUX_STALE_SECONDS", 2 * FLUX_WATCH_TIMEOUT_SECONDS + 60, minimum=1)
+# The Kubernetes Events Flux records for its objects (core/v1, one watch per Flux kind by
+# involvedObject.kind), shown on the Application page; how many are kept per object.
+FLUX_WATCH_EVENTS = env_bool("FLUX_WATCH_EVENTS", True)
+FLUX_EVENTS_PER_OBJECT = env_int("FLUX_EVENTS_PER_OBJECT", 20, minimum=1)
 EVENTS_STREAM_KEY = env_str("EVENTS_STREAM_KEY", "portal:events")
 EVENTS_REPLAY_SIZE = env_int("EVENTS_REPLAY_SIZE", 1000, minimum=1)
 SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1)

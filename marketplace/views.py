@@ -14,8 +14,7 @@ from orgs.models import Environment
 from rbac import access
 
 from . import plans, previews, prices, schema_form, services, versions, when, wiring
-from . import status as app_status
-from .forms import CatalogFilterForm, InstallForm, PriceForm, UninstallForm, UpgradeForm
+from .forms import CatalogFilterForm, InstallForm, PriceForm
 from .models import (
     Application,
     Blueprint,
@@ -172,7 +171,9 @@ def _blueprint_price(
         limit = int((found.placement_schema if found else {}).get("maxRegions", 5))
         follows = placement in modes and regions <= limit
         alias = wiring.alias_of(dep)
-        units.append((alias, size, placement if follows else "single-region", regions if follows else 1))
+        units.append(
+            (alias, size, placement if follows else "single-region", regions if follows else 1)
+        )
     return prices.monthly(units)
 
 
@@ -325,110 +326,6 @@ def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
         action=action,
         environment__name=env,
         name=app,
-    )
-
-
-@login_required
-@require_GET
-def app_list(request: HttpRequest) -> HttpResponse:
-    apps = access.visible(
-        request.user, Application.objects.select_related(*APP_RELATED), "applications.read"
-    )
-    return render(request, "marketplace/app_list.html", {"apps": apps})
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.read")
-    htmx = getattr(request, "htmx", False)
-    template = "marketplace/app_detail.html#status" if htmx else "marketplace/app_detail.html"
-    return render(
-        request,
-        template,
-        {
-            "app": application,
-            "timeline": app_status.timeline(application),
-            "lost_clusters": app_status.lost_clusters(application),
-            "targets": services.upgrade_targets(application),
-            "dependents": services.dependents(application),
-        },
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def app_edit(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.update")
-    form = SchemaForm(
-        request.POST or None,
-        schema=application.blueprint_version.config_schema,
-        app_choices=_app_choices(application.environment),
-        initial_values=application.values,
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_values(by=request.user, app=application, values=form.values)
-        except ValidationError as exc:
-            form.apply(exc)
-        else:
-            return redirect("marketplace:app", env=env, app=app)
-    return render(
-        request,
-        "marketplace/app_edit.html",
-        {"app": application, "schema_form": form},
-        status=400 if form.errors else 200,
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def app_upgrade(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.upgrade")
-    all_versions = _sorted_versions(application.blueprint)
-    targets = [v.version for v in services.upgrade_targets(application)]
-    refused = [
-        (v.version, services.upgrade_problem(application, v))
-        for v in all_versions
-        if v.version not in targets
-        and versions.SortKey(v.version) > versions.SortKey(application.version)
-    ]
-    form = UpgradeForm(request.POST or None, targets=targets)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.upgrade(by=request.user, app=application, version=form.cleaned_data["version"])
-        except ValidationError as exc:
-            form.add_error("version", exc.messages)
-        else:
-            return redirect("marketplace:app", env=env, app=app)
-    return render(
-        request,
-        "marketplace/app_upgrade.html",
-        {"app": application, "form": form, "refused": refused},
-        status=400 if form.errors else 200,
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def app_uninstall(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.uninstall")
-    form = UninstallForm(request.POST or None, app_name=application.name)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.uninstall(by=request.user, app=application)
-        except ValidationError as exc:
-            form.add_error(None, exc.messages)
-        else:
-            if Application.objects.filter(pk=application.pk).exists():
-                return redirect("marketplace:app", env=env, app=app)
-            return redirect("marketplace:apps")
-    return render(
-        request,
-        "marketplace/app_uninstall.html",
-        {"app": application, "form": form, "dependents": services.dependents(application)},
-        status=400 if form.errors else 200,
     )
 
 

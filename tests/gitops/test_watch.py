@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
+from gitops import flux
 from gitops.models import FluxCluster, FluxEvent, FluxObject
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,8 +190,10 @@ def test_a_restarted_watcher_resumes_from_its_resource_version_and_replays_delet
 
 def test_two_watchers_on_one_cluster_store_each_change_once(kube, fluxd, start_watcher, changes):
     fluxd.create("HelmRelease", "web", labels=ORG)
-    start_watcher()
-    start_watcher()
+    start_watcher(kinds=flux.KINDS)
+    start_watcher(kinds=flux.KINDS)
+    for _ in range(2 * len(flux.KINDS)):  # both watchers are watching before anything changes
+        assert kube.watches_opened.acquire(timeout=10)
     changes.wait(lambda: obj("HelmRelease", "web"))
     fluxd.progressing("HelmRelease", "web", "6.5.4")
     fluxd.ready("HelmRelease", "web", "6.5.4")

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from django.core.exceptions import ValidationError
 
 from core.models import AuditEvent
 from gitops.validation import validate_manifest
-from marketplace import services
+from marketplace import changes, services
 from marketplace.models import Application, BlueprintVersion
 from tests.gitutil import commits, files, show
 
@@ -213,12 +215,12 @@ def test_change_values_commits_again_and_same_values_is_noop(catalog, cast, acme
             values={},
         )
     with on_commit():
-        services.update_values(by=cast["operator"], app=app, values={"architecture": "replication"})
+        changes.update_values(by=cast["operator"], app=app, values={"architecture": "replication"})
     assert commits("acme", "cache", "main")[0] == "applications.update: application acme-prod/cache"
     assert "replication" in Application.objects.get(pk=app.pk).values["architecture"]
     before = len(commits("acme", "cache", "main"))
     with on_commit():
-        services.update_values(
+        changes.update_values(
             by=cast["operator"],
             app=Application.objects.get(pk=app.pk),
             values={"architecture": "replication"},
@@ -239,16 +241,16 @@ def test_upgrade_allowed_and_refused(catalog, cast, acme_prod, on_commit):
     app = Application.objects.select_related(
         "blueprint_version__blueprint", "environment__organization"
     ).get(pk=app.pk)
-    assert [v.version for v in services.upgrade_targets(app)] == ["1.1.0"]
+    assert [v.version for v in changes.upgrade_targets(app)] == ["1.1.0"]
     with pytest.raises(ValidationError) as err:
-        services.upgrade(by=cast["admin"], app=app, version="2.0.0")
+        changes.upgrade(by=cast["admin"], app=app, version="2.0.0")
     assert "blocks upgrades from 1.0.0" in err.value.message_dict["version"][0]
     with pytest.raises(ValidationError) as err:
-        services.upgrade(by=cast["admin"], app=app, version="9.9.9")
+        changes.upgrade(by=cast["admin"], app=app, version="9.9.9")
     assert "no version “9.9.9”" in err.value.message_dict["version"][0]
     assert Application.objects.get(pk=app.pk).version == "1.0.0"
     with on_commit():
-        services.upgrade(by=cast["admin"], app=app, version="1.1.0")
+        changes.upgrade(by=cast["admin"], app=app, version="1.1.0")
     app.refresh_from_db()
     assert app.version == "1.1.0" and app.state == "committed"
     assert commits("acme", "blog", "main")[0] == "applications.upgrade: application acme-prod/blog"
@@ -264,8 +266,11 @@ def test_upgrade_allowed_and_refused(catalog, cast, acme_prod, on_commit):
     )[1]
     assert release["spec"]["chart"]["spec"]["version"] == "23.1.0"
     assert release["metadata"]["labels"]["openova.io/blueprint-version"] == "1.1.0"
-    with pytest.raises(ValidationError):
-        services.upgrade(by=cast["admin"], app=app, version="1.0.0")  # not newer
+    with pytest.raises(ValidationError) as err:
+        changes.upgrade(by=cast["admin"], app=app, version="1.1.0")
+    assert err.value.message_dict["version"] == ["blog already runs 1.1.0."]
+    # 1.1.0 declares `downgradeTo: ["~1.0"]`: back to 1.0.0 is allowed, audited as a downgrade
+    assert [v.version for v in changes.downgrade_targets(app)] == ["1.0.0"]
 
 
 def test_ui_upgrade_lists_refusals(catalog, cast, acme_prod, client_for, on_commit):
@@ -284,13 +289,15 @@ def test_ui_upgrade_lists_refusals(catalog, cast, acme_prod, client_for, on_comm
         client.post("/marketplace/apps/acme-prod/blog/upgrade/", {"version": "2.0.0"}).status_code
         == 400
     )
+    preview = client.post("/marketplace/apps/acme-prod/blog/upgrade/", {"version": "1.1.0"})
+    assert preview.status_code == 200 and b"Confirm and commit" in preview.content
+    assert re.search(rb"-\s+version: 22\.4\.0\n\+\s+version: 23\.1\.0", preview.content)
+    assert Application.objects.get(name="blog").version == "1.0.0"  # a preview writes nothing
     with on_commit():
-        assert (
-            client.post(
-                "/marketplace/apps/acme-prod/blog/upgrade/", {"version": "1.1.0"}
-            ).status_code
-            == 302
+        done = client.post(
+            "/marketplace/apps/acme-prod/blog/upgrade/", {"version": "1.1.0", "confirm": "1"}
         )
+    assert done.status_code == 302
     assert Application.objects.get(name="blog").version == "1.1.0"
 
 
@@ -339,7 +346,7 @@ def test_uninstall_waits_for_drain_when_cluster_connected(
             values={},
         )
     with on_commit():
-        services.uninstall(by=cast["admin"], app=app)
+        changes.uninstall(by=cast["admin"], app=app)
     app.refresh_from_db()
     assert app.state == "uninstalling" and files("acme", "cache", "main") == ["README.md"]
     assert services.mark_drained(app) is True
