@@ -106,7 +106,19 @@ def _change_page(
             shown = previews.change_preview(changed)
         except ValidationError as exc:
             _errors(form, exc)
-    context = {"app": application, "form": form, "title": title, "preview": shown, **(extra or {})}
+    resubmit = [
+        (name, values)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", "confirm")
+    ]
+    context = {
+        "app": application,
+        "form": form,
+        "title": title,
+        "preview": shown,
+        "resubmit": resubmit,
+        **(extra or {}),
+    }
     return render(
         request, "marketplace/app_change.html", context, status=400 if form.errors else 200
     )
