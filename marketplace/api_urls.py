@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, curation_api
 
 APPS = "orgs/<slug:org>/environments/<slug:env>/applications/"
 APP = APPS + "<slug:app>/"
@@ -8,6 +8,11 @@ APP = APPS + "<slug:app>/"
 urlpatterns = [
     path("blueprints/", api.blueprints, name="api-blueprints"),
     path("blueprints/<slug:name>/", api.blueprint, name="api-blueprint"),
+    path("blueprints/<slug:name>/propose", curation_api.propose, name="api-blueprint-propose"),
+    path("catalog/proposals/", curation_api.proposals, name="api-proposals"),
+    path("catalog/proposals/<int:pk>/", curation_api.proposal, name="api-proposal"),
+    path("catalog/proposals/<int:pk>/publish", curation_api.publish, name="api-proposal-publish"),
+    path("catalog/proposals/<int:pk>/reject", curation_api.reject, name="api-proposal-reject"),
     path(APPS, api.applications, name="api-applications"),
     path(APPS + "plan", api.application_plan, name="api-application-plan"),
     path(APP, api.application, name="api-application"),

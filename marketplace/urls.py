@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import app_views, views
+from . import app_views, curation_views, views
 
 app_name = "marketplace"
 APP = "apps/<slug:env>/<slug:app>/"
@@ -8,6 +8,8 @@ APP = "apps/<slug:env>/<slug:app>/"
 urlpatterns = [
     path("", views.catalog, name="catalog"),
     path("sync-errors/", views.sync_errors, name="sync-errors"),
+    path("curation/", curation_views.queue, name="curation"),
+    path("curation/<int:pk>/", curation_views.review, name="curation-review"),
     path("plans/<int:pk>/", views.plan_detail, name="plan"),
     path("apps/", app_views.app_list, name="apps"),
     path(APP, app_views.app_detail, name="app"),
@@ -21,4 +23,5 @@ urlpatterns = [
     path(APP + "uninstall/", app_views.app_uninstall, name="app-uninstall"),
     path("<slug:name>/", views.blueprint_detail, name="blueprint"),
     path("<slug:name>/install/", views.install, name="install"),
+    path("<slug:name>/propose/", curation_views.propose, name="propose"),
 ]

@@ -13,13 +13,14 @@ from django.views.decorators.vary import vary_on_headers
 from orgs.models import Environment
 from rbac import access
 
-from . import plans, previews, prices, schema_form, services, versions, when, wiring
+from . import curation, plans, previews, prices, schema_form, services, versions, when, wiring
 from .forms import CatalogFilterForm, InstallForm, PriceForm
 from .models import (
     Application,
     Blueprint,
     BlueprintQuerySet,
     BlueprintVersion,
+    CatalogProposal,
     CatalogSyncError,
     InstallPlan,
 )
@@ -150,6 +151,14 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
             "can_install": bool(_install_envs(request.user)),
             "price_form": price_form,
             "price": _blueprint_price(version, *price_form.chosen()),
+            "proposals": access.visible(
+                request.user,
+                CatalogProposal.objects.filter(name=bp.name).select_related("organization"),
+                "organization.read",
+            ),
+            "proposers": [
+                o for o in curation.proposers(bp) if access.can(request.user, "catalog.propose", o)
+            ],
         },
     )
 

@@ -244,6 +244,59 @@ CASES: list[Case] = [
         {"confirm": "cache"},
         setup=APPS,
     ),
+    # --- catalog curation: the operators' queue (404 for everyone else); proposing needs a
+    # Blueprint of one's own Organization's shared-blueprints (bp-secret is not from one)
+    Case("curation queue", "GET", "/marketplace/curation/", expect(404, sovereign_operator=200)),
+    Case(
+        "curation review of an unknown proposal",
+        "GET",
+        "/marketplace/curation/999999/",
+        expect(404, sovereign_operator=404),
+    ),
+    Case(
+        "propose a Blueprint that is no Organization's own",
+        "POST",
+        "/marketplace/bp-valkey/propose/",
+        expect(404, sovereign_operator=404),
+        setup=CATALOG,
+    ),
+    Case(
+        "api proposals",
+        "GET",
+        "/api/v1/catalog/proposals/",
+        expect(404, sovereign_operator=200, api=True),
+        api=True,
+    ),
+    Case(
+        "api unknown proposal",
+        "GET",
+        "/api/v1/catalog/proposals/999999/",
+        expect(404, sovereign_operator=404, api=True),
+        api=True,
+    ),
+    Case(
+        "api publish unknown proposal",
+        "POST",
+        "/api/v1/catalog/proposals/999999/publish",
+        expect(404, sovereign_operator=404, api=True),
+        api=True,
+    ),
+    Case(
+        "api reject unknown proposal",
+        "POST",
+        "/api/v1/catalog/proposals/999999/reject",
+        expect(404, sovereign_operator=404, api=True),
+        {"reason": "no"},
+        api=True,
+    ),
+    Case(
+        "api propose a Blueprint that is no Organization's own",
+        "POST",
+        "/api/v1/blueprints/bp-valkey/propose",
+        expect(404, sovereign_operator=404, api=True),
+        api=True,
+        setup=CATALOG,
+    ),
     # --- API ---
     Case(
         "api blueprints",
