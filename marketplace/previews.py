@@ -32,6 +32,12 @@ class AppWiring:
     dependencies: dict[str, str]
     wires: list[wiring.Wire]
 
+    @property
+    def rows(self) -> list[tuple[wiring.Wire, bool]]:
+        """Each wire, and whether a later one sets the same chart value (it then does not count)."""
+        last = {wire.path: index for index, wire in enumerate(self.wires)}
+        return [(wire, last[wire.path] != index) for index, wire in enumerate(self.wires)]
+
 
 @dataclass(frozen=True)
 class Preview:

@@ -19,6 +19,7 @@ Chart value paths are dotted (`externalDatabase.host`); a numeric segment is a l
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -153,9 +154,12 @@ class Wire:
 
     @property
     def shown(self) -> str:
+        """As it reads in values.yaml (JSON literals), a Secret as its reference."""
         if isinstance(self.value, SecretRef):
             return str(self.value)
-        return repr(self.value) if not isinstance(self.value, str) else self.value
+        if self.value is None:
+            return "(not set)"
+        return self.value if isinstance(self.value, str) else json.dumps(self.value)
 
 
 def alias_of(dep: dict[str, Any]) -> str:

@@ -21,12 +21,14 @@ def operator_client(cast: dict[str, Any], client_for: Any) -> Any:
 
 
 def seed_price_book() -> None:
-    """The seeded plans and prices (migration 0002) again: transactional tests flush the tables."""
+    """The seeded plans, prices and application rates (migrations 0002, 0003) again:
+    transactional tests flush the tables."""
     from importlib import import_module
 
     from django.apps import apps
 
     import_module("billing.migrations.0002_plans_and_append_only_ledger").seed_plans(apps, None)
+    import_module("billing.migrations.0003_application_prices").seed_rates(apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -55,11 +55,14 @@ def test_wordpress_with_a_new_database_is_wired_to_it(catalog, cast, client_for,
     assert page.status_code == 200 and "<h2>Wiring</h2>" in html
     assert 'data-wiring="blog"' in html and "blog ← db: blog-db" in html
     assert (
-        "<code>externalDatabase.host</code></td><td><code>db.host</code></td><td><code>blog-db</code>"
+        "<code>externalDatabase.host</code></td><td><code>db.host</code> <small>(db)</small></td><td><code>blog-db</code>"
         in html
     )
     assert "Secret blog-db-credentials, key password" in html  # a reference, never a value
     assert "<code>mariadb.enabled</code>" in html and "Monthly price" in html
+    # the computed default (`not values.database.external`) is replaced by the db wiring
+    assert '<tr class="overridden"><td><code>mariadb.enabled</code>' in html
+    assert "<code>false</code>" in html and "<code>true</code>" in html  # YAML, not repr
     assert "OMR 6.300" in html  # blog small (3.000) + blog-db small (3.000) + 5 % tax
     assert Application.objects.count() == 0  # the preview writes nothing
     # the wrong roles: a viewer may not install, another Organization's owner cannot see the plan
