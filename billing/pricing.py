@@ -197,6 +197,13 @@ def application_quote(units: list[AppUnit], *, at: datetime | None = None) -> Qu
     at = at or timezone.now()
     currency, rate = _sovereign_terms()
     result = Quote(plan_code="", currency=currency, tax_rate_bp=rate)
+    rates: dict[str, tuple[AddOn, int]] = {}
+
+    def rate_of(code: str) -> tuple[AddOn, int]:
+        if code not in rates:
+            rates[code] = _application_rate(code, currency, at)
+        return rates[code]
+
     for unit in units:
         if unit.placement not in TOPOLOGIES or unit.regions < 1:
             raise ValidationError(
@@ -204,12 +211,12 @@ def application_quote(units: list[AppUnit], *, at: datetime | None = None) -> Qu
             )
         active = unit.regions if unit.placement == "active-active" else 1
         standby = unit.regions - 1 if unit.placement == "active-hotstandby" else 0
-        addon, amount = _application_rate(APP_SIZE_CODE.format(size=unit.size), currency, at)
+        addon, amount = rate_of(APP_SIZE_CODE.format(size=unit.size))
         result.lines.append(
             QuoteLine(addon.code, f"{unit.name}: {addon.name}", active, amount, amount * active)
         )
         if standby:
-            addon, amount = _application_rate(APP_STANDBY_CODE, currency, at)
+            addon, amount = rate_of(APP_STANDBY_CODE)
             result.lines.append(
                 QuoteLine(
                     addon.code, f"{unit.name}: {addon.name}", standby, amount, amount * standby

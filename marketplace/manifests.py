@@ -33,8 +33,9 @@ STANDBY_REPLICA_KEYS = ("replicas", "instances")
 ANNOTATION_PREFIX = "catalyst.openova.io/"
 
 
-class _Dumper(yaml.SafeDumper):
-    """Plain YAML: a dict used twice is written twice, never as an anchor and alias (`&id001`)."""
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Plain YAML: a dict used twice is written twice, never as an anchor and alias (`&id001`).
+    libyaml's emitter when available (the same output, several times faster)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True

@@ -6,8 +6,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from gitops.backend import GitError
 from gitops.sync import Desired, backend
-from gitops.sync import plan as git_plan
+from gitops.sync import diff as git_diff
 from gitops.validation import validate_files
 
 from . import manifests, plans, prices, wiring
@@ -47,13 +48,20 @@ class Preview:
 
 
 def _changes(desired: Desired) -> list[FileChange]:
-    result = git_plan(desired)
+    """Each file the sync would write or delete, with its diff; only files that exist now are
+    read back (one read of the tree, then one per modified or deleted file)."""
+    git = backend()
+    try:
+        current = git.read_tree(desired.owner, desired.repo, desired.branch, desired.root).blobs
+    except GitError:  # the repo does not exist yet: everything is new
+        current = {}
     out = []
-    for path, new in sorted(result.changes.items()):
-        try:
-            old_raw = backend().read_file(desired.owner, desired.repo, desired.branch, path)
-        except Exception:  # the repo does not exist yet
-            old_raw = None
+    for path, new in sorted(git_diff(desired, current).items()):
+        old_raw = (
+            git.read_file(desired.owner, desired.repo, desired.branch, path)
+            if path in current
+            else None
+        )
         old = (old_raw or b"").decode()
         text = (new or b"").decode()
         status = "deleted" if new is None else ("modified" if old_raw is not None else "added")
