@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "core",
     "gitops",
     "rbac",
+    "accounts",
     "orgs",
     "marketplace",
     "billing",
@@ -67,7 +68,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "core.middleware.OIDCGroupsMiddleware",
+    "accounts.middleware.OIDCGroupsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -211,10 +212,10 @@ OIDC_USE_NONCE = True
 OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
 OIDC_DISCOVERY_TIMEOUT_SECONDS = env_int("OIDC_DISCOVERY_TIMEOUT_SECONDS", 5, minimum=1)
 # Sign-in (auth branch): the OP endpoints (OIDC_OP_AUTHORIZATION/TOKEN/USER/JWKS_ENDPOINT) are not
-# settings here: core.oidc reads them from <OIDC_ISSUER>/.well-known/openid-configuration on first
+# settings here: accounts.oidc reads them from <OIDC_ISSUER>/.well-known/openid-configuration on first
 # use and caches them. The views below resolve them; the ID token is kept for RP-initiated logout.
-OIDC_AUTHENTICATE_CLASS = "core.oidc.PortalAuthenticationRequestView"
-OIDC_CALLBACK_CLASS = "core.oidc.PortalAuthenticationCallbackView"
+OIDC_AUTHENTICATE_CLASS = "accounts.oidc.PortalAuthenticationRequestView"
+OIDC_CALLBACK_CLASS = "accounts.oidc.PortalAuthenticationCallbackView"
 OIDC_TIMEOUT = OIDC_DISCOVERY_TIMEOUT_SECONDS
 OIDC_STORE_ID_TOKEN = True
 _OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512")
@@ -229,7 +230,7 @@ if not {"openid", "email"} <= set(OIDC_RP_SCOPES.split()):
 if OIDC_ISSUER:
     if not OIDC_RP_CLIENT_ID:
         raise ImproperlyConfigured("OIDC_ISSUER is set but OIDC_CLIENT_ID is empty.")
-    AUTHENTICATION_BACKENDS.insert(0, "core.oidc.PortalOIDCBackend")
+    AUTHENTICATION_BACKENDS.insert(0, "accounts.oidc.PortalOIDCBackend")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -307,7 +308,7 @@ CELERY_BEAT_SCHEDULE["expire-grants"] = {
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "core.api_auth.ApiTokenAuthentication",
+        "accounts.api_auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -382,7 +383,7 @@ VOUCHER_PREVIEW_LIMIT_PER_USER = env_int("VOUCHER_PREVIEW_LIMIT_PER_USER", 20, m
 VOUCHER_REDEEM_LIMIT_PER_USER = env_int("VOUCHER_REDEEM_LIMIT_PER_USER", 10, minimum=0)
 SIGNUP_LIMIT_PER_IP = env_int("SIGNUP_LIMIT_PER_IP", 10, minimum=0)
 VOUCHER_BATCH_MAX = env_int("VOUCHER_BATCH_MAX", 10000, minimum=1)
-# Local sign-up (core/signup.py) checks new passwords with Django's validators.
+# Local sign-up (accounts/views.py) checks new passwords with Django's validators.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

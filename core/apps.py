@@ -3,15 +3,10 @@ from django.apps import AppConfig
 
 class CoreConfig(AppConfig):
     name = "core"
-    verbose_name = "Core: audit, outbox, API tokens"
+    verbose_name = "Core: audit, outbox, events"
 
     def ready(self) -> None:
         from catalyst_portal.celery import app
-
-        from . import (
-            oidc,  # noqa: F401  (connects the sign-in signal receiver)
-            schema,  # noqa: F401  (registers the API token scheme with drf-spectacular)
-        )
 
         # Register every app's `tasks` module now, so outbox rows can be sent by task name from any process.
         app.autodiscover_tasks(force=True)

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
 
 _INDEXED = re.compile(r"^\w+\[\d+\]\.")
 
@@ -20,15 +17,3 @@ def apply_errors(form: forms.BaseForm, exc: ValidationError) -> None:
     for field, errors in exc.message_dict.items():
         name = _INDEXED.sub("", field)
         form.add_error(name if name in form.fields else None, errors)
-
-
-class ApiTokenForm(forms.Form):
-    name = forms.CharField(max_length=64, help_text="What the token is for, e.g. “CI pipeline”.")
-    days = forms.IntegerField(min_value=1, label="Expires in (days)")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        days = self.fields["days"]
-        days.initial = settings.API_TOKEN_DEFAULT_DAYS
-        days.validators.append(MaxValueValidator(settings.API_TOKEN_MAX_DAYS))
-        days.widget.attrs["max"] = settings.API_TOKEN_MAX_DAYS

@@ -208,3 +208,11 @@ def organization_audit(request: HttpRequest, slug: str) -> HttpResponseBase:
     return audit_response(
         request, AuditEvent.objects.for_org(org.slug), "orgs/audit_list.html", {"org": org}
     )
+
+
+@login_required
+@require_GET
+def global_audit(request: HttpRequest) -> HttpResponseBase:
+    """The whole Sovereign's audit trail: Sovereign operators only (404 to everyone else)."""
+    access.require_global(request.user, "audit.read")
+    return audit_response(request, AuditEvent.objects.all(), "core/audit_list.html")

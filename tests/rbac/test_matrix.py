@@ -17,9 +17,10 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import ApiToken
+from accounts.services import create_api_token
 from core import outbox
-from core.models import ApiToken, AuditEvent, OutboxItem
-from core.services import create_api_token
+from core.models import AuditEvent, OutboxItem
 from orgs.members import hash_token
 from orgs.models import Environment, Invitation, Organization
 from rbac.models import UserAccess

@@ -1,7 +1,4 @@
-"""Local sign-up: e-mail (the username), name and a password checked by Django's validators.
-
-Honours `?next=` (same-host URLs only), signs the new user in, and is rate limited per IP.
-"""
+"""Forms of the accounts app: local sign-up and personal API tokens."""
 
 from __future__ import annotations
 
@@ -9,15 +6,11 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth import get_user_model, login, password_validation
-from django.db import IntegrityError, transaction
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods
+from django.contrib.auth import get_user_model, password_validation
+from django.core.validators import MaxValueValidator
+from django.db import transaction
 
-from . import audit, ratelimit
-from .middleware import client_ip
+from core import audit
 
 TOO_MANY = "Too many sign-up attempts from your network. Please wait and try again."
 TAKEN = "An account with this e-mail already exists. Sign in instead."
@@ -76,38 +69,13 @@ class SignupForm(forms.Form):
         return user
 
 
-def _next_url(request: HttpRequest) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return settings.LOGIN_REDIRECT_URL
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=64, help_text="What the token is for, e.g. “CI pipeline”.")
+    days = forms.IntegerField(min_value=1, label="Expires in (days)")
 
-
-@require_http_methods(["GET", "POST"])
-def signup_view(request: HttpRequest) -> HttpResponse:
-    next_url = _next_url(request)
-    if request.user.is_authenticated:
-        return redirect(next_url)
-    form = SignupForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        allowed = ratelimit.hit(
-            "signup-ip", client_ip(request) or "-", limit=settings.SIGNUP_LIMIT_PER_IP, window=3600
-        )
-        if not allowed:
-            form.errors.clear()
-            form.add_error(None, TOO_MANY)
-            status = 429
-        elif form.is_valid():
-            try:
-                user = form.save()
-            except IntegrityError:
-                form.add_error("email", TAKEN)
-            else:
-                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-                return redirect(next_url)
-        if form.errors and status == 200:
-            status = 400
-    return render(request, "core/signup.html", {"form": form, "next": next_url}, status=status)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        days = self.fields["days"]
+        days.initial = settings.API_TOKEN_DEFAULT_DAYS
+        days.validators.append(MaxValueValidator(settings.API_TOKEN_MAX_DAYS))
+        days.widget.attrs["max"] = settings.API_TOKEN_MAX_DAYS

@@ -1,4 +1,4 @@
-"""Writes owned by core: personal API tokens."""
+"""Writes owned by accounts: personal API tokens."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit
+from core import audit
+
 from .models import ApiToken
 
 

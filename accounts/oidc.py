@@ -34,7 +34,8 @@ from mozilla_django_oidc.views import (
     OIDCAuthenticationRequestView,
 )
 
-from . import audit
+from core import audit
+
 from .models import OIDCIdentity
 
 logger = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ class PortalAuthenticationRequestView(OIDCAuthenticationRequestView):
             self.OIDC_OP_AUTH_ENDPOINT = provider().authorization_endpoint
         except DiscoveryError as exc:
             logger.error("single sign-on unavailable: %s", exc)
-            return render(request, "core/sso_unavailable.html", status=503)
+            return render(request, "accounts/sso_unavailable.html", status=503)
         response: HttpResponse = super().get(request)
         return response
 
@@ -306,7 +307,7 @@ def end_session_url(request: HttpRequest, id_token: str) -> str:
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
-@receiver(user_logged_in, dispatch_uid="core.oidc.remember_groups")
+@receiver(user_logged_in, dispatch_uid="accounts.oidc.remember_groups")
 def remember_groups(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     """Keep the groups of this sign-in in the session (none for a local sign-in)."""
     if request is not None and hasattr(request, "session"):

@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "core.api_auth.ApiTokenAuthentication"
+    target_class = "accounts.api_auth.ApiTokenAuthentication"
     name = "personalApiToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

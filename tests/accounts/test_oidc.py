@@ -29,13 +29,14 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from core import oidc, services
-from core.models import AuditEvent, OIDCIdentity
+from accounts import oidc, services
+from accounts.models import OIDCIdentity
+from core.models import AuditEvent
 from rbac import services as rbac_services
 from tests.conftest import PASSWORD, make_user, org_scope
 
 CLIENT_ID = "catalyst-portal"
-BACKEND = "core.oidc.PortalOIDCBackend"
+BACKEND = "accounts.oidc.PortalOIDCBackend"
 
 
 def _free_port() -> int:
@@ -354,7 +355,7 @@ def test_local_sign_in_and_logout_work_while_the_issuer_is_down(
     user = make_user("henry")
     client = Client()
 
-    with caplog.at_level(logging.ERROR, logger="core.oidc"):
+    with caplog.at_level(logging.ERROR, logger="accounts.oidc"):
         sso = client.get("/oidc/authenticate/")
     assert sso.status_code == 503
     assert "Single sign-on is unavailable" in sso.content.decode()

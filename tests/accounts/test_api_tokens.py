@@ -15,8 +15,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core import services
-from core.models import ApiToken, AuditEvent
+from accounts import services
+from accounts.models import ApiToken
+from core.models import AuditEvent
 from tests.conftest import make_user
 
 TOKEN = re.compile(r"cpt_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}")
