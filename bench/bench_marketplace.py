@@ -107,7 +107,7 @@ def _run(tmp: Path) -> None:
     from django.template.loader import render_to_string
     from django.test import Client, RequestFactory
 
-    from marketplace import loader, manifests
+    from marketplace import loader
     from marketplace.models import Application, CatalogSource
     from marketplace.views import catalog_context
     from orgs import services as org_services
@@ -195,14 +195,7 @@ def _run(tmp: Path) -> None:
     install_ms = statistics.median(timed(install, repeat=INSTALLS))
     last = Application.objects.order_by("-pk").first()
     assert last is not None and last.last_commit_sha, "install did not commit"
-    app_files = {
-        path.replace(f"/{last.name}/", "/APP/"): text
-        for desired in manifests.trees(last)
-        for path, text in desired.files.items()
-    }
-    bare = statistics.median(
-        bare_git_commit_push(app_files, tmp / "bare", placeholder="APP", repeat=INSTALLS)
-    )
+    bare = _bare_baseline(last, tmp / "bare")
     report(
         "install request → commit median",
         install_ms,
@@ -211,6 +204,18 @@ def _run(tmp: Path) -> None:
         baseline_name="bare git commit + push of the same files",
     )
     _wiring_and_rollback(client, tmp)
+
+
+def _bare_baseline(app: Any, work: Path) -> float:
+    """Median ms of a bare git commit + push of the Application's files (git CLI)."""
+    from marketplace import manifests
+
+    files = {
+        path.replace(f"/{app.name}/", "/APP/"): text
+        for desired in manifests.trees(app)
+        for path, text in desired.files.items()
+    }
+    return statistics.median(bare_git_commit_push(files, work, placeholder="APP", repeat=INSTALLS))
 
 
 def _wiring_and_rollback(client: Any, tmp: Path) -> None:
@@ -272,14 +277,7 @@ def _wiring_and_rollback(client: Any, tmp: Path) -> None:
     rollback_ms = statistics.median(timed(rollback, repeat=INSTALLS))
     cache = Application.objects.get(name="cache")
     assert cache.last_commit_sha, "rollback did not commit"
-    app_files = {
-        path.replace("/cache/", "/APP/"): text
-        for desired in manifests.trees(cache)
-        for path, text in desired.files.items()
-    }
-    bare = statistics.median(
-        bare_git_commit_push(app_files, tmp / "bare-rollback", placeholder="APP", repeat=INSTALLS)
-    )
+    bare = _bare_baseline(cache, tmp / "bare-rollback")
     report(
         "rollback request → commit median",
         rollback_ms,

@@ -322,7 +322,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organizations, Environments, marketplace and BSS of an OpenOva Catalyst Sovereign.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "ENUM_NAME_OVERRIDES": {"EnvTypeEnum": "orgs.naming.ENV_TYPES"},
+    "ENUM_NAME_OVERRIDES": {
+        "EnvTypeEnum": "orgs.naming.ENV_TYPES",
+        "ApplicationPlacementEnum": "marketplace.models.Placement",
+        "ApplicationSizeEnum": "marketplace.models.SIZES",
+    },
 }
 
 # --- Locale ----------------------------------------------------------------------------------

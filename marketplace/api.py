@@ -146,7 +146,7 @@ class InstallInput(serializers.Serializer):
     version = serializers.CharField(max_length=64, required=False)
     values = serializers.JSONField(required=False, default=dict)
     size = serializers.ChoiceField(choices=SIZES, default="small")
-    placement = serializers.ChoiceField(choices=Placement.values, default=Placement.SINGLE.value)
+    placement = serializers.ChoiceField(choices=Placement.choices, default=Placement.SINGLE.value)
     regions = serializers.ListField(
         child=serializers.CharField(), required=False, default=list, max_length=5
     )
@@ -178,7 +178,7 @@ class ResizeInput(ChangeInput):
 
 
 class PlacementInput(ChangeInput):
-    placement = serializers.ChoiceField(choices=Placement.values)
+    placement = serializers.ChoiceField(choices=Placement.choices)
     regions = serializers.ListField(
         child=serializers.CharField(), max_length=5, help_text="the active region first"
     )
