@@ -426,7 +426,7 @@ def application_upgrade(request: Request, org: str, env: str, app: str) -> Respo
         extra=lambda d: {
             "changelog": [
                 {"version": v, "notes": text}
-                for v, text in changes.changelog(obj, changes._target(obj, d["version"]))
+                for v, text in changes.changelog(obj, changes.version_named(obj, d["version"]))
             ]
         },
     )

@@ -22,7 +22,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from rbac import access
 
-from . import changes, previews, runtime
+from . import changes, previews, runtime, services
 from . import status as app_status
 from .forms import (
     PlacementForm,
@@ -63,7 +63,7 @@ def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
             "runtime": runtime.regions(application),
             "targets": changes.upgrade_targets(application),
             "downgrades": changes.downgrade_targets(application),
-            "dependents": changes.services.dependents(application),
+            "dependents": services.dependents(application),
         },
     )
 
@@ -229,7 +229,7 @@ def app_upgrade(request: HttpRequest, env: str, app: str) -> HttpResponse:
     allowed = {v.version for v in up + down} | {application.version}
     refused = [
         (v.version, changes.version_problem(application, v))
-        for v in changes._all_versions(application)
+        for v in changes.all_versions(application)
         if v.version not in allowed
     ]
     notes = {v.version: changes.changelog(application, v) for v in up + down}
@@ -304,7 +304,7 @@ def app_uninstall(request: HttpRequest, env: str, app: str) -> HttpResponse:
         {
             "app": application,
             "form": form,
-            "dependents": changes.services.dependents(application),
+            "dependents": services.dependents(application),
             "unused": unused,
         },
         status=400 if form.errors else 200,

@@ -30,7 +30,7 @@ CHANGEABLE = ["values", "size", "placement", "regions", "dependencies", "bluepri
 
 
 def _editable(app: Application) -> None:
-    services._writable(app.environment)
+    services.ensure_writable(app.environment)
     if app.state == AppState.UNINSTALLING:
         raise ConflictError({"state": "This Application is being uninstalled."})
 
@@ -57,13 +57,13 @@ def _apply(*, by: Any, app: Application, changed: Application, action: str) -> A
         fields = [name for name in CHANGEABLE if _differs(locked, changed, name)]
         if not fields:
             return locked
-        before = services._snapshot(locked)
+        before = services.snapshot(locked)
         for name in fields:
             setattr(locked, name, getattr(changed, name))
         locked.state = AppState.PENDING
         locked.save(update_fields=[*fields, "state", "updated_at"])
         locked = Application.objects.select_related(*RELATED).get(pk=app.pk)
-        services._schedule(locked, by=by, action=action, before=before)
+        services.schedule_delivery(locked, by=by, action=action, before=before)
     return locked
 
 
@@ -169,27 +169,27 @@ def version_problem(app: Application, target: BlueprintVersion) -> str | None:
     return None
 
 
-def _all_versions(app: Application) -> list[BlueprintVersion]:
+def all_versions(app: Application) -> list[BlueprintVersion]:
     rows = BlueprintVersion.objects.filter(blueprint_id=app.blueprint_version.blueprint_id)
     return sorted(rows.select_related("blueprint"), key=lambda v: versions.SortKey(v.version))
 
 
 def upgrade_targets(app: Application) -> list[BlueprintVersion]:
     current = versions.SortKey(app.version)
-    found = [v for v in _all_versions(app) if versions.SortKey(v.version) > current]
+    found = [v for v in all_versions(app) if versions.SortKey(v.version) > current]
     return [v for v in reversed(found) if version_problem(app, v) is None]
 
 
 def downgrade_targets(app: Application) -> list[BlueprintVersion]:
     current = versions.SortKey(app.version)
-    found = [v for v in _all_versions(app) if versions.SortKey(v.version) < current]
+    found = [v for v in all_versions(app) if versions.SortKey(v.version) < current]
     return [v for v in reversed(found) if version_problem(app, v) is None]
 
 
 def changelog(app: Application, target: BlueprintVersion) -> list[tuple[str, str]]:
     """(version, notes) of what a move to `target` brings (upgrade) or undoes (downgrade)."""
     low, high = sorted([versions.SortKey(app.version), versions.SortKey(target.version)])
-    between = [v for v in _all_versions(app) if low < versions.SortKey(v.version) <= high]
+    between = [v for v in all_versions(app) if low < versions.SortKey(v.version) <= high]
     return [(v.version, str(v.spec.get("changelog") or "No notes.")) for v in reversed(between)]
 
 
@@ -230,7 +230,7 @@ def check_dependencies(app: Application, version: BlueprintVersion, values: dict
             )
 
 
-def _target(app: Application, version: str) -> BlueprintVersion:
+def version_named(app: Application, version: str) -> BlueprintVersion:
     target = (
         BlueprintVersion.objects.filter(
             blueprint_id=app.blueprint_version.blueprint_id, version=version
@@ -245,7 +245,7 @@ def _target(app: Application, version: str) -> BlueprintVersion:
 
 def with_version(app: Application, version: str) -> Application:
     _editable(app)
-    target = _target(app, version)
+    target = version_named(app, version)
     if problem := version_problem(app, target):
         raise ValidationError({"version": problem})
     values = schema_form.validate(target.config_schema, dict(app.values))
@@ -320,7 +320,7 @@ def with_rollback(app: Application, number: int) -> tuple[Application, Revision]
     if number == max(found):
         raise ValidationError({"revision": f"Revision {number} is the current one."})
     state = revision.state
-    target = _target(app, str(state.get("version")))
+    target = version_named(app, str(state.get("version")))
     if target.pk != app.blueprint_version_id and (problem := version_problem(app, target)):
         raise ValidationError({"revision": f"Revision {number} ran {target.version}: {problem}"})
     changed = _copy(
@@ -404,9 +404,11 @@ def uninstall(
     with transaction.atomic():
         for target in going:
             locked = Application.objects.select_for_update().get(pk=target.pk)
-            before = services._snapshot(target)
+            before = services.snapshot(target)
             locked.state = AppState.UNINSTALLING
             locked.save(update_fields=["state", "updated_at"])
             target.state = AppState.UNINSTALLING
-            services._schedule(target, by=by, action="applications.uninstall", before=before)
+            services.schedule_delivery(
+                target, by=by, action="applications.uninstall", before=before
+            )
     return going

@@ -27,14 +27,14 @@ SYNC_TASK = "marketplace.tasks.sync_application_task"
 APP_FIELDS = ["name", "values", "size", "placement", "regions", "dependencies", "state"]
 
 
-def _snapshot(app: Application) -> dict[str, Any]:
+def snapshot(app: Application) -> dict[str, Any]:
     data = audit.snapshot(app, APP_FIELDS)
     data["blueprint"] = app.blueprint_version.blueprint.name
     data["version"] = app.blueprint_version.version
     return data
 
 
-def _writable(env: Environment) -> None:
+def ensure_writable(env: Environment) -> None:
     if not env.organization.is_writable:
         raise ConflictError(
             {
@@ -43,7 +43,7 @@ def _writable(env: Environment) -> None:
         )
 
 
-def _schedule(
+def schedule_delivery(
     app: Application, *, by: Any, action: str, before: dict[str, Any] | None
 ) -> OutboxItem:
     event = audit.record(
@@ -52,7 +52,7 @@ def _schedule(
         target=app,
         org_slug=app.environment.organization.slug,
         before=before,
-        after=_snapshot(app),
+        after=snapshot(app),
     )
     item = outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
     for dependant in _dependants_of(app):  # their wiring reads this app's outputs: re-render
@@ -115,7 +115,7 @@ def apply_plan(*, by: Any, plan: InstallPlan) -> Application:
     if plan.applied_at is not None:
         raise ConflictError({"plan": "This plan was already installed."})
     env = plan.environment
-    _writable(env)
+    ensure_writable(env)
     resolved = plans.resolve(env=env, version=plan.blueprint_version, **plan.data["inputs"])
     if resolved["apps"] != plan.data["apps"] or resolved["uses"] != plan.data["uses"]:
         raise ConflictError(
@@ -139,7 +139,7 @@ def install(
     choices: dict[str, str] | None = None,
 ) -> Application:
     """Resolve and install in one go (the API's path)."""
-    _writable(env)
+    ensure_writable(env)
     resolved = plans.resolve(
         env=env,
         version=version,
@@ -162,7 +162,7 @@ def _create(*, by: Any, env: Environment, resolved: dict[str, Any]) -> Applicati
                 app = unsaved_application(env, spec, versions_by_id[spec["version_id"]])
                 app.created_by = by if getattr(by, "is_authenticated", False) else None
                 app.save()
-                _schedule(app, by=by, action="applications.install", before=None)
+                schedule_delivery(app, by=by, action="applications.install", before=None)
                 created.append(app)
     except IntegrityError:
         raise ConflictError(
