@@ -10,13 +10,21 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_errors import call_service
+
 from . import services
 from .models import ApiToken
+from .types import account_of
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
     token_prefix = serializers.CharField(source="display", read_only=True)
     state = serializers.CharField(read_only=True)
+    minted_by: serializers.PrimaryKeyRelatedField[ApiToken] = serializers.PrimaryKeyRelatedField(
+        source="parent",
+        read_only=True,
+        help_text="The token this one was minted with: revoking it revokes this one.",
+    )
 
     class Meta:
         model = ApiToken
@@ -25,6 +33,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
             "name",
             "token_prefix",
             "state",
+            "minted_by",
             "created_at",
             "expires_at",
             "last_used_at",
@@ -57,30 +66,30 @@ def _no_store(response: Response) -> Response:
 )
 @api_view(["GET", "POST"])
 def tokens(request: Request) -> Response:
+    user = account_of(request)
     if request.method == "GET":
-        mine = ApiToken.objects.filter(user_id=request.user.pk)  # type: ignore[misc]
+        mine = ApiToken.objects.filter(user=user)
         return Response(ApiTokenSerializer(mine, many=True).data)
     data = ApiTokenInput(data=request.data)
     data.is_valid(raise_exception=True)
-    # A token used to mint another cannot outlive itself.
+    # A token minted with a token is its child: it never outlives it and dies with it.
     minted_by = request.auth if isinstance(request.auth, ApiToken) else None
-    token, secret = services.create_api_token(
-        user=request.user,
+    token, secret = call_service(
+        services.create_api_token,
+        user=user,
         name=data.validated_data["name"],
         days=data.validated_data.get("days", settings.API_TOKEN_DEFAULT_DAYS),
-        not_after=minted_by.expires_at if minted_by else None,
+        minted_by=minted_by,
     )
-    token.token = secret  # type: ignore[attr-defined]
-    return _no_store(
-        Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
-    )
+    body = {**ApiTokenSerializer(token).data, "token": secret}
+    return _no_store(Response(body, status=status.HTTP_201_CREATED))
 
 
 @extend_schema(request=None, responses={200: ApiTokenSerializer})
 @api_view(["POST"])
 def token_revoke(request: Request, pk: int) -> Response:
     try:
-        token = services.revoke_api_token(user=request.user, token_id=pk)
+        token = services.revoke_api_token(user=account_of(request), token_id=pk)
     except ApiToken.DoesNotExist:
         raise Http404 from None
     return Response(ApiTokenSerializer(token).data)

@@ -7,6 +7,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import (
-            oidc,  # noqa: F401  (connects the sign-in signal receiver)
             schema,  # noqa: F401  (registers the API token scheme with drf-spectacular)
+            sessions,  # noqa: F401  (connects the sign-in signal receiver)
         )

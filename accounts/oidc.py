@@ -1,16 +1,17 @@
 """Single sign-on through OpenID Connect (mozilla-django-oidc), configured by discovery.
 
 The issuer's endpoints come from `<OIDC_ISSUER>/.well-known/openid-configuration`, read on first
-use and cached per process; nothing talks to the issuer at start-up or during a local sign-in.
-Claims map onto the Django user; the groups claim (OIDC_GROUPS_CLAIM) is kept on an
-`OIDCIdentity` row and in the session, where `OIDCGroupsMiddleware` exposes it to RBAC as
-`request.user.oidc_groups` without a query.
+use and cached per process; nothing talks to the issuer at start-up or during a local sign-in. A
+sign-in's start reads the document afresh, so a provider that went away meanwhile gets the portal's
+own "single sign-on is unavailable" page instead of a browser error. Who the claims make the user
+is decided by `accounts.identities` (matched by issuer and subject); the session keeps the groups,
+the ID token (for RP-initiated logout) and the refresh token (for re-validation, see
+`accounts.sessions`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,31 +21,21 @@ from urllib.parse import urlencode
 import requests
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.db import transaction
-from django.dispatch import receiver
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
-from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import (
     OIDCAuthenticationCallbackView,
     OIDCAuthenticationRequestView,
 )
 
-from core import audit
-
-from .models import OIDCIdentity
+from . import identities
+from .models import Account, SsoSession
 
 logger = logging.getLogger(__name__)
 
-GROUPS_SESSION_KEY = "oidc_groups"
-ID_TOKEN_SESSION_KEY = "oidc_id_token"  # mozilla-django-oidc's key (OIDC_STORE_ID_TOKEN)
 DISCOVERY_TTL_SECONDS = 3600
-MAX_GROUPS = 200
-_USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
 
 
 class DiscoveryError(ImproperlyConfigured):
@@ -66,15 +57,16 @@ _cache: dict[str, tuple[float, Provider]] = {}
 _cache_lock = threading.Lock()
 
 
-def provider() -> Provider:
-    """The configured issuer's endpoints, from its discovery document (cached for an hour)."""
+def provider(*, fresh: bool = False) -> Provider:
+    """The configured issuer's endpoints, from its discovery document (cached for an hour;
+    `fresh` reads it again, which also proves the provider answers)."""
     issuer = settings.OIDC_ISSUER.rstrip("/")
     if not issuer:
         raise DiscoveryError("OIDC_ISSUER is not set: single sign-on is switched off.")
     now = time.monotonic()
     with _cache_lock:
         cached = _cache.get(issuer)
-        if cached and cached[0] > now:
+        if cached and cached[0] > now and not fresh:
             return cached[1]
     found = discover(issuer)
     with _cache_lock:
@@ -116,29 +108,18 @@ def discover(issuer: str) -> Provider:
     )
 
 
-def groups_from(claims: dict[str, Any]) -> list[str]:
-    """The groups claim as a sorted list of names (a single string counts as one group)."""
-    value = claims.get(settings.OIDC_GROUPS_CLAIM)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple):
-        return []
-    names = {str(g).strip()[:128] for g in value if isinstance(g, str | int) and str(g).strip()}
-    return sorted(names)[:MAX_GROUPS]
-
-
 class PortalOIDCBackend(OIDCAuthenticationBackend):
     """Authorization code flow (PKCE + nonce) against the discovered issuer; claims → user."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Django builds the backends for every local sign-in, so this must not call the issuer:
         # the endpoints are properties resolved by discovery when the flow needs them.
-        self.UserModel = get_user_model()
+        self.UserModel = Account
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
         self.OIDC_RP_CLIENT_SECRET = settings.OIDC_RP_CLIENT_SECRET
         self.OIDC_RP_SIGN_ALGO = settings.OIDC_RP_SIGN_ALGO
         self.OIDC_RP_IDP_SIGN_KEY = None
-        self._id_claims: dict[str, Any] = {}
+        self._refresh_token = ""
 
     @property
     def OIDC_OP_TOKEN_ENDPOINT(self) -> str:
@@ -162,9 +143,10 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
             raise SuspiciousOperation("The ID token is not meant for OIDC_CLIENT_ID.")
         return payload
 
-    def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> Any:
-        self._id_claims = payload
-        return super().get_or_create_user(access_token, id_token, payload)
+    def get_token(self, payload: dict[str, Any]) -> Any:
+        token_info = super().get_token(payload)
+        self._refresh_token = str(token_info.get("refresh_token") or "")
+        return token_info
 
     def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> Any:
         userinfo = super().get_userinfo(access_token, id_token, payload)
@@ -173,80 +155,26 @@ class PortalOIDCBackend(OIDCAuthenticationBackend):
             userinfo = {**userinfo, settings.OIDC_GROUPS_CLAIM: payload[settings.OIDC_GROUPS_CLAIM]}
         return userinfo
 
-    def verify_claims(self, claims: dict[str, Any]) -> bool:
-        subject = claims.get("sub")
-        if not subject or subject != self._id_claims.get("sub"):
+    def get_or_create_user(
+        self, access_token: str, id_token: str, payload: dict[str, Any]
+    ) -> Account | None:
+        userinfo = self.get_userinfo(access_token, id_token, payload)
+        subject = userinfo.get("sub")
+        if not subject or subject != payload.get("sub"):
             logger.warning("OIDC sign-in refused: userinfo sub does not match the ID token")
-            return False
-        if not claims.get("email"):
-            logger.warning("OIDC sign-in refused: the issuer sent no email claim")
-            return False
-        return True
-
-    def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
-        """The user linked to (issuer, sub); else an unlinked account with the same e-mail,
-        unless the issuer says that address is unverified."""
-        linked = OIDCIdentity.objects.filter(
-            issuer=provider().issuer, subject=str(claims["sub"])
-        ).values("user_id")
-        if linked.exists():
-            return self.UserModel.objects.filter(pk__in=linked)
-        if claims.get("email_verified") is False:
-            return self.UserModel.objects.none()
-        return self.UserModel.objects.filter(
-            email__iexact=claims["email"], oidc_identity__isnull=True
+            return None
+        claims = identities.Claims.parse(provider().issuer, userinfo)
+        user, identity = identities.sign_in(claims)
+        if not user.is_active:
+            logger.info("OIDC sign-in refused: the account is deactivated")
+            return None
+        user.oidc_groups = claims.groups
+        user.sso = SsoSession(
+            identity_id=identity.pk,
+            groups=claims.groups,
+            id_token=id_token,
+            refresh_token=self._refresh_token,
         )
-
-    def get_username(self, claims: dict[str, Any]) -> str:
-        wanted = str(claims.get("preferred_username") or claims["email"].split("@")[0])
-        base = _USERNAME_UNSAFE.sub("-", wanted)[:140] or "user"
-        candidate, n = base, 1
-        while self.UserModel.objects.filter(username__iexact=candidate).exists():
-            n += 1
-            candidate = f"{base}-{n}"
-        return candidate
-
-    def create_user(self, claims: dict[str, Any]) -> Any:
-        with transaction.atomic():
-            user = self.UserModel.objects.create_user(
-                self.get_username(claims), email=claims["email"]
-            )
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-            audit.record(
-                "account.user.create",
-                actor=None,
-                target=user,
-                after={"username": user.username, "via": "oidc"},
-            )
-            return self.update_user(user, claims)
-
-    def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
-        """Refresh the profile and the groups from the claims of this sign-in."""
-        user.email = claims["email"][:254]
-        user.first_name = str(claims.get("given_name") or user.first_name)[:150]
-        user.last_name = str(claims.get("family_name") or user.last_name)[:150]
-        wanted = _USERNAME_UNSAFE.sub("-", str(claims.get("preferred_username") or ""))[:150]
-        if (
-            wanted
-            and wanted != user.username
-            and not self.UserModel.objects.filter(username__iexact=wanted)
-            .exclude(pk=user.pk)
-            .exists()
-        ):
-            user.username = wanted
-        user.save(update_fields=["email", "first_name", "last_name", "username"])
-        groups = groups_from(claims)
-        OIDCIdentity.objects.update_or_create(
-            user=user,
-            defaults={
-                "issuer": provider().issuer,
-                "subject": str(claims["sub"]),
-                "groups": groups,
-                "last_login_at": timezone.now(),
-            },
-        )
-        user.oidc_groups = groups
         return user
 
 
@@ -260,13 +188,18 @@ class PortalAuthenticationRequestView(OIDCAuthenticationRequestView):
     def get(self, request: HttpRequest) -> HttpResponse:
         if not settings.OIDC_ISSUER:
             raise Http404("Single sign-on is not configured.")
-        try:
-            self.OIDC_OP_AUTH_ENDPOINT = provider().authorization_endpoint
+        try:  # afresh: a cached document would send the browser to a provider that is gone
+            self.OIDC_OP_AUTH_ENDPOINT = provider(fresh=True).authorization_endpoint
         except DiscoveryError as exc:
             logger.error("single sign-on unavailable: %s", exc)
             return render(request, "accounts/sso_unavailable.html", status=503)
         response: HttpResponse = super().get(request)
         return response
+
+    def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
+        """`?prompt=none`: silent re-authentication (the provider answers at once or with
+        `login_required`), used when a session without a refresh token is due for re-validation."""
+        return {"prompt": "none"} if request.GET.get("prompt") == "none" else {}
 
 
 class PortalAuthenticationCallbackView(OIDCAuthenticationCallbackView):
@@ -283,7 +216,10 @@ class PortalAuthenticationCallbackView(OIDCAuthenticationCallbackView):
         return response
 
     def login_failure(self) -> HttpResponse:
-        messages.error(self.request, "Single sign-on failed. Please try again.")
+        if self.request.GET.get("error") == "login_required":  # a silent re-authentication
+            messages.info(self.request, "Your session ended. Please sign in again.")
+        else:
+            messages.error(self.request, "Single sign-on failed. Please try again.")
         return HttpResponseRedirect(resolve_url(settings.LOGIN_URL))
 
 
@@ -305,10 +241,3 @@ def end_session_url(request: HttpRequest, id_token: str) -> str:
         }
     )
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
-
-
-@receiver(user_logged_in, dispatch_uid="accounts.oidc.remember_groups")
-def remember_groups(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
-    """Keep the groups of this sign-in in the session (none for a local sign-in)."""
-    if request is not None and hasattr(request, "session"):
-        request.session[GROUPS_SESSION_KEY] = list(getattr(user, "oidc_groups", []))

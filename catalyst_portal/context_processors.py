@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
@@ -15,6 +16,7 @@ NAV = [
     ("Catalog curation", "marketplace:curation", "operator"),
     ("Audit", "audit", "operator"),
     ("API tokens", "token-list", "user"),
+    ("Account", "account", "user"),
 ]
 
 
@@ -44,4 +46,5 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "sovereign_name": sovereign or "Catalyst",
         "nav_is_operator": operator,
         "nav": _nav(request.path, signed_in=signed_in, operator=operator),
+        "local_signup_enabled": settings.LOCAL_SIGNUP_ENABLED,
     }

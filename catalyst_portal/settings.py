@@ -68,8 +68,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "accounts.middleware.OIDCGroupsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.AccountSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
@@ -199,8 +199,8 @@ EVENTS_REPLAY_SIZE = env_int("EVENTS_REPLAY_SIZE", 1000, minimum=1)
 SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1)
 SSE_MAX_SECONDS = env_int("SSE_MAX_SECONDS", 600, minimum=1)
 
-# --- Identity --------------------------------------------------------------------------------
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# --- Identity (accounts app; README "Signing in") -------------------------------------------
+AUTHENTICATION_BACKENDS = ["accounts.backends.PasswordBackend"]
 OIDC_ISSUER = env_url("OIDC_ISSUER", schemes=("http", "https"))
 OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID")
 OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
@@ -211,9 +211,12 @@ OIDC_USE_PKCE = True
 OIDC_USE_NONCE = True
 OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
 OIDC_DISCOVERY_TIMEOUT_SECONDS = env_int("OIDC_DISCOVERY_TIMEOUT_SECONDS", 5, minimum=1)
-# Sign-in (auth branch): the OP endpoints (OIDC_OP_AUTHORIZATION/TOKEN/USER/JWKS_ENDPOINT) are not
-# settings here: accounts.oidc reads them from <OIDC_ISSUER>/.well-known/openid-configuration on first
-# use and caches them. The views below resolve them; the ID token is kept for RP-initiated logout.
+# An SSO session is re-validated at the provider this often (refresh token, groups re-read); a
+# subject the provider no longer knows, or a refused refresh, ends the session.
+OIDC_REVALIDATE_MINUTES = env_int("OIDC_REVALIDATE_MINUTES", 15, minimum=1)
+# The OP endpoints (OIDC_OP_AUTHORIZATION/TOKEN/USER/JWKS_ENDPOINT) are not settings here:
+# accounts.oidc reads them from <OIDC_ISSUER>/.well-known/openid-configuration (cached; fetched
+# afresh when a sign-in starts, so a dead provider shows the portal's own page).
 OIDC_AUTHENTICATE_CLASS = "accounts.oidc.PortalAuthenticationRequestView"
 OIDC_CALLBACK_CLASS = "accounts.oidc.PortalAuthenticationCallbackView"
 OIDC_TIMEOUT = OIDC_DISCOVERY_TIMEOUT_SECONDS
@@ -235,8 +238,30 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
+# Local accounts. LOCAL_SIGNUP_ENABLED=false when single sign-on is the Sovereign's only door for
+# customers (operators made with createoperator still sign in with a password).
+LOCAL_SIGNUP_ENABLED = env_bool("LOCAL_SIGNUP_ENABLED", True)
+PIN_SIGNIN_ENABLED = env_bool("PIN_SIGNIN_ENABLED", True)
+PIN_TTL_MINUTES = env_int("PIN_TTL_MINUTES", 15, minimum=1)
+PIN_MAX_ATTEMPTS = env_int("PIN_MAX_ATTEMPTS", 5, minimum=1)
+PIN_SEND_LIMIT_PER_EMAIL = env_int("PIN_SEND_LIMIT_PER_EMAIL", 5, minimum=0)  # per hour
+# Password sign-in (and PIN) failures per window, per account and per client IP (shared cache).
+LOGIN_LIMIT_PER_ACCOUNT = env_int("LOGIN_LIMIT_PER_ACCOUNT", 5, minimum=0)
+LOGIN_LIMIT_PER_IP = env_int("LOGIN_LIMIT_PER_IP", 30, minimum=0)
+LOGIN_LIMIT_WINDOW_SECONDS = env_int("LOGIN_LIMIT_WINDOW_SECONDS", 900, minimum=1)
+# Password reset by e-mail: the link's lifetime, and requests per address / per IP per hour.
+PASSWORD_RESET_TIMEOUT = 3600 * env_int("PASSWORD_RESET_HOURS", 1, minimum=1)
+PASSWORD_RESET_LIMIT_PER_EMAIL = env_int("PASSWORD_RESET_LIMIT_PER_EMAIL", 3, minimum=0)
+PASSWORD_RESET_LIMIT_PER_IP = env_int("PASSWORD_RESET_LIMIT_PER_IP", 10, minimum=0)
+
+# Session lifetime: ended this long after sign-in whatever happens (absolute), or after this long
+# without a request (idle). The cookie expires with the absolute lifetime.
+SESSION_ABSOLUTE_HOURS = env_int("SESSION_ABSOLUTE_HOURS", 12, minimum=1)
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 120, minimum=1)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_HOURS * 3600
+
 API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
-API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 366, minimum=1)  # auth branch: expiry cap
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 366, minimum=1)
 if API_TOKEN_DEFAULT_DAYS > API_TOKEN_MAX_DAYS:
     raise ImproperlyConfigured(
         f"API_TOKEN_DEFAULT_DAYS={API_TOKEN_DEFAULT_DAYS} exceeds API_TOKEN_MAX_DAYS={API_TOKEN_MAX_DAYS}."
@@ -258,6 +283,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# The middleware adds the origin of OIDC_ISSUER to form-action: the sign-out form's redirect to
+# the provider's end-session endpoint is a form submission's target too.
 CONTENT_SECURITY_POLICY = env_str(
     "PORTAL_CSP",
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

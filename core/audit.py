@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
@@ -23,16 +24,33 @@ def snapshot(obj: models.Model, fields: list[str]) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A target that is not a row: a sign-in name that may not exist, an address."""
+
+    type: str
+    id: str
+    repr: str
+
+
+def _target(target: models.Model | Ref) -> Ref:
+    if isinstance(target, Ref):
+        return target
+    concrete = target._meta.concrete_model or type(target)  # a proxy is its concrete model
+    return Ref(concrete._meta.label_lower, str(target.pk), str(target)[:254])
+
+
 def record(
     action: str,
     *,
     actor: Any,
-    target: models.Model,
+    target: models.Model | Ref,
     org_slug: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     meta = context.current()
+    ref = _target(target)
     user = actor if getattr(actor, "is_authenticated", False) else None
     event = AuditEvent.objects.create(
         actor=user,
@@ -40,9 +58,9 @@ def record(
         if user
         else "system",
         action=action,
-        target_type=target._meta.label_lower,
-        target_id=str(target.pk),
-        target_repr=str(target)[:254],
+        target_type=ref.type,
+        target_id=ref.id[:64],
+        target_repr=ref.repr[:254],
         org_slug=org_slug,
         before=before,
         after=after,

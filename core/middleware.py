@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -40,6 +42,25 @@ class RequestContextMiddleware:
         return response
 
 
+@functools.lru_cache(maxsize=8)
+def content_security_policy(policy: str, issuer: str) -> str:
+    """`policy` with the single sign-on issuer's origin added to its form-action directive.
+
+    Signing out posts a form whose answer redirects to the issuer's end-session endpoint; a
+    browser checks every redirect of a form submission against form-action, so without the
+    issuer there the provider's session would survive the sign-out."""
+    if not issuer or not policy:
+        return policy
+    parts = urlsplit(issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    directives = [d.strip() for d in policy.split(";") if d.strip()]
+    for i, directive in enumerate(directives):
+        name, *sources = directive.split()
+        if name.lower() == "form-action" and origin not in sources and "*" not in sources:
+            directives[i] = " ".join([name, *[s for s in sources if s != "'none'"], origin])
+    return "; ".join(directives)
+
+
 class ContentSecurityPolicyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -47,7 +68,9 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if settings.CONTENT_SECURITY_POLICY and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
+            response["Content-Security-Policy"] = content_security_policy(
+                settings.CONTENT_SECURITY_POLICY, settings.OIDC_ISSUER
+            )
         return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,10 +16,29 @@ class GitConflict(GitError):
     """The branch moved between read and commit (compare-and-swap lost)."""
 
 
+# What git itself strips from identities (ident.c: "crud") plus every control character: a name
+# or address holding `<`, `>` or a line break would forge or break the commit's author header.
+_IDENT_UNSAFE = re.compile(r"[<>\x00-\x1f\x7f\u2028\u2029]")
+NOREPLY_EMAIL = "noreply@catalyst.local"
+
+
+def clean_ident(value: str) -> str:
+    return " ".join(_IDENT_UNSAFE.sub(" ", value).split())
+
+
 @dataclass(frozen=True)
 class Author:
+    """A commit's author or committer; cleaned on construction, so every backend writes a header
+    `git fsck --strict` accepts, whatever a display name holds."""
+
     name: str
     email: str
+
+    def __post_init__(self) -> None:
+        name = clean_ident(self.name) or "unknown"
+        email = "".join(clean_ident(self.email).split()) or NOREPLY_EMAIL
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "email", email)
 
 
 @dataclass(frozen=True)

@@ -82,11 +82,14 @@ def assign(request: Request) -> Response:
     data = AssignInput(data=request.data)
     data.is_valid(raise_exception=True)
     values = data.validated_data
-    user = find_user(values["user"]) if values.get("user") else None
     scopes = _call(services.normalize_scopes, tier=values["tier"], scopes=values["scope"])
     org = services.org_of(scopes)
     if org and not access.can(request.user, "organization.read", {services.ORG_LABEL: org}):
         raise Http404
+    # Whether the caller may grant here at all, before any user is looked up: a refused caller
+    # must not learn which usernames or addresses have an account.
+    _call(services.authorize_grant_change, by=request.user, scopes=scopes, tier=values["tier"])
+    user = find_user(values["user"]) if values.get("user") else None
     result = _call(
         services.grant_access,
         by=request.user,

@@ -211,6 +211,55 @@ def test_a_token_cannot_mint_a_longer_lived_token(users: dict[str, Any]) -> None
     assert child.expires_at == parent.expires_at
 
 
+def test_a_token_minted_by_a_token_dies_with_its_parent(
+    users: dict[str, Any], client_for: Any
+) -> None:
+    parent, raw = mint(users["owner"], name="ci")
+
+    def child_of(secret: str, name: str) -> tuple[int, str]:
+        made = Client().post(
+            "/api/v1/tokens/", {"name": name}, content_type="application/json", **bearer(secret)
+        )
+        assert made.status_code == 201, made.content
+        return made.json()["id"], made.json()["token"]
+
+    child_id, child_raw = child_of(raw, "job")
+    grandchild_id, grandchild_raw = child_of(child_raw, "step")
+    assert Client().get("/api/v1/orgs/", **bearer(grandchild_raw)).status_code == 200
+
+    # The list shows the chain.
+    listed = {t["id"]: t for t in Client().get("/api/v1/tokens/", **bearer(raw)).json()}
+    assert listed[child_id]["minted_by"] == parent.pk
+    assert listed[grandchild_id]["minted_by"] == child_id
+    page = client_for(users["owner"]).get("/account/tokens/").content.decode()
+    assert f"{parent.display}</code> ci" in page
+
+    # Revoking the parent on the page revokes the tokens minted from it.
+    revoked = client_for(users["owner"]).post(f"/account/tokens/{parent.pk}/revoke/")
+    assert revoked.status_code == 302
+    for secret in (raw, child_raw, grandchild_raw):
+        assert Client().get("/api/v1/orgs/", **bearer(secret)).status_code == 401
+    assert set(ApiToken.objects.filter(revoked_at__isnull=False).values_list("pk", flat=True)) == {
+        parent.pk,
+        child_id,
+        grandchild_id,
+    }
+    events = AuditEvent.objects.filter(action="account.token.revoke")
+    assert events.count() == 3
+    assert {e.after["with_parent"] for e in events} == {False, True}
+
+
+def test_a_child_stops_even_if_its_parent_is_revoked_behind_the_services_back(
+    users: dict[str, Any],
+) -> None:
+    parent, raw = mint(users["owner"])
+    made = Client().post(
+        "/api/v1/tokens/", {"name": "job"}, content_type="application/json", **bearer(raw)
+    )
+    ApiToken.objects.filter(pk=parent.pk).update(revoked_at=timezone.now())
+    assert Client().get("/api/v1/orgs/", **bearer(made.json()["token"])).status_code == 401
+
+
 def test_api_revoke_is_audited_and_the_token_stops_working(
     users: dict[str, Any], client_for: Any
 ) -> None:

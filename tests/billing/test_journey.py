@@ -11,6 +11,7 @@ from django.test import Client
 from billing.models import LedgerEntry, Order, Redemption, Subscription, Voucher
 from core.models import AuditEvent
 from orgs.models import Organization
+from tests.accounts.conftest import last_pin
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +66,9 @@ def test_voucher_journey_from_issue_to_balance(cast, operator_client, on_commit)
             "password2": "a-long-unusual-passphrase",
         },
     )
+    # the address is confirmed with the PIN e-mailed to it, and the flow goes on to the wizard
+    assert response.status_code == 302 and response["Location"].startswith("/signup/confirm/")
+    response = visitor.post(response["Location"], {"pin": last_pin("newcomer@example.test")})
     assert response.status_code == 302
     assert response["Location"] == f"/checkout/?code={voucher.code}"
     wizard = visitor.get(response["Location"])

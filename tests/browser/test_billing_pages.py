@@ -7,6 +7,7 @@ import pytest
 from billing import vouchers
 from billing.models import LedgerEntry
 from orgs.models import Organization
+from tests.accounts.conftest import last_pin
 from tests.billing.conftest import seed_price_book
 from tests.browser.conftest import axe_violations, sign_in
 from tests.conftest import PASSWORD
@@ -36,6 +37,10 @@ def test_redeem_sign_up_and_check_out_in_the_browser(page, live_server, sovereig
     page.fill("#id_password1", "a-long-unusual-passphrase")
     page.fill("#id_password2", "a-long-unusual-passphrase")
     assert axe_violations(page) == []
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/signup/confirm/?*")
+    assert axe_violations(page) == []
+    page.fill("#id_pin", last_pin("ria@example.test"))
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/checkout/?code={CODE}")
     assert page.input_value("#id_code") == CODE

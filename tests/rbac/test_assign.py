@@ -90,6 +90,22 @@ def test_who_may_assign_what(cast, client_for, actor, tier, status, message):
         assert (UserAccess.objects.count(), AuditEvent.objects.count()) == before
 
 
+@pytest.mark.parametrize(
+    ("actor", "status"),
+    [("outsider", 404), ("member_b", 404), ("viewer", 403), ("developer", 403)],
+)
+def test_a_refused_caller_cannot_tell_which_users_exist(cast, client_for, actor, status):
+    """The permission check comes before the user lookup (issue 9, defect 10)."""
+    client = client_for(cast[actor])
+    answers = [
+        post_assign(client, user=who, tier="viewer", scope=ACME)
+        for who in ("owner", "owner@example.test", "no-such-user", "nobody@example.test")
+    ]
+    assert [a.status_code for a in answers] == [status] * 4
+    assert len({a.content for a in answers}) == 1
+    assert not UserAccess.objects.filter(user__username="owner", tier="viewer").exists()
+
+
 def test_admin_cannot_demote_an_owner_and_last_owner_stays(cast, client_for):
     admin_try = post_assign(client_for(cast["admin"]), user="owner", tier="viewer", scope=ACME)
     assert admin_try.status_code == 403
