@@ -4,7 +4,11 @@
   template rendered from an in-memory list;
 - install request (API POST) → commit in the app repo, median ms, beside a bare `git commit` +
   push of the same files with the git CLI;
-- sync of 500 Blueprint files (first load and a no-op re-sync).
+- sync of 500 Blueprint files (first load and a no-op re-sync);
+- preview of a WordPress install with a new MariaDB (plan, wiring, files, diffs, price: the
+  API's `POST …/applications/plan`), median ms, beside rendering the same files alone;
+- rollback request (API POST) → commit, median ms, beside a bare `git commit` + push of the same
+  files with the git CLI.
 
 Run: `python bench/bench_marketplace.py` (or `make bench` once merged). Self-contained on purpose.
 """
@@ -103,7 +107,7 @@ def _run(tmp: Path) -> None:
     from django.template.loader import render_to_string
     from django.test import Client, RequestFactory
 
-    from marketplace import loader, manifests
+    from marketplace import loader
     from marketplace.models import Application, CatalogSource
     from marketplace.views import catalog_context
     from orgs import services as org_services
@@ -191,18 +195,93 @@ def _run(tmp: Path) -> None:
     install_ms = statistics.median(timed(install, repeat=INSTALLS))
     last = Application.objects.order_by("-pk").first()
     assert last is not None and last.last_commit_sha, "install did not commit"
-    app_files = {
-        path.replace(f"/{last.name}/", "/APP/"): text
-        for desired in manifests.trees(last)
-        for path, text in desired.files.items()
-    }
-    bare = statistics.median(
-        bare_git_commit_push(app_files, tmp / "bare", placeholder="APP", repeat=INSTALLS)
-    )
+    bare = _bare_baseline(last, tmp / "bare")
     report(
         "install request → commit median",
         install_ms,
         target=200,
+        baseline=bare,
+        baseline_name="bare git commit + push of the same files",
+    )
+    _wiring_and_rollback(client, tmp)
+
+
+def _bare_baseline(app: Any, work: Path) -> float:
+    """Median ms of a bare git commit + push of the Application's files (git CLI)."""
+    from marketplace import manifests
+
+    files = {
+        path.replace(f"/{app.name}/", "/APP/"): text
+        for desired in manifests.trees(app)
+        for path, text in desired.files.items()
+    }
+    return statistics.median(bare_git_commit_push(files, work, placeholder="APP", repeat=INSTALLS))
+
+
+def _wiring_and_rollback(client: Any, tmp: Path) -> None:
+    from django.conf import settings
+
+    from marketplace import loader, manifests, plans
+    from marketplace.models import Application, CatalogSource, InstallPlan
+
+    starter = CatalogSource.objects.create(
+        name="public", kind="directory", location=str(settings.CATALOG_DIR)
+    )
+    loader.sync_source(starter)
+    apps = "/api/v1/orgs/bench-co/environments/bench-co-prod/applications/"
+    body = {
+        "name": "blog",
+        "blueprint": "bp-wordpress",
+        "values": {"domain": "blog.bench.test", "admin": {"email": "ops@bench.test"}},
+        "dependencies": {"db": "new"},
+    }
+
+    names = iter(range(1_000_000))
+
+    def preview() -> None:  # a new name each time: nothing rendered before is reused
+        response = client.post(
+            apps + "plan", {**body, "name": f"blog{next(names)}"}, content_type="application/json"
+        )
+        assert response.status_code == 200 and response.json()["wiring"], response.content
+
+    preview_ms = statistics.median(timed(preview, repeat=REPEAT))
+    plan = InstallPlan.objects.order_by("-pk").first()
+    assert plan is not None
+    unsaved = plans.plan_applications(plan.environment, plan.data)
+    peers = {a.name: a for a in unsaved}
+    render_ms = statistics.median(
+        timed(lambda: [manifests.trees(a, peers=peers) for a in unsaved], repeat=REPEAT)
+    )
+    report(
+        "WordPress install preview with wiring median",
+        preview_ms,
+        target=50,
+        baseline=render_ms,
+        baseline_name="rendering the same files alone",
+    )
+
+    # rollback: install, resize (revision 2), then roll back to 1, 2, 1, ... through the API
+    created = client.post(
+        apps, {"name": "cache", "blueprint": "bp-valkey"}, content_type="application/json"
+    )
+    assert created.status_code == 201, created.content
+    client.post(apps + "cache/resize", {"size": "medium"}, content_type="application/json")
+    targets = iter([1, 2] * 1000)
+
+    def rollback() -> None:
+        response = client.post(
+            apps + "cache/rollback", {"revision": next(targets)}, content_type="application/json"
+        )
+        assert response.status_code == 200, response.content
+
+    rollback_ms = statistics.median(timed(rollback, repeat=INSTALLS))
+    cache = Application.objects.get(name="cache")
+    assert cache.last_commit_sha, "rollback did not commit"
+    bare = _bare_baseline(cache, tmp / "bare-rollback")
+    report(
+        "rollback request → commit median",
+        rollback_ms,
+        target=2 * bare,
         baseline=bare,
         baseline_name="bare git commit + push of the same files",
     )

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
 
 from orgs.models import Organization
 
-from .pricing import PriceBook, QuoteLine
+from .money import tax_of
+from .pricing import PriceBook, Quote, QuoteLine
 
-SIZE_EXTRAS = {"medium": "app-medium", "large": "app-large"}
+SIZE_EXTRAS = {"medium": "app-medium", "large": "app-large"}  # small is included in every plan
 HOT_STANDBY_EXTRA = "app-hotstandby"
 HOT_STANDBY = "active-hotstandby"
+ACTIVE_ACTIVE = "active-active"
+TOPOLOGIES = ("single-region", ACTIVE_ACTIVE, HOT_STANDBY)
 
 
 @dataclass(frozen=True)
@@ -43,14 +49,46 @@ def usage(org: Organization) -> list[AppUsage]:
     return [app for source in _sources for app in source(org)]
 
 
+def app_extra_counts(app: AppUsage) -> Counter[str]:
+    """The extras one Application uses: its size in every active region (active-active runs all of
+    them), and each hot-standby region."""
+    counts: Counter[str] = Counter()
+    active = app.regions if app.placement == ACTIVE_ACTIVE else 1
+    if app.size in SIZE_EXTRAS:
+        counts[SIZE_EXTRAS[app.size]] += max(active, 1)
+    if app.placement == HOT_STANDBY and app.regions > 1:
+        counts[HOT_STANDBY_EXTRA] += app.regions - 1
+    return counts
+
+
 def extra_counts(apps: list[AppUsage]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for app in apps:
-        if app.size in SIZE_EXTRAS:
-            counts[SIZE_EXTRAS[app.size]] += 1
-        if app.placement == HOT_STANDBY and app.regions > 1:
-            counts[HOT_STANDBY_EXTRA] += app.regions - 1
+        counts.update(app_extra_counts(app))
     return counts
+
+
+def application_quote(apps: list[AppUsage], *, at: datetime | None = None) -> Quote:
+    """What these Applications add to the monthly bill, line by line per Application — the same
+    extras a subscription charges (read by the marketplace: Blueprint page, install preview).
+    A ValidationError (`price`, `placement`) when it cannot be priced."""
+    book = PriceBook(at)
+    result = Quote(plan_code="", currency=book.currency, tax_rate_bp=book.tax_rate_bp)
+    for app in apps:
+        if app.placement not in TOPOLOGIES or app.regions < 1:
+            raise ValidationError({"placement": f"Cannot price {app.placement} on {app.regions}."})
+        for code, quantity in sorted(app_extra_counts(app).items()):
+            try:
+                line = book.addon_line(code, quantity, kind="app_extra")
+            except ValidationError as exc:
+                raise ValidationError(
+                    {"price": f"The price book has no price for “{code}” in {book.currency}."}
+                ) from exc
+            result.lines.append(replace(line, name=f"{app.name}: {line.name}"))
+    result.subtotal_minor = sum(line.amount_minor for line in result.lines)
+    result.tax_minor = tax_of(result.subtotal_minor, book.tax_rate_bp)
+    result.total_minor = result.subtotal_minor + result.tax_minor
+    return result
 
 
 def extra_lines(org: Organization | None, book: PriceBook) -> list[QuoteLine]:

@@ -13,6 +13,7 @@ NAV = [
     ("Organizations", "orgs:list", "user"),
     ("Marketplace", "marketplace:catalog", "user"),
     ("BSS", "billing:index", "operator"),
+    ("Catalog curation", "marketplace:curation", "operator"),
     ("Audit", "audit", "operator"),
     ("API tokens", "token-list", "user"),
     ("Account", "account", "user"),

@@ -198,6 +198,10 @@ FLUX_BACKOFF_BASE_MS = env_int("FLUX_BACKOFF_BASE_MS", 500, minimum=1)
 FLUX_BACKOFF_MAX_SECONDS = env_int("FLUX_BACKOFF_MAX_SECONDS", 60, minimum=1)
 FLUX_HEARTBEAT_SECONDS = env_int("FLUX_HEARTBEAT_SECONDS", 30, minimum=1)
 FLUX_STALE_SECONDS = env_int("FLUX_STALE_SECONDS", 2 * FLUX_WATCH_TIMEOUT_SECONDS + 60, minimum=1)
+# The Kubernetes Events Flux records for its objects (core/v1, one watch per Flux kind by
+# involvedObject.kind), shown on the Application page; how many are kept per object.
+FLUX_WATCH_EVENTS = env_bool("FLUX_WATCH_EVENTS", True)
+FLUX_EVENTS_PER_OBJECT = env_int("FLUX_EVENTS_PER_OBJECT", 20, minimum=1)
 EVENTS_STREAM_KEY = env_str("EVENTS_STREAM_KEY", "portal:events")
 EVENTS_REPLAY_SIZE = env_int("EVENTS_REPLAY_SIZE", 1000, minimum=1)
 SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1)
@@ -353,7 +357,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organizations, Environments, marketplace and BSS of an OpenOva Catalyst Sovereign.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "ENUM_NAME_OVERRIDES": {"EnvTypeEnum": "orgs.naming.ENV_TYPES"},
+    "ENUM_NAME_OVERRIDES": {
+        "EnvTypeEnum": "orgs.naming.ENV_TYPES",
+        "ApplicationPlacementEnum": "marketplace.models.Placement",
+        "ApplicationSizeEnum": "marketplace.models.SIZES",
+    },
 }
 
 # --- Locale ----------------------------------------------------------------------------------
@@ -399,6 +407,11 @@ CELERY_BEAT_SCHEDULE["sync-catalog"] = {
 # Whether a Flux watcher reports cluster status; without one an uninstalled Application's row is
 # removed as soon as its files are gone (nothing can report "drained").
 FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
+# Reference values of the charts Blueprints install (<chart>/<version>/values.yaml[, .schema.json]):
+# Blueprint values are checked against them where the chart version is known (curation review, tests).
+CHART_SPECS_DIR = Path(
+    env_str("CHART_SPECS_DIR", str(BASE_DIR.parent / "shared" / "specs" / "charts"))
+)
 DEMO_LOADERS = ["sync_catalog"]
 
 # --- BSS: vouchers, sign-up (billing app) ----------------------------------------------------

@@ -43,6 +43,15 @@ class Kind:
     group: str
     version: str
     plural: str
+    involved: str = ""  # core/v1 Events recorded for objects of this kind
+
+    @property
+    def is_events(self) -> bool:
+        return bool(self.involved)
+
+    @property
+    def name(self) -> str:
+        return f"Event/{self.involved}" if self.involved else self.kind
 
 
 KINDS = (
@@ -50,6 +59,15 @@ KINDS = (
     Kind("HelmRelease", "helm.toolkit.fluxcd.io", "v2", "helmreleases"),
     Kind("GitRepository", "source.toolkit.fluxcd.io", "v1", "gitrepositories"),
 )
+# The Events Flux controllers record (`involvedObject.kind=<Flux kind>`): what the object went
+# through, shown on the Application page.
+EVENT_KINDS = tuple(Kind("Event", "", "v1", "events", involved=k.kind) for k in KINDS)
+
+
+def watched_kinds() -> tuple[Kind, ...]:
+    return KINDS + (EVENT_KINDS if settings.FLUX_WATCH_EVENTS else ())
+
+
 CLUSTERS_TOPIC = "flux:clusters"
 
 
@@ -192,6 +210,7 @@ class KindWatcher:
 
         self.cluster, self.kind = cluster, kind
         self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
         self.stop, self.heartbeat, self.backoff = stop, heartbeat, backoff
         self.selector, self.timeout = label_selector, timeout_seconds
         self._resp: Any = None
@@ -200,26 +219,39 @@ class KindWatcher:
     def _args(self) -> tuple[str, str, str]:
         return self.kind.group, self.kind.version, self.kind.plural
 
+    def _list(self, **kwargs: Any) -> Any:
+        """Custom objects by label selector; Events by the kind of the object they concern
+        (raw JSON in both cases: `_preload_content=False` for Events)."""
+        if self.kind.is_events:
+            return self.core.list_event_for_all_namespaces(
+                field_selector=f"involvedObject.kind={self.kind.involved}", **kwargs
+            )
+        return self.custom.list_cluster_custom_object(
+            *self._args(), label_selector=self.selector, **kwargs
+        )
+
     def relist(self) -> int:
         """List everything, store it, tombstone what is gone; the list's resourceVersion."""
-        result: Any = self.custom.list_cluster_custom_object(
-            *self._args(),
-            label_selector=self.selector,
-            _request_timeout=(settings.FLUX_CONNECT_TIMEOUT_SECONDS, self.timeout),
-        )
+        timeout = (settings.FLUX_CONNECT_TIMEOUT_SECONDS, self.timeout)
+        if self.kind.is_events:
+            resp: Any = self._list(_preload_content=False, _request_timeout=timeout)
+            result: Any = json.loads(resp.data or b"{}")
+        else:
+            result = self._list(_request_timeout=timeout)
         self.heartbeat.connected()
         list_rv = rv_int(result.get("metadata", {}).get("resourceVersion")) or 0
         self.relists += 1
-        store.reconcile_list(self.cluster, self.kind.kind, result.get("items") or [], list_rv)
+        if self.kind.is_events:
+            store.record_events(self.cluster, result.get("items") or [])
+        else:
+            store.reconcile_list(self.cluster, self.kind.kind, result.get("items") or [], list_rv)
         return list_rv
 
     def watch(self, rv: int) -> int:
         """Watch from `rv` until the server ends the stream; the newest resourceVersion seen."""
         from kubernetes.watch.watch import iter_resp_lines
 
-        resp: Any = self.custom.list_cluster_custom_object(
-            *self._args(),
-            label_selector=self.selector,
+        resp: Any = self._list(
             watch=True,
             resource_version=str(rv),
             allow_watch_bookmarks=True,
@@ -252,7 +284,10 @@ class KindWatcher:
         new_rv = rv_int((obj.get("metadata") or {}).get("resourceVersion"))
         if kind == "BOOKMARK":
             self.heartbeat.contact()
-        elif kind in ("ADDED", "MODIFIED", "DELETED"):
+        elif self.kind.is_events and kind in ("ADDED", "MODIFIED"):
+            store.record_events(self.cluster, [obj])  # a deleted (expired) Event stays on record
+            self.heartbeat.contact(event=True)
+        elif not self.kind.is_events and kind in ("ADDED", "MODIFIED", "DELETED"):
             store.apply(self.cluster, self.kind.kind, kind, obj)
             self.heartbeat.contact(event=True)
         return max(rv, new_rv or rv)
@@ -283,7 +318,11 @@ class KindWatcher:
             while not self.stop.is_set():
                 try:
                     if not resumed:
-                        rv = store.last_resource_version(self.cluster, self.kind.kind)
+                        rv = (
+                            store.last_event_resource_version(self.cluster, self.kind.involved)
+                            if self.kind.is_events
+                            else store.last_resource_version(self.cluster, self.kind.kind)
+                        )
                         resumed = True
                     if rv is None:
                         rv = self.relist()
@@ -298,7 +337,7 @@ class KindWatcher:
                     log.info(
                         "%s %s: resourceVersion %s expired, relisting",
                         self.cluster,
-                        self.kind.kind,
+                        self.kind.name,
                         rv,
                     )
                     rv = None
@@ -316,7 +355,7 @@ class KindWatcher:
                 log.warning(
                     "%s %s: watch failed (%s); retrying in %.1fs",
                     self.cluster,
-                    self.kind.kind,
+                    self.kind.name,
                     error,
                     delay,
                 )
@@ -335,7 +374,7 @@ class ClusterWatcher:
         api: Any,
         *,
         stop: threading.Event | None = None,
-        kinds: Iterable[Kind] = KINDS,
+        kinds: Iterable[Kind] | None = None,
         label_selector: str | None = None,
         timeout_seconds: int | None = None,
         backoff: Callable[[], Backoff] | None = None,
@@ -357,13 +396,13 @@ class ClusterWatcher:
                 timeout_seconds=timeout_seconds or settings.FLUX_WATCH_TIMEOUT_SECONDS,
                 backoff=make_backoff(),
             )
-            for kind in kinds
+            for kind in (watched_kinds() if kinds is None else kinds)
         ]
 
     def run(self) -> None:
         close_old_connections()
         threads = [
-            threading.Thread(target=w.run, name=f"flux-{self.cluster}-{w.kind.kind}", daemon=True)
+            threading.Thread(target=w.run, name=f"flux-{self.cluster}-{w.kind.name}", daemon=True)
             for w in self.watchers
         ]
         for thread in threads:

@@ -48,6 +48,11 @@ class FluxObject(models.Model):
     applied_revision = models.CharField(max_length=255, blank=True)
     attempted_revision = models.CharField(max_length=255, blank=True)
     artifact_revision = models.CharField(max_length=255, blank=True)
+    details = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="kind-specific status as Flux reports it (HelmRelease: chart, history, failures)",
+    )
     resource_version = models.BigIntegerField(default=0)
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -101,6 +106,34 @@ class FluxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.obj} {self.event} {self.type}={self.status} {self.reason}"
+
+
+class ObjectEvent(models.Model):
+    """A Kubernetes Event a Flux controller recorded for one of its objects (read by the watch:
+    `involvedObject` names the object; `count` and the times say how often and when)."""
+
+    cluster = models.CharField(max_length=63)
+    uid = models.CharField(max_length=64)
+    kind = models.CharField(max_length=32, help_text="the involved object's kind")
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    type = models.CharField(max_length=16, blank=True, help_text="Normal or Warning")
+    reason = models.CharField(max_length=128, blank=True)
+    message = models.TextField(blank=True)
+    count = models.PositiveIntegerField(default=1)
+    reporter = models.CharField(max_length=128, blank=True, help_text="the controller")
+    revision = models.CharField(max_length=255, blank=True, help_text="annotated by Flux")
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    resource_version = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "uid"], name="one_object_event")]
+        indexes = [models.Index(fields=["cluster", "kind", "namespace", "name", "last_seen"])]
+
+    def __str__(self) -> str:
+        return f"{self.cluster}/{self.kind}/{self.namespace}/{self.name} {self.type} {self.reason}"
 
 
 class FluxCluster(models.Model):

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from .models import FluxEvent, FluxObject, rv_int
+from .models import FluxEvent, FluxObject, ObjectEvent, rv_int
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,61 @@ class Observed:
         }
         if kind == "HelmRelease":
             fields["applied_revision"] = ""
+        fields["details"] = details(kind, raw)
         return cls(
             namespace=meta.get("namespace", ""),
             name=meta["name"],
             fields=fields,
             resource_version=rv_int(meta.get("resourceVersion")) or 0,
         )
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def details(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """What a HelmRelease (helm.toolkit.fluxcd.io/v2) reports beyond its conditions: the chart
+    asked for, the chart version last attempted, the release history (newest first) and the
+    remediation counters against the retries its spec allows."""
+    if kind != "HelmRelease":
+        return {}
+    spec, status = raw.get("spec") or {}, raw.get("status") or {}
+    chart = (spec.get("chart") or {}).get("spec") or {}
+    history = [
+        {
+            k: h.get(k)
+            for k in (
+                "version",
+                "status",
+                "chartName",
+                "chartVersion",
+                "appVersion",
+                "lastDeployed",
+            )
+        }
+        for h in (status.get("history") or [])[:5]
+        if isinstance(h, dict)
+    ]
+    return {
+        "chart": chart.get("chart", ""),
+        "chartVersion": chart.get("version", ""),
+        "lastAttemptedRevision": status.get("lastAttemptedRevision") or "",
+        "lastAttemptedReleaseAction": status.get("lastAttemptedReleaseAction") or "",
+        "installFailures": _count(status.get("installFailures")),
+        "upgradeFailures": _count(status.get("upgradeFailures")),
+        "failures": _count(status.get("failures")),
+        "installRetries": _count(
+            ((spec.get("install") or {}).get("remediation") or {}).get("retries")
+        ),
+        "upgradeRetries": _count(
+            ((spec.get("upgrade") or {}).get("remediation") or {}).get("retries")
+        ),
+        "history": history,
+    }
 
 
 def _timeline(
@@ -196,6 +245,7 @@ _FIELDS = [
     "applied_revision",
     "attempted_revision",
     "artifact_revision",
+    "details",
     "resource_version",
     "deleted_at",
     "updated_at",
@@ -351,11 +401,27 @@ def _raw(observed: Observed) -> dict[str, Any]:
             "generation": f["generation"],
             "resourceVersion": str(observed.resource_version),
         },
+        "spec": {
+            "chart": {
+                "spec": {
+                    "chart": f["details"].get("chart"),
+                    "version": f["details"].get("chartVersion"),
+                }
+            },
+            "install": {"remediation": {"retries": f["details"].get("installRetries")}},
+            "upgrade": {"remediation": {"retries": f["details"].get("upgradeRetries")}},
+        },
         "status": {
             "observedGeneration": f["observed_generation"],
             "conditions": f["conditions"],
             "lastAppliedRevision": f["applied_revision"],
-            "lastAttemptedRevision": f["attempted_revision"],
+            "lastAttemptedRevision": f["attempted_revision"]
+            or f["details"].get("lastAttemptedRevision"),
+            "lastAttemptedReleaseAction": f["details"].get("lastAttemptedReleaseAction"),
+            "installFailures": f["details"].get("installFailures"),
+            "upgradeFailures": f["details"].get("upgradeFailures"),
+            "failures": f["details"].get("failures"),
+            "history": f["details"].get("history") or [],
             "artifact": {"revision": f["artifact_revision"]},
         },
     }
@@ -367,6 +433,109 @@ def last_resource_version(cluster: str, kind: str) -> int | None:
     from django.db.models import Max
 
     newest = FluxObject.objects.filter(cluster=cluster, kind=kind).aggregate(
+        rv=Max("resource_version")
+    )["rv"]
+    return int(newest) if newest else None
+
+
+# --- Kubernetes Events recorded for Flux objects -------------------------------------------------
+
+
+def _event_time(raw: dict[str, Any], *names: str) -> Any:
+    from django.utils.dateparse import parse_datetime
+
+    for name in names:
+        value = raw.get(name)
+        if isinstance(value, str) and (parsed := parse_datetime(value)) is not None:
+            return parsed
+    return timezone.now()
+
+
+def _event_row(cluster: str, raw: dict[str, Any]) -> ObjectEvent | None:
+    meta, involved = raw.get("metadata") or {}, raw.get("involvedObject") or {}
+    if not meta.get("uid") or not involved.get("kind") or not involved.get("name"):
+        return None
+    annotations = meta.get("annotations") or {}
+    source = raw.get("source") or {}
+    return ObjectEvent(
+        cluster=cluster,
+        uid=meta["uid"],
+        kind=involved["kind"],
+        namespace=involved.get("namespace") or meta.get("namespace") or "",
+        name=involved["name"],
+        type=(raw.get("type") or "")[:16],
+        reason=(raw.get("reason") or "")[:128],
+        message=raw.get("message") or raw.get("note") or "",
+        count=max(_count(raw.get("count") or (raw.get("series") or {}).get("count")), 1),
+        reporter=(raw.get("reportingComponent") or source.get("component") or "")[:128],
+        revision=str(next((v for k, v in annotations.items() if k.endswith("/revision")), ""))[
+            :255
+        ],
+        first_seen=_event_time(raw, "firstTimestamp", "eventTime", "lastTimestamp"),
+        last_seen=_event_time(raw, "lastTimestamp", "eventTime", "firstTimestamp"),
+        resource_version=rv_int(meta.get("resourceVersion")) or 0,
+    )
+
+
+EVENT_FIELDS = [
+    "kind",
+    "namespace",
+    "name",
+    "type",
+    "reason",
+    "message",
+    "count",
+    "reporter",
+    "revision",
+    "first_seen",
+    "last_seen",
+    "resource_version",
+]
+
+
+def record_events(cluster: str, items: Iterable[dict[str, Any]]) -> list[FluxObject]:
+    """Store Kubernetes Events (a watch event or a whole list), newest resourceVersion wins;
+    keep FLUX_EVENTS_PER_OBJECT per object; the Flux objects they concern, for the handlers."""
+    from django.conf import settings
+
+    rows = [row for row in (_event_row(cluster, raw) for raw in items) if row is not None]
+    if not rows:
+        return []
+    with transaction.atomic():
+        known = dict(
+            ObjectEvent.objects.filter(cluster=cluster, uid__in=[r.uid for r in rows]).values_list(
+                "uid", "resource_version"
+            )
+        )
+        fresh = [r for r in rows if r.uid not in known]
+        newer = [r for r in rows if r.uid in known and r.resource_version > known[r.uid]]
+        ObjectEvent.objects.bulk_create(fresh, ignore_conflicts=True)
+        for row in newer:
+            ObjectEvent.objects.filter(cluster=cluster, uid=row.uid).update(
+                **{name: getattr(row, name) for name in EVENT_FIELDS}
+            )
+        touched = {(r.kind, r.namespace, r.name) for r in fresh + newer}
+        for kind, namespace, name in touched:
+            keep = ObjectEvent.objects.filter(
+                cluster=cluster, kind=kind, namespace=namespace, name=name
+            ).order_by("-last_seen", "-id")
+            old = list(keep.values_list("pk", flat=True)[settings.FLUX_EVENTS_PER_OBJECT :])
+            if old:
+                ObjectEvent.objects.filter(pk__in=old).delete()
+    if not touched:
+        return []
+    match = models.Q()
+    for kind, namespace, name in touched:
+        match |= models.Q(kind=kind, namespace=namespace, name=name)
+    objs = list(FluxObject.objects.filter(match, cluster=cluster))
+    _notify_all(objs)
+    return objs
+
+
+def last_event_resource_version(cluster: str, kind: str) -> int | None:
+    from django.db.models import Max
+
+    newest = ObjectEvent.objects.filter(cluster=cluster, kind=kind).aggregate(
         rv=Max("resource_version")
     )["rv"]
     return int(newest) if newest else None

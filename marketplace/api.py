@@ -21,7 +21,7 @@ from core.api_errors import call_service as call
 from orgs.models import Environment
 from rbac import access
 
-from . import previews, services, versions
+from . import changes, previews, services, versions
 from .models import SIZES, Application, Blueprint, BlueprintVersion, IdempotencyKey, Placement
 from .views import APP_RELATED, catalog_context, visible_blueprints
 
@@ -146,7 +146,7 @@ class InstallInput(serializers.Serializer):
     version = serializers.CharField(max_length=64, required=False)
     values = serializers.JSONField(required=False, default=dict)
     size = serializers.ChoiceField(choices=SIZES, default="small")
-    placement = serializers.ChoiceField(choices=Placement.values, default=Placement.SINGLE.value)
+    placement = serializers.ChoiceField(choices=Placement.choices, default=Placement.SINGLE.value)
     regions = serializers.ListField(
         child=serializers.CharField(), required=False, default=list, max_length=5
     )
@@ -163,8 +163,39 @@ class UpdateInput(serializers.Serializer):
     size = serializers.ChoiceField(choices=SIZES, required=False)
 
 
-class UpgradeInput(serializers.Serializer):
-    version = serializers.CharField(max_length=64)
+class ChangeInput(serializers.Serializer):
+    preview = serializers.BooleanField(
+        default=False, help_text="true: answer the files, diff, wiring and price; write nothing"
+    )
+
+
+class UpgradeInput(ChangeInput):
+    version = serializers.CharField(max_length=64, help_text="newer, or older where allowed")
+
+
+class ResizeInput(ChangeInput):
+    size = serializers.ChoiceField(choices=SIZES)
+
+
+class PlacementInput(ChangeInput):
+    placement = serializers.ChoiceField(choices=Placement.choices)
+    regions = serializers.ListField(
+        child=serializers.CharField(), max_length=5, help_text="the active region first"
+    )
+
+
+class SwitchoverInput(ChangeInput):
+    region = serializers.CharField(max_length=63, help_text="the standby region to make active")
+
+
+class RollbackInput(ChangeInput):
+    revision = serializers.IntegerField(min_value=1)
+
+
+class UninstallInput(serializers.Serializer):
+    remove_dependencies = serializers.ListField(
+        child=serializers.CharField(), required=False, default=list, max_length=20
+    )
 
 
 @extend_schema(responses=BlueprintSerializer(many=True))
@@ -259,25 +290,48 @@ def application_plan(request: Request, org: str, env: str) -> Response:
     """Resolve an install and show the files it would commit, without installing."""
     environment = _environment(request, org, env, "applications.install")
     plan = call(services.make_plan, by=request.user, env=environment, **_install_kwargs(request))
-    changes = previews.preview(plan)
+    shown = previews.plan_preview(plan)
     return Response(
         {
             "plan": plan.pk,
             "apps": plan.data["apps"],
             "uses": plan.data["uses"],
             "skipped": plan.data["skipped"],
-            "files": [
-                {
-                    "repo": c.repo,
-                    "branch": c.branch,
-                    "path": c.path,
-                    "status": c.status,
-                    "diff": c.diff,
-                }
-                for c in changes
-            ],
+            **preview_body(shown),
         }
     )
+
+
+def preview_body(shown: previews.Preview) -> dict[str, Any]:
+    """Files with diffs, the wiring (Secret references, never values) and the monthly price."""
+    return {
+        "files": [
+            {"repo": c.repo, "branch": c.branch, "path": c.path, "status": c.status, "diff": c.diff}
+            for c in shown.files
+        ],
+        "wiring": [
+            {
+                "application": w.application,
+                "dependencies": w.dependencies,
+                "values": [
+                    {
+                        "path": wire.path,
+                        "from": wire.alias,
+                        "expression": wire.expression,
+                        "value": None if wire.is_secret else wire.value,
+                        "secret": (
+                            {"name": wire.value.name, "key": wire.value.key}
+                            if wire.is_secret
+                            else None
+                        ),
+                    }
+                    for wire in w.wires
+                ],
+            }
+            for w in shown.wiring
+        ],
+        "price": shown.price.as_dict() if shown.price else None,
+    }
 
 
 def _application(request: Request, org: str, env: str, app: str, action: str) -> Application:
@@ -304,28 +358,157 @@ def application(request: Request, org: str, env: str, app: str) -> Response:
         data = UpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         obj = call(
-            services.update_values,
+            changes.update_values,
             by=request.user,
             app=obj,
             values=data.validated_data["values"],
             size=data.validated_data.get("size"),
         )
     elif request.method == "DELETE":
-        call(services.uninstall, by=request.user, app=obj)
+        gone = UninstallInput(data=request.data or {})
+        gone.is_valid(raise_exception=True)
+        wanted = gone.validated_data["remove_dependencies"] or [
+            n for n in request.query_params.get("remove_dependencies", "").split(",") if n
+        ]
+        call(changes.uninstall, by=request.user, app=obj, remove_dependencies=wanted)
         remaining = Application.objects.select_related(*APP_RELATED).filter(pk=obj.pk).first()
         if remaining is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ApplicationSerializer(remaining).data, status=status.HTTP_202_ACCEPTED)
     obj = Application.objects.select_related(*APP_RELATED).get(pk=obj.pk)
+    body = ApplicationSerializer(obj).data
+    if request.method == "GET":
+        body["unused_dependencies"] = [a.name for a in changes.unused_dependencies(obj)]
+    return Response(body)
+
+
+def _change(
+    request: Request,
+    obj: Application,
+    form: type[ChangeInput],
+    preview: Callable[[dict[str, Any]], Application],
+    commit: Callable[[dict[str, Any]], Application],
+    extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Response:
+    """A day-2 change: `preview: true` answers what it would commit; else it is committed."""
+    data = form(data=request.data)
+    data.is_valid(raise_exception=True)
+    values = data.validated_data
+    if values["preview"]:
+        changed = call(preview, d=values)
+        body = {"preview": True, **preview_body(previews.change_preview(changed))}
+        return Response({**body, **(extra(values) if extra else {})})
+    obj = call(commit, d=values)
+    obj = Application.objects.select_related(*APP_RELATED).get(pk=obj.pk)
     return Response(ApplicationSerializer(obj).data)
 
 
 @extend_schema(request=UpgradeInput, responses=ApplicationSerializer)
-@api_view(["POST"])
+@api_view(["GET", "POST"])
 @idempotent
 def application_upgrade(request: Request, org: str, env: str, app: str) -> Response:
+    """GET: the versions this Application may move to, with their changelogs; POST: move."""
     obj = _application(request, org, env, app, "applications.upgrade")
-    data = UpgradeInput(data=request.data)
-    data.is_valid(raise_exception=True)
-    obj = call(services.upgrade, by=request.user, app=obj, version=data.validated_data["version"])
-    return Response(ApplicationSerializer(obj).data)
+    if request.method == "GET":
+        return Response(
+            {
+                "current": obj.version,
+                "upgrades": [_target(obj, v) for v in changes.upgrade_targets(obj)],
+                "downgrades": [_target(obj, v) for v in changes.downgrade_targets(obj)],
+            }
+        )
+    return _change(
+        request,
+        obj,
+        UpgradeInput,
+        lambda d: changes.with_version(obj, d["version"]),
+        lambda d: changes.upgrade(by=request.user, app=obj, version=d["version"]),
+        extra=lambda d: {
+            "changelog": [
+                {"version": v, "notes": text}
+                for v, text in changes.changelog(obj, changes.version_named(obj, d["version"]))
+            ]
+        },
+    )
+
+
+def _target(obj: Application, version: BlueprintVersion) -> dict[str, Any]:
+    notes = changes.changelog(obj, version)
+    return {"version": version.version, "changelog": [{"version": v, "notes": t} for v, t in notes]}
+
+
+@extend_schema(request=ResizeInput, responses=ApplicationSerializer)
+@api_view(["POST"])
+def application_resize(request: Request, org: str, env: str, app: str) -> Response:
+    obj = _application(request, org, env, app, "applications.update")
+    return _change(
+        request,
+        obj,
+        ResizeInput,
+        lambda d: changes.with_size(obj, d["size"]),
+        lambda d: changes.resize(by=request.user, app=obj, size=d["size"]),
+    )
+
+
+@extend_schema(request=PlacementInput, responses=ApplicationSerializer)
+@api_view(["POST"])
+def application_placement(request: Request, org: str, env: str, app: str) -> Response:
+    obj = _application(request, org, env, app, "applications.update")
+    return _change(
+        request,
+        obj,
+        PlacementInput,
+        lambda d: changes.with_placement(obj, d["placement"], d["regions"]),
+        lambda d: changes.change_placement(
+            by=request.user, app=obj, placement=d["placement"], regions=d["regions"]
+        ),
+    )
+
+
+@extend_schema(request=SwitchoverInput, responses=ApplicationSerializer)
+@api_view(["POST"])
+def application_switchover(request: Request, org: str, env: str, app: str) -> Response:
+    obj = _application(request, org, env, app, "applications.update")
+    return _change(
+        request,
+        obj,
+        SwitchoverInput,
+        lambda d: changes.with_switchover(obj, d["region"]),
+        lambda d: changes.switchover(by=request.user, app=obj, region=d["region"]),
+    )
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def application_revisions(request: Request, org: str, env: str, app: str) -> Response:
+    obj = _application(request, org, env, app, "applications.read")
+    return Response(
+        [
+            {
+                "revision": r.number,
+                "commit": r.commit,
+                "action": r.action,
+                "at": r.at.isoformat(),
+                "actor": r.actor,
+                "version": r.state.get("version"),
+                "size": r.state.get("size"),
+                "placement": r.state.get("placement"),
+                "regions": r.state.get("regions"),
+            }
+            for r in reversed(changes.revisions(obj))
+        ]
+    )
+
+
+@extend_schema(request=RollbackInput, responses=ApplicationSerializer)
+@api_view(["POST"])
+@idempotent
+def application_rollback(request: Request, org: str, env: str, app: str) -> Response:
+    obj = _application(request, org, env, app, "applications.update")
+    return _change(
+        request,
+        obj,
+        RollbackInput,
+        lambda d: changes.with_rollback(obj, d["revision"])[0],
+        lambda d: changes.rollback(by=request.user, app=obj, revision=d["revision"]),
+    )

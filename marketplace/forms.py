@@ -90,12 +90,82 @@ class InstallForm(forms.Form):
         return [self[n] for n in ("environment", "name", "size", "placement", "regions")]
 
 
-class UpgradeForm(forms.Form):
-    version = forms.ChoiceField(label="Upgrade to")
+class PriceForm(forms.Form):
+    """The size and topology the Blueprint page prices (GET, shareable)."""
 
-    def __init__(self, *args: Any, targets: list[str], **kwargs: Any) -> None:
+    size = forms.ChoiceField(choices=[(s, s.capitalize()) for s in SIZES], initial="small")
+    placement = forms.ChoiceField(choices=Placement.choices, initial=Placement.SINGLE)
+    regions = forms.IntegerField(min_value=1, max_value=5, initial=1, label="Regions")
+
+    def __init__(self, *args: Any, modes: list[str], max_regions: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ChoiceField, self.fields["version"]).choices = [(v, v) for v in targets]
+        self._modes = modes
+        cast(forms.ChoiceField, self.fields["placement"]).choices = [
+            (value, label) for value, label in Placement.choices if value in modes
+        ]
+        cast(forms.IntegerField, self.fields["regions"]).max_value = max_regions
+        self.fields["regions"].widget.attrs["max"] = max_regions
+
+    def chosen(self) -> tuple[str, str, int]:
+        """(size, placement, regions): the valid choice, else the defaults."""
+        if self.is_bound and self.is_valid():
+            data = self.cleaned_data
+            regions = 1 if data["placement"] == Placement.SINGLE else max(data["regions"], 2)
+            return data["size"], data["placement"], regions
+        return "small", self._modes[0], 1 if self._modes[0] == Placement.SINGLE else 2
+
+
+class UpgradeForm(forms.Form):
+    version = forms.ChoiceField(label="Move to version")
+
+    def __init__(self, *args: Any, targets: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["version"]).choices = targets
+
+
+class SizeForm(forms.Form):
+    size = forms.ChoiceField(choices=[(s, s.capitalize()) for s in SIZES], label="New size")
+
+
+class PlacementForm(forms.Form):
+    """Regions of the Environment: the active one, and the others (standby or active-active)."""
+
+    placement = forms.ChoiceField(choices=Placement.choices)
+    active = forms.ChoiceField(label="Active region")
+    regions = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Other regions",
+        help_text="Standby regions (active-hotstandby) or further active ones (active-active).",
+    )
+
+    def __init__(self, *args: Any, modes: list[str], regions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["placement"]).choices = [
+            (value, label) for value, label in Placement.choices if value in modes
+        ]
+        cast(forms.ChoiceField, self.fields["active"]).choices = [(r, r) for r in regions]
+        cast(forms.ChoiceField, self.fields["regions"]).choices = [(r, r) for r in regions]
+
+    def ordered_regions(self) -> list[str]:
+        active = self.cleaned_data["active"]
+        return [active, *[r for r in self.cleaned_data["regions"] if r != active]]
+
+
+class SwitchoverForm(forms.Form):
+    region = forms.ChoiceField(label="New active region")
+
+    def __init__(self, *args: Any, standby: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["region"]).choices = [(r, r) for r in standby]
+
+
+class RollbackForm(forms.Form):
+    revision = forms.TypedChoiceField(coerce=int, label="Roll back to revision")
+
+    def __init__(self, *args: Any, numbers: list[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["revision"]).choices = [(n, n) for n in numbers]
 
 
 class UninstallForm(forms.Form):
@@ -103,10 +173,20 @@ class UninstallForm(forms.Form):
         label="Type the Application's name to confirm",
         max_length=40,
     )
+    remove_dependencies = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Also uninstall these dependencies (nothing else uses them)",
+    )
 
-    def __init__(self, *args: Any, app_name: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, app_name: str, unused: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.app_name = app_name
+        cast(forms.ChoiceField, self.fields["remove_dependencies"]).choices = [
+            (name, name) for name in unused
+        ]
+        if not unused:
+            del self.fields["remove_dependencies"]
 
     def clean_confirm(self) -> str:
         value = self.cleaned_data["confirm"].strip()

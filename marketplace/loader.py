@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from jsonschema import Draft7Validator, Draft202012Validator
@@ -26,11 +27,12 @@ from jsonschema.exceptions import SchemaError
 
 from orgs.models import Organization
 
-from . import versions, when
+from . import schema_form, versions, when, wiring
 from .models import Blueprint, BlueprintVersion, CatalogSource, CatalogSyncError
 
 log = logging.getLogger(__name__)
 PUBLIC_SOURCE = "public"
+NOT_INHERITED = ("upgrades", "version", "changelog")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: same safety
 
 
@@ -66,7 +68,14 @@ def check_document(doc: Any) -> list[str]:
             problems.append(f"spec.depends[{i}].range: {exc}")
         if dep.get("when") and (problem := when.check(dep["when"])):
             problems.append(f"spec.depends[{i}].when: {problem}")
-    for key in ("from", "blocks"):
+    problems += wiring.check_spec(spec)
+    for i, example in enumerate([] if problems else spec.get("examples") or []):
+        try:
+            schema_form.validate(spec.get("configSchema") or {}, example["values"])
+        except ValidationError as exc:
+            wrong = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            problems.append(f"spec.examples[{i}] ({example['name']}): {wrong}")
+    for key in ("from", "blocks", "downgradeTo"):
         for i, text in enumerate((spec.get("upgrades") or {}).get(key) or []):
             try:
                 versions.parse_range(text)
@@ -88,7 +97,8 @@ class Loaded:
 
 def _inherit(docs: list[Any]) -> list[Any]:
     """Later versions in one file repeat only what changed: missing top-level spec keys (card,
-    configSchema, manifests, ...) are taken from the document before (`upgrades` is never inherited)."""
+    configSchema, manifests, ...) are taken from the document before (`upgrades` and `changelog`
+    belong to one version and are never inherited)."""
     out: list[Any] = []
     for doc in docs:
         if out and isinstance(doc, dict) and isinstance(out[-1], dict):
@@ -96,7 +106,7 @@ def _inherit(docs: list[Any]) -> list[Any]:
             prev_spec: dict[str, Any] = prev if isinstance(prev, dict) else {}
             spec = doc.get("spec")
             if isinstance(spec, dict):
-                inherited = {k: v for k, v in prev_spec.items() if k not in ("upgrades", "version")}
+                inherited = {k: v for k, v in prev_spec.items() if k not in NOT_INHERITED}
                 doc = {**doc, "spec": {**inherited, **spec}}
         out.append(doc)
     return out

@@ -14,6 +14,7 @@ the value exists only in the cluster.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -23,19 +24,29 @@ from gitops import naming
 from gitops.sync import Desired
 from orgs.models import HostCluster, Sovereign
 
-from . import schema_form
+from . import schema_form, wiring
 from .models import Application, AppState, Placement
+from .when import SecretRef
 
 FLUX_NAMESPACE = "flux-system"
-STANDBY_REPLICA_KEYS = ("replicaCount", "replicas")
+STANDBY_REPLICA_KEYS = ("replicas", "instances")
+ANNOTATION_PREFIX = "catalyst.openova.io/"
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Plain YAML: a dict used twice is written twice, never as an anchor and alias (`&id001`).
+    libyaml's emitter when available (the same output, several times faster)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def dump(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def dump_all(docs: list[Any]) -> str:
-    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -48,47 +59,100 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def secret_key(path: str) -> str:
-    return path.replace(".", "-").replace("_", "-").lower()
+secret_key = wiring.secret_key
 
 
 def secret_name(app: Application) -> str:
-    return f"{app.name}-credentials"
+    return wiring.secret_name(app.name)
 
 
-def chart_path(spec: dict[str, Any], config_path: str) -> str:
-    return str(((spec.get("manifests") or {}).get("valuesMap") or {}).get(config_path, config_path))
+def chart_path(spec: dict[str, Any], config_path: str) -> str | None:
+    """Where a config value goes in the chart values (None: the chart does not take it)."""
+    mapping = (spec.get("manifests") or {}).get("valuesMap") or {}
+    return mapping.get(config_path, config_path)
 
 
-def _set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
-    schema_form.set_path(values, dotted.split("."), value)
+@dataclass(frozen=True)
+class Rendered:
+    """An Application's chart values for one role (active or standby), and the Secret
+    references the HelmRelease injects (`valuesFrom`: targetPath → SecretRef)."""
+
+    values: dict[str, Any]
+    secrets: list[tuple[str, SecretRef]]
+    wires: list[wiring.Wire]
 
 
-def chart_values(app: Application, *, standby: bool) -> dict[str, Any]:
+def render_values(
+    app: Application, dependencies: dict[str, Application], *, standby: bool
+) -> Rendered:
+    """Chart values: base `values` → size overlay → config through `valuesMap` → `computed` →
+    dependency `wiring` → standby values. Password fields and wired Secret references go to
+    `secrets`, never into the values."""
     spec = app.blueprint_version.spec
     manifests = spec.get("manifests") or {}
-    values = copy.deepcopy((manifests.get("overlays") or {}).get(app.size) or {})
-    secrets = set(schema_form.secret_paths(app.blueprint_version.config_schema))
-    for prop in schema_form.walk(app.blueprint_version.config_schema):
-        if prop.dotted in secrets:
+    values = deep_merge(
+        manifests.get("values") or {}, (manifests.get("overlays") or {}).get(app.size) or {}
+    )
+    config_schema = app.blueprint_version.config_schema
+    passwords = schema_form.secret_paths(config_schema)
+    secrets: list[tuple[str, SecretRef]] = []
+    for prop in schema_form.walk(config_schema):
+        target = chart_path(spec, prop.dotted)
+        if target is None:
+            continue
+        if prop.dotted in passwords:
+            secrets.append((target, SecretRef(secret_name(app), secret_key(prop.dotted))))
             continue
         value = schema_form.get_path(app.values, prop.path)
         if value is not None:
-            _set_dotted(values, chart_path(spec, prop.dotted), value)
-    suspended = not app.environment.organization.is_writable  # suspended or archived
-    if standby or suspended:  # scaled to zero by a commit; Flux applies it
-        for key in STANDBY_REPLICA_KEYS:
-            values[key] = 0
-        for config_path, target in (manifests.get("valuesMap") or {}).items():
-            if config_path.split(".")[-1] in ("replicas", "instances"):
-                _set_dotted(values, target, 0)
-    values["catalyst"] = {
-        "application": app.name,
-        "environment": app.environment.name,
-        "role": "suspended" if suspended else "standby" if standby else "active",
-        "dependencies": dict(sorted(app.dependencies.items())),
-    }
+            wiring.set_value(values, target, copy.deepcopy(value))
+    wires = wiring.wires(app, dependencies)
+    for wire in wires:
+        if wire.value is None:
+            continue  # an expression giving null sets nothing
+        if isinstance(wire.value, SecretRef) and wire.path.rsplit(".", 1)[-1] != "secretKeyRef":
+            secrets.append((wire.path, wire.value))
+        elif isinstance(wire.value, SecretRef):  # a Kubernetes secretKeyRef: where, not what
+            wiring.set_value(values, wire.path, {"name": wire.value.name, "key": wire.value.key})
+        else:
+            wiring.set_value(values, wire.path, copy.deepcopy(wire.value))
+    if standby:
+        values = _standby(spec, values)
+    return Rendered(values=values, secrets=secrets, wires=wires)
+
+
+def _standby(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    manifests = spec.get("manifests") or {}
+    if "standby" in manifests:
+        return deep_merge(values, manifests["standby"] or {})
+    for config_path, target in (manifests.get("valuesMap") or {}).items():
+        if target and config_path.split(".")[-1] in STANDBY_REPLICA_KEYS:
+            wiring.set_value(values, target, 0)
     return values
+
+
+def chart_values(
+    app: Application, *, standby: bool, dependencies: dict[str, Application] | None = None
+) -> dict[str, Any]:
+    deps = dependency_apps(app) if dependencies is None else dependencies
+    return render_values(app, deps, standby=standby).values
+
+
+def dependency_apps(
+    app: Application, peers: dict[str, Application] | None = None
+) -> dict[str, Application]:
+    """alias → the Application serving it: from `peers` (a plan's unsaved Applications), else the
+    Environment's rows (one query)."""
+    peers = peers or {}
+    wanted = {alias: name for alias, name in (app.dependencies or {}).items()}
+    missing = [name for name in wanted.values() if name not in peers]
+    found = dict(peers)
+    if missing:
+        rows = Application.objects.filter(
+            environment_id=app.environment_id, name__in=missing
+        ).select_related("blueprint_version__blueprint", "environment__organization")
+        found.update({row.name: row for row in rows})
+    return {alias: found[name] for alias, name in wanted.items() if name in found}
 
 
 def _labels(app: Application, cluster: HostCluster | None, sovereign: Sovereign) -> dict[str, str]:
@@ -121,25 +185,32 @@ def _helm_repository(app: Application, labels: dict[str, str]) -> dict[str, Any]
     }
 
 
-def _helm_release(app: Application, labels: dict[str, str]) -> dict[str, Any]:
+def _helm_release(
+    app: Application, labels: dict[str, str], rendered: Rendered, *, standby: bool
+) -> dict[str, Any]:
     chart = app.blueprint_version.chart
-    spec = app.blueprint_version.spec
     values_from: list[dict[str, Any]] = [
         {"kind": "ConfigMap", "name": f"{app.name}-values", "valuesKey": "values.yaml"}
     ]
-    for path in schema_form.secret_paths(app.blueprint_version.config_schema):
+    for path, ref in rendered.secrets:
         values_from.append(
             {
                 "kind": "Secret",
-                "name": secret_name(app),
-                "valuesKey": secret_key(path),
-                "targetPath": chart_path(spec, path),
+                "name": ref.name,
+                "valuesKey": ref.key,
+                "targetPath": wiring.helm_path(path),
             }
         )
-    return {
+    deps = ",".join(f"{a}={n}" for a, n in sorted((app.dependencies or {}).items()))
+    suspended = not app.environment.organization.is_writable
+    role = "suspended" if suspended else "standby" if standby else "active"
+    annotations = {f"{ANNOTATION_PREFIX}role": role}
+    if deps:
+        annotations[f"{ANNOTATION_PREFIX}dependencies"] = deps
+    release: dict[str, Any] = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
-        "metadata": {"name": app.name, "labels": labels},
+        "metadata": {"name": app.name, "labels": labels, "annotations": annotations},
         "spec": {
             "interval": "10m",
             "releaseName": app.name,
@@ -155,6 +226,21 @@ def _helm_release(app: Application, labels: dict[str, str]) -> dict[str, Any]:
             "valuesFrom": values_from,
         },
     }
+    if suspended:  # whatever the chart: its workloads are scaled to zero after rendering
+        release["spec"]["postRenderers"] = [{"kustomize": {"patches": SCALE_TO_ZERO}}]
+    return release
+
+
+# A suspended (or archived) Organization's workloads are scaled to zero by a commit, for every
+# chart alike: helm-controller patches what the chart rendered. The Kustomizations keep
+# reconciling (a Flux `suspend` would stop them applying the scale-down too).
+SCALE_TO_ZERO = [
+    {
+        "target": {"group": "apps", "version": "v1", "kind": kind},
+        "patch": "- op: add\n  path: /spec/replicas\n  value: 0\n",
+    }
+    for kind in ("Deployment", "StatefulSet")
+]
 
 
 def _external_secret(
@@ -232,26 +318,24 @@ def _clusters(app: Application) -> list[HostCluster]:
     return [by_name[name] for name in app.regions if name in by_name]
 
 
-def app_tree(app: Application, *, sovereign: Sovereign | None = None) -> Desired:
-    """The app repo's desired files (none while uninstalling)."""
+def app_tree(
+    app: Application,
+    *,
+    sovereign: Sovereign | None = None,
+    peers: dict[str, Application] | None = None,
+) -> Desired:
+    """The app repo's desired files (none while uninstalling). `peers`: Applications of the same
+    plan that are not saved yet (their outputs wire into this one)."""
     env = app.environment
     files: dict[str, str] = {}
     if app.state != AppState.UNINSTALLING:
         sovereign = sovereign or Sovereign.current()
         secrets = schema_form.secret_paths(app.blueprint_version.config_schema)
+        deps = dependency_apps(app, peers)
         for index, cluster in enumerate(_clusters(app)):
-            standby = app.placement == Placement.HOT_STANDBY and index > 0
-            labels = _labels(app, cluster, sovereign)
-            root = app_dir(cluster.name, app.name)
-            files[f"{root}kustomization.yaml"] = dump(_kustomize(app, labels, bool(secrets)))
-            files[f"{root}helmrelease.yaml"] = dump_all(
-                [_helm_repository(app, labels), _helm_release(app, labels)]
+            files.update(
+                region_files(app, cluster, sovereign, deps, index=index, with_secrets=bool(secrets))
             )
-            files[f"{root}values.yaml"] = dump(chart_values(app, standby=standby))
-            if secrets:
-                files[f"{root}externalsecret.yaml"] = dump_all(
-                    _external_secret(app, secrets, labels)
-                )
     return Desired(
         owner=env.organization.slug,
         repo=app.name,
@@ -259,6 +343,33 @@ def app_tree(app: Application, *, sovereign: Sovereign | None = None) -> Desired
         root="clusters/",
         files=files,
     )
+
+
+def region_files(
+    app: Application,
+    cluster: HostCluster,
+    sovereign: Sovereign,
+    deps: dict[str, Application],
+    *,
+    index: int,
+    with_secrets: bool,
+) -> dict[str, str]:
+    """One region's files of the app repo (the first region is the active one)."""
+    standby = app.placement == Placement.HOT_STANDBY and index > 0
+    labels = _labels(app, cluster, sovereign)
+    rendered = render_values(app, deps, standby=standby)
+    root = app_dir(cluster.name, app.name)
+    files = {
+        f"{root}kustomization.yaml": dump(_kustomize(app, labels, with_secrets)),
+        f"{root}helmrelease.yaml": dump_all(
+            [_helm_repository(app, labels), _helm_release(app, labels, rendered, standby=standby)]
+        ),
+        f"{root}values.yaml": dump(rendered.values),
+    }
+    if with_secrets:
+        secrets = schema_form.secret_paths(app.blueprint_version.config_schema)
+        files[f"{root}externalsecret.yaml"] = dump_all(_external_secret(app, secrets, labels))
+    return files
 
 
 def config_root(app: Application) -> str:
@@ -276,7 +387,12 @@ def flux_name(app: Application, cluster_name: str | None = None) -> str:
     return f"{base}-{cluster_name}" if cluster_name else base
 
 
-def config_tree(app: Application, *, sovereign: Sovereign | None = None) -> Desired:
+def config_tree(
+    app: Application,
+    *,
+    sovereign: Sovereign | None = None,
+    peers: dict[str, Application] | None = None,
+) -> Desired:
     """The Flux GitRepository + Kustomizations for the app in system/catalyst-config."""
     owner, repo, branch = naming.config_repo()
     root = config_root(app)
@@ -302,7 +418,7 @@ def config_tree(app: Application, *, sovereign: Sovereign | None = None) -> Desi
                 },
             }
         )
-        deps = _dependency_regions(app)
+        deps = _dependency_regions(app, peers)
         for cluster in _clusters(app):
             depends_on = [
                 {"name": flux_name_for(env.name, dep, cluster.name)}
@@ -340,14 +456,15 @@ def flux_name_for(env_name: str, app_name: str, cluster_name: str) -> str:
     return f"{env_name}-{app_name}-{cluster_name}"
 
 
-def _dependency_regions(app: Application) -> dict[str, list[str]]:
-    names = list(app.dependencies.values())
-    rows = Application.objects.filter(environment=app.environment, name__in=names).values_list(
-        "name", "regions"
-    )
-    return {name: list(regions) for name, regions in rows}
+def _dependency_regions(
+    app: Application, peers: dict[str, Application] | None = None
+) -> dict[str, list[str]]:
+    return {dep.name: list(dep.regions) for dep in dependency_apps(app, peers).values()}
 
 
-def trees(app: Application) -> list[Desired]:
+def trees(app: Application, *, peers: dict[str, Application] | None = None) -> list[Desired]:
     sovereign = Sovereign.current()
-    return [app_tree(app, sovereign=sovereign), config_tree(app, sovereign=sovereign)]
+    return [
+        app_tree(app, sovereign=sovereign, peers=peers),
+        config_tree(app, sovereign=sovereign, peers=peers),
+    ]

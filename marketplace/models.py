@@ -286,3 +286,52 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class ProposalState(models.TextChoices):
+    PENDING = "pending", "Waiting for review"
+    PUBLISHED = "published", "Published"
+    REJECTED = "rejected", "Rejected"
+
+
+class CatalogProposal(DeliveryTracked):
+    """An Organization's Blueprint proposed to the Sovereign catalog (`catalog-sovereign`): an
+    operator reviews it (validation, diff against the last published version) and publishes it
+    (a commit; then every Organization sees it) or rejects it with a reason."""
+
+    RBAC_LOOKUPS = {"openova.io/organization": "organization__slug"}
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="catalog_proposals"
+    )
+    name = models.CharField(max_length=64, help_text="the Blueprint (bp-<name>)")
+    versions = models.JSONField(default=list, help_text="the versions proposed, oldest first")
+    document = models.TextField(help_text="the Blueprint documents to publish (YAML)")
+    state = models.CharField(
+        max_length=16, choices=ProposalState.choices, default=ProposalState.PENDING
+    )
+    reason = models.TextField(blank=True, help_text="why it was rejected")
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=Q(state="pending"),
+                name="one_pending_proposal_per_blueprint",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} from {self.organization.slug} ({self.state})"
+
+    def rbac_labels(self) -> dict[str, str]:
+        return {"openova.io/organization": self.organization.slug}

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 
 from orgs.models import Environment
 
-from . import schema_form, versions, when
+from . import manifests, schema_form, versions, when, wiring
 from .models import SIZES, Application, AppState, Blueprint, BlueprintVersion, Placement
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -181,6 +181,7 @@ def _visit(
         choice = state.choices.get(path, "")
         if choice and choice != NEW:
             app = _existing(state, key, choice, dep)
+            _check_outputs(key, version, dep, app.blueprint_version)
             state.uses.append(
                 {
                     "alias": path,
@@ -204,6 +205,7 @@ def _visit(
                 }
             )
         dep_version = next(v for v in available if v.version == chosen)
+        _check_outputs(key, version, dep, dep_version)
         dep_name = f"{name}-{alias}"[:40].rstrip("-")
         dep_values = schema_form.validate(
             dep_version.config_schema, dict(dep.get("values") or {}), prefix=f"{key}.values"
@@ -211,6 +213,19 @@ def _visit(
         _visit(state, dep_version, dep_name, dep_values, path, stack)
         deps[alias] = dep_name
     _add(state, version, name, values, alias_path, deps)
+
+
+def _check_outputs(
+    key: str, version: BlueprintVersion, dep: dict[str, Any], serving: BlueprintVersion
+) -> None:
+    """The serving Blueprint version must offer every output the dependant wires."""
+    missing = wiring.missing_outputs(dep, set(serving.spec.get("outputs") or {}))
+    if missing:
+        raise ValidationError(
+            {
+                key: f"{serving} offers no {', '.join(missing)}, which {version} wires into its chart."
+            }
+        )
 
 
 def _add(
@@ -286,13 +301,59 @@ def resolve(
         env=env, placement=placement, regions=chosen_regions, size=size, choices=dict(choices or {})
     )
     _visit(state, version, name, values, "", [])
-    return {
+    resolved = {
         "environment": env.name,
         "root": name,
         "apps": state.apps,
         "uses": state.uses,
         "skipped": state.skipped,
     }
+    check_wiring(env, resolved)
+    return resolved
+
+
+def unsaved_application(
+    env: Environment, spec: dict[str, Any], version: BlueprintVersion
+) -> Application:
+    """The Application a plan entry describes (not saved: for previews and rendering)."""
+    secret_refs = {
+        path: {"secret": f"{spec['name']}-credentials", "key": manifests.secret_key(path)}
+        for path in schema_form.secret_paths(version.config_schema)
+    }
+    return Application(
+        secret_refs=secret_refs,
+        environment=env,
+        name=spec["name"],
+        blueprint_version=version,
+        values=spec["values"],
+        size=spec["size"],
+        placement=spec["placement"],
+        regions=spec["regions"],
+        dependencies=spec["dependencies"],
+        state=AppState.PENDING,
+    )
+
+
+def plan_applications(env: Environment, resolved: dict[str, Any]) -> list[Application]:
+    """Every Application a resolved plan creates, unsaved, in order (dependencies first)."""
+    by_id = {
+        v.pk: v
+        for v in BlueprintVersion.objects.filter(
+            pk__in=[a["version_id"] for a in resolved["apps"]]
+        ).select_related("blueprint")
+    }
+    return [unsaved_application(env, spec, by_id[spec["version_id"]]) for spec in resolved["apps"]]
+
+
+def check_wiring(env: Environment, resolved: dict[str, Any]) -> None:
+    """Evaluate every wiring of the plan (outputs of new and existing dependencies alike)."""
+    apps = plan_applications(env, resolved)
+    peers = {app.name: app for app in apps}
+    for app in apps:
+        try:
+            wiring.wires(app, manifests.dependency_apps(app, peers))
+        except wiring.WiringError as exc:
+            raise ValidationError({"dependencies": f"Cannot wire {app.name}: {exc}"}) from None
 
 
 def check_application_refs(

@@ -155,9 +155,9 @@ def validate(schema: dict[str, Any], values: Any, *, prefix: str = "values") -> 
     errors: dict[str, list[str]] = {}
     for error in sorted(validator.iter_errors(complete), key=lambda e: list(e.absolute_path)):
         for path, message in _json_path(error):
-            errors.setdefault(f"{prefix}.{path}" if path != "values" else prefix, []).append(
-                message
-            )
+            found = errors.setdefault(f"{prefix}.{path}" if path != "values" else prefix, [])
+            if message not in found:
+                found.append(message)
     if errors:
         raise ValidationError(errors)
     return complete

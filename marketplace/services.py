@@ -1,4 +1,5 @@
-"""Writes to Applications: install (from a resolved plan), change values, upgrade, uninstall.
+"""Writes to Applications: plans, install, delivery, drain and Flux state (changes after the
+install — values, size, placement, rollback, upgrade, uninstall — are in `changes.py`).
 
 Each service owns its transaction, writes one audit event per Application and an outbox row; the
 delivery task renders the complete desired files and commits them through `gitops`.
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -21,21 +21,21 @@ from gitops.sync import sync
 from orgs import services as org_services
 from orgs.models import Environment, Organization
 
-from . import manifests, plans, schema_form, versions
+from . import manifests, plans
 from .models import Application, AppState, BlueprintVersion, InstallPlan
 
 SYNC_TASK = "marketplace.tasks.sync_application_task"
 APP_FIELDS = ["name", "values", "size", "placement", "regions", "dependencies", "state"]
 
 
-def _snapshot(app: Application) -> dict[str, Any]:
+def snapshot(app: Application) -> dict[str, Any]:
     data = audit.snapshot(app, APP_FIELDS)
     data["blueprint"] = app.blueprint_version.blueprint.name
     data["version"] = app.blueprint_version.version
     return data
 
 
-def _writable(env: Environment) -> None:
+def ensure_writable(env: Environment) -> None:
     if not env.organization.is_writable:
         raise ConflictError(
             {
@@ -44,7 +44,7 @@ def _writable(env: Environment) -> None:
         )
 
 
-def _schedule(
+def schedule_delivery(
     app: Application, *, by: Any, action: str, before: dict[str, Any] | None
 ) -> OutboxItem:
     event = audit.record(
@@ -53,9 +53,23 @@ def _schedule(
         target=app,
         org_slug=app.environment.organization.slug,
         before=before,
-        after=_snapshot(app),
+        after=snapshot(app),
     )
-    return outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
+    item = outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
+    for dependant in _dependants_of(app):  # their wiring reads this app's outputs: re-render
+        outbox.enqueue(SYNC_TASK, dependant.pk, actor=by)
+    return item
+
+
+def _dependants_of(app: Application) -> list[Application]:
+    return [
+        other
+        for other in Application.objects.filter(environment_id=app.environment_id)
+        .exclude(pk=app.pk)
+        .exclude(state=AppState.UNINSTALLING)
+        .only("pk", "name", "dependencies")
+        if app.name in (other.dependencies or {}).values()
+    ]
 
 
 # --- plans and previews ------------------------------------------------------------------------
@@ -91,25 +105,7 @@ def make_plan(
     )
 
 
-def unsaved_application(
-    env: Environment, spec: dict[str, Any], version: BlueprintVersion
-) -> Application:
-    secret_refs = {
-        path: {"secret": f"{spec['name']}-credentials", "key": manifests.secret_key(path)}
-        for path in schema_form.secret_paths(version.config_schema)
-    }
-    return Application(
-        secret_refs=secret_refs,
-        environment=env,
-        name=spec["name"],
-        blueprint_version=version,
-        values=spec["values"],
-        size=spec["size"],
-        placement=spec["placement"],
-        regions=spec["regions"],
-        dependencies=spec["dependencies"],
-        state=AppState.PENDING,
-    )
+unsaved_application = plans.unsaved_application
 
 
 # --- install / update / upgrade / uninstall ----------------------------------------------------
@@ -120,7 +116,7 @@ def apply_plan(*, by: Any, plan: InstallPlan) -> Application:
     if plan.applied_at is not None:
         raise ConflictError({"plan": "This plan was already installed."})
     env = plan.environment
-    _writable(env)
+    ensure_writable(env)
     resolved = plans.resolve(env=env, version=plan.blueprint_version, **plan.data["inputs"])
     if resolved["apps"] != plan.data["apps"] or resolved["uses"] != plan.data["uses"]:
         raise ConflictError(
@@ -144,7 +140,7 @@ def install(
     choices: dict[str, str] | None = None,
 ) -> Application:
     """Resolve and install in one go (the API's path)."""
-    _writable(env)
+    ensure_writable(env)
     resolved = plans.resolve(
         env=env,
         version=version,
@@ -167,7 +163,7 @@ def _create(*, by: Any, env: Environment, resolved: dict[str, Any]) -> Applicati
                 app = unsaved_application(env, spec, versions_by_id[spec["version_id"]])
                 app.created_by = by if getattr(by, "is_authenticated", False) else None
                 app.save()
-                _schedule(app, by=by, action="applications.install", before=None)
+                schedule_delivery(app, by=by, action="applications.install", before=None)
                 created.append(app)
     except IntegrityError:
         raise ConflictError(
@@ -176,148 +172,8 @@ def _create(*, by: Any, env: Environment, resolved: dict[str, Any]) -> Applicati
     return created[-1]
 
 
-def update_values(
-    *, by: Any, app: Application, values: dict[str, Any], size: str | None = None
-) -> Application:
-    _writable(app.environment)
-    if app.state == AppState.UNINSTALLING:
-        raise ConflictError({"state": "This Application is being uninstalled."})
-    values = schema_form.validate(app.blueprint_version.config_schema, values)
-    plans.check_application_refs(app.environment, app.blueprint_version.config_schema, values)
-    _check_dependencies(app, app.blueprint_version, values)
-    if size is not None and size not in ("small", "medium", "large"):
-        raise ValidationError({"size": "Choose one of small, medium, large."})
-    with transaction.atomic():
-        locked = (
-            Application.objects.select_for_update()
-            .select_related("blueprint_version__blueprint", "environment__organization")
-            .get(pk=app.pk)
-        )
-        before = _snapshot(locked)
-        if locked.values == values and (size is None or size == locked.size):
-            return locked
-        locked.values = values
-        if size is not None:
-            locked.size = size
-        locked.state = AppState.PENDING
-        locked.save(update_fields=["values", "size", "state", "updated_at"])
-        _schedule(locked, by=by, action="applications.update", before=before)
-    return locked
-
-
-def upgrade_problem(app: Application, target: BlueprintVersion) -> str | None:
-    """Why `app` cannot move to `target`, or None when the Blueprint allows it."""
-    current = app.blueprint_version.version
-    if target.blueprint_id != app.blueprint_version.blueprint_id:
-        return f"{target} is not a version of {app.blueprint.name}."
-    if not target.deployable:
-        return f"{target.version} cannot be installed."
-    if versions.SortKey(target.version) <= versions.SortKey(current):
-        return f"{target.version} is not newer than {current}."
-    rules = target.upgrades
-    blocked = [r for r in rules.get("blocks") or [] if versions.satisfies(current, r)]
-    if blocked:
-        return f"{target.version} blocks upgrades from {current} ({', '.join(blocked)}); upgrade to an intermediate version first."
-    allowed_from = rules.get("from") or []
-    if not any(versions.satisfies(current, r) for r in allowed_from):
-        return f"{target.version} can be reached only from {', '.join(allowed_from) or 'a fresh install'}, not from {current}."
-    return None
-
-
-def upgrade_targets(app: Application) -> list[BlueprintVersion]:
-    qs = BlueprintVersion.objects.filter(
-        blueprint_id=app.blueprint_version.blueprint_id
-    ).select_related("blueprint")
-    allowed = [v for v in qs if upgrade_problem(app, v) is None]
-    return sorted(allowed, key=lambda v: versions.SortKey(v.version), reverse=True)
-
-
-def _check_dependencies(
-    app: Application, version: BlueprintVersion, values: dict[str, Any]
-) -> None:
-    for dep in version.depends:
-        alias = dep.get("alias") or dep["blueprint"].removeprefix("bp-")
-        if not plans.when.evaluate(dep.get("when"), values):
-            continue
-        name = app.dependencies.get(alias)
-        if not name:
-            raise ValidationError(
-                {
-                    f"dependencies.{alias}": f"{version} needs {dep['blueprint']} {dep['range']} as “{alias}”; install it first and reinstall, or change the values."
-                }
-            )
-        dep_app = (
-            Application.objects.filter(environment=app.environment, name=name)
-            .select_related("blueprint_version")
-            .first()
-        )
-        if dep_app is None or not versions.satisfies(dep_app.version, dep["range"]):
-            found = dep_app.version if dep_app else "missing"
-            raise ValidationError(
-                {
-                    f"dependencies.{alias}": f"{version} needs {dep['blueprint']} {dep['range']}; “{name}” is {found}. Upgrade it first."
-                }
-            )
-
-
-def upgrade(*, by: Any, app: Application, version: str) -> Application:
-    _writable(app.environment)
-    if app.state == AppState.UNINSTALLING:
-        raise ConflictError({"state": "This Application is being uninstalled."})
-    target = (
-        BlueprintVersion.objects.filter(
-            blueprint_id=app.blueprint_version.blueprint_id, version=version
-        )
-        .select_related("blueprint")
-        .first()
-    )
-    if target is None:
-        raise ValidationError({"version": f"{app.blueprint.name} has no version “{version}”."})
-    if problem := upgrade_problem(app, target):
-        raise ValidationError({"version": problem})
-    values = schema_form.validate(target.config_schema, {k: v for k, v in app.values.items()})
-    _check_dependencies(app, target, values)
-    with transaction.atomic():
-        locked = Application.objects.select_for_update().get(pk=app.pk)
-        before = _snapshot(app)
-        locked.blueprint_version = target
-        locked.values = values
-        locked.state = AppState.PENDING
-        locked.save(update_fields=["blueprint_version", "values", "state", "updated_at"])
-        locked = Application.objects.select_related(
-            "blueprint_version__blueprint", "environment__organization"
-        ).get(pk=app.pk)
-        _schedule(locked, by=by, action="applications.upgrade", before=before)
-    return locked
-
-
 def dependents(app: Application) -> list[str]:
-    others = (
-        Application.objects.filter(environment=app.environment)
-        .exclude(pk=app.pk)
-        .exclude(state=AppState.UNINSTALLING)
-    )
-    return sorted(o.name for o in others if app.name in (o.dependencies or {}).values())
-
-
-def uninstall(*, by: Any, app: Application) -> Application:
-    if app.state == AppState.UNINSTALLING:
-        return app
-    users = dependents(app)
-    if users:
-        raise ConflictError(
-            {
-                "name": f"{', '.join(users)} depend{'s' if len(users) == 1 else ''} on {app.name}; uninstall {'it' if len(users) == 1 else 'them'} first."
-            }
-        )
-    with transaction.atomic():
-        locked = Application.objects.select_for_update().get(pk=app.pk)
-        before = _snapshot(app)
-        locked.state = AppState.UNINSTALLING
-        locked.save(update_fields=["state", "updated_at"])
-        app.state = AppState.UNINSTALLING
-        _schedule(app, by=by, action="applications.uninstall", before=before)
-    return app
+    return sorted(o.name for o in _dependants_of(app))
 
 
 def mark_drained(app: Application) -> bool:

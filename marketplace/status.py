@@ -126,7 +126,14 @@ def lost_clusters(app: Application) -> list[FluxCluster]:
 
 
 def render_fragment(app: Application) -> str:
-    context = {"app": app, "timeline": timeline(app), "lost_clusters": lost_clusters(app)}
+    from .runtime import regions
+
+    context = {
+        "app": app,
+        "timeline": timeline(app),
+        "lost_clusters": lost_clusters(app),
+        "runtime": regions(app),
+    }
     return render_to_string(FRAGMENT, context)
 
 

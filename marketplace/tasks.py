@@ -2,7 +2,7 @@ from celery import shared_task
 
 from core import outbox
 
-from . import loader, services
+from . import curation, loader, services
 
 
 @shared_task(name="marketplace.tasks.sync_application_task", ignore_result=True)
@@ -15,3 +15,10 @@ def sync_application_task(item_id: int) -> None:
 @shared_task(name="marketplace.tasks.sync_catalog_task", ignore_result=True)
 def sync_catalog_task() -> None:
     loader.sync_all()
+
+
+@shared_task(name="marketplace.tasks.publish_proposal_task", ignore_result=True)
+def publish_proposal_task(item_id: int) -> None:
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            curation.deliver_proposal(proposal_id=int(item.key), item=item)

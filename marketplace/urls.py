@@ -1,18 +1,27 @@
 from django.urls import path
 
-from . import views
+from . import app_views, curation_views, views
 
 app_name = "marketplace"
+APP = "apps/<slug:env>/<slug:app>/"
 
 urlpatterns = [
     path("", views.catalog, name="catalog"),
     path("sync-errors/", views.sync_errors, name="sync-errors"),
+    path("curation/", curation_views.queue, name="curation"),
+    path("curation/<int:pk>/", curation_views.review, name="curation-review"),
     path("plans/<int:pk>/", views.plan_detail, name="plan"),
-    path("apps/", views.app_list, name="apps"),
-    path("apps/<slug:env>/<slug:app>/", views.app_detail, name="app"),
-    path("apps/<slug:env>/<slug:app>/edit/", views.app_edit, name="app-edit"),
-    path("apps/<slug:env>/<slug:app>/upgrade/", views.app_upgrade, name="app-upgrade"),
-    path("apps/<slug:env>/<slug:app>/uninstall/", views.app_uninstall, name="app-uninstall"),
+    path("apps/", app_views.app_list, name="apps"),
+    path(APP, app_views.app_detail, name="app"),
+    path(APP + "edit/", app_views.app_edit, name="app-edit"),
+    path(APP + "size/", app_views.app_size, name="app-size"),
+    path(APP + "placement/", app_views.app_placement, name="app-placement"),
+    path(APP + "switchover/", app_views.app_switchover, name="app-switchover"),
+    path(APP + "revisions/", app_views.app_revisions, name="app-revisions"),
+    path(APP + "rollback/", app_views.app_rollback, name="app-rollback"),
+    path(APP + "upgrade/", app_views.app_upgrade, name="app-upgrade"),
+    path(APP + "uninstall/", app_views.app_uninstall, name="app-uninstall"),
     path("<slug:name>/", views.blueprint_detail, name="blueprint"),
     path("<slug:name>/install/", views.install, name="install"),
+    path("<slug:name>/propose/", curation_views.propose, name="propose"),
 ]

@@ -13,14 +13,14 @@ from django.views.decorators.vary import vary_on_headers
 from orgs.models import Environment
 from rbac import access
 
-from . import plans, previews, services, versions
-from . import status as app_status
-from .forms import CatalogFilterForm, InstallForm, UninstallForm, UpgradeForm
+from . import curation, plans, previews, prices, schema_form, services, versions, when, wiring
+from .forms import CatalogFilterForm, InstallForm, PriceForm
 from .models import (
     Application,
     Blueprint,
     BlueprintQuerySet,
     BlueprintVersion,
+    CatalogProposal,
     CatalogSyncError,
     InstallPlan,
 )
@@ -133,6 +133,12 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
     deps = [
         {**dep, "title": titles.get(dep["blueprint"], dep["blueprint"])} for dep in version.depends
     ]
+    placement = version.placement_schema
+    price_form = PriceForm(
+        request.GET if "size" in request.GET else None,
+        modes=placement.get("modes") or ["single-region"],
+        max_regions=int(placement.get("maxRegions", 5)),
+    )
     return render(
         request,
         "marketplace/blueprint_detail.html",
@@ -143,8 +149,41 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
             "dependencies": deps,
             "installed": installed,
             "can_install": bool(_install_envs(request.user)),
+            "price_form": price_form,
+            "price": _blueprint_price(version, *price_form.chosen()),
+            "proposals": access.visible(
+                request.user,
+                CatalogProposal.objects.filter(name=bp.name).select_related("organization"),
+                "organization.read",
+            ),
+            "proposers": [
+                o for o in curation.proposers(bp) if access.can(request.user, "catalog.propose", o)
+            ],
         },
     )
+
+
+def _blueprint_price(
+    version: BlueprintVersion, size: str, placement: str, regions: int
+) -> prices.MonthlyPrice:
+    """The Application at this size and topology, plus the dependencies a default install
+    creates (following its placement where their Blueprint allows it)."""
+    units = [(version.blueprint.short_name, size, placement, regions)]
+    defaults = schema_form.with_defaults(version.config_schema, {})
+    for dep in version.depends:
+        if not when.evaluate(dep.get("when"), defaults):
+            continue
+        served = plans.deployable_versions(dep["blueprint"], "")
+        best = versions.best_match([v.version for v in served], dep["range"])
+        found = next((v for v in served if v.version == best), None)
+        modes = (found.placement_schema.get("modes") if found else None) or ["single-region"]
+        limit = int((found.placement_schema if found else {}).get("maxRegions", 5))
+        follows = placement in modes and regions <= limit
+        alias = wiring.alias_of(dep)
+        units.append(
+            (alias, size, placement if follows else "single-region", regions if follows else 1)
+        )
+    return prices.monthly(units)
 
 
 def _install_envs(user: Any) -> list[Environment]:
@@ -274,11 +313,17 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             )
         else:
             return redirect("marketplace:app", env=app.environment.name, app=app.name)
-    changes = previews.preview(plan) if plan.applied_at is None else []
+    shown = previews.plan_preview(plan) if plan.applied_at is None else None
     return render(
         request,
         "marketplace/plan_detail.html",
-        {"plan": plan, "changes": changes, "error": error},
+        {
+            "plan": plan,
+            "changes": shown.files if shown else [],
+            "wiring": shown.wiring if shown else [],
+            "price": shown.price if shown else None,
+            "error": error,
+        },
         status=409 if error else 200,
     )
 
@@ -290,110 +335,6 @@ def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
         action=action,
         environment__name=env,
         name=app,
-    )
-
-
-@login_required
-@require_GET
-def app_list(request: HttpRequest) -> HttpResponse:
-    apps = access.visible(
-        request.user, Application.objects.select_related(*APP_RELATED), "applications.read"
-    )
-    return render(request, "marketplace/app_list.html", {"apps": apps})
-
-
-@login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.read")
-    htmx = getattr(request, "htmx", False)
-    template = "marketplace/app_detail.html#status" if htmx else "marketplace/app_detail.html"
-    return render(
-        request,
-        template,
-        {
-            "app": application,
-            "timeline": app_status.timeline(application),
-            "lost_clusters": app_status.lost_clusters(application),
-            "targets": services.upgrade_targets(application),
-            "dependents": services.dependents(application),
-        },
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def app_edit(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.update")
-    form = SchemaForm(
-        request.POST or None,
-        schema=application.blueprint_version.config_schema,
-        app_choices=_app_choices(application.environment),
-        initial_values=application.values,
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_values(by=request.user, app=application, values=form.values)
-        except ValidationError as exc:
-            form.apply(exc)
-        else:
-            return redirect("marketplace:app", env=env, app=app)
-    return render(
-        request,
-        "marketplace/app_edit.html",
-        {"app": application, "schema_form": form},
-        status=400 if form.errors else 200,
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def app_upgrade(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.upgrade")
-    all_versions = _sorted_versions(application.blueprint)
-    targets = [v.version for v in services.upgrade_targets(application)]
-    refused = [
-        (v.version, services.upgrade_problem(application, v))
-        for v in all_versions
-        if v.version not in targets
-        and versions.SortKey(v.version) > versions.SortKey(application.version)
-    ]
-    form = UpgradeForm(request.POST or None, targets=targets)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.upgrade(by=request.user, app=application, version=form.cleaned_data["version"])
-        except ValidationError as exc:
-            form.add_error("version", exc.messages)
-        else:
-            return redirect("marketplace:app", env=env, app=app)
-    return render(
-        request,
-        "marketplace/app_upgrade.html",
-        {"app": application, "form": form, "refused": refused},
-        status=400 if form.errors else 200,
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def app_uninstall(request: HttpRequest, env: str, app: str) -> HttpResponse:
-    application = _app(request, env, app, "applications.uninstall")
-    form = UninstallForm(request.POST or None, app_name=application.name)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.uninstall(by=request.user, app=application)
-        except ValidationError as exc:
-            form.add_error(None, exc.messages)
-        else:
-            if Application.objects.filter(pk=application.pk).exists():
-                return redirect("marketplace:app", env=env, app=app)
-            return redirect("marketplace:apps")
-    return render(
-        request,
-        "marketplace/app_uninstall.html",
-        {"app": application, "form": form, "dependents": services.dependents(application)},
-        status=400 if form.errors else 200,
     )
 
 

@@ -21,7 +21,8 @@ def operator_client(cast: dict[str, Any], client_for: Any) -> Any:
 
 
 def seed_price_book() -> None:
-    """The seeded plans and prices (migration 0002) again: transactional tests flush the tables."""
+    """The seeded plans, prices and application rates (migrations 0002, 0003) again:
+    transactional tests flush the tables."""
     from importlib import import_module
 
     from django.apps import apps

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from marketplace import loader
 from marketplace.models import Application, CatalogSource
+from tests.billing.conftest import seed_price_book
 from tests.browser.conftest import axe_violations, sign_in
 from tests.conftest import PASSWORD
 from tests.gitutil import commits
@@ -71,5 +72,51 @@ def test_marketplace_pages_have_no_serious_accessibility_violations(
 ):
     sign_in(page, live_server, "admin", PASSWORD)
     page.goto(f"{live_server.url}{path}")
+    assert axe_violations(page) == []
+    assert page.js_errors == []
+
+
+def test_install_wordpress_with_a_new_database_shows_the_wiring(page, live_server, cast, catalog):
+    """The journey a new customer makes: WordPress, a new MariaDB for it, the preview shows how
+    WordPress is wired to that database (Secrets as references) and the monthly price."""
+    seed_price_book()  # an earlier transactional test may have flushed the seeded rates
+    sign_in(page, live_server, "admin", PASSWORD)
+    page.goto(f"{live_server.url}/marketplace/bp-wordpress/")
+    assert "OMR 0.000" in page.locator("[data-price-total]").inner_text()
+    page.click("text=Install 2.0.0")
+    page.select_option("#id_environment", "acme-prod")
+    page.wait_for_selector("input[name=regions][value=hz-fsn-rtz-prod]")
+    page.fill("#id_name", "blog")
+    page.fill("#id_domain", "blog.acme.test")
+    page.fill("#id_admin__email", "ops@acme.test")
+    page.select_option("#id_dep__db", "new")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Wiring")
+    wiring = page.locator("table[data-wiring=blog]")
+    assert "blog ← db: blog-db" in wiring.locator("caption").inner_text()
+    text = wiring.inner_text()
+    assert "externalDatabase.host" in text and "blog-db" in text and "mariadb.enabled" in text
+    assert "Secret blog-db-credentials, key password" in text
+    assert "OMR 0.000" in page.locator("[data-price-total]").inner_text()
+    page.screenshot(
+        path=str(settings.BASE_DIR / "var" / "screenshots" / "wordpress-wiring.png"), full_page=True
+    )
+    assert axe_violations(page) == []
+    page.click("main form button[type=submit]:has-text('Install')")
+    page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-prod/blog/")
+    assert Application.objects.get(name="blog").dependencies == {"db": "blog-db"}
+    assert commits("acme", "blog", "main")[0] == "applications.install: application acme-prod/blog"
+    # a day-2 change from the Application page: preview the new size, then confirm
+    page.click("text=Change size")
+    page.select_option("#id_size", "medium")
+    page.click("main button:has-text('Preview the change')")
+    page.wait_for_selector("text=Confirm and commit")
+    assert axe_violations(page) == []
+    page.click("text=Confirm and commit")
+    page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-prod/blog/")
+    assert "size medium" in page.content()
+    assert Application.objects.get(name="blog").size == "medium"
+    page.click("text=Revisions")
+    assert page.locator("tr[data-revision]").count() == 2
     assert axe_violations(page) == []
     assert page.js_errors == []

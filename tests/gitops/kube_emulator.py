@@ -9,6 +9,10 @@ metadata.generation bumps on spec changes; get / create / replace (409 on a stal
 resourceVersion) / merge-patch / delete; the /status subresource; errors as `kind: Status`.
 Every object written is validated against the Flux CRD schema of its kind.
 
+Core/v1 Events (`/api/v1/[namespaces/{ns}/]events`) are served too, with `fieldSelector` on
+dotted fields (`involvedObject.kind=HelmRelease`), so the watcher can read what Flux records;
+the Flux driver records them as helm-, kustomize- and source-controller do.
+
 Faults for tests: `cut_next_event()` (the stream dies in the middle of an event), `down()` /
 `up()` (the apiserver goes away and comes back on the same port), `expire()` (410 for every
 resourceVersion seen so far), `drop_watches()`.
@@ -49,11 +53,13 @@ class Resource:
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/{self.version}"
+        return f"{self.group}/{self.version}" if self.group else self.version
 
 
 def load_resources(crd_dir: Path) -> dict[tuple[str, str, str], Resource]:
-    found = {}
+    found = {
+        ("", "v1", "events"): Resource("", "v1", "events", "Event", Draft7Validator(EVENT_SCHEMA))
+    }
     for path in sorted(crd_dir.glob("*.yaml")):
         for crd in yaml.safe_load_all(path.read_text()):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
@@ -69,6 +75,35 @@ def load_resources(crd_dir: Path) -> dict[tuple[str, str, str], Resource]:
                     Draft7Validator(schema),
                 )
     return found
+
+
+# The fields of a core/v1 Event the portal reads (from the Kubernetes API reference).
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["metadata", "involvedObject", "reason", "message", "type"],
+    "properties": {
+        "metadata": {"type": "object", "required": ["name"]},
+        "involvedObject": {
+            "type": "object",
+            "required": ["kind", "name"],
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+                "uid": {"type": "string"},
+            },
+        },
+        "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "type": {"enum": ["Normal", "Warning"]},
+        "count": {"type": "integer", "minimum": 1},
+        "firstTimestamp": {"type": "string"},
+        "lastTimestamp": {"type": "string"},
+        "source": {"type": "object", "properties": {"component": {"type": "string"}}},
+        "reportingComponent": {"type": "string"},
+    },
+}
 
 
 def now_rfc3339() -> str:
@@ -90,6 +125,19 @@ def match_labels(selector: str, labels: dict[str, str]) -> bool:
             if term[1:] in labels:
                 return False
         elif term not in labels:
+            return False
+    return True
+
+
+def match_fields(selector: str, obj: dict[str, Any]) -> bool:
+    """Field selectors on dotted paths: `involvedObject.kind=HelmRelease,type!=Normal`."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        negate = "!=" in term
+        key, value = re.split("!=|==?", term, maxsplit=1)
+        node: Any = obj
+        for part in key.strip().split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if (str(node if node is not None else "") == value.strip()) == negate:
             return False
     return True
 
@@ -159,7 +207,9 @@ class Store:
         self.rv += 1
         return str(self.rv)
 
-    def list(self, res: Resource, namespace: str | None, selector: str) -> dict[str, Any]:
+    def list(
+        self, res: Resource, namespace: str | None, selector: str, fields: str = ""
+    ) -> dict[str, Any]:
         with self.cond:
             items = [
                 copy.deepcopy(o)
@@ -167,6 +217,7 @@ class Store:
                 if plural == res.plural
                 and (namespace is None or ns == namespace)
                 and match_labels(selector, o["metadata"].get("labels") or {})
+                and match_fields(fields, o)
             ]
             return {
                 "apiVersion": res.api_version,
@@ -223,7 +274,9 @@ class Store:
                     "the object has been modified; please apply your changes to the latest version and try again",
                 )
             obj = copy.deepcopy(old)
-            if status:
+            if res.plural == "events":  # no spec/status split: every field but metadata
+                obj = {**copy.deepcopy(new), "metadata": copy.deepcopy(old["metadata"])}
+            elif status:
                 obj["status"] = copy.deepcopy(new.get("status") or {})
             else:
                 meta = new.get("metadata") or {}
@@ -397,6 +450,9 @@ _PATH = re.compile(
     r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)"
     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
 )
+_CORE_PATH = re.compile(
+    r"^/api/(?P<version>v1)(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>events)(?:/(?P<name>[^/]+))?$"
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -437,19 +493,23 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         self.emu.requests.append((method, self.path))
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        match = _PATH.match(parts.path)
+        match = _PATH.match(parts.path) or _CORE_PATH.match(parts.path)
         try:
             if not match:
                 raise ApiError(404, "NotFound", f"the server could not find {parts.path}")
             store = self.emu.store
-            res = store.resource(match["group"], match["version"], match["plural"])
-            ns, name, sub = match["ns"], match["name"], match["sub"]
+            group = match.groupdict().get("group") or ""
+            res = store.resource(group, match["version"], match["plural"])
+            ns, name, sub = match["ns"], match["name"], match.groupdict().get("sub")
             status = sub == "status"
             if method == "GET" and name is None:
                 if query.get("watch") in ("true", "1"):
                     self._watch(res, ns, query)
                     return
-                self._send_json(200, store.list(res, ns, query.get("labelSelector", "")))
+                found = store.list(
+                    res, ns, query.get("labelSelector", ""), query.get("fieldSelector", "")
+                )
+                self._send_json(200, found)
             elif method == "GET":
                 self._send_json(200, store.get(res, ns or "", name))
             elif method == "POST" and name is None and ns:
@@ -498,6 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _watch(self, res: Resource, ns: str | None, query: dict[str, str]) -> None:
         emu, store = self.emu, self.emu.store
         selector = query.get("labelSelector", "")
+        fields = query.get("fieldSelector", "")
         timeout = float(query.get("timeoutSeconds") or 1800)
         bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         since = query.get("resourceVersion", "")
@@ -508,6 +569,7 @@ class _Handler(BaseHTTPRequestHandler):
                 plural == res.plural
                 and (ns is None or meta.get("namespace") == ns)
                 and match_labels(selector, meta.get("labels") or {})
+                and match_fields(fields, obj)
             )
 
         self.send_response(200)
@@ -669,6 +731,65 @@ class Flux:
     def delete(self, kind: str, name: str, *, namespace: str = "flux-system") -> None:
         self.emu.store.delete(self._res(kind), namespace, name)
 
+    CONTROLLERS = {
+        "Kustomization": "kustomize-controller",
+        "HelmRelease": "helm-controller",
+        "GitRepository": "source-controller",
+    }
+
+    def event(
+        self,
+        kind: str,
+        name: str,
+        reason: str,
+        message: str,
+        *,
+        type_: str = "Normal",
+        namespace: str = "flux-system",
+        revision: str = "",
+    ) -> dict[str, Any]:
+        """Record a core/v1 Event for a Flux object, as its controller does (the same reason
+        again bumps `count` and `lastTimestamp` of the existing Event)."""
+        store = self.emu.store
+        res = store.resource("", "v1", "events")
+        target = store.get(self._res(kind), namespace, name)
+        controller = self.CONTROLLERS[kind]
+        key = f"{name}.{abs(hash((kind, reason, message))) % 16**12:012x}"
+        annotations = {f"{_KIND_API[kind][0]}/revision": revision} if revision else {}
+        with store.cond:
+            existing = store.objects.get(("events", namespace, key))
+        if existing is not None:
+            return store.replace(
+                res,
+                namespace,
+                key,
+                {**existing, "count": existing["count"] + 1, "lastTimestamp": now_rfc3339()},
+            )
+        return store.create(
+            res,
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": key, "annotations": annotations},
+                "involvedObject": {
+                    "apiVersion": target["apiVersion"],
+                    "kind": kind,
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": target["metadata"]["uid"],
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": 1,
+                "firstTimestamp": now_rfc3339(),
+                "lastTimestamp": now_rfc3339(),
+                "source": {"component": controller},
+                "reportingComponent": controller,
+            },
+        )
+
     def _status(self, kind: str, name: str, namespace: str, **status: Any) -> dict[str, Any]:
         res = self._res(kind)
         obj = self.emu.store.get(res, namespace, name)
@@ -757,27 +878,18 @@ class Flux:
                     "size": 1024,
                 },
             )
+        chart = self._chart(name, namespace)
+        release = f"{namespace}/{name}.v1"
+        message = f"Helm install succeeded for release {release} with chart {chart[0]}@{chart[1]}"
         return self._status(
             kind,
             name,
             namespace,
             conditions=[
-                condition(
-                    "Ready",
-                    "True",
-                    "InstallSucceeded",
-                    f"Helm install succeeded for release {namespace}/{name}.v1 with chart podinfo@6.5.4",
-                    0,
-                ),
-                condition(
-                    "Released",
-                    "True",
-                    "InstallSucceeded",
-                    f"Helm install succeeded for release {namespace}/{name}.v1 with chart podinfo@6.5.4",
-                    0,
-                ),
+                condition("Ready", "True", "InstallSucceeded", message, 0),
+                condition("Released", "True", "InstallSucceeded", message, 0),
             ],
-            lastAttemptedRevision=revision,
+            lastAttemptedRevision=chart[1],
             lastAttemptedReleaseAction="install",
             history=[
                 {
@@ -785,15 +897,42 @@ class Flux:
                     "namespace": namespace,
                     "version": 1,
                     "status": "deployed",
-                    "chartName": "podinfo",
-                    "chartVersion": "6.5.4",
-                    "appVersion": "6.5.4",
+                    "chartName": chart[0],
+                    "chartVersion": chart[1],
+                    "appVersion": chart[1],
                     "configDigest": "sha256:" + "1" * 64,
                     "digest": "sha256:" + "2" * 64,
                     "firstDeployed": now_rfc3339(),
                     "lastDeployed": now_rfc3339(),
                 }
             ],
+        )
+
+    def _chart(self, name: str, namespace: str) -> tuple[str, str]:
+        """The chart name and version the HelmRelease asks for."""
+        obj = self.emu.store.get(self._res("HelmRelease"), namespace, name)
+        spec = (obj.get("spec") or {}).get("chart", {}).get("spec", {})
+        return spec.get("chart", "podinfo"), spec.get("version", "6.5.4")
+
+    def upgrade_failed(
+        self, name: str, error: str, *, failures: int, namespace: str = "flux-system"
+    ) -> dict[str, Any]:
+        """An upgrade to the chart the spec asks for failed `failures` times (remediated by
+        rolling back while retries last); the deployed release stays the previous one."""
+        chart = self._chart(name, namespace)
+        message = f"Helm upgrade failed for release {namespace}/{name} with chart {chart[0]}@{chart[1]}: {error}"
+        return self._status(
+            "HelmRelease",
+            name,
+            namespace,
+            conditions=[
+                condition("Ready", "False", "UpgradeFailed", message, 0),
+                condition("Released", "False", "UpgradeFailed", message, 0),
+            ],
+            lastAttemptedRevision=chart[1],
+            lastAttemptedReleaseAction="upgrade",
+            upgradeFailures=failures,
+            failures=failures,
         )
 
     def install_failed(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
+from gitops import flux
 from gitops.models import FluxCluster, FluxEvent, FluxObject
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,8 +190,10 @@ def test_a_restarted_watcher_resumes_from_its_resource_version_and_replays_delet
 
 def test_two_watchers_on_one_cluster_store_each_change_once(kube, fluxd, start_watcher, changes):
     fluxd.create("HelmRelease", "web", labels=ORG)
-    start_watcher()
-    start_watcher()
+    start_watcher(kinds=flux.KINDS)
+    start_watcher(kinds=flux.KINDS)
+    for _ in range(2 * len(flux.KINDS)):  # both watchers are watching before anything changes
+        assert kube.watches_opened.acquire(timeout=10)
     changes.wait(lambda: obj("HelmRelease", "web"))
     fluxd.progressing("HelmRelease", "web", "6.5.4")
     fluxd.ready("HelmRelease", "web", "6.5.4")
@@ -216,3 +219,36 @@ def test_replayed_older_event_is_ignored(db):
     assert store.apply("c", "Kustomization", "DELETED", older) is None
     kept = FluxObject.objects.get(name="a")
     assert kept.ready_status == "True" and kept.deleted_at is None
+
+
+def test_recorded_events_are_stored_once_updated_by_newer_and_pruned(db, settings):
+    from gitops import store
+    from gitops.models import ObjectEvent
+
+    settings.FLUX_EVENTS_PER_OBJECT = 3
+
+    def event(uid: str, rv: int, count: int = 1, reason: str = "Progressing") -> dict:
+        return {
+            "metadata": {
+                "uid": uid,
+                "name": f"web.{uid}",
+                "namespace": "ns",
+                "resourceVersion": str(rv),
+            },
+            "involvedObject": {"kind": "HelmRelease", "name": "web", "namespace": "ns"},
+            "type": "Normal",
+            "reason": reason,
+            "message": f"{reason} {uid}",
+            "count": count,
+            "lastTimestamp": f"2026-01-01T00:00:{rv % 60:02d}Z",
+            "source": {"component": "helm-controller"},
+        }
+
+    store.record_events("c", [event("a", 10), event("b", 11)])
+    store.record_events("c", [event("a", 9, count=7)])  # an older copy changes nothing
+    store.record_events("c", [event("a", 12, count=2)])
+    assert ObjectEvent.objects.get(uid="a").count == 2
+    store.record_events("c", [event(u, 20 + i) for i, u in enumerate("cde")])
+    kept = list(ObjectEvent.objects.order_by("-last_seen").values_list("uid", flat=True))
+    assert kept == ["e", "d", "c"]  # the newest FLUX_EVENTS_PER_OBJECT per object
+    assert store.last_event_resource_version("c", "HelmRelease") == 22

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from django.core.exceptions import ValidationError
 
 from core.models import AuditEvent
 from gitops.validation import validate_manifest
-from marketplace import services
+from marketplace import changes, services
 from marketplace.models import Application, BlueprintVersion
 from tests.gitutil import commits, files, show
 
@@ -70,10 +72,18 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
             "name": "blog-credentials",
             "valuesKey": "admin-password",
             "targetPath": "wordpressPassword",
-        }
+        },
+        {  # the database's user password, wired from the dependency's own credentials
+            "kind": "Secret",
+            "name": "blog-db-credentials",
+            "valuesKey": "password",
+            "targetPath": "externalDatabase.password",
+        },
     ]
     values = yaml.safe_load(show(root + "values.yaml", "acme", "blog", "main"))
-    assert values["ingress"]["hostname"] == "blog.acme.test" and "wordpressPassword" not in values
+    assert values["ingress"] == {"enabled": True, "hostname": "blog.acme.test"}
+    assert "wordpressPassword" not in values and "password" not in values["externalDatabase"]
+    assert values["externalDatabase"]["host"] == "blog-db" and values["mariadb"]["enabled"] is False
     config = "applications/acme/acme-prod/blog/kustomization-hz-fsn-rtz-prod.yaml"
     kust = yaml.safe_load(show(config))
     assert validate_manifest(kust) == [] and kust["spec"]["dependsOn"] == [
@@ -137,7 +147,7 @@ def other_user_cannot_see_plan(client, url):
     return client.get(url).status_code == 404
 
 
-def test_standby_region_renders_zero_replicas(catalog, cast, acme_prod, on_commit):
+def test_standby_region_renders_the_blueprints_standby_values(catalog, cast, acme_prod, on_commit):
     from orgs.models import HostCluster
 
     acme_prod.regions.add(HostCluster.objects.get(name="hz-hel-rtz-prod"))
@@ -157,12 +167,15 @@ def test_standby_region_renders_zero_replicas(catalog, cast, acme_prod, on_commi
     standby = yaml.safe_load(
         show("clusters/hz-hel-rtz-prod/applications/pgsql/values.yaml", "acme", "pgsql", "main")
     )
-    assert active["cluster"]["instances"] == 3 and active["catalyst"]["role"] == "active"
-    assert (
-        standby["cluster"]["instances"] == 0
-        and standby["replicaCount"] == 0
-        and standby["catalyst"]["role"] == "standby"
-    )
+    assert active["cluster"]["instances"] == 3 and standby["cluster"]["instances"] == 1
+    assert "replicaCount" not in standby  # the cluster chart has no such key
+    for cluster, role in (("hz-fsn-rtz-prod", "active"), ("hz-hel-rtz-prod", "standby")):
+        release = list(
+            yaml.safe_load_all(
+                show(f"clusters/{cluster}/applications/pgsql/helmrelease.yaml", "acme", "pgsql")
+            )
+        )[1]
+        assert release["metadata"]["annotations"]["catalyst.openova.io/role"] == role
     for cluster in ("hz-fsn-rtz-prod", "hz-hel-rtz-prod"):
         kust = yaml.safe_load(
             show(f"applications/acme/acme-prod/pgsql/kustomization-{cluster}.yaml")
@@ -202,12 +215,12 @@ def test_change_values_commits_again_and_same_values_is_noop(catalog, cast, acme
             values={},
         )
     with on_commit():
-        services.update_values(by=cast["operator"], app=app, values={"architecture": "replication"})
+        changes.update_values(by=cast["operator"], app=app, values={"architecture": "replication"})
     assert commits("acme", "cache", "main")[0] == "applications.update: application acme-prod/cache"
     assert "replication" in Application.objects.get(pk=app.pk).values["architecture"]
     before = len(commits("acme", "cache", "main"))
     with on_commit():
-        services.update_values(
+        changes.update_values(
             by=cast["operator"],
             app=Application.objects.get(pk=app.pk),
             values={"architecture": "replication"},
@@ -228,16 +241,16 @@ def test_upgrade_allowed_and_refused(catalog, cast, acme_prod, on_commit):
     app = Application.objects.select_related(
         "blueprint_version__blueprint", "environment__organization"
     ).get(pk=app.pk)
-    assert [v.version for v in services.upgrade_targets(app)] == ["1.1.0"]
+    assert [v.version for v in changes.upgrade_targets(app)] == ["1.1.0"]
     with pytest.raises(ValidationError) as err:
-        services.upgrade(by=cast["admin"], app=app, version="2.0.0")
+        changes.upgrade(by=cast["admin"], app=app, version="2.0.0")
     assert "blocks upgrades from 1.0.0" in err.value.message_dict["version"][0]
     with pytest.raises(ValidationError) as err:
-        services.upgrade(by=cast["admin"], app=app, version="9.9.9")
+        changes.upgrade(by=cast["admin"], app=app, version="9.9.9")
     assert "no version “9.9.9”" in err.value.message_dict["version"][0]
     assert Application.objects.get(pk=app.pk).version == "1.0.0"
     with on_commit():
-        services.upgrade(by=cast["admin"], app=app, version="1.1.0")
+        changes.upgrade(by=cast["admin"], app=app, version="1.1.0")
     app.refresh_from_db()
     assert app.version == "1.1.0" and app.state == "committed"
     assert commits("acme", "blog", "main")[0] == "applications.upgrade: application acme-prod/blog"
@@ -253,8 +266,11 @@ def test_upgrade_allowed_and_refused(catalog, cast, acme_prod, on_commit):
     )[1]
     assert release["spec"]["chart"]["spec"]["version"] == "23.1.0"
     assert release["metadata"]["labels"]["openova.io/blueprint-version"] == "1.1.0"
-    with pytest.raises(ValidationError):
-        services.upgrade(by=cast["admin"], app=app, version="1.0.0")  # not newer
+    with pytest.raises(ValidationError) as err:
+        changes.upgrade(by=cast["admin"], app=app, version="1.1.0")
+    assert err.value.message_dict["version"] == ["blog already runs 1.1.0."]
+    # 1.1.0 declares `downgradeTo: ["~1.0"]`: back to 1.0.0 is allowed, audited as a downgrade
+    assert [v.version for v in changes.downgrade_targets(app)] == ["1.0.0"]
 
 
 def test_ui_upgrade_lists_refusals(catalog, cast, acme_prod, client_for, on_commit):
@@ -273,13 +289,15 @@ def test_ui_upgrade_lists_refusals(catalog, cast, acme_prod, client_for, on_comm
         client.post("/marketplace/apps/acme-prod/blog/upgrade/", {"version": "2.0.0"}).status_code
         == 400
     )
+    preview = client.post("/marketplace/apps/acme-prod/blog/upgrade/", {"version": "1.1.0"})
+    assert preview.status_code == 200 and b"Confirm and commit" in preview.content
+    assert re.search(rb"-\s+version: 22\.4\.0\n\+\s+version: 23\.1\.0", preview.content)
+    assert Application.objects.get(name="blog").version == "1.0.0"  # a preview writes nothing
     with on_commit():
-        assert (
-            client.post(
-                "/marketplace/apps/acme-prod/blog/upgrade/", {"version": "1.1.0"}
-            ).status_code
-            == 302
+        done = client.post(
+            "/marketplace/apps/acme-prod/blog/upgrade/", {"version": "1.1.0", "confirm": "1"}
         )
+    assert done.status_code == 302
     assert Application.objects.get(name="blog").version == "1.1.0"
 
 
@@ -328,7 +346,7 @@ def test_uninstall_waits_for_drain_when_cluster_connected(
             values={},
         )
     with on_commit():
-        services.uninstall(by=cast["admin"], app=app)
+        changes.uninstall(by=cast["admin"], app=app)
     app.refresh_from_db()
     assert app.state == "uninstalling" and files("acme", "cache", "main") == ["README.md"]
     assert services.mark_drained(app) is True

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from gitops.validation import validate_files
-from marketplace import manifests
+from marketplace import manifests, schema_form
 from marketplace.models import Application, BlueprintVersion, Placement
 from orgs.models import HostCluster
 
@@ -16,14 +16,14 @@ def test_every_starter_blueprint_renders_valid_flux_manifests(catalog, acme_prod
     for version in BlueprintVersion.objects.select_related("blueprint"):
         modes = version.placement_schema.get("modes") or ["single-region"]
         standby = Placement.HOT_STANDBY in modes
+        example = (version.spec.get("examples") or [{"values": {}}])[0]["values"]
         app = Application(
             environment=acme_prod,
             name=version.blueprint.short_name,
             blueprint_version=version,
-            values={},
+            values=schema_form.validate(version.config_schema, example),
             placement=Placement.HOT_STANDBY if standby else Placement.SINGLE,
             regions=["hz-fsn-rtz-prod", "hz-hel-rtz-prod"] if standby else ["hz-fsn-rtz-prod"],
-            dependencies={"db": "db"},
         )
         for desired in manifests.trees(app):
             assert desired.files, version
@@ -48,13 +48,16 @@ def test_rendering_is_deterministic_and_holds_no_secret(catalog, acme_prod):
     )
     first = [d.files for d in manifests.trees(app)]
     assert first == [d.files for d in manifests.trees(app)]
-    values = first[0]["clusters/hz-fsn-rtz-prod/applications/sso/values.yaml"]
-    assert "KEYCLOAK_ADMIN_PASSWORD" not in values and "adminPassword" not in values
+    values = yaml.safe_load(first[0]["clusters/hz-fsn-rtz-prod/applications/sso/values.yaml"])
+    assert "adminPassword" not in values
+    # keycloakx's extraEnv is a template string: the password is a secretKeyRef in it, no value
+    env = yaml.safe_load(values["extraEnv"])
+    assert env[1] == {
+        "name": "KEYCLOAK_ADMIN_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "sso-credentials", "key": "adminpassword"}},
+    }
     release = first[0]["clusters/hz-fsn-rtz-prod/applications/sso/helmrelease.yaml"]
-    assert (
-        "targetPath: extraEnv.KEYCLOAK_ADMIN_PASSWORD" in release
-        and "valuesKey: adminpassword" in release
-    )
+    assert "targetPath" not in release and "valuesKey: values.yaml" in release
     secret = yaml.safe_load_all(
         first[0]["clusters/hz-fsn-rtz-prod/applications/sso/externalsecret.yaml"]
     )

@@ -36,12 +36,30 @@ def test_when_decides_which_dependencies_are_planned(catalog, acme_prod):
             "domain": "a.example.com",
             "admin": {"email": "a@b"},
             "cache": {"enabled": True},
-            "database": {"external": True},
+            "database": {"external": True, "host": "db.example.com", "existingSecret": "site-db"},
         },
     )
     assert [a["name"] for a in plan["apps"]] == ["site-cache", "site"] and plan["skipped"][0][
         "alias"
     ] == "db"
+
+
+def test_an_external_database_needs_its_host_and_secret(catalog, acme_prod):
+    with pytest.raises(ValidationError) as err:
+        plans.resolve(
+            env=acme_prod,
+            version=v("bp-wordpress", "2.0.0"),
+            name="site",
+            values={
+                "domain": "a.example.com",
+                "admin": {"email": "a@b"},
+                "database": {"external": True},
+            },
+        )
+    assert err.value.message_dict == {
+        "values.database.host": ["This field is required."],
+        "values.database.existingSecret": ["This field is required."],
+    }
 
 
 def test_nested_dependencies_pick_the_highest_version_in_range(catalog, acme_prod):

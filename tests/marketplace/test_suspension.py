@@ -14,24 +14,35 @@ from orgs.models import Organization
 from tests.gitutil import commits, show
 
 pytestmark = pytest.mark.django_db
-VALUES = "clusters/hz-fsn-rtz-prod/applications/cache/values.yaml"
+RELEASE = "clusters/hz-fsn-rtz-prod/applications/cache/helmrelease.yaml"
 
 
-def values() -> dict:
-    return yaml.safe_load(show(VALUES, "acme", "cache", "main"))
+def release() -> dict:
+    docs = yaml.safe_load_all(show(RELEASE, "acme", "cache", "main"))
+    return next(d for d in docs if d["kind"] == "HelmRelease")
+
+
+def role(doc: dict) -> str:
+    return doc["metadata"]["annotations"]["catalyst.openova.io/role"]
+
+
+def scaled_to_zero(doc: dict) -> bool:
+    patches = [p for r in doc["spec"].get("postRenderers", []) for p in r["kustomize"]["patches"]]
+    kinds = {p["target"]["kind"] for p in patches if yaml.safe_load(p["patch"])[0]["value"] == 0}
+    return kinds == {"Deployment", "StatefulSet"}
 
 
 def test_suspension_scales_applications_to_zero_through_git(catalog, cast, acme_prod, on_commit):
     version = BlueprintVersion.objects.get(blueprint__name="bp-valkey", version="2.0.0")
     with on_commit():
         services.install(by=cast["admin"], env=acme_prod, version=version, name="cache", values={})
-    assert values()["catalyst"]["role"] == "active" and values().get("replicas") != 0
+    assert role(release()) == "active" and not scaled_to_zero(release())
     before = len(commits("acme", "cache", "main"))
     with on_commit():
         org_services.suspend_organization(by=None, org=cast["acme"], reason="unpaid")
-    suspended = values()
-    assert suspended["replicas"] == 0 and suspended["replicaCount"] == 0
-    assert suspended["catalyst"]["role"] == "suspended"
+    suspended = release()
+    assert validate_manifest(suspended) == [] and scaled_to_zero(suspended)
+    assert role(suspended) == "suspended"
     assert commits("acme", "cache", "main")[0].startswith("organization.suspend")
     assert len(commits("acme", "cache", "main")) == before + 1
     org_cr = yaml.safe_load(show("organizations/acme/organization.yaml"))
@@ -42,5 +53,5 @@ def test_suspension_scales_applications_to_zero_through_git(catalog, cast, acme_
     assert validate_manifest(kustomization) == [] and not kustomization["spec"].get("suspend")
     with on_commit():
         org_services.resume_organization(by=None, org=Organization.objects.get(slug="acme"))
-    assert values()["catalyst"]["role"] == "active" and values().get("replicas") != 0
+    assert role(release()) == "active" and not scaled_to_zero(release())
     assert commits("acme", "cache", "main")[0].startswith("organization.resume")

@@ -69,3 +69,31 @@ def test_when_evaluates_whitelisted_grammar(expression, values, expected):
 def test_when_refuses_anything_else(expression):
     with pytest.raises(when.WhenError):
         when.evaluate(expression, {"a": 1})
+
+
+def test_value_expressions_for_outputs_and_wiring():
+    from marketplace.when import SecretRef, WhenError, check, value
+
+    ctx = {
+        "values": {"n": 3, "apps": ["calendar", "deck"], "logs": None},
+        "app": {"name": "blog"},
+        "db": {"password": SecretRef("blog-db-credentials", "password"), "port": 3306},
+    }
+    assert value("app.name + '-rw'", ctx) == "blog-rw"
+    assert value("'host:' + db.port", ctx) == "host:3306"
+    assert value("values.n * 24 + 'h'", ctx) == "72h"
+    assert value("join(values.apps, ' ')", ctx) == "calendar deck"
+    assert value("db.password", ctx) == SecretRef("blog-db-credentials", "password")
+    assert value("db.password.name", ctx) == "blog-db-credentials"
+    # only the chosen branch is evaluated: the other may read what is missing
+    assert value("if values.logs == null then null else values.logs + '-gateway'", ctx) is None
+    for bad, message in [
+        ("db.password + 'x'", "passed on whole"),
+        ("db.password == 'x'", "cannot be compared"),
+        ("values.logs + 'x'", "cannot add"),
+        ("true * 2", "cannot multiply"),
+    ]:
+        with pytest.raises(WhenError, match=message):
+            value(bad, ctx)
+    assert check("if a then b else c + 1") is None and check("join(a b)") is not None
+    assert check("__import__('os')") is not None
