@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .backend import Author, GitConflict, GitError, Tree, blob_sha
+from .backend import Author, CommitInfo, GitConflict, GitError, Tree, blob_sha
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,22 @@ class GiteaBackend:
             self._known.discard((owner, repo))
             raise GitError(f"repository {owner}/{repo} does not exist")
         return None
+
+    def head_commit(self, owner: str, repo: str, branch: str) -> CommitInfo | None:
+        response = self._call("GET", f"/repos/{_q(owner)}/{_q(repo)}/branches/{_q(branch)}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, f"read branch {branch} of {owner}/{repo}")
+        commit = response.json()["commit"]
+        author = commit.get("author") or {}
+        subject = str(commit.get("message") or "").strip().splitlines()
+        return CommitInfo(
+            str(commit["id"]),
+            str(author.get("name") or author.get("username") or ""),
+            str(author.get("email") or ""),
+            subject[0] if subject else "",
+        )
 
     def _blobs(self, owner: str, repo: str, head: str) -> dict[str, str]:
         """Every file of the commit `head` as {path: blob sha}, following Gitea's pagination."""

@@ -335,3 +335,43 @@ class CatalogProposal(DeliveryTracked):
 
     def rbac_labels(self) -> dict[str, str]:
         return {"openova.io/organization": self.organization.slug}
+
+
+class GitSyncState(models.TextChoices):
+    IN_SYNC = "in-sync", "In sync with Git"
+    INVALID = "invalid", "Git holds an invalid change"
+    CONFLICT = "conflict", "Git and the portal both changed"
+
+
+class GitSync(models.Model):
+    """What the portal knows of an Application's branch in its repo: Git is a surface too.
+
+    `head` is the last commit the portal wrote or read back; `blobs` are the files it owns there
+    (the base of the drift guard: an owned file changed since is never overwritten silently);
+    `base_values` the configuration Git held at that point (so a portal change not yet committed
+    is told apart from a Git change). A push that cannot be adopted leaves `state` invalid (with
+    `errors`) or conflict (with `git_values` beside the portal's), until it is fixed in Git or
+    resolved here."""
+
+    application = models.OneToOneField(
+        Application, on_delete=models.CASCADE, related_name="git_sync"
+    )
+    head = models.CharField(max_length=64, blank=True)
+    blobs = models.JSONField(default=dict, blank=True)
+    base_values = models.JSONField(null=True, blank=True)
+    state = models.CharField(
+        max_length=16, choices=GitSyncState.choices, default=GitSyncState.IN_SYNC
+    )
+    commit = models.CharField(max_length=64, blank=True, help_text="the Git commit in question")
+    pusher = models.CharField(max_length=255, blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text="[{path, message}]")
+    git_values = models.JSONField(null=True, blank=True)
+    git_text = models.TextField(blank=True, help_text="values.yaml as Git holds it")
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.application} git {self.state} @ {self.head[:12]}"
+
+    @property
+    def blocked(self) -> bool:
+        return self.state != GitSyncState.IN_SYNC

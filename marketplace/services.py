@@ -17,6 +17,7 @@ from core import audit, outbox
 from core.errors import ConflictError
 from core.models import OutboxItem
 from gitops import delivery
+from gitops.backend import GitDrift
 from gitops.sync import sync
 from orgs import services as org_services
 from orgs.models import Environment, Organization
@@ -45,7 +46,13 @@ def ensure_writable(env: Environment) -> None:
 
 
 def schedule_delivery(
-    app: Application, *, by: Any, action: str, before: dict[str, Any] | None
+    app: Application,
+    *,
+    by: Any,
+    action: str,
+    before: dict[str, Any] | None,
+    actor_repr: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> OutboxItem:
     event = audit.record(
         action,
@@ -53,7 +60,8 @@ def schedule_delivery(
         target=app,
         org_slug=app.environment.organization.slug,
         before=before,
-        after=snapshot(app),
+        after={**snapshot(app), **(extra or {})},
+        actor_repr=actor_repr,
     )
     item = outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
     for dependant in _dependants_of(app):  # their wiring reads this app's outputs: re-render
@@ -266,13 +274,37 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
     author = delivery.author_for(item.actor)
     message = delivery.commit_message(item, f"application {app.environment.name}/{app.name}")
 
+    held: list[str] = []
+    uninstalling = app.state == AppState.UNINSTALLING
+
     def run() -> str | None:
-        app_desired, config_desired = manifests.trees(app)
-        head = sync(app_desired, author=author, message=message).head
-        sync(config_desired, author=author, message=message)
-        return head
+        from . import gitsync
+
+        if not uninstalling and gitsync.state_of(app).blocked:
+            held.append("blocked")  # Git holds a change not taken in: write nothing
+            return app.last_commit_sha or None
+        written = (item.audit_event.after or {}).get("values_yaml") if item.audit_event else None
+        app_desired = gitsync.desired_for_delivery(app, written)
+        try:
+            result = sync(app_desired, author=author, message=message)
+        except GitDrift:  # someone pushed since the portal last looked: read that back first
+            held.append("drift")
+            return app.last_commit_sha or None
+        gitsync.delivered(app, result.head, result.blobs)
+        sync(manifests.config_tree(app), author=author, message=message)
+        return result.head
 
     head = delivery.deliver(app, run)
+    if held:  # nothing committed: Git's change is adopted (a new delivery follows) or shown
+        from . import gitsync
+
+        Application.objects.filter(pk=app.pk, state=AppState.COMMITTING).update(
+            state=AppState.PENDING
+        )
+        if held == ["drift"]:
+            gitsync.read_back(app)
+        transaction.on_commit(lambda: _refresh_status(app.pk))
+        return None
     if head:  # on the Application's timeline: which commit delivered which action
         audit.record(
             "applications.commit",
@@ -315,4 +347,7 @@ def _organization_lifecycle_changed(*, org: Organization, by: Any, event: Any) -
 
 
 def connect() -> None:
+    from . import gitsync
+
     org_services.on_lifecycle_changed(_organization_lifecycle_changed)
+    gitsync.connect()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import app_views, curation_views, views
+from . import app_views, curation_views, git_views, views
 
 app_name = "marketplace"
 APP = "apps/<slug:env>/<slug:app>/"
@@ -21,6 +21,8 @@ urlpatterns = [
     path(APP + "rollback/", app_views.app_rollback, name="app-rollback"),
     path(APP + "upgrade/", app_views.app_upgrade, name="app-upgrade"),
     path(APP + "uninstall/", app_views.app_uninstall, name="app-uninstall"),
+    path(APP + "git/", git_views.app_git, name="app-git"),
+    path(APP + "editor/", git_views.app_editor, name="app-editor"),
     path("<slug:name>/", views.blueprint_detail, name="blueprint"),
     path("<slug:name>/install/", views.install, name="install"),
     path("<slug:name>/propose/", curation_views.propose, name="propose"),

@@ -125,6 +125,11 @@ class GiteaEmulator:
     # before(request) runs ahead of each handled call: tests use it to race or inject faults
     before: list[Callable[[Request], Response | None]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    # hold_hooks: webhook deliveries wait in `held` until flush_hooks() (or are lost: drop_hooks())
+    hold_hooks: bool = False
+    held: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    # transport(url, body, headers) -> status: deliver in-process (a Django test client) instead
+    transport: Callable[[str, bytes, dict[str, str]], int] | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -306,6 +311,7 @@ class GiteaEmulator:
         committer: dict[str, str] | None,
         message: str,
         new_branch: str = "",
+        pusher: dict[str, Any] | None = None,
     ) -> tuple[Commit, list[str]]:
         """Apply Gitea file operations in one commit; errors as Gitea answers them."""
         with self._lock, self._repo(owner, repo) as r:
@@ -361,7 +367,7 @@ class GiteaEmulator:
             if head is None:
                 r.refs.set_symbolic_ref(b"HEAD", ref)
             self.repos[(owner, repo)]["empty"] = False
-        self._notify(owner, repo, target, c, touched)
+        self._notify(owner, repo, target, c, touched, head, pusher)
         return c, touched
 
     def _commit_object(
@@ -796,19 +802,52 @@ class GiteaEmulator:
 
     # -- webhooks and test helpers ----------------------------------------------------------
 
-    def _notify(self, owner: str, repo: str, branch: str, c: Commit, touched: list[str]) -> None:
-        """Deliver a `push` event to active hooks (signed like Gitea: HMAC-SHA256 of the body)."""
+    def _notify(
+        self,
+        owner: str,
+        repo: str,
+        branch: str,
+        c: Commit,
+        touched: list[str],
+        before: bytes | None = None,
+        pusher: dict[str, Any] | None = None,
+    ) -> None:
+        """Deliver a `push` event to active hooks, shaped like Gitea's PushPayload and signed like
+        Gitea (X-Gitea-Signature: HMAC-SHA256 of the body with the hook secret, hex)."""
+        user = {**ADMIN, **(pusher or {})}
+        user.setdefault("username", user["login"])
+        name, _, email = c.author.decode().rpartition(" <")
+        commit = {
+            "id": c.id.decode(),
+            "message": c.message.decode(),
+            "url": f"{self.url}/{owner}/{repo}/commit/{c.id.decode()}",
+            "author": {"name": name, "email": email.rstrip(">"), "username": ""},
+            "committer": {"name": name, "email": email.rstrip(">"), "username": ""},
+            "timestamp": _now(c.commit_time),
+            "added": touched,
+            "removed": [],
+            "modified": [],
+        }
+        old = (before or (c.parents[0] if c.parents else b"0" * 40)).decode()
         for hook in self.hooks.get((owner, repo), []):
             if not hook["active"] or "push" not in hook["events"]:
                 continue
             payload = json.dumps(
                 {
                     "ref": f"refs/heads/{branch}",
+                    "before": old,
                     "after": c.id.decode(),
-                    "before": c.parents[0].decode() if c.parents else "0" * 40,
-                    "repository": {"full_name": f"{owner}/{repo}", "name": repo},
-                    "commits": [{"id": c.id.decode(), "message": c.message.decode()}],
-                    "files": touched,
+                    "compare_url": f"{self.url}/{owner}/{repo}/compare/{old}...{c.id.decode()}",
+                    "commits": [commit],
+                    "total_commits": 1,
+                    "head_commit": commit,
+                    "repository": {
+                        "id": self.repos[(owner, repo)]["id"],
+                        "full_name": f"{owner}/{repo}",
+                        "name": repo,
+                    },
+                    "pusher": user,
+                    "sender": user,
                 }
             ).encode()
             secret = hook["config"].get("secret", "").encode()
@@ -818,15 +857,35 @@ class GiteaEmulator:
                 "X-Gitea-Delivery": str(next(self._ids)),
                 "X-Gitea-Signature": hmac.new(secret, payload, hashlib.sha256).hexdigest(),
             }
-            record: dict[str, Any] = {"url": hook["config"]["url"], "headers": headers}
-            try:
-                answer = requests.post(
-                    hook["config"]["url"], data=payload, headers=headers, timeout=5
-                )
-                record["status"] = answer.status_code
-            except requests.RequestException as exc:
-                record["error"] = str(exc)
-            self.deliveries.append(record)
+            if self.hold_hooks:
+                self.held.append((hook["config"]["url"], payload, headers))
+            else:
+                self._deliver(hook["config"]["url"], payload, headers)
+
+    def _deliver(self, url: str, payload: bytes, headers: dict[str, str]) -> None:
+        record: dict[str, Any] = {"url": url, "headers": headers}
+        try:
+            if self.transport is not None:
+                record["status"] = self.transport(url, payload, headers)
+            else:
+                record["status"] = requests.post(
+                    url, data=payload, headers=headers, timeout=5
+                ).status_code
+        except requests.RequestException as exc:
+            record["error"] = str(exc)
+        self.deliveries.append(record)
+
+    def flush_hooks(self) -> int:
+        """Deliver the held webhook calls, oldest first; returns how many."""
+        held, self.held = self.held, []
+        for url, payload, headers in held:
+            self._deliver(url, payload, headers)
+        return len(held)
+
+    def drop_hooks(self) -> int:
+        """Lose the held webhook calls (Gitea's delivery failed for good)."""
+        lost, self.held = len(self.held), []
+        return lost
 
     def commit_directly(
         self,
@@ -835,8 +894,10 @@ class GiteaEmulator:
         branch: str,
         changes: dict[str, bytes | None],
         message: str = "outside change",
+        as_user: dict[str, str] | None = None,
     ) -> str:
-        """Commit as someone else would (a human pushing), bypassing the API."""
+        """Commit and push as a person would (`as_user`: login, full_name, email), bypassing the
+        API; the push webhook names them as the pusher."""
         with self._repo(owner, repo) as r:
             files = self._files(r, self._branch_head(r, branch))
         ops = [
@@ -849,7 +910,12 @@ class GiteaEmulator:
             }
             for p, content in changes.items()
         ]
-        c, _ = self._write(owner, repo, branch, ops, author=None, committer=None, message=message)
+        who = None
+        if as_user:
+            who = {"name": as_user.get("full_name") or as_user["login"], "email": as_user["email"]}
+        c, _ = self._write(
+            owner, repo, branch, ops, author=who, committer=who, message=message, pusher=as_user
+        )
         return c.id.decode()
 
     def log(self, owner: str, repo: str, branch: str = "main") -> list[str]:
