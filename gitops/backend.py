@@ -75,6 +75,23 @@ class CommitInfo:
         return self.author_name or self.author_email or "someone"
 
 
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    state: str  # open, closed
+    merged: bool
+    head_sha: str
+    merge_sha: str = ""
+
+
+@dataclass(frozen=True)
+class Review:
+    login: str
+    state: str  # APPROVED, REQUEST_CHANGES, COMMENT, …
+    commit: str
+
+
 def blob_sha(content: bytes) -> str:
     """Git's object id of a blob with this content."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()

@@ -140,10 +140,18 @@ def _pusher(app: Application, head: str) -> str:
     return info.author if info is not None and info.sha == head else "someone"
 
 
-def read_back(app: Application, *, keep_git: bool = False, by: Any = None) -> str:
+def read_back(
+    app: Application,
+    *,
+    keep_git: bool = False,
+    by: Any = None,
+    action: str = "",
+    extra: dict[str, Any] | None = None,
+) -> str:
     """Read the Application's branch and act on what changed in the files the portal owns since
     it last wrote or read them. `keep_git`: a person chose Git's version over a pending portal
-    change (no conflict then). Returns unchanged, adopted, invalid or conflict."""
+    change (no conflict then). `action`: the audit action of an adoption a person caused (a
+    merged promotion). Returns unchanged, adopted, invalid or conflict."""
     owner, repo, branch = where(app)
     git = backend()
     try:
@@ -203,14 +211,15 @@ def read_back(app: Application, *, keep_git: bool = False, by: Any = None) -> st
         gs.state, gs.errors, gs.git_values, gs.git_text = GitSyncState.IN_SYNC, [], None, ""
         gs.commit, gs.pusher = tree.head, pusher
         gs.save()
-        action = "applications.git_keep" if keep_git else "applications.git_change"
+        by_person = keep_git or bool(action)
+        action = action or ("applications.git_keep" if keep_git else "applications.git_change")
         services.schedule_delivery(
             locked,
             by=by,
             action=action,
             before=before,
-            actor_repr="" if keep_git else f"{pusher} via Git",
-            extra={"via": "git", "commit": tree.head, "pusher": pusher},
+            actor_repr="" if by_person else f"{pusher} via Git",
+            extra={"via": "git", "commit": tree.head, "pusher": pusher, **(extra or {})},
         )
     return ADOPTED
 

@@ -375,3 +375,94 @@ class GitSync(models.Model):
     @property
     def blocked(self) -> bool:
         return self.state != GitSyncState.IN_SYNC
+
+
+class EnvironmentPolicy(DeliveryTracked):
+    """The rules a promotion into `environment` must pass, committed as the EnvironmentPolicy CR
+    `policies/{org}-{env}-policy.yaml` in catalyst-config. `rules`: [{name, type, blocking, …}]
+    (pr-required: approvers + minApprovals; soak: duration; change-window: cron + duration)."""
+
+    RBAC_LOOKUPS = {
+        "openova.io/organization": "environment__organization__slug",
+        "openova.io/environment": "environment__name",
+        "openova.io/env-type": "environment__env_type",
+    }
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, related_name="promotion_policy"
+    )
+    rules = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.environment.name}-policy"
+
+    def rbac_labels(self) -> dict[str, str]:
+        env = self.environment
+        return {
+            "openova.io/organization": env.organization.slug,
+            "openova.io/environment": env.name,
+            "openova.io/env-type": env.env_type,
+        }
+
+
+class PromotionState(models.TextChoices):
+    OPEN = "open", "Open"
+    MERGED = "merged", "Merged"
+    CLOSED = "closed", "Closed"
+
+
+class Promotion(models.Model):
+    """A pull request carrying an Application's configuration (values.yaml) from a lower
+    Environment's branch to the next higher one, under the target's EnvironmentPolicy."""
+
+    RBAC_LOOKUPS = {
+        "openova.io/organization": "target__environment__organization__slug",
+        "openova.io/environment": "target__environment__name",
+        "openova.io/env-type": "target__environment__env_type",
+        "openova.io/application": "target__name",
+    }
+
+    source = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="promotions")
+    source_revision = models.CharField(max_length=64, help_text="the source branch's commit")
+    text = models.TextField(help_text="values.yaml as promoted")
+    diff = models.TextField(blank=True)
+    branch = models.CharField(max_length=255, blank=True, help_text="the PR's head branch")
+    pr_number = models.PositiveIntegerField(null=True, blank=True)
+    pr_url = models.CharField(max_length=512, blank=True)
+    state = models.CharField(
+        max_length=16, choices=PromotionState.choices, default=PromotionState.OPEN
+    )
+    merge_sha = models.CharField(max_length=64, blank=True)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    merged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"promote {self.source} → {self.target} ({self.state})"
+
+    def rbac_labels(self) -> dict[str, str]:
+        return self.target.rbac_labels()
+
+
+class PromotionApproval(models.Model):
+    promotion = models.ForeignKey(Promotion, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["promotion", "user"], name="one_approval_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} approves {self.promotion_id}"

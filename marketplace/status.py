@@ -182,6 +182,8 @@ GIT_TITLES = {
     "while a portal change was pending",
     "applications.git_keep": "Kept Git's version (commit {commit})",
     "applications.git_overwrite": "Replaced Git's change (commit {commit}) with the portal's",
+    "applications.promote": "Promoted from {from} (revision {revision}) by {actor}, "
+    "merged as {commit}",
 }
 
 
@@ -202,8 +204,14 @@ def timeline(app: Application, limit: int = 50) -> list[Step]:
         elif event.action == "applications.reconcile":
             continue  # the Flux conditions below say it with more detail
         elif event.action in GIT_TITLES:
-            title = GIT_TITLES[event.action].format(
-                pusher=after.get("pusher") or event.actor_repr, commit=str(after.get("commit"))[:10]
+            title = GIT_TITLES[event.action].format_map(
+                {
+                    **{k: str(v) for k, v in after.items()},
+                    "pusher": after.get("pusher") or event.actor_repr,
+                    "commit": str(after.get("commit"))[:10],
+                    "revision": str(after.get("revision"))[:10],
+                    "actor": event.actor_repr,
+                }
             )
             steps.append(
                 Step(

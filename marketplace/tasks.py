@@ -44,3 +44,13 @@ def reconcile_git_task() -> None:
     from . import gitsync
 
     gitsync.reconcile_all()
+
+
+@shared_task(name="marketplace.tasks.sync_policy_task", ignore_result=True)
+def sync_policy_task(item_id: int) -> None:
+    """Commit an Environment's EnvironmentPolicy CR (level-triggered)."""
+    from . import promotion
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            promotion.deliver_policy(policy_id=int(item.key), item=item)

@@ -138,6 +138,7 @@ class GiteaEmulator:
         self.repos: dict[tuple[str, str], dict[str, Any]] = {}
         self.hooks: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.pulls: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.reviews: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._server: BaseWSGIServer | None = None
@@ -274,6 +275,10 @@ class GiteaEmulator:
             ("PUT", "/repos/{owner}/{repo}/contents/{filepath}", self.update_file),
             ("DELETE", "/repos/{owner}/{repo}/contents/{filepath}", self.delete_file),
             ("POST", "/repos/{owner}/{repo}/pulls", self.create_pull),
+            ("GET", "/repos/{owner}/{repo}/pulls/{index}", self.get_pull),
+            ("GET", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.list_reviews),
+            ("POST", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.create_review),
+            ("POST", "/repos/{owner}/{repo}/pulls/{index}/merge", self.merge_pull),
             ("GET", "/repos/{owner}/{repo}/hooks", self.list_hooks),
             ("POST", "/repos/{owner}/{repo}/hooks", self.create_hook),
         ]
@@ -774,6 +779,123 @@ class GiteaEmulator:
             }
             pulls.append(pull)
         return 201, pull
+
+    def _pull(self, owner: str, repo: str, index: str) -> dict[str, Any]:
+        for pull in self.pulls.get((owner, repo), []):
+            if str(pull["number"]) == index:
+                return pull
+        raise ApiError(404, "The target couldn't be found.")
+
+    def get_pull(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        pull = self._pull(owner, repo, index)
+        if pull["state"] == "open":  # the head follows its branch until merged
+            with self._repo(owner, repo) as r:
+                head = self._branch_head(r, pull["head"]["ref"])
+            if head is not None:
+                pull["head"]["sha"] = head.decode()
+        return 200, pull
+
+    def list_reviews(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        pull = self._pull(owner, repo, index)
+        return 200, list(self.reviews.get((owner, repo, pull["number"]), []))
+
+    def create_review(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any, user: Any = None
+    ) -> tuple[int, Any]:
+        """A review by the token's user (tests: `review_as` for a person reviewing in Gitea)."""
+        pull = self._pull(owner, repo, index)
+        who = {**ADMIN, **(user or {})}
+        state = {"APPROVED": "APPROVED", "REQUEST_CHANGES": "REQUEST_CHANGES"}.get(
+            str(body.get("event") or "").upper(), "COMMENT"
+        )
+        now = _now()
+        review = {
+            "id": next(self._ids),
+            "body": body.get("body", ""),
+            "commit_id": body.get("commit_id") or pull["head"]["sha"],
+            "state": state,
+            "user": {"id": who["id"], "login": who["login"], "full_name": who["full_name"]},
+            "official": True,
+            "stale": False,
+            "dismissed": False,
+            "comments_count": 0,
+            "submitted_at": now,
+            "updated_at": now,
+            "html_url": pull["html_url"],
+            "pull_request_url": pull["url"],
+        }
+        self.reviews.setdefault((owner, repo, pull["number"]), []).append(review)
+        return 200, review
+
+    def review_as(
+        self, owner: str, repo: str, number: int, user: dict[str, Any], event: str
+    ) -> None:
+        """A person reviews in Gitea's own UI (not through the portal's token)."""
+        self.create_review(owner, repo, str(number), body={"event": event}, query={}, user=user)
+
+    def merge_pull(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        """`do: merge`: the head's changes since the merge base applied on the base branch in a
+        merge commit (two parents); refused when a file changed on both sides."""
+        pull = self._pull(owner, repo, index)
+        if pull["merged"] or pull["state"] != "open":
+            raise ApiError(405, "The pull request is closed or merged already.")
+        if body.get("do") not in ("merge", "squash"):
+            raise ApiError(405, f"merge style {body.get('do')} is not emulated")
+        with self._lock, self._repo(owner, repo) as r:
+            base_ref, head_ref = pull["base"]["ref"], pull["head"]["ref"]
+            base, head = self._branch_head(r, base_ref), self._branch_head(r, head_ref)
+            if base is None or head is None:
+                raise ApiError(404, "head or base branch does not exist")
+            ancestors = {e.commit.id for e in r.get_walker(include=[base])}
+            merge_base = next(
+                (e.commit.id for e in r.get_walker(include=[head]) if e.commit.id in ancestors),
+                None,
+            )
+            before, ours, theirs = (
+                self._files(r, merge_base),
+                self._files(r, base),
+                self._files(r, head),
+            )
+            changed = {p for p in set(before) | set(theirs) if before.get(p) != theirs.get(p)}
+            clash = [
+                p for p in changed if ours.get(p) != before.get(p) and ours.get(p) != theirs.get(p)
+            ]
+            if clash:
+                raise ApiError(409, f"merge conflict in {', '.join(sorted(clash))}")
+            files = dict(ours)
+            for path in changed:
+                if path in theirs:
+                    files[path] = theirs[path]
+                else:
+                    files.pop(path, None)
+            message = (
+                body.get("merge_message_field") or f"Merge pull request #{index} from {head_ref}"
+            )
+            title = body.get("merge_title_field")
+            if title:
+                message = f"{title}\n\n{message}"
+            c = self._commit_object(r, base, files, ADMIN, ADMIN, message)
+            c.parents = [base, head] if body.get("do") == "merge" else [base]
+            r.object_store.add_object(c)
+            if not r.refs.set_if_equals(f"refs/heads/{base_ref}".encode(), base, c.id):
+                raise ApiError(409, f"branch {base_ref} moved")
+            now = _now()
+            pull.update(
+                state="closed",
+                merged=True,
+                merged_at=now,
+                closed_at=now,
+                merge_commit_sha=c.id.decode(),
+                updated_at=now,
+            )
+        self._notify(owner, repo, base_ref, c, sorted(changed), base)
+        return 200, None
 
     def list_hooks(self, owner: str, repo: str, *, body: Any, query: Any) -> tuple[int, Any]:
         if (owner, repo) not in self.repos:

@@ -11,57 +11,23 @@ import hashlib
 import hmac
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from django.test import Client
 
 from core.models import AuditEvent
-from gitops import hooks
 from gitops import sync as gitops_sync
 from gitops.models import GitPush
 from marketplace import gitsync
 from marketplace.models import Application, GitSync
+from tests.marketplace.conftest import WEBHOOK_SECRET as SECRET
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/orgs/acme/environments/acme-prod/applications/"
 PAGE = "/marketplace/apps/acme-prod/cache/"
 REGION_VALUES = "clusters/hz-fsn-rtz-prod/applications/cache/values.yaml"
-SECRET = "hook-secret-for-tests"
 TEAMMATE = {"login": "tina", "full_name": "Tina Teammate", "email": "tina@example.test"}
-
-
-@pytest.fixture
-def portal(settings, gitea, on_commit):
-    """The portal on the Gitea emulator, with its push webhooks delivered to the Django test
-    client (held until the test flushes them, like Gitea's asynchronous hook queue)."""
-    settings.GITEA_URL = gitea.url
-    settings.GITEA_TOKEN = gitea.token
-    settings.PORTAL_URL = "http://testserver"
-    settings.GITEA_WEBHOOK_SECRET = SECRET
-    gitops_sync.backend.cache_clear()
-    hooks.forget_hooks()
-    webhook = Client()
-
-    def transport(url: str, body: bytes, headers: dict[str, str]) -> int:
-        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-        extra.pop("HTTP_CONTENT_TYPE", None)
-        return webhook.post(
-            urlsplit(url).path, data=body, content_type="application/json", **extra
-        ).status_code
-
-    gitea.transport = transport
-    gitea.hold_hooks = True
-
-    def flush() -> int:
-        with on_commit():
-            return gitea.flush_hooks()
-
-    gitea.flush = flush
-    yield gitea
-    gitops_sync.backend.cache_clear()
-    hooks.forget_hooks()
 
 
 def _install(admin: Client, on_commit: Any) -> Application:
