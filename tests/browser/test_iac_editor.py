@@ -10,27 +10,36 @@ import pytest
 import yaml
 from django.conf import settings
 
-from marketplace import loader, services
+from marketplace import loader, promotion, services
 from marketplace.models import Application, BlueprintVersion, CatalogSource
 from orgs.models import Environment
 from tests.browser.conftest import axe_violations, sign_in
 from tests.conftest import PASSWORD
-from tests.gitutil import commits, show
+from tests.gitutil import commits, files, show
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
+def _install(cast, env_name):
+    version = BlueprintVersion.objects.get(blueprint__name="bp-valkey", version="2.0.0")
+    env = Environment.objects.get(name=env_name)
+    services.install(by=cast["admin"], env=env, version=version, name="cache", values={})
+    return Application.objects.get(name="cache", environment=env)
+
+
 @pytest.fixture
-def cache(db, cast):
+def valkey(db):
     source = CatalogSource.objects.create(
         name="public", kind="directory", location=str(settings.CATALOG_DIR)
     )
     loader.sync_source(source)
-    version = BlueprintVersion.objects.get(blueprint__name="bp-valkey", version="2.0.0")
-    env = Environment.objects.get(name="acme-prod")
-    services.install(by=cast["admin"], env=env, version=version, name="cache", values={})
-    return Application.objects.get(name="cache")
+    return source
+
+
+@pytest.fixture
+def cache(valkey, cast):
+    return _install(cast, "acme-prod")
 
 
 def test_edit_values_as_code_with_validation_then_save(page, live_server, cast, cache):
@@ -84,3 +93,57 @@ def test_edit_values_as_code_with_validation_then_save(page, live_server, cast, 
     assert Application.objects.get(pk=cache.pk).values["persistence"]["size"] == "8Gi"
     # the only console error is the refused save's answer (400, by design)
     assert [e for e in page.js_errors if "status of 400" not in e] == []
+
+
+def test_edit_dev_in_the_editor_then_promote_to_prod(page, live_server, cast, valkey):
+    dev, prod = _install(cast, "acme-dev"), _install(cast, "acme-prod")
+    promotion.set_policy(
+        by=cast["admin"],
+        env=prod.environment,
+        rules=[
+            {"name": "any-time", "type": "change-window", "cron": "* * * * *", "duration": "1h"}
+        ],
+    )
+    sign_in(page, live_server, "admin", PASSWORD)
+    page.goto(f"{live_server.url}/marketplace/apps/acme-dev/cache/editor/")
+    page.wait_for_selector(".cm-editor .cm-content")
+    page.evaluate(
+        """() => { const v = window.catalystEditor; const text = v.state.doc.toString();
+        const at = text.indexOf('standalone');
+        v.dispatch({changes: {from: at, to: at + 10, insert: 'replica'}}); }"""
+    )
+    page.wait_for_function(
+        "document.querySelector('[data-editor-status]').dataset.valid === 'false'"
+    )
+    assert "architecture" in page.locator("[data-editor-status]").inner_text()
+    page.evaluate(
+        """() => { const v = window.catalystEditor; const text = v.state.doc.toString();
+        const at = text.indexOf('replica');
+        v.dispatch({changes: {from: at, to: at + 7, insert: 'replication'}}); }"""
+    )
+    page.wait_for_function(
+        "document.querySelector('[data-editor-status]').dataset.valid === 'true'"
+    )
+    page.fill("#commit-message", "Replicate the dev cache")
+    page.click("main form[data-iac-editor] button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-dev/cache/")
+    assert commits("acme", "cache", "develop")[0] == "Replicate the dev cache"
+
+    page.click("text=Promote to acme-prod")
+    page.wait_for_selector("[data-promotion-state=open]")
+    assert "+architecture: replication" in page.locator("pre.diff").inner_text()
+    assert page.locator("tr[data-rule=any-time]").get_attribute("data-passed") == "true"
+    assert axe_violations(page) == []
+    page.screenshot(path=str(SHOTS / "issue16-promotion.png"), full_page=True)
+    page.click("text=Merge into acme-prod")
+    page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-prod/cache/")
+    assert "Promoted from acme-dev" in page.content()
+    page.screenshot(path=str(SHOTS / "issue16-promoted.png"), full_page=True)
+    prod.refresh_from_db()
+    assert prod.values["architecture"] == "replication"
+    assert (
+        yaml.safe_load(show("values.yaml", "acme", "cache", "main"))["architecture"]
+        == "replication"
+    )
+    assert not [f for f in files("acme", "cache", "main") if "hz-fsn-rtz-dev" in f]
+    assert page.js_errors == []
