@@ -21,6 +21,7 @@ last written or read), so they never overwrite a newer Git change either.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -259,9 +260,15 @@ def _hold(
 ) -> str:
     """Keep a Git change the portal cannot take in (invalid, or in conflict) on show; audited
     once per commit. The base is not moved: the portal keeps refusing to overwrite it."""
-    new = gs.commit != head or gs.state != state
-    gs.head, gs.commit, gs.pusher, gs.state = head, head, pusher, state
-    gs.errors, gs.git_values, gs.git_text = after.get("errors", []), values, text
+    errors = after.get("errors", [])
+    # the same held change seen again at a later commit (a portal commit of other files, or a
+    # push of unrelated files): still the first commit's and pusher's
+    same = gs.state == state and gs.git_text == text and gs.errors == errors
+    new = not same
+    if new:
+        gs.commit, gs.pusher = head, pusher
+    gs.head, gs.state = head, state
+    gs.errors, gs.git_values, gs.git_text = errors, values, text
     gs.save()
     if new:
         if values is not None:
@@ -342,12 +349,20 @@ def ensure_in_sync(app: Application) -> None:
 # --- the portal's side: delivery, webhook, reconcile --------------------------------------------
 
 
-def desired_for_delivery(app: Application, written: str | None = None) -> Any:
+def desired_for_delivery(
+    app: Application, written: str | None = None, *, enforce: bool = False
+) -> Any:
     """The app tree as delivery commits it: guarded by what the portal last knew of the branch.
     values.yaml is `written` (the editor's text) or Git's own text when either says the same as
-    the Application's values; otherwise it is rendered."""
+    the Application's values; otherwise it is rendered. `enforce` (a suspended Organization):
+    the rendered files are written whatever Git holds, and Git's values.yaml is left as it is."""
     gs = state_of(app)
     owner, repo, branch = where(app)
+    if enforce:  # values.yaml is neither written nor deleted: Git's stays, whatever it holds
+        desired = manifests.app_tree(app)
+        files = {p: t for p, t in desired.files.items() if p != manifests.VALUES_FILE}
+        owned = tuple(p for p in desired.owned if p != manifests.VALUES_FILE)
+        return replace(desired, files=files, owned=owned)
     current = None
     if written is not None and manifests.config_of(app, written) == app.values:
         current = written

@@ -276,10 +276,18 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
 
     held: list[str] = []
     uninstalling = app.state == AppState.UNINSTALLING
+    enforced = not uninstalling and not app.environment.organization.is_writable
 
     def run() -> str | None:
         from . import gitsync
 
+        if enforced:  # suspended or archived: scaled to zero whatever Git holds (kept as is)
+            result = sync(
+                gitsync.desired_for_delivery(app, enforce=True), author=author, message=message
+            )
+            held.append("enforced")
+            sync(manifests.config_tree(app), author=author, message=message)
+            return result.head
         if not uninstalling and gitsync.state_of(app).blocked:
             held.append("blocked")  # Git holds a change not taken in: write nothing
             return app.last_commit_sha or None
@@ -295,6 +303,11 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
         return result.head
 
     head = delivery.deliver(app, run)
+    if held == ["enforced"]:  # committed; then what Git holds is read back as usual
+        from . import gitsync
+
+        gitsync.read_back(app)
+        held.clear()
     if held:  # nothing committed: Git's change is adopted (a new delivery follows) or shown
         from . import gitsync
 

@@ -96,7 +96,8 @@ def test_edit_values_as_code_with_validation_then_save(page, live_server, cast, 
 
 
 def test_edit_dev_in_the_editor_then_promote_to_prod(page, live_server, cast, valkey):
-    dev, prod = _install(cast, "acme-dev"), _install(cast, "acme-prod")
+    _install(cast, "acme-dev")
+    prod = _install(cast, "acme-prod")
     promotion.set_policy(
         by=cast["admin"],
         env=prod.environment,

@@ -290,3 +290,32 @@ def test_a_lost_webhook_is_caught_by_the_reconcile(catalog, cast, client_for, on
     assert event.actor_repr == "Tina Teammate via Git" and event.after["commit"] == pushed
     with on_commit():  # a second pass finds nothing new
         assert gitsync.reconcile_all()["adopted"] == 0
+
+
+def test_suspension_scales_down_even_while_git_holds_an_invalid_change(
+    catalog, cast, client_for, on_commit, portal
+):
+    """A push the portal cannot take in must not shield workloads from suspension: the rendered
+    files are committed (scaled to zero), Git's values.yaml is left as the pusher wrote it."""
+    from orgs import services as org_services
+
+    app = _install(client_for(cast["admin"]), on_commit)
+    portal.flush()
+    bad = b"architecture: [unclosed\n"
+    pushed = _push(portal, {"values.yaml": bad})
+    portal.flush()
+    with on_commit():
+        org_services.suspend_organization(by=cast["sovereign_operator"], org=cast["acme"])
+    release = list(
+        yaml.safe_load_all(
+            portal.read(
+                "acme", "cache", "clusters/hz-fsn-rtz-prod/applications/cache/helmrelease.yaml"
+            )
+        )
+    )[1]
+    assert release["metadata"]["annotations"]["catalyst.openova.io/role"] == "suspended"
+    assert release["spec"]["postRenderers"]
+    assert portal.read("acme", "cache", "values.yaml") == bad
+    state = GitSync.objects.get(application=app)
+    assert state.state == "invalid" and state.commit == pushed  # still Tina's change
+    assert state.pusher == "tina (Tina Teammate)"
