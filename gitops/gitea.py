@@ -211,6 +211,25 @@ class GiteaBackend:
             raise self._fail(created, f"open a pull request {head} → {base} in {owner}/{repo}")
         return _pull(created.json())
 
+    def set_status(
+        self,
+        owner: str,
+        repo: str,
+        sha: str,
+        *,
+        state: str,
+        context: str,
+        description: str,
+        target_url: str = "",
+    ) -> None:
+        """A commit status (`success`, `failure`, `pending`): branch protection can require it."""
+        body = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            body["target_url"] = target_url
+        done = self._call("POST", f"/repos/{_q(owner)}/{_q(repo)}/statuses/{_q(sha)}", json=body)
+        if done.status_code != 201:
+            raise self._fail(done, f"set the status of {sha[:12]} in {owner}/{repo}")
+
     def get_pull(self, owner: str, repo: str, number: int) -> PullRequest:
         found = self._call("GET", f"/repos/{_q(owner)}/{_q(repo)}/pulls/{number}")
         if found.status_code != 200:

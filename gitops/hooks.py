@@ -42,14 +42,35 @@ class Push:
     pusher: str
 
 
+@dataclass(frozen=True)
+class PullEvent:
+    owner: str
+    repo: str
+    number: int
+    action: str  # opened, synchronized, reopened, closed, …
+    head: str
+    head_sha: str
+    base: str
+    url: str
+    user: str
+    merged: bool
+
+
 PushHandler = Callable[[Push], None]
+PullHandler = Callable[[PullEvent], None]
 _handlers: list[PushHandler] = []
+_pull_handlers: list[PullHandler] = []
 _hooked: set[tuple[str, str, str]] = set()  # (server, owner, repo) confirmed this process
 
 
 def register_push_handler(handler: PushHandler) -> None:
     if handler not in _handlers:
         _handlers.append(handler)
+
+
+def register_pull_handler(handler: PullHandler) -> None:
+    if handler not in _pull_handlers:
+        _pull_handlers.append(handler)
 
 
 def webhook_secret() -> str:
@@ -73,7 +94,7 @@ def ensure_push_hook(git: Any, owner: str, repo: str) -> None:
     key = (getattr(git, "api", ""), owner, repo)
     if key in _hooked:
         return
-    ensure(owner, repo, url=url, secret=webhook_secret(), events=("push",))
+    ensure(owner, repo, url=url, secret=webhook_secret(), events=("push", "pull_request"))
     _hooked.add(key)
 
 
@@ -129,6 +150,8 @@ def gitea_webhook(request: HttpRequest) -> HttpResponse:
         log.warning("Gitea webhook with a bad signature from %s", request.META.get("REMOTE_ADDR"))
         return JsonResponse({"detail": "Bad signature."}, status=403)
     event = request.headers.get("X-Gitea-Event", "")
+    if event == "pull_request":
+        return _pull_request(body)
     if event != "push":
         return JsonResponse({"detail": f"Ignored event {event or '(none)'}."}, status=202)
     try:
@@ -153,6 +176,43 @@ def gitea_webhook(request: HttpRequest) -> HttpResponse:
                 handler(push)
     except IntegrityError:
         return JsonResponse({"detail": "Already received."}, status=200)
+    return JsonResponse({"detail": "Accepted."}, status=202)
+
+
+def parse_pull(payload: Any) -> PullEvent | None:
+    if not isinstance(payload, dict):
+        return None
+    pull = payload.get("pull_request") or {}
+    full = str((payload.get("repository") or {}).get("full_name") or "")
+    if "/" not in full or not pull.get("number"):
+        return None
+    owner, repo = full.split("/", 1)
+    head, base = pull.get("head") or {}, pull.get("base") or {}
+    user = pull.get("user") or payload.get("sender") or {}
+    return PullEvent(
+        owner=owner,
+        repo=repo,
+        number=int(pull["number"]),
+        action=str(payload.get("action") or ""),
+        head=str(head.get("ref") or ""),
+        head_sha=str(head.get("sha") or ""),
+        base=str(base.get("ref") or ""),
+        url=str(pull.get("html_url") or ""),
+        user=str(user.get("login") or user.get("username") or ""),
+        merged=bool(pull.get("merged")),
+    )
+
+
+def _pull_request(body: bytes) -> HttpResponse:
+    try:
+        event = parse_pull(json.loads(body))
+    except (ValueError, TypeError):
+        event = None
+    if event is None:
+        return JsonResponse({"detail": "Not a pull request payload."}, status=400)
+    with transaction.atomic():
+        for handler in list(_pull_handlers):
+            handler(event)
     return JsonResponse({"detail": "Accepted."}, status=202)
 
 

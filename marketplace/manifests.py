@@ -323,11 +323,17 @@ VALUES_FILE = "values.yaml"
 GENERATED = ("kustomization.yaml", "helmrelease.yaml", "values.yaml", "externalsecret.yaml")
 
 
-def owned_paths(app_name: str) -> tuple[str, ...]:
-    """The app repo's files the portal owns: the configuration `values.yaml` at the root and the
-    files it renders per region. Anything else (a README, an overlay someone adds) is kept."""
-    regions = [f"clusters/*/applications/{app_name}/{name}" for name in GENERATED]
-    return (VALUES_FILE, *regions)
+def owned_paths(app: Application) -> tuple[str, ...]:
+    """The app repo's files the portal owns on this Environment's branch: the configuration
+    `values.yaml` at the root and the files it renders for the Environment's host clusters.
+    Anything else is kept: a README, an overlay someone adds, and the rendered files of another
+    Environment's clusters that a merge between branches brings along (no Flux Kustomization of
+    this Environment points at them)."""
+    clusters = sorted(
+        {*app.environment.regions.values_list("name", flat=True), *(app.regions or [])}
+    )
+    rendered = [f"{app_dir(c, app.name)}{name}" for c in clusters for name in GENERATED]
+    return (VALUES_FILE, *rendered)
 
 
 def values_text(app: Application, current: str | None = None) -> str:
@@ -385,7 +391,7 @@ def app_tree(
         branch=naming.branch_for(env.env_type),
         root="",
         files=files,
-        owned=owned_paths(app.name),
+        owned=owned_paths(app),
         base=base,
         watch=True,
     )

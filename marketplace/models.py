@@ -423,7 +423,14 @@ class Promotion(models.Model):
         "openova.io/application": "target__name",
     }
 
-    source = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    source = models.ForeignKey(
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="the lower Environment's Application (none: a PR from another branch)",
+    )
     target = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="promotions")
     source_revision = models.CharField(max_length=64, help_text="the source branch's commit")
     text = models.TextField(help_text="values.yaml as promoted")
@@ -437,6 +444,9 @@ class Promotion(models.Model):
     merge_sha = models.CharField(max_length=64, blank=True)
     opened_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_in_gitea_by = models.CharField(
+        max_length=255, blank=True, help_text="the Gitea login of a PR opened there"
     )
     merged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -23,11 +23,13 @@ timeline), exactly like any push: the policy applies whichever surface opened th
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -35,7 +37,7 @@ from django.utils import timezone
 from core import audit, outbox
 from core.errors import ConflictError
 from core.models import AuditEvent
-from gitops import delivery, naming
+from gitops import delivery, hooks, naming
 from gitops.backend import GitError
 from gitops.sync import Desired, backend, sync
 from gitops.validation import validate_manifest
@@ -51,6 +53,7 @@ from .models import (
     PromotionState,
 )
 
+log = logging.getLogger(__name__)
 ENV_ORDER = ["dev", "stg", "prod"]
 POLICY_TASK = "marketplace.tasks.sync_policy_task"
 MAX_WINDOW = timedelta(days=7)
@@ -299,6 +302,10 @@ def evaluate(promotion: Promotion, now: datetime | None = None) -> list[RuleResu
             results.append(RuleResult(rule["name"], kind, blocking, len(counted) >= need, detail))
         elif kind == "soak":
             need_for = duration(rule["duration"])
+            if promotion.source is None:
+                detail = f"{promotion.branch} is not an Environment's branch: nothing soaked there"
+                results.append(RuleResult(rule["name"], kind, blocking, False, detail))
+                continue
             since = _ready_since(promotion.source, promotion.source_revision)
             env = promotion.source.environment.name
             if since is None:
@@ -325,6 +332,11 @@ def _describe(rule: dict[str, Any]) -> str:
     if wanted.get("groups"):
         parts.append(f"groups {', '.join(wanted['groups'])}")
     return " or ".join(parts) or "nobody"
+
+
+def origin(promotion: Promotion) -> str:
+    """Where the promoted configuration comes from: an Environment, else the PR's branch."""
+    return promotion.source.environment.name if promotion.source else promotion.branch
 
 
 def blocking_failures(results: list[RuleResult]) -> list[RuleResult]:
@@ -417,6 +429,7 @@ def open_promotion(*, by: Any, app: Application) -> Promotion:
             after={"promotion": promotion.pk, "from": app.environment.name, "revision": revision},
         )
     _open_pull(promotion, by)
+    report(promotion)
     return promotion
 
 
@@ -475,6 +488,7 @@ def approve(*, by: Any, promotion: Promotion) -> None:
                 org_slug=promotion.target.environment.organization.slug,
                 after={"promotion": promotion.pk},
             )
+    report(promotion)
 
 
 def merge(*, by: Any, promotion: Promotion, now: datetime | None = None) -> Promotion:
@@ -486,7 +500,7 @@ def merge(*, by: Any, promotion: Promotion, now: datetime | None = None) -> Prom
         raise ConflictError({"policy": [f"{r.name} ({r.type}): {r.detail}" for r in failed]})
     target = promotion.target
     owner, repo, branch = gitsync.where(target)
-    title = f"Promote {target.name} from {promotion.source.environment.name} (#{promotion.pk})"
+    title = f"Promote {target.name} from {origin(promotion)} (#{promotion.pk})"
     git = backend()
     try:
         if promotion.pr_number and hasattr(git, "merge_pull"):
@@ -505,10 +519,138 @@ def merge(*, by: Any, promotion: Promotion, now: datetime | None = None) -> Prom
         by=by,
         action="applications.promote",
         extra={
-            "from": promotion.source.environment.name,
+            "from": origin(promotion),
             "revision": promotion.source_revision,
             "promotion": promotion.pk,
         },
     )
     promotion.refresh_from_db()
     return promotion
+
+
+# --- pull requests opened in Gitea, and the policy as a commit status --------------------------
+
+STATUS_CONTEXT = "catalyst/policy"
+
+
+def report(promotion: Promotion) -> None:
+    """Publish the policy's verdict on the PR's head commit (`catalyst/policy`): with branch
+    protection requiring it, Gitea refuses a merge the policy blocks, whoever clicks it."""
+    git = backend()
+    if not promotion.pr_number or not hasattr(git, "set_status"):
+        return
+    owner, repo, _branch = gitsync.where(promotion.target)
+    failed = blocking_failures(evaluate(promotion))
+    state = "failure" if failed else "success"
+    if promotion.state != PromotionState.OPEN:
+        return
+    text = (
+        "Blocked by " + ", ".join(r.name for r in failed)
+        if failed
+        else "Every blocking rule passes"
+    )
+    url = f"{settings.PORTAL_URL.rstrip('/')}/marketplace/promotions/{promotion.pk}/"
+    try:
+        head = git.get_pull(owner, repo, promotion.pr_number).head_sha or promotion.source_revision
+        git.set_status(
+            owner,
+            repo,
+            head,
+            state=state,
+            context=STATUS_CONTEXT,
+            description=text,
+            target_url=url if settings.PORTAL_URL else "",
+        )
+    except GitError as exc:
+        log.warning("could not report the policy on %s#%s: %s", repo, promotion.pr_number, exc)
+
+
+def on_pull(event: hooks.PullEvent) -> None:
+    """A pull request event from Gitea: a PR into an Environment's branch is a promotion under
+    that Environment's policy, whoever opened it and wherever."""
+    target = next(
+        (
+            a
+            for a in Application.objects.filter(
+                environment__organization__slug=event.owner, name=event.repo
+            )
+            .exclude(state=AppState.UNINSTALLING)
+            .select_related(*gitsync.RELATED)
+            if naming.branch_for(a.environment.env_type) == event.base
+        ),
+        None,
+    )
+    if target is None:
+        return
+    found = Promotion.objects.filter(target=target, pr_number=event.number).first()
+    if event.action == "closed":
+        if found is not None and found.state == PromotionState.OPEN:
+            state = PromotionState.MERGED if event.merged else PromotionState.CLOSED
+            Promotion.objects.filter(pk=found.pk).update(state=state)
+        return
+    if event.action not in ("opened", "reopened", "synchronized"):
+        return
+    try:
+        raw = backend().read_file(event.owner, event.repo, event.head, manifests.VALUES_FILE)
+        current = gitsync.committed_text(target)
+    except GitError:
+        return
+    text = raw.decode("utf-8", "replace") if raw is not None else ""
+    diff = "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            fromfile=f"a/{target.environment.name}/values.yaml",
+            tofile=f"b/{event.head}/values.yaml",
+        )
+    )
+    if found is None:
+        source = next(
+            (
+                a
+                for a in Application.objects.filter(
+                    environment__organization_id=target.environment.organization_id,
+                    name=target.name,
+                ).select_related("environment")
+                if naming.branch_for(a.environment.env_type) == event.head
+            ),
+            None,
+        )
+        from django.contrib.auth import get_user_model
+
+        found = Promotion.objects.create(
+            source=source,
+            target=target,
+            source_revision=event.head_sha,
+            text=text,
+            diff=diff,
+            branch=event.head,
+            pr_number=event.number,
+            pr_url=event.url,
+            opened_by=get_user_model().objects.filter(username=event.user).first(),
+            opened_in_gitea_by=event.user,
+        )
+        audit.record(
+            "applications.promote_open",
+            actor=None,
+            actor_repr=f"{event.user} via Gitea",
+            target=target,
+            org_slug=target.environment.organization.slug,
+            after={"promotion": found.pk, "from": event.head, "revision": event.head_sha},
+        )
+    else:
+        Promotion.objects.filter(pk=found.pk).update(
+            source_revision=event.head_sha or found.source_revision, text=text, diff=diff
+        )
+    promotion_id = found.pk
+    transaction.on_commit(lambda: report(Promotion.objects.get(pk=promotion_id)))
+
+
+def report_open() -> None:
+    """Periodic: soak and change windows move with the clock; refresh every open PR's status."""
+    for found in Promotion.objects.filter(state=PromotionState.OPEN, pr_number__isnull=False):
+        report(found)
+
+
+def connect() -> None:
+    hooks.register_pull_handler(on_pull)

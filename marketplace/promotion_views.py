@@ -65,6 +65,7 @@ def _page(request: HttpRequest, found: Promotion, errors: list[str] | None = Non
         "marketplace/promotion.html",
         {
             "promotion": found,
+            "origin": promotion.origin(found),
             "results": results,
             "blocked": promotion.blocking_failures(results),
             "can_approve": promotion.can_approve(found, request.user)

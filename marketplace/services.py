@@ -360,7 +360,8 @@ def _organization_lifecycle_changed(*, org: Organization, by: Any, event: Any) -
 
 
 def connect() -> None:
-    from . import gitsync
+    from . import gitsync, promotion
 
     org_services.on_lifecycle_changed(_organization_lifecycle_changed)
     gitsync.connect()
+    promotion.connect()

@@ -41,9 +41,10 @@ def read_back_task(item_id: int) -> None:
 @shared_task(name="marketplace.tasks.reconcile_git_task", ignore_result=True)
 def reconcile_git_task() -> None:
     """Periodic: every Application's branch against what the portal last saw (lost webhooks)."""
-    from . import gitsync
+    from . import gitsync, promotion
 
     gitsync.reconcile_all()
+    promotion.report_open()
 
 
 @shared_task(name="marketplace.tasks.sync_policy_task", ignore_result=True)

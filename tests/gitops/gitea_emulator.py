@@ -139,6 +139,7 @@ class GiteaEmulator:
         self.hooks: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.pulls: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.reviews: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        self.statuses: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._server: BaseWSGIServer | None = None
@@ -279,6 +280,7 @@ class GiteaEmulator:
             ("GET", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.list_reviews),
             ("POST", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.create_review),
             ("POST", "/repos/{owner}/{repo}/pulls/{index}/merge", self.merge_pull),
+            ("POST", "/repos/{owner}/{repo}/statuses/{sha}", self.create_status),
             ("GET", "/repos/{owner}/{repo}/hooks", self.list_hooks),
             ("POST", "/repos/{owner}/{repo}/hooks", self.create_hook),
         ]
@@ -778,7 +780,77 @@ class GiteaEmulator:
                 "updated_at": created,
             }
             pulls.append(pull)
+        self._notify_pull(owner, repo, "opened", pull, self._opener)
         return 201, pull
+
+    _opener: dict[str, Any] | None = None
+
+    def open_pull_as(
+        self, owner: str, repo: str, user: dict[str, Any], *, head: str, base: str, title: str
+    ) -> dict[str, Any]:
+        """A person opens a pull request in Gitea's own UI."""
+        self._opener = user
+        try:
+            _status, pull = self.create_pull(
+                owner, repo, body={"head": head, "base": base, "title": title}, query={}
+            )
+        finally:
+            self._opener = None
+        return pull
+
+    def _notify_pull(
+        self, owner: str, repo: str, action: str, pull: dict[str, Any], user: Any
+    ) -> None:
+        """A `pull_request` event (PullRequestPayload), signed like a push."""
+        sender = {**ADMIN, **(user or {})}
+        for hook in self.hooks.get((owner, repo), []):
+            if not hook["active"] or "pull_request" not in hook["events"]:
+                continue
+            payload = json.dumps(
+                {
+                    "action": action,
+                    "number": pull["number"],
+                    "pull_request": {**pull, "user": sender},
+                    "repository": {
+                        "id": self.repos[(owner, repo)]["id"],
+                        "full_name": f"{owner}/{repo}",
+                        "name": repo,
+                    },
+                    "sender": sender,
+                }
+            ).encode()
+            secret = hook["config"].get("secret", "").encode()
+            headers = {
+                "Content-Type": "application/json",
+                "X-Gitea-Event": "pull_request",
+                "X-Gitea-Delivery": str(next(self._ids)),
+                "X-Gitea-Signature": hmac.new(secret, payload, hashlib.sha256).hexdigest(),
+            }
+            if self.hold_hooks:
+                self.held.append((hook["config"]["url"], payload, headers))
+            else:
+                self._deliver(hook["config"]["url"], payload, headers)
+
+    def create_status(
+        self, owner: str, repo: str, sha: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        with self._repo(owner, repo) as r:
+            if sha.encode() not in r:
+                raise ApiError(404, f"commit does not exist [sha: {sha}]")
+        now = _now()
+        status = {
+            "id": next(self._ids),
+            "status": body.get("state") or "pending",
+            "context": body.get("context") or "default",
+            "description": body.get("description") or "",
+            "target_url": body.get("target_url") or "",
+            "url": f"{self.url}{API}/repos/{owner}/{repo}/statuses/{sha}",
+            "creator": {"id": ADMIN["id"], "login": ADMIN["login"]},
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.statuses.setdefault((owner, repo, sha), []).append(status)
+        return 201, status
 
     def _pull(self, owner: str, repo: str, index: str) -> dict[str, Any]:
         for pull in self.pulls.get((owner, repo), []):

@@ -153,3 +153,49 @@ def test_nothing_to_promote_and_no_higher_environment(catalog, cast, client_for,
         same = admin.post("/marketplace/apps/acme-dev/cache/promote/", follow=True)
     assert "already has this configuration" in same.content.decode()
     assert not Promotion.objects.exists()
+
+
+def test_a_pull_request_opened_in_gitea_is_gated_by_the_policy(
+    catalog, cast, client_for, on_commit, portal
+):
+    """The policy applies whichever surface opened the PR: a PR into main opened in Gitea
+    becomes a promotion here, and its head carries the `catalyst/policy` status."""
+    admin, viewer = client_for(cast["admin"]), client_for(cast["viewer"])
+    _install(admin, on_commit, "acme-dev", {"persistence": {"size": "4Gi"}})
+    prod = _install(admin, on_commit, "acme-prod")
+    rules = (
+        "- name: review\n  type: pr-required\n  minApprovals: 1\n  approvers: {users: [viewer]}\n"
+    )
+    assert _policy(admin, on_commit, rules).status_code == 302
+    portal.flush()
+    # a person branches from main in Gitea, edits values.yaml and opens a PR into main
+    portal.create_branch(
+        "acme", "cache", body={"new_branch_name": "bigger-volume", "old_ref_name": "main"}, query={}
+    )
+    text = portal.read("acme", "cache", "values.yaml").replace(b"size: 2Gi", b"size: 4Gi")
+    portal.commit_directly(
+        "acme", "cache", "bigger-volume", {"values.yaml": text}, as_user=OPERATOR
+    )
+    pull = portal.open_pull_as(
+        "acme", "cache", OPERATOR, head="bigger-volume", base="main", title="More room"
+    )
+    portal.flush()  # the push and pull_request webhooks
+    found = Promotion.objects.get(pr_number=pull["number"])
+    assert found.target == prod and found.source is None and found.branch == "bigger-volume"
+    assert found.opened_in_gitea_by == "operator" and found.opened_by == cast["operator"]
+    assert "-  size: 2Gi\n+  size: 4Gi" in found.diff
+    page = viewer.get(f"/marketplace/promotions/{found.pk}/").content.decode()
+    assert "operator in Gitea" in page and "bigger-volume → acme-prod" in page
+    [status] = portal.statuses[("acme", "cache", pull["head"]["sha"])]
+    assert status["status"] == "failure" and status["context"] == "catalyst/policy"
+    assert status["description"] == "Blocked by review"
+    assert status["target_url"].endswith(f"/marketplace/promotions/{found.pk}/")
+    with on_commit():
+        assert viewer.post(f"/marketplace/promotions/{found.pk}/approve/").status_code == 302
+    latest = portal.statuses[("acme", "cache", pull["head"]["sha"])][-1]
+    assert latest["status"] == "success"
+    with on_commit():
+        merged = admin.post(f"/marketplace/promotions/{found.pk}/merge/")
+    assert merged.status_code == 302, merged.content.decode()[-3000:]
+    prod.refresh_from_db()
+    assert prod.values["persistence"]["size"] == "4Gi"
