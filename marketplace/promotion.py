@@ -437,10 +437,10 @@ def _open_pull(promotion: Promotion, by: Any) -> None:
     git = backend()
     if not hasattr(git, "open_pull"):
         return  # local repos have no pull requests: the promotion here is the request
-    source, target = promotion.source, promotion.target
+    target, origin_env = promotion.target, origin(promotion)
     owner, repo, base = gitsync.where(target)
-    branch = f"promote/{source.environment.name}-to-{target.environment.name}-{promotion.pk}"
-    title = f"Promote {target.name} from {source.environment.name} to {target.environment.name}"
+    branch = f"promote/{origin_env}-to-{target.environment.name}-{promotion.pk}"
+    title = f"Promote {target.name} from {origin_env} to {target.environment.name}"
     try:
         git.ensure_branch(owner, repo, branch, from_branch=base)
         _commit_values(
@@ -536,7 +536,7 @@ STATUS_CONTEXT = "catalyst/policy"
 def report(promotion: Promotion) -> None:
     """Publish the policy's verdict on the PR's head commit (`catalyst/policy`): with branch
     protection requiring it, Gitea refuses a merge the policy blocks, whoever clicks it."""
-    git = backend()
+    git: Any = backend()
     if not promotion.pr_number or not hasattr(git, "set_status"):
         return
     owner, repo, _branch = gitsync.where(promotion.target)
