@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs.models import Organization, Sovereign
 
@@ -116,7 +117,7 @@ def _check_terms(
 
 
 def issue_vouchers(
-    *, by: Any, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
+    *, by: Actor, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
 ) -> list[Voucher]:
     """Issue one voucher (typed or generated code) or a batch of `count` generated codes."""
     code = normalize(code)
@@ -142,7 +143,7 @@ def issue_vouchers(
             recipient_email=recipient_email,
             batch=batch,
             is_active=terms.is_active,
-            created_by=by,
+            created_by=person(by),
             created_at=now,
         )
         for c in codes
@@ -240,7 +241,7 @@ def preview(code: str) -> Preview:
     )
 
 
-def redeem_voucher(*, code: str, org: Organization, by: Any) -> Redemption:
+def redeem_voucher(*, code: str, org: Organization, by: Actor) -> Redemption:
     """Credit `org` with the voucher once: check, insert, count and credit under one row lock."""
     code = normalize(code)
     try:
@@ -249,7 +250,10 @@ def redeem_voucher(*, code: str, org: Organization, by: Any) -> Redemption:
             _check_redeemable(voucher, org)
             assert voucher is not None
             redemption = Redemption.objects.create(
-                voucher=voucher, organization=org, credit_minor=voucher.credit_minor, redeemed_by=by
+                voucher=voucher,
+                organization=org,
+                credit_minor=voucher.credit_minor,
+                redeemed_by=person(by),
             )
             Voucher.objects.filter(pk=voucher.pk).update(redeemed_count=F("redeemed_count") + 1)
             ledger.append(
@@ -289,14 +293,14 @@ def _already_redeemed(org: Organization) -> ConflictError:
     return ConflictError({"code": f"This voucher was already redeemed for {org.slug}."})
 
 
-def revoke_voucher(*, by: Any, voucher: Voucher) -> Voucher:
+def revoke_voucher(*, by: Actor, voucher: Voucher) -> Voucher:
     """Soft delete: the code stops working; past redemptions and credit stay."""
     with transaction.atomic():
         locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
         if locked.revoked_at is not None:
             return locked
         locked.revoked_at = timezone.now()
-        locked.revoked_by = by
+        locked.revoked_by = person(by)
         locked.save(update_fields=["revoked_at", "revoked_by"])
         audit.record(
             "voucher.revoke",
@@ -307,7 +311,7 @@ def revoke_voucher(*, by: Any, voucher: Voucher) -> Voucher:
     return locked
 
 
-def set_voucher_active(*, by: Any, voucher: Voucher, active: bool) -> Voucher:
+def set_voucher_active(*, by: Actor, voucher: Voucher, active: bool) -> Voucher:
     with transaction.atomic():
         locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
         if locked.revoked_at is not None:

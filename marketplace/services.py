@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import OutboxItem
 from gitops import delivery
@@ -45,7 +46,7 @@ def ensure_writable(env: Environment) -> None:
 
 
 def schedule_delivery(
-    app: Application, *, by: Any, action: str, before: dict[str, Any] | None
+    app: Application, *, by: Actor, action: str, before: dict[str, Any] | None
 ) -> OutboxItem:
     event = audit.record(
         action,
@@ -77,7 +78,7 @@ def _dependants_of(app: Application) -> list[Application]:
 
 def make_plan(
     *,
-    by: Any,
+    by: Actor,
     env: Environment,
     version: BlueprintVersion,
     name: str,
@@ -100,7 +101,7 @@ def make_plan(
     return InstallPlan.objects.create(
         environment=env,
         blueprint_version=version,
-        requested_by=by if getattr(by, "is_authenticated", False) else None,
+        requested_by=person(by),
         data={"inputs": inputs, **resolved},
     )
 
@@ -111,7 +112,7 @@ unsaved_application = plans.unsaved_application
 # --- install / update / upgrade / uninstall ----------------------------------------------------
 
 
-def apply_plan(*, by: Any, plan: InstallPlan) -> Application:
+def apply_plan(*, by: Actor, plan: InstallPlan) -> Application:
     """Install a previewed plan; it is re-resolved first, and refused if anything changed."""
     if plan.applied_at is not None:
         raise ConflictError({"plan": "This plan was already installed."})
@@ -129,7 +130,7 @@ def apply_plan(*, by: Any, plan: InstallPlan) -> Application:
 
 def install(
     *,
-    by: Any,
+    by: Actor,
     env: Environment,
     version: BlueprintVersion,
     name: str,
@@ -154,14 +155,14 @@ def install(
     return _create(by=by, env=env, resolved=resolved)
 
 
-def _create(*, by: Any, env: Environment, resolved: dict[str, Any]) -> Application:
+def _create(*, by: Actor, env: Environment, resolved: dict[str, Any]) -> Application:
     versions_by_id = BlueprintVersion.objects.in_bulk([a["version_id"] for a in resolved["apps"]])
     try:
         with transaction.atomic():
             created = []
             for spec in resolved["apps"]:
                 app = unsaved_application(env, spec, versions_by_id[spec["version_id"]])
-                app.created_by = by if getattr(by, "is_authenticated", False) else None
+                app.created_by = person(by)
                 app.save()
                 schedule_delivery(app, by=by, action="applications.install", before=None)
                 created.append(app)
@@ -306,7 +307,7 @@ def _refresh_status(app_id: int) -> None:
         status.refresh(app)
 
 
-def _organization_lifecycle_changed(*, org: Organization, by: Any, event: Any) -> None:
+def _organization_lifecycle_changed(*, org: Organization, by: Actor, event: Any) -> None:
     """Suspend, resume, archive and restore re-render every Application of the Organization:
     its workloads are scaled to zero (or back) by a commit, like every other change."""
     apps = Application.objects.in_org(org.slug).exclude(state=AppState.UNINSTALLING)

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, events, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
 from gitops import delivery
@@ -37,7 +38,7 @@ ORG_FIELDS = [
 SHARED_BLUEPRINTS_REPO = "shared-blueprints"
 
 
-def _schedule_sync(org: Organization, *, by: Any, event: AuditEvent) -> OutboxItem:
+def _schedule_sync(org: Organization, *, by: Actor, event: AuditEvent) -> OutboxItem:
     return outbox.enqueue(SYNC_TASK, org.pk, actor=by, audit_event=event)
 
 
@@ -60,7 +61,7 @@ def _validate_display_name(display_name: str) -> str:
 
 def create_organization(
     *,
-    by: Any,
+    by: Actor,
     slug: str,
     display_name: str,
     kind: str = "customer",
@@ -85,7 +86,7 @@ def create_organization(
         plan_code=plan_code,
         default_env_type=default_env_type,
         parent=parent,
-        created_by=by,
+        created_by=person(by),
     )
     org.full_clean(exclude=["slug", "created_by", "parent"])
     try:
@@ -139,7 +140,7 @@ def _resolve_regions(regions: list[str], field: str) -> list[HostCluster]:
 def _add_environment(
     org: Organization,
     *,
-    by: Any,
+    by: Actor,
     env_type: str,
     regions: list[str],
     policy: dict[str, Any] | None = None,
@@ -158,7 +159,7 @@ def _add_environment(
         name=f"{org.slug}-{env_type}",
         placement="multi-region" if len(clusters) > 1 else "single-region",
         policy=policy or {},
-        created_by=by,
+        created_by=person(by),
     )
     env.regions.set(clusters)
     after = {
@@ -175,7 +176,7 @@ def _add_environment(
 
 def create_environment(
     *,
-    by: Any,
+    by: Actor,
     org: Organization,
     env_type: str,
     regions: list[str],
@@ -196,7 +197,7 @@ def create_environment(
     return env
 
 
-def update_environment_regions(*, by: Any, env: Environment, regions: list[str]) -> Environment:
+def update_environment_regions(*, by: Actor, env: Environment, regions: list[str]) -> Environment:
     org = env.organization
     _require_writable(org)
     clusters = _resolve_regions(regions, "regions")
@@ -223,19 +224,19 @@ def _require_writable(org: Organization) -> None:
         raise ConflictError({"state": f"{org.slug} is {org.state}; resume it first."})
 
 
-def rename_organization(*, by: Any, org: Organization, display_name: str) -> Organization:
+def rename_organization(*, by: Actor, org: Organization, display_name: str) -> Organization:
     display_name = _validate_display_name(display_name)
     if display_name == org.display_name:
         return org
     return _change(org, by=by, action="organization.update", display_name=display_name)
 
 
-def _change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+def _change(org: Organization, *, by: Actor, action: str, **values: Any) -> Organization:
     return _change_with_event(org, by=by, action=action, **values)[0]
 
 
 def _change_with_event(
-    org: Organization, *, by: Any, action: str, **values: Any
+    org: Organization, *, by: Actor, action: str, **values: Any
 ) -> tuple[Organization, AuditEvent]:
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
@@ -267,7 +268,7 @@ def on_lifecycle_changed(callback: Any) -> Any:
     return callback
 
 
-def _lifecycle_change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+def _lifecycle_change(org: Organization, *, by: Actor, action: str, **values: Any) -> Organization:
     with transaction.atomic():
         changed, event = _change_with_event(org, by=by, action=action, **values)
         for callback in _lifecycle_listeners:
@@ -275,7 +276,7 @@ def _lifecycle_change(org: Organization, *, by: Any, action: str, **values: Any)
     return changed
 
 
-def suspend_organization(*, by: Any, org: Organization, reason: str = "manual") -> Organization:
+def suspend_organization(*, by: Actor, org: Organization, reason: str = "manual") -> Organization:
     """Suspend: the Organization CR says `lifecycle: suspended` and its Applications are scaled
     to zero, both committed through Git; nothing is deleted. `reason` is "manual" or "unpaid"."""
     if org.state == OrgState.ARCHIVED:
@@ -291,7 +292,7 @@ def suspend_organization(*, by: Any, org: Organization, reason: str = "manual") 
     )
 
 
-def resume_organization(*, by: Any, org: Organization) -> Organization:
+def resume_organization(*, by: Actor, org: Organization) -> Organization:
     if org.state != OrgState.SUSPENDED:
         raise ConflictError({"state": "Only a suspended Organization can be resumed."})
     state = OrgState.PROVISIONING if org.last_commit_sha else OrgState.PENDING
@@ -300,7 +301,7 @@ def resume_organization(*, by: Any, org: Organization) -> Organization:
     )
 
 
-def archive_organization(*, by: Any, org: Organization) -> Organization:
+def archive_organization(*, by: Actor, org: Organization) -> Organization:
     if org.state == OrgState.ARCHIVED:
         return org
     return _lifecycle_change(
@@ -319,7 +320,7 @@ def restore_deadline(org: Organization) -> Any:
     return org.archived_at + timedelta(days=settings.ORG_RESTORE_DAYS)
 
 
-def restore_organization(*, by: Any, org: Organization) -> Organization:
+def restore_organization(*, by: Actor, org: Organization) -> Organization:
     """Bring an archived Organization back within the retention period (`ORG_RESTORE_DAYS`)."""
     deadline = restore_deadline(org)
     if deadline is None:
@@ -367,7 +368,7 @@ def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
 
 
 @rbac_services.on_grants_changed
-def _grants_changed(*, org_slug: str, by: Any, event: AuditEvent) -> None:
+def _grants_changed(*, org_slug: str, by: Actor, event: AuditEvent) -> None:
     org = Organization.objects.filter(slug=org_slug).first() if org_slug else None
     if org is not None:
         _schedule_sync(org, by=by, event=event)
