@@ -6,6 +6,7 @@ in-process after commit, local-memory cache. README.md lists every variable.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -117,6 +118,35 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests with background threads (the Flux watcher) need a file: an in-memory shared-cache
     # database answers "table is locked" to concurrent writers instead of waiting.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
+else:
+    # PostgreSQL: every process keeps a small pool of connections (psycopg 3's pool) that each
+    # request borrows and returns, so connections are bounded by workers x PORTAL_DB_POOL_MAX
+    # whatever the number of requests in flight. Behind PgBouncer in transaction mode a session
+    # spans no transaction: no server-side cursors, no prepared statements.
+    DB_POOL = env_bool("PORTAL_DB_POOL", True)
+    DB_POOL_MIN = env_int("PORTAL_DB_POOL_MIN", 1, minimum=0)
+    DB_POOL_MAX = env_int("PORTAL_DB_POOL_MAX", 8, minimum=1)
+    DB_POOL_TIMEOUT_SECONDS = env_int("PORTAL_DB_POOL_TIMEOUT_SECONDS", 10, minimum=1)
+    DB_PGBOUNCER = env_bool("PORTAL_DB_PGBOUNCER", False)
+    if DB_POOL_MIN > DB_POOL_MAX:
+        raise ImproperlyConfigured(
+            f"PORTAL_DB_POOL_MIN={DB_POOL_MIN} exceeds PORTAL_DB_POOL_MAX={DB_POOL_MAX}."
+        )
+    _db = DATABASES["default"]
+    if DB_POOL:
+        if _db["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured(
+                "DATABASE_URL sets conn_max_age but PORTAL_DB_POOL is on: a pooled connection "
+                "is returned after each request (set PORTAL_DB_POOL=false to keep connections)."
+            )
+        _db["OPTIONS"]["pool"] = {
+            "min_size": DB_POOL_MIN,
+            "max_size": DB_POOL_MAX,
+            "timeout": DB_POOL_TIMEOUT_SECONDS,
+        }
+    if DB_PGBOUNCER:
+        _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _db["OPTIONS"]["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Valkey: broker, cache, sessions ---------------------------------------------------------
@@ -135,6 +165,21 @@ if _REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Serving (`manage.py serve`: uvicorn) -----------------------------------------------------
+# Worker processes: sync views run in threads, and one process is one core (the GIL). Several
+# workers need the shared services (Valkey for cache, rate limits and live-status fan-out):
+# embedded runs keep one.
+WEB_WORKERS = env_int("PORTAL_WEB_WORKERS", (os.cpu_count() or 1) if _REDIS_URL else 1, minimum=1)
+if WEB_WORKERS > 1 and not _REDIS_URL:
+    raise ImproperlyConfigured(
+        f"PORTAL_WEB_WORKERS={WEB_WORKERS} needs VALKEY_URL: without it the cache, rate limits "
+        "and live-status events live in one process."
+    )
+# On SIGTERM the server stops accepting, finishes requests in flight for this long, then exits.
+WEB_SHUTDOWN_GRACE_SECONDS = env_int("PORTAL_SHUTDOWN_GRACE_SECONDS", 20, minimum=1)
+# The ASGI server's bound on connections in flight per worker: beyond it new ones get 503.
+WEB_CONCURRENCY_LIMIT = env_int("PORTAL_WEB_CONCURRENCY_LIMIT", 1000, minimum=1)
 
 CELERY_BROKER_URL = _REDIS_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = env_bool("PORTAL_TASKS_EAGER", not _REDIS_URL)
