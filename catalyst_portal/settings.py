@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestContextMiddleware",
@@ -82,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.UnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "catalyst_portal.urls"
@@ -155,18 +157,20 @@ VALKEY_URL = env_url("VALKEY_URL", schemes=("redis", "rediss", "valkey", "valkey
 _REDIS_URL = VALKEY_URL.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1)
 
 if _REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": _REDIS_URL,
-        }
-    }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # Rate-limit counters and short locks; while Valkey is down they fall back to a cache local
+    # to the process (core/cache.py) instead of failing the request.
+    CACHES = {"default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": _REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions live in the database only (one primary-key read a request): a Valkey outage signs
+# nobody out, and a session ended while Valkey was down cannot come back from a stale cache.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Serving (`manage.py serve`: uvicorn) -----------------------------------------------------
+# When a dependency is down: the Retry-After of 503 answers, and how long /readyz waits for each
+# check (database, Valkey, Git).
+RETRY_AFTER_SECONDS = env_int("PORTAL_RETRY_AFTER_SECONDS", 30, minimum=1)
+READINESS_TIMEOUT_SECONDS = env_int("PORTAL_READINESS_TIMEOUT_SECONDS", 3, minimum=1)
 # Worker processes: sync views run in threads, and one process is one core (the GIL). Several
 # workers need the shared services (Valkey for cache, rate limits and live-status fan-out):
 # embedded runs keep one.

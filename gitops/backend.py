@@ -55,6 +55,10 @@ def blob_sha(content: bytes) -> str:
 
 
 class GitBackend(Protocol):
+    def ping(self) -> None:
+        """Raise GitError unless the Git server can be used (readiness)."""
+        ...
+
     def ensure_org(self, owner: str, *, description: str = "") -> None: ...
 
     def ensure_repo(

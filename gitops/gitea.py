@@ -107,6 +107,9 @@ class GiteaBackend:
             raise self._fail(response, "report its version")
         return str(response.json().get("version", ""))
 
+    def ping(self) -> None:
+        self.version()
+
     def ensure_org(self, owner: str, *, description: str = "") -> None:
         if (owner,) in self._known:
             return

@@ -58,6 +58,11 @@ class LocalGitBackend:
             raise GitError(f"repository {owner}/{repo} does not exist")
         return Repo(str(path))
 
+    def ping(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise GitError(f"{self.root} is not writable by this process")
+
     def ensure_org(self, owner: str, *, description: str = "") -> None:
         (self.root / _check_name("owner", owner)).mkdir(parents=True, exist_ok=True)
 
