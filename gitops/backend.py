@@ -77,6 +77,10 @@ class GitBackend(Protocol):
 
     def read_file(self, owner: str, repo: str, branch: str, path: str) -> bytes | None: ...
 
+    def head(self, owner: str, repo: str, branch: str) -> str | None:
+        """The branch's head commit; None when the repo or the branch does not exist."""
+        ...
+
     def commit(
         self,
         owner: str,

@@ -114,6 +114,13 @@ class LocalGitBackend:
             }
             return Tree(head=head.decode(), blobs=blobs)
 
+    def head(self, owner: str, repo: str, branch: str) -> str | None:
+        if not (self.path(owner, repo) / "HEAD").exists():
+            return None
+        with self._open(owner, repo) as r:
+            sha = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
+            return sha.decode() if sha is not None else None
+
     def read_file(self, owner: str, repo: str, branch: str, path: str) -> bytes | None:
         with self._open(owner, repo) as r:
             head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
