@@ -246,6 +246,8 @@ FLUX_CONNECT_TIMEOUT_SECONDS = env_int("FLUX_CONNECT_TIMEOUT_SECONDS", 10, minim
 FLUX_BACKOFF_BASE_MS = env_int("FLUX_BACKOFF_BASE_MS", 500, minimum=1)
 FLUX_BACKOFF_MAX_SECONDS = env_int("FLUX_BACKOFF_MAX_SECONDS", 60, minimum=1)
 FLUX_HEARTBEAT_SECONDS = env_int("FLUX_HEARTBEAT_SECONDS", 30, minimum=1)
+# A relist reads this many objects per request (`limit`/`continue`).
+FLUX_LIST_PAGE_SIZE = env_int("FLUX_LIST_PAGE_SIZE", 500, minimum=1)
 FLUX_STALE_SECONDS = env_int("FLUX_STALE_SECONDS", 2 * FLUX_WATCH_TIMEOUT_SECONDS + 60, minimum=1)
 # The Kubernetes Events Flux records for its objects (core/v1, one watch per Flux kind by
 # involvedObject.kind), shown on the Application page; how many are kept per object.
