@@ -199,10 +199,20 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # --- Delivery (outbox) -----------------------------------------------------------------------
-OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 60, minimum=1)
+# A claimed row is leased for OUTBOX_LEASE_SECONDS and the lease renewed every
+# OUTBOX_HEARTBEAT_SECONDS while the work runs: a dead worker's row is due again within the lease.
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 15, minimum=2)
+OUTBOX_HEARTBEAT_SECONDS = env_int(
+    "OUTBOX_HEARTBEAT_SECONDS", max(1, OUTBOX_LEASE_SECONDS // 3), minimum=1
+)
+if OUTBOX_HEARTBEAT_SECONDS >= OUTBOX_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"OUTBOX_HEARTBEAT_SECONDS={OUTBOX_HEARTBEAT_SECONDS} must be shorter than "
+        f"OUTBOX_LEASE_SECONDS={OUTBOX_LEASE_SECONDS}."
+    )
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5, minimum=0)
 OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 300, minimum=1)
-OUTBOX_SWEEP_INTERVAL_SECONDS = env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
+OUTBOX_SWEEP_INTERVAL_SECONDS = env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
         "task": "core.tasks.sweep_outbox_task",
