@@ -6,8 +6,10 @@ the branch ref moves by compare-and-swap, so concurrent commits to one branch ne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -44,6 +46,17 @@ def _subtree(r: Repo, tree_id: bytes, root: str) -> bytes | None:
     return sha if isinstance(r[sha], GitTree) else None
 
 
+STALE_BUILD_SECONDS = 600
+
+
+def _remove_stale_builds(path: Path) -> None:
+    """Half-built copies of `path` left by a process that died while creating it."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > STALE_BUILD_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
 class LocalGitBackend:
     def __init__(self, root: Path, *, committer: Author):
         self.root = Path(root)
@@ -75,22 +88,31 @@ class LocalGitBackend:
         with _lock:
             if (path / "HEAD").exists():
                 return
+            _remove_stale_builds(path)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            bare = Repo.init_bare(str(tmp), mkdir=True)
-            bare.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{default_branch}".encode())
-            if description:
-                (tmp / "description").write_text(description + "\n")
-            readme = f"# {owner}/{repo}\n\n{description}\n".encode()
-            self._write_commit(
-                bare,
-                None,
-                {"README.md": readme},
-                default_branch,
-                Author("Catalyst Portal", self.committer.email),
-                "Initial commit",
-            )
-            bare.close()
-            tmp.rename(path)
+            try:
+                bare = Repo.init_bare(str(tmp), mkdir=True)
+                bare.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{default_branch}".encode())
+                if description:
+                    (tmp / "description").write_text(description + "\n")
+                readme = f"# {owner}/{repo}\n\n{description}\n".encode()
+                self._write_commit(
+                    bare,
+                    None,
+                    {"README.md": readme},
+                    default_branch,
+                    Author("Catalyst Portal", self.committer.email),
+                    "Initial commit",
+                )
+                bare.close()
+                try:
+                    tmp.rename(path)  # atomic: the repo appears whole or not at all
+                except OSError:
+                    if not (path / "HEAD").exists():
+                        raise
+                    # Another process created it first: theirs stands, this copy goes.
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def ensure_branch(self, owner: str, repo: str, branch: str, *, from_branch: str) -> None:
         with self._open(owner, repo) as r:
