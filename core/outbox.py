@@ -25,6 +25,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import context
+from .errors import DeliveryError
+
+__all__ = ["DeliveryError", "claim", "enqueue", "renew", "send", "sweep"]
 from .models import AuditEvent, OutboxItem
 
 log = logging.getLogger(__name__)
@@ -62,10 +65,6 @@ def _task(name: str) -> Any:
     if name not in current_app.tasks:
         importlib.import_module(name.rsplit(".", 1)[0])
     return current_app.tasks[name]
-
-
-class DeliveryError(Exception):
-    """A delivery failed in a way worth retrying (Git server down, conflict, timeout)."""
 
 
 def renew(item_id: int, claim_token: str) -> bool:
@@ -137,9 +136,13 @@ def claim(item_id: int) -> Iterator[OutboxItem | None]:
     except Exception as exc:
         heartbeat.stop()
         _reschedule(item, exc, claim_token)
-        log.warning("delivery %s failed (attempt %s): %s", item, item.attempts, exc)
-        if not isinstance(exc, DeliveryError):
-            log.exception("unexpected delivery error")
+        if isinstance(exc, DeliveryError):
+            reason = " ".join(str(exc).split())  # one line, whatever the error carries
+            log.log(
+                exc.log_level, "delivery %s failed (attempt %s): %s", item, item.attempts, reason
+            )
+        else:
+            log.exception("delivery %s failed (attempt %s): unexpected error", item, item.attempts)
     else:
         heartbeat.stop()
         done = timezone.now()

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.errors import DeliveryError
 
-class GitError(Exception):
+
+class GitError(DeliveryError):
     """The Git server could not do what was asked; retrying later may succeed."""
+
+
+class GitStorageError(GitError):
+    """The local Git storage cannot be used (permissions, a missing or read-only volume): an
+    operator must act, so it is logged as an error — one line, no traceback."""
+
+    log_level = logging.ERROR
 
 
 class GitConflict(GitError):
