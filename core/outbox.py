@@ -26,10 +26,9 @@ from django.utils import timezone
 
 from . import context
 from .errors import DeliveryError
-
-__all__ = ["DeliveryError", "claim", "enqueue", "renew", "send", "sweep"]
 from .models import AuditEvent, OutboxItem
 
+__all__ = ["DeliveryError", "claim", "enqueue", "renew", "send", "sweep"]
 log = logging.getLogger(__name__)
 
 
