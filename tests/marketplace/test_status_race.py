@@ -13,7 +13,7 @@ from django.db import connection
 from gitops import store
 from marketplace import status as app_status
 from marketplace.models import Application
-from tests.marketplace.test_live_status import KUSTOMIZATION, REGION, install_web, raw
+from tests.marketplace.test_live_status import REGION, applied, install_web, raw
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HELM_FAILED = "install retries exhausted"
@@ -25,20 +25,7 @@ def test_a_stale_failed_reading_never_overwrites_a_later_ready(
     app = install_web(client_for(cast["admin"]), on_commit)
     want = f"main@sha1:{app.last_commit_sha}"
     hr = {"namespace": "acme-prod"}
-    store.apply(
-        REGION,
-        "Kustomization",
-        "ADDED",
-        raw(
-            "Kustomization",
-            KUSTOMIZATION,
-            10,
-            ready="True",
-            reason="ReconciliationSucceeded",
-            message=f"Applied revision: {want}",
-            revision=want,
-        ),
-    )
+    store.apply(REGION, "Kustomization", "ADDED", applied(10, want))
     store.apply(
         REGION,
         "HelmRelease",
