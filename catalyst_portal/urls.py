@@ -9,6 +9,7 @@ from orgs import views as org_views
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
     path("", include("accounts.urls")),
     path("audit/", org_views.global_audit, name="audit"),
     path("orgs/", include("orgs.urls")),
@@ -24,3 +25,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("api/v1/", include("billing.api_urls")),
 ]
+
+handler500 = "core.views.server_error"

@@ -360,7 +360,8 @@ def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
             message=message,
         ).head
 
-    head = delivery.deliver(org, run)
+    # The tree holds every Environment's file: they are delivered by the same commit.
+    head = delivery.deliver(org, run, along=Environment.objects.filter(organization=org))
     Organization.objects.filter(pk=org.pk, state=OrgState.PENDING).update(
         state=OrgState.PROVISIONING
     )
