@@ -328,6 +328,35 @@ def ensure_sources() -> list[CatalogSource]:
     return sources
 
 
+def repository_allowed(repository: str) -> bool:
+    """Whether the Sovereign's allow-list (`CHART_REPOSITORIES`) admits a chart repository URL."""
+    url = repository.rstrip("/")
+    for entry in settings.CHART_REPOSITORIES:
+        allowed = entry.rstrip("/")
+        if entry == "*" or url == allowed or url.startswith(allowed + "/"):
+            return True
+    return False
+
+
+def repository_problem(name: str, version: str, spec: dict[str, Any]) -> str | None:
+    """Why a Blueprint version's chart source is refused, naming the Blueprint (None: allowed)."""
+    chart = (spec.get("manifests") or {}).get("chart") or {}
+    repository = str(chart.get("repository") or "")
+    if repository_allowed(repository):
+        return None
+    return (
+        f"{name} {version}: chart repository {repository} is not on the Sovereign's allow-list "
+        f"(CHART_REPOSITORIES: {', '.join(settings.CHART_REPOSITORIES) or 'empty'})"
+    )
+
+
+def _refuse_unlisted_repositories(loaded: Loaded) -> None:
+    for key, (path, doc) in list(loaded.docs.items()):
+        if problem := repository_problem(key[0], key[1], doc["spec"]):
+            del loaded.docs[key]
+            loaded.errors[path] = "; ".join(filter(None, [loaded.errors.get(path), problem]))
+
+
 def sync_source(source: CatalogSource) -> dict[str, int]:
     if source.kind == "directory":
         directory = Path(source.location)
@@ -335,6 +364,7 @@ def sync_source(source: CatalogSource) -> dict[str, int]:
     else:
         files = git_files(source.location)
     loaded = parse_files(files)
+    _refuse_unlisted_repositories(loaded)
     if source.organization_id is not None:  # an Org publishes only private Blueprints of its own
         for _path, doc in loaded.docs.values():
             doc["spec"]["visibility"] = "private"

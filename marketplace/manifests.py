@@ -214,6 +214,10 @@ def _helm_release(
         "spec": {
             "interval": "10m",
             "releaseName": app.name,
+            # helm-controller installs as the tenant, into and recording in its namespace only
+            "serviceAccountName": naming.tenant_service_account(app.environment.organization.slug),
+            "targetNamespace": app.environment.name,
+            "storageNamespace": app.environment.name,
             "chart": {
                 "spec": {
                     "chart": chart["name"],
@@ -437,6 +441,8 @@ def config_tree(
                 "timeout": "10m",
                 "sourceRef": {"kind": "GitRepository", "name": source},
                 "targetNamespace": env.name,
+                # on the host cluster, Flux acts as the tenant's ServiceAccount, never as itself
+                "serviceAccountName": naming.tenant_service_account(env.organization.slug),
                 "kubeConfig": {"secretRef": {"name": f"{cluster.name}-kubeconfig"}},
             }
             if depends_on:

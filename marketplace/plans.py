@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 
 from orgs.models import Environment
 
-from . import manifests, schema_form, versions, when, wiring
+from . import loader, manifests, schema_form, versions, when, wiring
 from .models import SIZES, Application, AppState, Blueprint, BlueprintVersion, Placement
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
@@ -285,6 +285,8 @@ def resolve(
             {"version": f"{version.blueprint.name} {version.version} cannot be installed."}
         )
     blueprint = version.blueprint
+    if problem := loader.repository_problem(blueprint.name, version.version, version.spec):
+        raise ValidationError({"version": problem})
     if blueprint.visibility == "private" and blueprint.owner_id != env.organization_id:
         # a private Blueprint serves only the Organization that published it (as for dependencies)
         raise ValidationError(
