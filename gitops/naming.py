@@ -96,3 +96,16 @@ def generator_name(app: str, key: str) -> str:
 def tenant_service_account(org: str) -> str:
     """The ServiceAccount Flux impersonates for an Organization's objects on a host cluster."""
     return f"tenant-{org}"
+
+
+# Names an Application may not take: its name becomes objects in the Environment's namespace and a
+# repository of the Organization; these belong to Kubernetes, Flux and the platform.
+RESERVED_APP_NAMES = frozenset(
+    {"default", "flux-system", "kube-system", "kube-public", "kube-node-lease", "catalyst"}
+    | {"openova", "system", "shared-blueprints", "gitea", "flux", "cert-manager", "ingress"}
+)
+RESERVED_APP_PREFIXES = ("kube-", "flux-", "catalyst-", "openova-")
+
+
+def reserved_app_name(name: str) -> bool:
+    return name in RESERVED_APP_NAMES or name.startswith(RESERVED_APP_PREFIXES)

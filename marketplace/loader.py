@@ -198,6 +198,19 @@ def _current(bp: Blueprint, attr: str) -> Any:
     return getattr(bp, attr)
 
 
+def _rank(source: CatalogSource) -> int:
+    """Precedence of a source for a Blueprint name: the Sovereign's catalogs (0) before an
+    Organization's shared Blueprints (1)."""
+    return 1 if source.organization_id else 0
+
+
+def _outranked(name: str, sovereign_source: CatalogSource) -> str:
+    return (
+        f"{name} is published by the Sovereign's catalog ({sovereign_source.name}), which takes "
+        "precedence: this Blueprint is not published; rename it"
+    )
+
+
 def _comparable(value: Any) -> Any:
     return value.pk if isinstance(value, (CatalogSource, Organization)) else value
 
@@ -215,14 +228,31 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
             latest[name] = doc
     owner_slugs = {d["spec"].get("owner") for d in latest.values() if d["spec"].get("owner")}
     owners = {o.slug: o for o in Organization.objects.filter(slug__in=owner_slugs)}
-    existing = {b.name: b for b in Blueprint.objects.filter(name__in=list(latest))}
+    existing = {
+        b.name: b for b in Blueprint.objects.filter(name__in=list(latest)).select_related("source")
+    }
     foreign = [n for n, b in existing.items() if b.source_id != source.pk]
-    for name in foreign:  # a name belongs to the first source that published it
-        for key in [k for k in loaded.docs if k[0] == name]:
-            loaded.errors[loaded.docs.pop(key)[0]] = (
-                f"{name} is already published by another source"
+    replaced: list[CatalogSyncError] = []
+    for name in foreign:
+        holder = existing[name].source
+        if _rank(source) < _rank(holder):
+            # the Sovereign's catalog takes a name an Organization published first: the
+            # Organization's Blueprint is replaced (versions in use stay, not deployable) and
+            # the replacement is reported on the Organization's source
+            replaced.append(
+                CatalogSyncError(source=holder, path=name, error=_outranked(name, source))
             )
+            continue
+        # otherwise a name belongs to the first source that published it
+        problem = (
+            _outranked(name, holder)
+            if _rank(holder) < _rank(source)
+            else f"{name} is already published by another source"
+        )
+        for key in [k for k in loaded.docs if k[0] == name]:
+            loaded.errors[loaded.docs.pop(key)[0]] = problem
         latest.pop(name)
+    CatalogSyncError.objects.bulk_create(replaced)
     to_create, to_update = [], []
     for name, doc in latest.items():
         values = _card_fields(doc, owners, source)

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from gitops import naming
 from orgs.models import Environment
 
 from . import loader, manifests, schema_form, versions, when, wiring
@@ -24,6 +25,8 @@ NEW = "new"
 def name_problem(name: str) -> str | None:
     if not NAME_RE.match(name or ""):
         return "Use 3 to 40 lower-case letters, digits and dashes, starting with a letter."
+    if naming.reserved_app_name(name):
+        return f"“{name}” is reserved by the platform; choose another name."
     return None
 
 
