@@ -7,13 +7,11 @@ import pytest
 import yaml
 
 from gitops import naming
-from gitops.backend import Author
-from gitops.sync import Desired, sync
 from gitops.validation import validate_manifest
 from marketplace import loader, services
 from marketplace.models import Blueprint, BlueprintVersion, CatalogSyncError
 from tests.gitutil import files, show
-from tests.marketplace.conftest import blueprint_doc
+from tests.marketplace.conftest import blueprint_doc, share_blueprint
 
 pytestmark = pytest.mark.django_db
 
@@ -42,27 +40,13 @@ def test_tenant_kustomizations_and_helmreleases_are_locked_to_the_tenant(
     assert validate_manifest(release) == []
 
 
-def _share(org: str, doc: dict) -> None:
-    sync(
-        Desired(
-            owner=org,
-            repo="shared-blueprints",
-            branch="main",
-            root="blueprints/",
-            files={f"blueprints/{doc['metadata']['name']}.yaml": yaml.safe_dump(doc)},
-        ),
-        author=Author("t", "t@example.test"),
-        message="share",
-    )
-
-
 def test_shared_blueprint_from_a_repository_off_the_allow_list_is_refused(
     catalog, cast, settings, client_for
 ):
     settings.CHART_REPOSITORIES = ["https://charts.example.test"]
     doc = blueprint_doc("bp-acme-miner", "1.0.0")
     doc["spec"]["manifests"]["chart"]["repository"] = "https://charts.example.test.evil.io/x"
-    _share("acme", doc)
+    share_blueprint("acme", doc)
     results = loader.sync_all()
     assert results["org:acme"]["errors"] == 1 and results["org:acme"]["blueprints"] == 0
     assert not Blueprint.objects.filter(name="bp-acme-miner").exists()
@@ -73,7 +57,7 @@ def test_shared_blueprint_from_a_repository_off_the_allow_list_is_refused(
 
     # allowed: the same Blueprint from an allowed repository
     doc["spec"]["manifests"]["chart"]["repository"] = "https://charts.example.test/stable"
-    _share("acme", doc)
+    share_blueprint("acme", doc)
     assert loader.sync_all()["org:acme"]["blueprints"] == 1
 
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
-from gitops.backend import Author
-from gitops.sync import Desired, sync
 from marketplace import loader
 from marketplace.models import Application, Blueprint, CatalogSyncError
 from orgs.models import Environment, Organization
-from tests.marketplace.conftest import blueprint_doc
+from tests.marketplace.conftest import blueprint_doc, share_blueprint
 
 pytestmark = pytest.mark.django_db
 API_APPS = "/api/v1/orgs/acme/environments/acme-prod/applications/"
@@ -58,22 +55,8 @@ def test_prod_environment_is_refused_on_a_dev_host_cluster(cast, client_for):
     assert not Environment.objects.filter(name="globex-dev").exists()
 
 
-def _share(org: str, doc: dict) -> None:
-    sync(
-        Desired(
-            owner=org,
-            repo="shared-blueprints",
-            branch="main",
-            root="blueprints/",
-            files={f"blueprints/{doc['metadata']['name']}.yaml": yaml.safe_dump(doc)},
-        ),
-        author=Author("t", "t@example.test"),
-        message="share",
-    )
-
-
 def test_sovereign_catalog_wins_a_name_an_organization_took_first(catalog, cast, publish):
-    _share("acme", blueprint_doc("bp-kanban", "1.0.0"))
+    share_blueprint("acme", blueprint_doc("bp-kanban", "1.0.0"))
     loader.sync_all()
     assert Blueprint.objects.get(name="bp-kanban").owner.slug == "acme"
 
