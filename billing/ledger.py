@@ -11,6 +11,7 @@ from core import audit
 from orgs.models import Organization, Sovereign
 
 from .models import LedgerEntry
+from .money import amount_problem
 
 ADJUST_REASONS = ("goodwill", "correction", "compensation", "refund", "other")
 
@@ -89,6 +90,8 @@ def adjust_credit(
     errors: dict[str, str] = {}
     if amount_minor <= 0:
         errors["amount"] = "Enter a positive amount; choose grant or deduct for the direction."
+    elif problem := amount_problem(amount_minor, currency()):
+        errors["amount"] = problem
     if direction not in ("grant", "deduct"):
         errors["direction"] = "Choose grant or deduct."
     if reason not in ADJUST_REASONS:
