@@ -21,7 +21,7 @@ from dulwich.repo import Repo
 
 from .backend import Author, GitConflict, GitError, Tree
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _FILE_MODE = 0o100644
 _lock = threading.Lock()
 _ref_lock = threading.Lock()  # serializes ref moves between threads of this process

@@ -18,7 +18,7 @@ from orgs.models import Environment
 from . import loader, manifests, schema_form, versions, when, wiring
 from .models import SIZES, Application, AppState, Blueprint, BlueprintVersion, Placement
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]\Z")
 NEW = "new"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{2,31}\Z")
 ENV_TYPES = ("prod", "stg", "uat", "dev", "poc")
 PROVIDERS = {
     "hetzner": "hz",

@@ -13,6 +13,7 @@ from django.utils import timezone
 from core import audit, events, outbox
 from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
+from core.text import control_character_problem
 from gitops import delivery
 from gitops.sync import ensure_repo, sync
 from rbac import services as rbac_services
@@ -55,6 +56,8 @@ def _validate_display_name(display_name: str) -> str:
     display_name = (display_name or "").strip()
     if not 1 <= len(display_name) <= 128:
         raise ValidationError({"display_name": "Enter a display name of 1 to 128 characters."})
+    if problem := control_character_problem(display_name):
+        raise ValidationError({"display_name": problem})
     return display_name
 
 
