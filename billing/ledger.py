@@ -12,6 +12,7 @@ from core.actors import Actor
 from orgs.models import Organization, Sovereign
 
 from .models import LedgerEntry
+from .money import amount_problem
 
 ADJUST_REASONS = ("goodwill", "correction", "compensation", "refund", "other")
 
@@ -90,6 +91,8 @@ def adjust_credit(
     errors: dict[str, str] = {}
     if amount_minor <= 0:
         errors["amount"] = "Enter a positive amount; choose grant or deduct for the direction."
+    elif problem := amount_problem(amount_minor, currency()):
+        errors["amount"] = problem
     if direction not in ("grant", "deduct"):
         errors["direction"] = "Choose grant or deduct."
     if reason not in ADJUST_REASONS:

@@ -289,7 +289,9 @@ def _pay_by_card(request: HttpRequest, order: Order) -> HttpResponse:
 @login_required
 @require_GET
 def account(request: HttpRequest, slug: str) -> HttpResponse:
-    org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
+    org = access.get_object_for(
+        request.user, Organization, action="billing.read", slug=slug, strict=True
+    )
     sub = quotes.live_subscription(org)
     response = render(
         request,

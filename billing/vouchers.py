@@ -20,7 +20,7 @@ from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs.models import Organization, Sovereign
 
-from . import ledger
+from . import ledger, money
 from .models import ENDED_STATES, Plan, Redemption, Voucher, VoucherReason, VoucherState
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -103,8 +103,10 @@ def _check_terms(
         errors["code"] = problem
     if terms.credit_minor <= 0:
         errors["credit"] = "Enter a credit above zero."
-    if terms.max_redemptions < 0:
-        errors["max_redemptions"] = "Enter 0 (unlimited) or more."
+    elif problem := money.amount_problem(terms.credit_minor, ledger.currency()):
+        errors["credit"] = problem
+    if not 0 <= terms.max_redemptions <= money.MAX_COUNT:
+        errors["max_redemptions"] = f"Enter 0 (unlimited) to {money.MAX_COUNT}."
     if terms.reason not in VoucherReason.values:
         errors["reason"] = f"Choose one of {', '.join(VoucherReason.values)}."
     if terms.valid_until and terms.valid_from and terms.valid_until < terms.valid_from:

@@ -474,6 +474,30 @@ CHART_SPECS_DIR = Path(
     env_str("CHART_SPECS_DIR", str(BASE_DIR.parent / "shared" / "specs" / "charts"))
 )
 DEMO_LOADERS = ["sync_catalog"]
+# The Sovereign's allow-list of chart repositories (issue 10): every Blueprint of every catalog
+# source must take its chart from one of these (an entry matches itself and what lies below it:
+# `https://charts.example` allows `https://charts.example/stable`, not `https://charts.example.evil`);
+# `*` allows any. The default is the starter catalog's repositories.
+CHART_REPOSITORIES = env_list(
+    "CHART_REPOSITORIES",
+    [
+        "oci://registry-1.docker.io/bitnamicharts",
+        "https://cloudnative-pg.github.io/charts",
+        "https://codecentric.github.io/helm-charts",
+        "https://dl.gitea.com/charts",
+        "https://grafana.github.io/helm-charts",
+        "https://ananace.gitlab.io/charts",
+        "https://charts.blue-atlas.de",
+        "https://guerzon.github.io/vaultwarden",
+        "https://helm.mattermost.com",
+        "https://nextcloud.github.io/helm",
+    ],
+)
+for _repo in CHART_REPOSITORIES:
+    if _repo != "*" and not _repo.startswith(("https://", "oci://")):
+        raise ImproperlyConfigured(
+            f"CHART_REPOSITORIES: {_repo!r} is not an https:// or oci:// URL (or *)"
+        )
 
 # --- BSS: vouchers, sign-up (billing app) ----------------------------------------------------
 # Attempts per window (seconds) on the shared cache; 0 turns a limit off.

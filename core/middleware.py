@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from . import context
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -26,7 +26,7 @@ from dulwich.repo import Repo
 
 from .backend import Author, GitConflict, GitError, GitStorageError, Tree
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _FILE_MODE = 0o100644
 T = TypeVar("T")
 _lock = threading.Lock()

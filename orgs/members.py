@@ -7,7 +7,9 @@ one's own tier, only owners touch owners) and the last-owner guard apply to ever
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, outbox
 from core.actors import Actor, person
 from core.errors import ConflictError
 from rbac import access, tiers
@@ -121,6 +123,46 @@ def _invitation_scopes(
     return [*org_scope(org), *terms]
 
 
+INVITATION_MAIL_TASK = "orgs.tasks.send_invitation_task"
+
+
+def _token_for(invitation: Invitation) -> str:
+    """The invitation's link token, derived from the row (id, how often it was sent, expiry) and
+    the portal's secret key: the outbox can e-mail it after the commit without the secret ever
+    being stored (only its hash is), and a resend makes the old link stop working."""
+    message = (
+        f"invitation:{invitation.pk}:{invitation.sent_count}:{invitation.expires_at.isoformat()}"
+    )
+    digest = hmac.new(settings.SECRET_KEY.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _queue_mail(invitation: Invitation, *, by: Any, link_base: str, event: Any) -> None:
+    """E-mail the link after the commit through the outbox (retried while the mail server is
+    down); the row carries the invitation id and the portal's address, never the token."""
+    outbox.enqueue(
+        INVITATION_MAIL_TASK,
+        f"{invitation.pk} {link_base.rstrip('/')}"[:128],
+        actor=by,
+        audit_event=event,
+    )
+
+
+def send_invitation_mail(*, key: str) -> None:
+    """The outbox task: e-mail the current link of a pending invitation (a resend since this row
+    was queued sends the newer link; a revoked or accepted invitation gets nothing)."""
+    pk, _, link_base = key.partition(" ")
+    invitation = (
+        Invitation.objects.select_related("organization", "invited_by").filter(pk=pk).first()
+    )
+    if invitation is None or invitation.effective_state != InvitationState.PENDING:
+        return
+    token = _token_for(invitation)
+    if hash_token(token) != invitation.token_hash:
+        return
+    _send(invitation, token, link_base=link_base)
+
+
 def _send(invitation: Invitation, token: str, *, link_base: str) -> None:
     link = f"{link_base.rstrip('/')}/invitations/{token}/"
     org = invitation.organization
@@ -138,10 +180,8 @@ def _send(invitation: Invitation, token: str, *, link_base: str) -> None:
     )
 
 
-def _new_token() -> tuple[str, str, datetime]:
-    token = secrets.token_urlsafe(32)
-    expires = timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS)
-    return token, hash_token(token), expires
+def _expiry() -> datetime:
+    return timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS)
 
 
 def invite(
@@ -167,7 +207,7 @@ def invite(
         raise ConflictError({"state": f"{org.slug} is {org.state}; resume it first."})
     if any(m.user is not None and m.user.email.lower() == email for m in members(org)):
         raise ConflictError({"email": f"{email} is already a member of {org.slug}."})
-    token, token_hash, expires = _new_token()
+    expires = _expiry()
     with transaction.atomic():
         if org.invitations.open().filter(email=email).exists():
             raise ConflictError({"email": f"{email} already has a pending invitation; resend it."})
@@ -176,13 +216,15 @@ def invite(
             email=email,
             tier=tier,
             scopes=wanted,
-            token_hash=token_hash,
+            token_hash=secrets.token_hex(32),  # replaced below, once the row has its id
             expires_at=expires,
             invited_by=person(by),
             sent_at=timezone.now(),
             sent_count=1,
         )
-        audit.record(
+        invitation.token_hash = hash_token(_token_for(invitation))
+        invitation.save(update_fields=["token_hash"])
+        event = audit.record(
             "members.invite",
             actor=by,
             target=invitation,
@@ -194,7 +236,7 @@ def invite(
                 "expires_at": expires.isoformat(),
             },
         )
-    _send(invitation, token, link_base=link_base)
+        _queue_mail(invitation, by=by, link_base=link_base, event=event)
     return invitation
 
 
@@ -207,23 +249,23 @@ def resend_invitation(*, by: Actor, invitation: Invitation, link_base: str) -> I
     _authorize_invitation(by, invitation)
     if invitation.state != InvitationState.PENDING:
         raise ConflictError({"state": f"This invitation is {invitation.state}."})
-    token, token_hash, expires = _new_token()
     with transaction.atomic():
-        Invitation.objects.filter(pk=invitation.pk).update(
-            token_hash=token_hash,
-            expires_at=expires,
-            sent_at=timezone.now(),
-            sent_count=invitation.sent_count + 1,
-        )
-        invitation.refresh_from_db()
-        audit.record(
+        invitation.expires_at = _expiry()
+        invitation.sent_count += 1
+        invitation.sent_at = timezone.now()
+        invitation.token_hash = hash_token(_token_for(invitation))
+        invitation.save(update_fields=["token_hash", "expires_at", "sent_at", "sent_count"])
+        event = audit.record(
             "members.invite.resend",
             actor=by,
             target=invitation,
             org_slug=invitation.organization.slug,
-            after={"expires_at": expires.isoformat(), "sent_count": invitation.sent_count},
+            after={
+                "expires_at": invitation.expires_at.isoformat(),
+                "sent_count": invitation.sent_count,
+            },
         )
-    _send(invitation, token, link_base=link_base)
+        _queue_mail(invitation, by=by, link_base=link_base, event=event)
     return invitation
 
 

@@ -14,13 +14,14 @@ from core import audit, events, outbox
 from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
+from core.text import control_character_problem
 from gitops import delivery
 from gitops.sync import ensure_repo, sync
 from rbac import services as rbac_services
 
 from . import manifests
 from .models import MAX_REGIONS, Environment, HostCluster, Organization, OrgState
-from .naming import ENV_TYPES, slug_problem
+from .naming import ENV_TYPES, placement_problem, slug_problem
 
 SYNC_TASK = "orgs.tasks.sync_organization_task"
 ORG_FIELDS = [
@@ -56,6 +57,8 @@ def _validate_display_name(display_name: str) -> str:
     display_name = (display_name or "").strip()
     if not 1 <= len(display_name) <= 128:
         raise ValidationError({"display_name": "Enter a display name of 1 to 128 characters."})
+    if problem := control_character_problem(display_name):
+        raise ValidationError({"display_name": problem})
     return display_name
 
 
@@ -126,7 +129,7 @@ def create_organization(
     return org
 
 
-def _resolve_regions(regions: list[str], field: str) -> list[HostCluster]:
+def _resolve_regions(regions: list[str], field: str, env_type: str) -> list[HostCluster]:
     names = list(dict.fromkeys(regions))
     if not 1 <= len(names) <= MAX_REGIONS:
         raise ValidationError({field: f"Choose 1 to {MAX_REGIONS} regions (host clusters)."})
@@ -134,7 +137,10 @@ def _resolve_regions(regions: list[str], field: str) -> list[HostCluster]:
     unknown = [n for n in names if n not in found]
     if unknown:
         raise ValidationError({field: f"Unknown host cluster: {', '.join(unknown)}."})
-    return [found[n] for n in names]
+    clusters = [found[n] for n in names]
+    if problem := placement_problem(env_type, [(c.name, c.env_type) for c in clusters]):
+        raise ValidationError({field: problem})
+    return clusters
 
 
 def _add_environment(
@@ -148,7 +154,7 @@ def _add_environment(
 ) -> tuple[Environment, AuditEvent]:
     if env_type not in ENV_TYPES:
         raise ValidationError({f"{field_prefix}env_type": f"Choose one of {', '.join(ENV_TYPES)}."})
-    clusters = _resolve_regions(regions, f"{field_prefix}regions")
+    clusters = _resolve_regions(regions, f"{field_prefix}regions", env_type)
     if Environment.objects.filter(organization=org, env_type=env_type).exists():
         raise ConflictError(
             {f"{field_prefix}env_type": f"{org.slug} already has a {env_type} Environment."}
@@ -200,7 +206,7 @@ def create_environment(
 def update_environment_regions(*, by: Actor, env: Environment, regions: list[str]) -> Environment:
     org = env.organization
     _require_writable(org)
-    clusters = _resolve_regions(regions, "regions")
+    clusters = _resolve_regions(regions, "regions", env.env_type)
     with transaction.atomic():
         before = {"regions": sorted(c.name for c in env.regions.all()), "placement": env.placement}
         env.placement = "multi-region" if len(clusters) > 1 else "single-region"

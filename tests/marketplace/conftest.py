@@ -77,3 +77,23 @@ def publish(db: Any, tmp_path: Any) -> Any:
         return loader.sync_source(source)
 
     return run
+
+
+def share_blueprint(org: str, doc: dict[str, Any]) -> None:
+    """Commit a Blueprint document to the Organization's shared-blueprints repo."""
+    import yaml
+
+    from gitops.backend import Author
+    from gitops.sync import Desired, sync
+
+    sync(
+        Desired(
+            owner=org,
+            repo="shared-blueprints",
+            branch="main",
+            root="blueprints/",
+            files={f"blueprints/{doc['metadata']['name']}.yaml": yaml.safe_dump(doc)},
+        ),
+        author=Author("t", "t@example.test"),
+        message="share",
+    )
