@@ -33,7 +33,7 @@ from .models import (
     Subscription,
     SubscriptionStatus,
 )
-from .money import format_money, tax_of
+from .money import format_money, lines_tax
 from .pricing import PriceBook, QuoteLine
 
 SALT = "billing.quote"
@@ -81,7 +81,7 @@ def build(
     by: Any,
 ) -> Quote:
     subtotal = sum(line.amount_minor for line in lines)
-    tax = tax_of(subtotal, book.tax_rate_bp)
+    tax = lines_tax([line.amount_minor for line in lines], book.tax_rate_bp)
     total = subtotal + tax
     applied = min(max(credit_minor, 0), total)
     recurring_subtotal = sum(line.amount_minor for line in recurring)
@@ -100,7 +100,8 @@ def build(
         total_minor=total,
         credit_applied_minor=applied,
         due_now_minor=total - applied,
-        recurring_minor=recurring_subtotal + tax_of(recurring_subtotal, book.tax_rate_bp),
+        recurring_minor=recurring_subtotal
+        + lines_tax([line.amount_minor for line in recurring], book.tax_rate_bp),
         period_start=period[0],
         period_end=period[1],
     )
