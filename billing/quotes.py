@@ -155,7 +155,8 @@ def for_new_organization(
 
 
 def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
-    """The credit balance and whether an order awaits payment, in one query."""
+    """The credit balance and whether a plan order awaits payment, in one query (a month's
+    usage invoice awaiting payment does not hold a plan change up)."""
     entries = (
         LedgerEntry.objects.filter(organization=OuterRef("pk"))
         .order_by()
@@ -165,7 +166,7 @@ def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
     )
     awaiting = Order.objects.filter(
         organization=OuterRef("pk"), status=OrderStatus.AWAITING_PAYMENT
-    )
+    ).exclude(kind=QuoteKind.USAGE)
     balance, waiting = (
         Organization.objects.filter(pk=org.pk)
         .annotate(balance=Coalesce(Subquery(entries), 0), waiting=Exists(awaiting))

@@ -93,14 +93,17 @@ def draft(
     return invoice
 
 
-def run(period: str, *, issue: bool | None = None, now: datetime | None = None) -> RunResult:
-    """Bill `period` (YYYY-MM); safe to run again, and resumes a run that stopped."""
-    start, end = usage.month_bounds(period)
-    now = now or timezone.now()
-    if end > now:
+def check_over(period: str, end: datetime, now: datetime | None = None) -> None:
+    if end > (now or timezone.now()):
         raise ValidationError(
             {"period": f"{period} is not over yet: it can be billed from {end:%Y-%m-%d}."}
         )
+
+
+def run(period: str, *, issue: bool | None = None, now: datetime | None = None) -> RunResult:
+    """Bill `period` (YYYY-MM); safe to run again, and resumes a run that stopped."""
+    start, end = usage.month_bounds(period)
+    check_over(period, end, now)
     issue = settings.BILLING_RUN_ISSUE if issue is None else issue
     result = RunResult(period=period)
     result.renewed = subscriptions.advance_due(now=end)
