@@ -456,6 +456,8 @@ def _end_unpaid_subscription(order: Order, org: Organization, *, by: Any) -> Non
         org_slug=org.slug,
         after={"reason": "renewal cancelled unpaid", "order": order.pk},
     )
+    sub = Subscription.objects.select_related("organization").get(pk=order.subscription_id)
+    subscription_changed(sub, "end")
     set_org_plan(org, plan_code="", by=by)
 
 
