@@ -161,6 +161,9 @@ class Voucher(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    previewed_at = models.DateTimeField(
+        null=True, blank=True, help_text="first shown on the public pages (the voucher funnel)"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

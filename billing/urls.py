@@ -3,6 +3,7 @@ from django.urls import path
 from . import views
 from .console import customers, pricebook
 from .console import invoices as invoice_pages
+from .console import revenue as revenue_pages
 from .console import vouchers as voucher_pages
 
 app_name = "billing"
@@ -59,6 +60,8 @@ urlpatterns = [
         invoice_pages.invoice_action,
         name="invoice-action",
     ),
+    path("bss/revenue/", revenue_pages.revenue_page, name="revenue"),
+    path("bss/revenue/export.csv", revenue_pages.revenue_export, name="revenue-export"),
     path("bss/customers/", customers.customer_list, name="customers"),
     path("bss/customers/<slug:slug>/", customers.customer_detail, name="customer"),
 ]
