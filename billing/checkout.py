@@ -444,19 +444,24 @@ def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
 def _end_unpaid_subscription(order: Order, org: Organization, *, by: Any) -> None:
     """Cancelling a renewal declines the period it would pay for: the subscription ends now
     (the service is not given away), and the Organization has no plan until it orders one."""
-    ended = Subscription.objects.filter(
-        pk=order.subscription_id, status=SubscriptionStatus.ACTIVE
-    ).update(status=SubscriptionStatus.ENDED, ended_at=timezone.now())
-    if not ended:
+    if order.subscription_id is None:
         return
+    sub = (
+        Subscription.objects.select_related("organization")
+        .filter(pk=order.subscription_id, status=SubscriptionStatus.ACTIVE)
+        .first()
+    )
+    if sub is None:
+        return
+    sub.status, sub.ended_at = SubscriptionStatus.ENDED, timezone.now()
+    sub.save(update_fields=["status", "ended_at"])
     audit.record(
         "billing.subscription.end",
         actor=by,
-        target=order.subscription,
+        target=sub,
         org_slug=org.slug,
         after={"reason": "renewal cancelled unpaid", "order": order.pk},
     )
-    sub = Subscription.objects.select_related("organization").get(pk=order.subscription_id)
     subscription_changed(sub, "end")
     set_org_plan(org, plan_code="", by=by)
 

@@ -212,7 +212,7 @@ def void(*, by: Any, invoice: Invoice, reason: str) -> CreditNote | None:
             locked.save(update_fields=["status", "voided_at", "void_reason"])
         else:
             refunded = sum(locked.credit_notes.values_list("amount_minor", flat=True))
-            if locked.status == InvoiceStatus.ISSUED and locked.order_id:
+            if locked.status == InvoiceStatus.ISSUED and locked.order is not None:
                 checkout.cancel_order(by=by, order=locked.order, reason=f"invoice void: {reason}")
                 back = 0  # cancelling gave the held credit back
             else:
