@@ -26,7 +26,7 @@ from core.errors import ConflictError
 from orgs import services as org_services
 from orgs.models import Organization, OrgState, Sovereign
 
-from . import ledger, quotes, vouchers
+from . import invoices, ledger, quotes, vouchers
 from .models import (
     CreditNote,
     DunningNotice,
@@ -142,6 +142,7 @@ def _schedule_downgrade(
         before=before,
         after={"pending_plan_code": quote.plan_code, "from": sub.period_end.isoformat()},
     )
+    subscription_changed(sub, "downgrade-scheduled")
     when = sub.period_end.strftime("%Y-%m-%d")
     return Confirmation(
         org, None, f"{org.display_name} moves to plan {quote.plan_code.upper()} on {when}."
@@ -205,7 +206,7 @@ def place(quote: Quote, *, org: Organization, by: Actor, sub: Subscription | Non
         _mark_paid(order)
         fulfil(order, by=by)
     else:
-        _issue_invoice(order, by=by)
+        invoices.for_order(order, by=by, tax_rate_bp=quote.tax_rate_bp)
     return order
 
 
@@ -215,27 +216,40 @@ def _mark_paid(order: Order) -> None:
     order.paid_at = timezone.now()
 
 
-def _issue_invoice(order: Order, *, by: Actor) -> Invoice:
-    invoice = Invoice.objects.create(
-        number=next_number(Invoice, "INV"),
-        order=order,
-        organization=order.organization,
-        currency=order.currency,
-        total_minor=order.due_minor,
+def _recurring(order: Order) -> int | None:
+    """The monthly price before tax the order's quote agreed on, if it has one."""
+    quote = order.quote if order.quote_id else None
+    return sum(line["amount_minor"] for line in quote.recurring_lines) if quote else None
+
+
+def subscription_changed(sub: Subscription, change: str) -> None:
+    """`catalyst.subscription.changed` for the platform (inside the caller's transaction)."""
+    events.emit(
+        "subscription.changed",
+        {
+            "subscription": sub.pk,
+            "organization": sub.organization.slug,
+            "change": change,
+            "status": sub.status,
+            "plan": sub.plan_code,
+            "pending_plan": sub.pending_plan_code,
+            "cancel_at_period_end": sub.cancel_at_period_end,
+            "recurring_minor": sub.recurring_minor,
+            "currency": sub.currency,
+            "period_start": sub.period_start,
+            "period_end": sub.period_end,
+        },
     )
-    audit.record(
-        "billing.invoice.issued",
-        actor=by,
-        target=invoice,
-        org_slug=order.organization.slug,
-        after={"order": order.pk, "total_minor": invoice.total_minor},
-    )
-    return invoice
 
 
 def fulfil(order: Order, *, by: Actor) -> None:
-    """A paid order takes effect: the subscription starts, renews or changes plan."""
+    """A paid order takes effect: the subscription starts, renews or changes plan (a month's
+    usage order only needs to be paid)."""
     org = order.organization
+    if order.kind == QuoteKind.USAGE:
+        order.save(update_fields=["status", "paid_at"])
+        _resume_if_settled(org)
+        return
     now = timezone.now()
     plan_unit = next((line["unit_minor"] for line in order.lines if line["kind"] == "plan"), None)
     sub = order.subscription if order.subscription_id else None
@@ -246,6 +260,7 @@ def fulfil(order: Order, *, by: Actor) -> None:
             organization=org,
             plan_code=order.plan_code,
             plan_unit_minor=plan_unit or 0,
+            recurring_minor=_recurring(order) or plan_unit or 0,
             addons=order.addons,
             currency=order.currency,
             period_start=now,
@@ -258,7 +273,10 @@ def fulfil(order: Order, *, by: Actor) -> None:
             line["unit_minor"] for line in order.quote.recurring_lines if line["kind"] == "plan"
         )
         sub.plan_code, sub.plan_unit_minor, sub.pending_plan_code = order.plan_code, new_unit, ""
-        sub.save(update_fields=["plan_code", "plan_unit_minor", "pending_plan_code"])
+        sub.recurring_minor = _recurring(order) or new_unit
+        sub.save(
+            update_fields=["plan_code", "plan_unit_minor", "pending_plan_code", "recurring_minor"]
+        )
     order.subscription = sub
     order.save(update_fields=["status", "paid_at", "subscription", "period_start", "period_end"])
     if org.plan_code != sub.plan_code:
@@ -276,6 +294,8 @@ def fulfil(order: Order, *, by: Actor) -> None:
             "period_end": sub.period_end.isoformat(),
         },
     )
+    if order.kind != QuoteKind.RENEWAL:  # a renewal announced itself when it was ordered
+        subscription_changed(sub, "upgrade" if order.kind == QuoteKind.UPGRADE else "start")
     _resume_if_settled(org)
 
 
@@ -424,13 +444,17 @@ def cancel_order(*, by: Actor, order: Order, reason: str) -> Order:
 def _end_unpaid_subscription(order: Order, org: Organization, *, by: Actor) -> None:
     """Cancelling a renewal declines the period it would pay for: the subscription ends now
     (the service is not given away), and the Organization has no plan until it orders one."""
-    sub = order.subscription
-    assert sub is not None
-    ended = Subscription.objects.filter(pk=sub.pk, status=SubscriptionStatus.ACTIVE).update(
-        status=SubscriptionStatus.ENDED, ended_at=timezone.now()
-    )
-    if not ended:
+    if order.subscription_id is None:
         return
+    sub = (
+        Subscription.objects.select_related("organization")
+        .filter(pk=order.subscription_id, status=SubscriptionStatus.ACTIVE)
+        .first()
+    )
+    if sub is None:
+        return
+    sub.status, sub.ended_at = SubscriptionStatus.ENDED, timezone.now()
+    sub.save(update_fields=["status", "ended_at"])
     audit.record(
         "billing.subscription.end",
         actor=by,
@@ -438,6 +462,7 @@ def _end_unpaid_subscription(order: Order, org: Organization, *, by: Actor) -> N
         org_slug=org.slug,
         after={"reason": "renewal cancelled unpaid", "order": order.pk},
     )
+    subscription_changed(sub, "end")
     set_org_plan(org, plan_code="", by=by)
 
 

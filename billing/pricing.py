@@ -15,7 +15,7 @@ from core.actors import Actor, person
 from orgs.models import Sovereign
 
 from .models import AddOn, Plan, Price
-from .money import format_money, tax_of
+from .money import format_money, lines_tax
 
 MAX_ADDON_QUANTITY = 1000
 
@@ -129,7 +129,7 @@ def quote(
     for code, quantity in sorted((addons or {}).items()):
         result.lines.append(book.addon_line(code, quantity))
     result.subtotal_minor = sum(line.amount_minor for line in result.lines)
-    result.tax_minor = tax_of(result.subtotal_minor, book.tax_rate_bp)
+    result.tax_minor = lines_tax([line.amount_minor for line in result.lines], book.tax_rate_bp)
     result.total_minor = result.subtotal_minor + result.tax_minor
     return result
 

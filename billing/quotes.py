@@ -34,7 +34,7 @@ from .models import (
     Subscription,
     SubscriptionStatus,
 )
-from .money import format_money, tax_of
+from .money import format_money, lines_tax
 from .pricing import PriceBook, QuoteLine
 
 SALT = "billing.quote"
@@ -82,7 +82,7 @@ def build(
     by: Actor,
 ) -> Quote:
     subtotal = sum(line.amount_minor for line in lines)
-    tax = tax_of(subtotal, book.tax_rate_bp)
+    tax = lines_tax([line.amount_minor for line in lines], book.tax_rate_bp)
     total = subtotal + tax
     applied = min(max(credit_minor, 0), total)
     recurring_subtotal = sum(line.amount_minor for line in recurring)
@@ -101,7 +101,8 @@ def build(
         total_minor=total,
         credit_applied_minor=applied,
         due_now_minor=total - applied,
-        recurring_minor=recurring_subtotal + tax_of(recurring_subtotal, book.tax_rate_bp),
+        recurring_minor=recurring_subtotal
+        + lines_tax([line.amount_minor for line in recurring], book.tax_rate_bp),
         period_start=period[0],
         period_end=period[1],
     )
@@ -155,7 +156,8 @@ def for_new_organization(
 
 
 def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
-    """The credit balance and whether an order awaits payment, in one query."""
+    """The credit balance and whether a plan order awaits payment, in one query (a month's
+    usage invoice awaiting payment does not hold a plan change up)."""
     entries = (
         LedgerEntry.objects.filter(organization=OuterRef("pk"))
         .order_by()
@@ -165,7 +167,7 @@ def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
     )
     awaiting = Order.objects.filter(
         organization=OuterRef("pk"), status=OrderStatus.AWAITING_PAYMENT
-    )
+    ).exclude(kind=QuoteKind.USAGE)
     balance, waiting = (
         Organization.objects.filter(pk=org.pk)
         .annotate(balance=Coalesce(Subquery(entries), 0), waiting=Exists(awaiting))

@@ -233,6 +233,10 @@ def preview(code: str) -> Preview:
     if voucher is None or voucher.state() == VoucherState.REVOKED:
         return Preview(status="not_valid")
     status = "ended" if voucher.state() in ENDED_STATES else "valid"
+    if voucher.previewed_at is None:  # the funnel's "previewed": once, the first time
+        Voucher.objects.filter(pk=voucher.pk, previewed_at__isnull=True).update(
+            previewed_at=timezone.now()
+        )
     return Preview(
         status=status,
         code=voucher.code,

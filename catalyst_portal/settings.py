@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
@@ -537,6 +538,22 @@ DUNNING_SWEEP_SECONDS = env_int("DUNNING_SWEEP_SECONDS", 3600, minimum=10)
 CELERY_BEAT_SCHEDULE["billing-dunning"] = {
     "task": "billing.tasks.dunning_task",
     "schedule": DUNNING_SWEEP_SECONDS,
+}
+# --- BSS II: usage, the monthly billing run, invoices (issue 14) --------------------------------
+# Records per usage batch (POST /api/v1/usage, and per JetStream message).
+USAGE_BATCH_MAX = min(env_int("USAGE_BATCH_MAX", 1000, minimum=1), 1000)
+# The durable JetStream consumer `manage.py consume_usage` reads catalyst.usage.recorded with.
+USAGE_CONSUMER_NAME = env_str("USAGE_CONSUMER_NAME", "portal-usage")
+# The monthly run (Celery beat, the previous month): its day and hour, and whether its drafts are
+# issued at once (false: operators review and issue them in Console → BSS → Invoices).
+BILLING_RUN_DAY = env_int("BILLING_RUN_DAY", 1, minimum=1)
+BILLING_RUN_HOUR = env_int("BILLING_RUN_HOUR", 2, minimum=0)
+if BILLING_RUN_DAY > 28 or BILLING_RUN_HOUR > 23:
+    raise ImproperlyConfigured("BILLING_RUN_DAY is 1 to 28 and BILLING_RUN_HOUR 0 to 23.")
+BILLING_RUN_ISSUE = env_bool("BILLING_RUN_ISSUE", True)
+CELERY_BEAT_SCHEDULE["billing-monthly-run"] = {
+    "task": "billing.tasks.billing_run_task",
+    "schedule": crontab(minute=0, hour=BILLING_RUN_HOUR, day_of_month=BILLING_RUN_DAY),
 }
 # How long an archived Organization can be restored.
 ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)

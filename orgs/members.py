@@ -137,7 +137,7 @@ def _token_for(invitation: Invitation) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def _queue_mail(invitation: Invitation, *, by: Any, link_base: str, event: Any) -> None:
+def _queue_mail(invitation: Invitation, *, by: Actor, link_base: str, event: Any) -> None:
     """E-mail the link after the commit through the outbox (retried while the mail server is
     down); the row carries the invitation id and the portal's address, never the token."""
     outbox.enqueue(

@@ -189,8 +189,9 @@ def _session_expired(provider: CardProvider, event: ProviderEvent) -> str:
     payment.save(update_fields=["status", "updated_at"])
     order = payment.order
     still_open = order.payments.filter(status=PaymentStatus.OPEN).exists()
-    # a renewal stays due (dunning chases it); only an order the customer started lapses
-    lapses = order.kind != QuoteKind.RENEWAL
+    # a renewal or a month's usage stays due (dunning chases it); only an order the customer
+    # started lapses
+    lapses = order.kind not in (QuoteKind.RENEWAL, QuoteKind.USAGE)
     if order.status == OrderStatus.AWAITING_PAYMENT and not still_open and lapses:
         checkout.cancel_order(by=None, order=order, reason="card checkout expired unpaid")
         return f"cancelled order {order.pk}"
