@@ -233,6 +233,15 @@ if GITEA_URL and not GITEA_TOKEN:
 GIT_SYSTEM_OWNER = env_str("GIT_SYSTEM_OWNER", "system")
 GIT_CONFIG_REPO = env_str("GIT_CONFIG_REPO", "catalyst-config")
 GIT_CONFIG_BRANCH = env_str("GIT_CONFIG_BRANCH", "main")
+# Git is a surface too: the portal's own address (for the push webhooks it creates on Gitea),
+# their signing secret, and how often every Application's branch is read back (missed hooks).
+PORTAL_URL = env_url("PORTAL_URL", schemes=("http", "https"))
+GITEA_WEBHOOK_SECRET = env_str("GITEA_WEBHOOK_SECRET")
+GIT_RECONCILE_INTERVAL_SECONDS = env_int("GIT_RECONCILE_INTERVAL_SECONDS", 300, minimum=5)
+CELERY_BEAT_SCHEDULE["reconcile-git"] = {
+    "task": "marketplace.tasks.reconcile_git_task",
+    "schedule": GIT_RECONCILE_INTERVAL_SECONDS,
+}
 GIT_COMMITTER_NAME = env_str("GIT_COMMITTER_NAME", "Catalyst Portal")
 GIT_COMMITTER_EMAIL = env_str("GIT_COMMITTER_EMAIL", "portal@catalyst.local")
 FLUX_CRDS_DIR = Path(
@@ -367,6 +376,8 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 _NODE = BASE_DIR / "node_modules"
 STATICFILES_DIRS: list[tuple[str, Path] | Path] = [BASE_DIR / "static"]
+if (BASE_DIR / "build" / "static").is_dir():  # bundles made by `make assets` (the IaC editor)
+    STATICFILES_DIRS.append(BASE_DIR / "build" / "static")
 for _prefix, _dir in (
     ("vendor/htmx", _NODE / "htmx.org" / "dist"),
     ("vendor/htmx-ext-sse", _NODE / "htmx-ext-sse" / "dist"),

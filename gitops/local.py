@@ -24,7 +24,7 @@ from dulwich.objects import Blob, Commit
 from dulwich.objects import Tree as GitTree
 from dulwich.repo import Repo
 
-from .backend import Author, GitConflict, GitError, GitStorageError, Tree
+from .backend import Author, CommitInfo, GitConflict, GitError, GitStorageError, Tree
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _FILE_MODE = 0o100644
@@ -185,6 +185,14 @@ class LocalGitBackend:
             return obj.data if isinstance(obj, Blob) else None
 
     @_storage_errors
+    def head_commit(self, owner: str, repo: str, branch: str) -> CommitInfo | None:
+        with self._open(owner, repo) as r:
+            head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
+            if head is None:
+                return None
+            return commit_info(head.decode(), r[head].author, r[head].message)
+
+    @_storage_errors
     def commit(
         self,
         owner: str,
@@ -259,3 +267,9 @@ class LocalGitBackend:
             return any(entry.commit.id.decode() == ancestor for entry in walker)
         except KeyError:
             return False
+
+
+def commit_info(sha: str, author: bytes, message: bytes) -> CommitInfo:
+    name, _, email = author.decode("utf-8", "replace").rpartition(" <")
+    subject = message.decode("utf-8", "replace").strip().splitlines()
+    return CommitInfo(sha, name.strip(), email.rstrip(">").strip(), subject[0] if subject else "")

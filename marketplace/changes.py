@@ -27,13 +27,17 @@ from . import plans, schema_form, services, versions, when, wiring
 from .models import SIZES, Application, AppState, BlueprintVersion, Placement
 
 RELATED = ("blueprint_version__blueprint", "environment__organization")
+MAX_MESSAGE = 500  # a commit message given with a change
 CHANGEABLE = ["values", "size", "placement", "regions", "dependencies", "blueprint_version"]
 
 
 def _editable(app: Application) -> None:
+    from .gitsync import ensure_in_sync
+
     services.ensure_writable(app.environment)
     if app.state == AppState.UNINSTALLING:
         raise ConflictError({"state": "This Application is being uninstalled."})
+    ensure_in_sync(app)
 
 
 def _copy(app: Application, **changes: Any) -> Application:
@@ -49,7 +53,15 @@ def _differs(locked: Application, changed: Application, name: str) -> bool:
     return bool(getattr(locked, name) != getattr(changed, name))
 
 
-def _apply(*, by: Actor, app: Application, changed: Application, action: str) -> Application:
+def _apply(
+    *,
+    by: Actor,
+    app: Application,
+    changed: Application,
+    action: str,
+    message: str = "",
+    text: str = "",
+) -> Application:
     """Write the changed fields (if any) with the audit event and the outbox row."""
     with transaction.atomic():
         locked = Application.objects.select_for_update().select_related(*RELATED).get(pk=app.pk)
@@ -64,7 +76,12 @@ def _apply(*, by: Actor, app: Application, changed: Application, action: str) ->
         locked.state = AppState.PENDING
         locked.save(update_fields=[*fields, "state", "updated_at"])
         locked = Application.objects.select_related(*RELATED).get(pk=app.pk)
-        services.schedule_delivery(locked, by=by, action=action, before=before)
+        extra: dict[str, Any] = (
+            {"message": message.strip()[:MAX_MESSAGE]} if message.strip() else {}
+        )
+        if text:  # the editor's own text of values.yaml: committed as written
+            extra["values_yaml"] = text
+        services.schedule_delivery(locked, by=by, action=action, before=before, extra=extra)
     return locked
 
 
@@ -81,10 +98,23 @@ def with_values(app: Application, values: dict[str, Any], size: str | None = Non
 
 
 def update_values(
-    *, by: Actor, app: Application, values: dict[str, Any], size: str | None = None
+    *,
+    by: Actor,
+    app: Application,
+    values: dict[str, Any],
+    size: str | None = None,
+    message: str = "",
+    text: str = "",
 ) -> Application:
+    """New values (the form, the API or the editor); `message` becomes the commit's subject and
+    `text` (the editor's values.yaml, saying the same as `values`) is the file committed."""
     return _apply(
-        by=by, app=app, changed=with_values(app, values, size), action="applications.update"
+        by=by,
+        app=app,
+        changed=with_values(app, values, size),
+        action="applications.update",
+        message=message,
+        text=text,
     )
 
 

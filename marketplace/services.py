@@ -19,6 +19,7 @@ from core.errors import ConflictError
 from core.models import OutboxItem
 from gitops import delivery, events
 from gitops import status as gitops_status
+from gitops.backend import GitDrift
 from gitops.flux import register_handler
 from gitops.sync import sync
 from orgs import services as org_services
@@ -49,7 +50,13 @@ def ensure_writable(env: Environment) -> None:
 
 
 def schedule_delivery(
-    app: Application, *, by: Actor, action: str, before: dict[str, Any] | None
+    app: Application,
+    *,
+    by: Actor,
+    action: str,
+    before: dict[str, Any] | None,
+    actor_repr: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> OutboxItem:
     event = audit.record(
         action,
@@ -57,7 +64,8 @@ def schedule_delivery(
         target=app,
         org_slug=app.environment.organization.slug,
         before=before,
-        after=snapshot(app),
+        after={**snapshot(app), **(extra or {})},
+        actor_repr=actor_repr,
     )
     item = outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
     for dependant in _dependants_of(app):  # their wiring reads this app's outputs: re-render
@@ -296,13 +304,50 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
     author = delivery.author_for(item.actor)
     message = delivery.commit_message(item, f"application {app.environment.name}/{app.name}")
 
+    held: list[str] = []
+    uninstalling = app.state == AppState.UNINSTALLING
+    enforced = not uninstalling and not app.environment.organization.is_writable
+
     def run() -> str | None:
-        app_desired, config_desired = manifests.trees(app)
-        head = sync(app_desired, author=author, message=message).head
-        sync(config_desired, author=author, message=message)
-        return head
+        from . import gitsync
+
+        if enforced:  # suspended or archived: scaled to zero whatever Git holds (kept as is)
+            result = sync(
+                gitsync.desired_for_delivery(app, enforce=True), author=author, message=message
+            )
+            held.append("enforced")
+            sync(manifests.config_tree(app), author=author, message=message)
+            return result.head
+        if not uninstalling and gitsync.state_of(app).blocked:
+            held.append("blocked")  # Git holds a change not taken in: write nothing
+            return app.last_commit_sha or None
+        written = (item.audit_event.after or {}).get("values_yaml") if item.audit_event else None
+        app_desired = gitsync.desired_for_delivery(app, written)
+        try:
+            result = sync(app_desired, author=author, message=message)
+        except GitDrift:  # someone pushed since the portal last looked: read that back first
+            held.append("drift")
+            return app.last_commit_sha or None
+        gitsync.delivered(app, result.head, result.blobs)
+        sync(manifests.config_tree(app), author=author, message=message)
+        return result.head
 
     head = delivery.deliver(app, run)
+    if held == ["enforced"]:  # committed; then what Git holds is read back as usual
+        from . import gitsync
+
+        gitsync.read_back(app)
+        held.clear()
+    if held:  # nothing committed: Git's change is adopted (a new delivery follows) or shown
+        from . import gitsync
+
+        Application.objects.filter(pk=app.pk, state=AppState.COMMITTING).update(
+            state=AppState.PENDING
+        )
+        if held == ["drift"]:
+            gitsync.read_back(app)
+        transaction.on_commit(lambda: _refresh_status(app.pk))
+        return None
     if head:  # on the Application's timeline: which commit delivered which action
         audit.record(
             "applications.commit",
@@ -343,6 +388,11 @@ def _organization_lifecycle_changed(*, org: Organization, by: Actor, event: Any)
 
 
 def connect() -> None:
-    """Called from MarketplaceConfig.ready(): follow Flux and Organization lifecycle changes."""
+    """Called from MarketplaceConfig.ready(): follow Flux and Organization lifecycle changes, Git
+    pushes and promotions."""
+    from . import gitsync, promotion
+
     register_handler(on_flux_changes)
     org_services.on_lifecycle_changed(_organization_lifecycle_changed)
+    gitsync.connect()
+    promotion.connect()

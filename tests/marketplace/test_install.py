@@ -43,7 +43,7 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
     )
     root = "clusters/hz-fsn-rtz-prod/applications/blog/"
     assert sorted(files("acme", "blog", "main")) == sorted(
-        ["README.md"]
+        ["README.md", "values.yaml"]  # the configuration, which people may edit and push
         + [
             root + f
             for f in (
