@@ -61,7 +61,9 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def short(value: Any) -> str:
     """A scalar as YAML writes it inline (`null`, `true`, `'3'`), a list or map in flow style."""
-    text = yaml.dump(value, Dumper=Dumper, default_flow_style=True, width=10_000, allow_unicode=True)
+    text = yaml.dump(
+        value, Dumper=Dumper, default_flow_style=True, width=10_000, allow_unicode=True
+    )
     return text.removesuffix("\n...\n").strip()
 
 

@@ -252,7 +252,9 @@ def install(request: HttpRequest, name: str) -> HttpResponse:
         }
     )
     schema_form = SchemaForm(data, schema=version.config_schema, app_choices=_app_choices(env))
-    if request.method == "POST" and install_form.is_valid() and schema_form.is_valid():
+    # both forms are checked in the same pass: every problem is reported in the first round
+    valid = all([install_form.is_valid(), schema_form.is_valid()]) if data is not None else False
+    if valid:
         try:
             plan = services.make_plan(
                 by=request.user,

@@ -49,3 +49,26 @@ def recent_events(org_slug: str, count: int = 5) -> list[Any]:
     """{% recent_events org.slug 5 as events %}: the latest audit events of an Organization
     (check `audit.read` before showing them)."""
     return list(AuditEvent.objects.for_org(org_slug).select_related("actor")[:count])
+
+
+@register.simple_tag
+def form_problems(*forms: Any) -> list[dict[str, str]]:
+    """Every error of these forms once, in page order: [{"id": field id or "", "message"}] for
+    the GOV.UK error summary (non-field errors first, they link nowhere)."""
+    problems: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(field_id: str, message: str) -> None:
+        if (field_id, message) not in seen:
+            seen.add((field_id, message))
+            problems.append({"id": field_id, "message": message})
+
+    bound = [f for f in forms if f and getattr(f, "errors", None)]
+    for form in bound:
+        for message in form.non_field_errors():
+            add("", str(message))
+    for form in bound:
+        for field in form:
+            for message in field.errors:
+                add(field.id_for_label or field.auto_id, str(message))
+    return problems

@@ -32,7 +32,9 @@ STATE_ORDER = [
 
 
 @register.simple_tag(takes_context=True)
-def applications_in(context: dict[str, Any], place: Organization | Environment) -> list[Application]:
+def applications_in(
+    context: dict[str, Any], place: Organization | Environment
+) -> list[Application]:
     """{% applications_in env as apps %}: the Applications the user may read there (one query)."""
     qs = Application.objects.select_related("blueprint_version__blueprint", "environment")
     if isinstance(place, Environment):

@@ -107,7 +107,7 @@ def test_ui_catalog_form_plan_preview_install(catalog, cast, client_for, on_comm
     bad = client.post(
         "/marketplace/bp-gitea/install/?version=1.22.0", {**data, "domain": "not a domain"}
     )
-    assert bad.status_code == 400 and b"Enter a value in the expected format." in bad.content
+    assert bad.status_code == 400 and b"Enter a domain like app.example.com." in bad.content
     response = client.post("/marketplace/bp-gitea/install/?version=1.22.0", data)
     assert response.status_code == 302
     plan_url = response["Location"]
