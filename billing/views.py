@@ -71,7 +71,7 @@ def redeem(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {
         "state": preview.status,
         "preview": preview,
-        "form": RedeemEntryForm(),
+        "form": RedeemEntryForm(initial={"code": code}),  # what was typed stays in the field
     }
     if preview.status == "not_valid":
         return render(request, "billing/redeem.html", context, status=404)
