@@ -11,9 +11,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from core import confirm
 from core.forms import apply_errors
 from core.models import AuditEvent
 from core.views import audit_response
@@ -222,15 +224,19 @@ def _confirmed(spec: Confirmed) -> Callable[[HttpRequest, str], HttpResponse]:
                     )
                     messages.success(request, done)
                     return redirect("orgs:detail", slug=org.slug)
-        context = {
-            "org": org,
-            "form": form,
-            "verb": spec.verb,
-            "danger": spec.danger,
-            "error": error,
-            "consequence": spec.consequence.format(days=settings.ORG_RESTORE_DAYS),
-        }
-        return render(request, "orgs/organization_confirm.html", context, status=status)
+        return confirm.page(
+            request,
+            title=f"{spec.verb} {org.display_name}",
+            consequence=spec.consequence.format(days=settings.ORG_RESTORE_DAYS),
+            button=f"{spec.verb} {org.slug}",
+            cancel_url=reverse("orgs:detail", args=[org.slug]),
+            crumbs=[(org.display_name, reverse("orgs:detail", args=[org.slug]))],
+            form=form,
+            expected=org.slug,
+            danger=spec.danger,
+            error=error,
+            status=status,
+        )
 
     return view
 

@@ -161,6 +161,7 @@ CASES: list[Case] = [
         "POST",
         "/bss/vouchers/{voucher}/revoke/",
         operators(302),
+        {"confirm": "{voucher_code}"},
         setup=BILLING,
     ),
     Case(

@@ -113,7 +113,6 @@ def test_organization_actions_end_with_a_success_message(
     assert done.status_code == 200 and expected in _text(done)
 
 
-@NOT_YET
 def test_revoking_a_voucher_asks_for_its_code(cast, client_for):
     voucher = vouchers.issue_vouchers(
         by=None, terms=vouchers.VoucherTerms(credit_minor=5000), code="SPRING-2026-XYZ"
@@ -131,7 +130,6 @@ def test_revoking_a_voucher_asks_for_its_code(cast, client_for):
     assert "Voucher SPRING-2026-XYZ revoked" in _text(done)
 
 
-@NOT_YET
 def test_removing_a_member_and_revoking_an_invitation_ask_first(cast, client_for):
     client = client_for(cast["owner"])
     page = client.get(f"/orgs/acme/members/{cast['viewer'].pk}/remove/")
