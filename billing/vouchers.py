@@ -17,7 +17,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Replace
 from django.utils import timezone
 
-from core import audit, outbox
+from core import audit, links, outbox
 from core.errors import ConflictError
 from orgs.models import Organization, Sovereign
 
@@ -96,7 +96,9 @@ def code_problem(code: str) -> str | None:
 
 def redeem_link(code: str) -> str:
     sovereign = Sovereign.current()
-    return f"https://marketplace.{sovereign.fqdn}/redeem/?code={code}"
+    return links.marketplace_url(
+        f"/redeem/?code={code}", fallback=f"https://marketplace.{sovereign.fqdn}"
+    )
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,9 @@ class Shell:
         from orgs.models import Environment
 
         return (
-            Environment.objects.filter(name=env).values_list("organization__slug", flat=True).first()
+            Environment.objects.filter(name=env)
+            .values_list("organization__slug", flat=True)
+            .first()
             or ""
         )
 

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core import confirm
+from core import confirm, links
 from core.errors import ConflictError
 from rbac import access
 from rbac.models import UserAccess
@@ -28,7 +28,7 @@ def _org(request: HttpRequest, slug: str, action: str) -> Organization:
 
 
 def _link_base(request: HttpRequest) -> str:
-    return request.build_absolute_uri("/")
+    return links.portal_url("/", fallback=request.build_absolute_uri("/"))
 
 
 def _page(

@@ -16,7 +16,6 @@ from orgs.models import Invitation, Organization
 from tests.marketplace.conftest import GITEA_INSTALL_FORM
 
 pytestmark = pytest.mark.django_db
-NOT_YET = pytest.mark.xfail(strict=True, reason="issue 15: not fixed yet")
 
 GITEA = GITEA_INSTALL_FORM
 
@@ -197,7 +196,6 @@ def test_values_are_shown_as_yaml(catalog, cast, acme_prod, client_for, on_commi
     assert "domain: blog.acme.test" in html and "{&#x27;domain&#x27;" not in html
 
 
-@NOT_YET
 def test_audit_changes_are_a_field_diff(cast, client_for, on_commit):
     with on_commit():
         client_for(cast["owner"]).post("/orgs/acme/edit/", {"display_name": "Acme Ltd"})
@@ -211,7 +209,6 @@ def test_audit_changes_are_a_field_diff(cast, client_for, on_commit):
 # --- settings and first run --------------------------------------------------------------------
 
 
-@NOT_YET
 def test_voucher_and_invitation_links_use_the_public_urls(cast, client_for, settings):
     settings.PORTAL_PUBLIC_URL = "https://console.acme-sovereign.example"
     settings.MARKETPLACE_URL = "https://shop.acme-sovereign.example"
@@ -228,7 +225,6 @@ def test_embedded_mode_says_no_cluster_is_connected(cast, client_for):
     assert "No cluster is connected" in text
 
 
-@NOT_YET
 def test_invitation_landing_names_inviter_tier_and_scope(cast, client_for):
     client_for(cast["owner"]).post(
         "/orgs/acme/members/invite/",
