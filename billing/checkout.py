@@ -415,8 +415,28 @@ def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
             org_slug=org.slug,
             after={"reason": reason, "credit_returned_minor": locked.credit_applied_minor},
         )
+        if locked.kind == QuoteKind.RENEWAL:
+            _end_unpaid_subscription(locked, org, by=by)
         _resume_if_settled(org)
     return locked
+
+
+def _end_unpaid_subscription(order: Order, org: Organization, *, by: Any) -> None:
+    """Cancelling a renewal declines the period it would pay for: the subscription ends now
+    (the service is not given away), and the Organization has no plan until it orders one."""
+    ended = Subscription.objects.filter(
+        pk=order.subscription_id, status=SubscriptionStatus.ACTIVE
+    ).update(status=SubscriptionStatus.ENDED, ended_at=timezone.now())
+    if not ended:
+        return
+    audit.record(
+        "billing.subscription.end",
+        actor=by,
+        target=order.subscription,
+        org_slug=org.slug,
+        after={"reason": "renewal cancelled unpaid", "order": order.pk},
+    )
+    set_org_plan(org, plan_code="", by=by)
 
 
 def issue_credit_note(

@@ -30,6 +30,7 @@ from ..models import (
     Payment,
     PaymentCustomer,
     PaymentStatus,
+    QuoteKind,
 )
 from ..models import ProviderEvent as EventRow
 from . import NOT_AVAILABLE, CardProvider, PaymentError, ProviderEvent, card_provider
@@ -187,7 +188,9 @@ def _session_expired(provider: CardProvider, event: ProviderEvent) -> str:
     payment.save(update_fields=["status", "updated_at"])
     order = payment.order
     still_open = order.payments.filter(status=PaymentStatus.OPEN).exists()
-    if order.status == OrderStatus.AWAITING_PAYMENT and not still_open:
+    # a renewal stays due (dunning chases it); only an order the customer started lapses
+    lapses = order.kind != QuoteKind.RENEWAL
+    if order.status == OrderStatus.AWAITING_PAYMENT and not still_open and lapses:
         checkout.cancel_order(by=None, order=order, reason="card checkout expired unpaid")
         return f"cancelled order {order.pk}"
     return "expired"

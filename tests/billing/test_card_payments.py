@@ -283,3 +283,35 @@ def test_without_a_provider_checkout_offers_invoice_payment(cast, client_for):
     assert (
         Client().post(WEBHOOK, json.dumps({}), content_type="application/json").status_code == 404
     )
+
+
+def test_an_expired_card_checkout_leaves_a_renewal_due(cast, client_for, stripe_api, on_commit):
+    """Only an order the customer started lapses with its checkout; a renewal stays due (dunning
+    chases it) instead of being voided while the service goes on."""
+    from billing import subscriptions
+    from tests.billing.helpers import order_plan
+
+    ledger.append(org=cast["acme"], amount_minor=15_750, reason="test")
+    order_plan(by=cast["owner"], org=cast["acme"], plan_code="s")
+    sub = Subscription.objects.get(organization=cast["acme"], status="active")
+    with on_commit():
+        renewal = subscriptions.advance(sub_id=sub.pk, now=sub.period_end + timedelta(seconds=1))
+    assert renewal.status == "awaiting_payment"
+    client = client_for(cast["owner"])
+    redirect = client.post(f"/billing/acme/orders/{renewal.pk}/card/")
+    payment = Payment.objects.get(order=renewal)
+    assert redirect.status_code == 302 and redirect["Location"] == payment.url
+    with on_commit():
+        response = post_event(
+            *stripe_api.event(
+                "checkout.session.expired",
+                {**stripe_api.sessions[payment.external_id], "status": "expired"},
+            )
+        )
+    assert response.status_code == 200 and response.json()["outcome"] == "expired"
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+    payment.refresh_from_db()
+    assert payment.status == "expired"
+    assert renewal.status == "awaiting_payment" and renewal.invoice.status == "issued"
+    assert sub.status == "active" and Organization.objects.get(slug="acme").plan_code == "s"

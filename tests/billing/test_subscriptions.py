@@ -176,3 +176,29 @@ def test_application_extras_are_priced_in_every_period(cast, monkeypatch):
     # globex has no Applications: its quote has the plan only
     other = quotes.for_plan_change(by=cast["member_b"], org=cast["globex"], plan_code="s")
     assert [line["code"] for line in other.lines] == ["s"]
+
+
+def test_cancelling_an_unpaid_renewal_ends_the_subscription(cast, client_for, on_commit):
+    """Found by the property test: a downgrade took effect at renewal, the customer cancelled the
+    unpaid renewal, and the subscription stayed on the new plan that nobody had paid for."""
+    sub = on_plan(cast, "l", 57_750)  # nothing left for the renewal
+    client = client_for(cast["owner"])
+    through_quote(client, client.post("/billing/acme/plan/", {"plan": "s"}))
+    ledger.append(org=cast["acme"], amount_minor=4_000, reason="test")
+    with on_commit():
+        renewal = subscriptions.advance(sub_id=sub.pk, now=sub.period_end + timedelta(seconds=1))
+    assert renewal.status == "awaiting_payment" and renewal.credit_applied_minor == 4_000
+    assert Subscription.objects.get(pk=sub.pk).plan_code == "s"
+    url = f"/billing/acme/orders/{renewal.pk}/cancel/"
+    assert client_for(cast["viewer"]).post(url).status_code == 403
+    assert Order.objects.get(pk=renewal.pk).status == "awaiting_payment"
+    with on_commit():
+        assert client.post(url).status_code == 302
+    renewal.refresh_from_db()
+    sub.refresh_from_db()
+    assert renewal.status == "cancelled" and renewal.invoice.status == "void"
+    assert sub.status == "ended" and sub.ended_at is not None
+    assert Organization.objects.get(slug="acme").plan_code == ""
+    assert ledger.balance(cast["acme"]) == 4_000  # the credit it held came back
+    ended = AuditEvent.objects.get(org_slug="acme", action="billing.subscription.end")
+    assert ended.actor == cast["owner"] and ended.after["order"] == renewal.pk
