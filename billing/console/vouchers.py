@@ -29,13 +29,6 @@ from rbac import access
 from . import require
 
 
-@login_required
-@require_GET
-def index(request: HttpRequest) -> HttpResponse:
-    require(request, "vouchers.read")
-    return redirect("billing:vouchers")
-
-
 def _filtered_vouchers(request: HttpRequest) -> tuple[Any, str, str]:
     state = request.GET.get("state", "")
     query = (request.GET.get("q") or "").strip()
