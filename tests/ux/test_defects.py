@@ -239,3 +239,15 @@ def test_invitation_landing_names_inviter_tier_and_scope(cast, client_for):
     text = _text(client_for(cast["outsider"]).get(f"/invitations/{token}/"))
     assert "owner invited outsider@example.test" in text
     assert "viewer" in text and "acme-dev" in text
+
+
+def test_install_here_carries_the_environment_to_the_install_form(catalog, cast, client_for):
+    client = client_for(cast["admin"])
+    catalog_page = client.get("/marketplace/", {"environment": "acme-dev"}).content.decode()
+    assert "Installing into" in catalog_page
+    assert 'href="/marketplace/bp-gitea/?environment=acme-dev"' in catalog_page
+    detail = client.get("/marketplace/bp-gitea/", {"environment": "acme-dev"}).content.decode()
+    link = re.search(r'href="(/marketplace/bp-gitea/install/[^"]+)"', detail)[1]
+    assert "environment=acme-dev" in link
+    form = client.get(link.replace("&amp;", "&")).content.decode()
+    assert re.search(r'<option value="acme-dev" selected>', form)
