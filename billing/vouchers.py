@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -12,10 +13,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Replace
 from django.utils import timezone
 
-from core import audit, outbox
+from core import audit, links, outbox
 from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs.models import Organization, Sovereign
@@ -53,8 +55,28 @@ class VoucherEnded(ValidationError):
         super().__init__({"code": ENDED_MESSAGE}, code="ended")
 
 
+DASHES = re.compile(r"[\s\-\u2010-\u2015\u2212_]+")
+
+
 def normalize(code: str) -> str:
-    return (code or "").strip().upper()
+    """A code as typed → its canonical form: upper case, spaces and any dash (en dash, minus, a
+    run of them) become one `-`, none at the ends. `spring 2026–xyz` → `SPRING-2026-XYZ`."""
+    return DASHES.sub("-", (code or "").strip().upper()).strip("-")
+
+
+def find(qs: Any, code: str) -> Voucher | None:
+    """The voucher for a normalised code; a code grouped differently from the stored one
+    (`VCH-ABCD-EFGH-JKMN` for `VCH-ABCDEFGHJKMN`) is found by comparing without dashes."""
+    found = qs.filter(code=code).first()
+    if found is None and code:
+        compact = Replace("code", Value("-"), Value(""))
+        found = (
+            qs.annotate(compact=compact)
+            .filter(compact=code.replace("-", ""))
+            .order_by("pk")
+            .first()
+        )
+    return found
 
 
 def generate_code() -> str:
@@ -75,7 +97,9 @@ def code_problem(code: str) -> str | None:
 
 def redeem_link(code: str) -> str:
     sovereign = Sovereign.current()
-    return f"https://marketplace.{sovereign.fqdn}/redeem/?code={code}"
+    return links.marketplace_url(
+        f"/redeem/?code={code}", fallback=f"https://marketplace.{sovereign.fqdn}"
+    )
 
 
 @dataclass(frozen=True)
@@ -227,9 +251,7 @@ class Preview:
 def preview(code: str) -> Preview:
     """What a customer may see about `code`; unknown and revoked look the same."""
     code = normalize(code)
-    voucher = (
-        Voucher.objects.filter(code=code).first() if 0 < len(code) <= MAX_CODE_LENGTH else None
-    )
+    voucher = find(Voucher.objects, code) if 0 < len(code) <= MAX_CODE_LENGTH else None
     if voucher is None or voucher.state() == VoucherState.REVOKED:
         return Preview(status="not_valid")
     status = "ended" if voucher.state() in ENDED_STATES else "valid"
@@ -252,7 +274,7 @@ def redeem_voucher(*, code: str, org: Organization, by: Actor) -> Redemption:
     code = normalize(code)
     try:
         with transaction.atomic():
-            voucher = Voucher.objects.select_for_update().filter(code=code).first()
+            voucher = find(Voucher.objects.select_for_update(), code)
             _check_redeemable(voucher, org)
             assert voucher is not None
             redemption = Redemption.objects.create(

@@ -401,6 +401,11 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Catalyst Portal <noreply@catalyst.local>")
 
+# --- Public addresses of links the portal sends (e-mails, payment returns) --------------------
+# Unset: invitation links use the request's host, voucher links https://marketplace.<fqdn>/.
+PORTAL_PUBLIC_URL = env_url("PORTAL_PUBLIC_URL", schemes=("https", "http"))
+MARKETPLACE_URL = env_url("MARKETPLACE_URL", schemes=("https", "http"))
+
 # --- RBAC: members and invitations (issue 3) --------------------------------------------------
 # How long an invitation link works; the management Organization whose owners may give members of
 # internal Organizations access to customer Organizations ("" = the oldest internal Organization).
