@@ -327,7 +327,7 @@ class SchemaForm(forms.Form):
         cleaned = super().clean() or {}
         values: dict[str, Any] = {}
         for name, prop in self.props.items():
-            if name not in self.fields or name in self._errors:
+            if name not in self.fields or name in self.errors:
                 continue
             value = _to_json(prop, cleaned.get(name))
             if value is not None:
@@ -347,7 +347,7 @@ class SchemaForm(forms.Form):
                 parts.pop()
             name = SEP.join(parts)
             field = name if name in self.fields else None
-            if field is not None and field in self._errors:
+            if field is not None and field in self.errors:
                 continue  # the form already said what is wrong with this field
             known = self.non_field_errors() if field is None else []
             fresh = [m for m in dict.fromkeys(found) if m not in known]
