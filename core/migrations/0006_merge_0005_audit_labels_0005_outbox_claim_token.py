@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0005_audit_labels'),
-        ('core', '0005_outbox_claim_token'),
+        ("core", "0005_audit_labels"),
+        ("core", "0005_outbox_claim_token"),
     ]
 
-    operations = [
-    ]
+    operations = []

@@ -4,12 +4,10 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketplace', '0004_catalog_source_revision'),
-        ('marketplace', '0004_rerender_flux_names'),
-        ('marketplace', '0005_promotions'),
+        ("marketplace", "0004_catalog_source_revision"),
+        ("marketplace", "0004_rerender_flux_names"),
+        ("marketplace", "0005_promotions"),
     ]
 
-    operations = [
-    ]
+    operations = []
