@@ -10,6 +10,7 @@ from orgs import views as org_views
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
     path("hooks/gitea/", git_hooks.gitea_webhook, name="gitea-webhook"),
     path("", include("accounts.urls")),
     path("audit/", org_views.global_audit, name="audit"),
@@ -26,3 +27,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("api/v1/", include("billing.api_urls")),
 ]
+
+handler500 = "core.views.server_error"

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from . import context
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -100,3 +100,37 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = context.current().request_id or "-"
         return True
+
+
+class ProbeMiddleware:
+    """First in the chain: /healthz and /readyz answer before sessions, host checks and HTTPS
+    redirects. A kubelet probes the pod's IP over plain HTTP without cookies, and liveness must
+    not depend on the database a session lives in."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        from . import views
+
+        self.get_response = get_response
+        self.probes = {"/healthz": views.healthz, "/readyz": views.readyz}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = self.probes.get(request.path_info)
+        return probe(request) if probe is not None else self.get_response(request)
+
+
+class UnavailableMiddleware:
+    """A view that fails because the database is down answers 503 with Retry-After (failures in
+    middleware reach `core.views.server_error`, which answers the same)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from . import health
+
+        if health.is_unavailable(exception):
+            return health.unavailable_response(request, exception)
+        return None

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.errors import DeliveryError
 
-class GitError(Exception):
+
+class GitError(DeliveryError):
     """The Git server could not do what was asked; retrying later may succeed."""
+
+
+class GitStorageError(GitError):
+    """The local Git storage cannot be used (permissions, a missing or read-only volume): an
+    operator must act, so it is logged as an error — one line, no traceback."""
+
+    log_level = logging.ERROR
 
 
 class GitConflict(GitError):
@@ -98,6 +108,10 @@ def blob_sha(content: bytes) -> str:
 
 
 class GitBackend(Protocol):
+    def ping(self) -> None:
+        """Raise GitError unless the Git server can be used (readiness)."""
+        ...
+
     def ensure_org(self, owner: str, *, description: str = "") -> None: ...
 
     def ensure_repo(
@@ -116,8 +130,13 @@ class GitBackend(Protocol):
 
     def read_file(self, owner: str, repo: str, branch: str, path: str) -> bytes | None: ...
 
+    def head(self, owner: str, repo: str, branch: str) -> str | None:
+        """The branch's head commit; None when the repo or the branch does not exist."""
+        ...
+
     def head_commit(self, owner: str, repo: str, branch: str) -> CommitInfo | None:
-        """The branch's head commit; None when the branch does not exist."""
+        """The branch's head commit with its author and message; None when the branch does not
+        exist."""
         ...
 
     def commit(

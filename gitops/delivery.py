@@ -34,21 +34,34 @@ def commit_message(item: OutboxItem, subject: str) -> str:
     return f"{event.action}: {subject}\n\n{trailer}"
 
 
-def deliver(obj: models.Model, run: Callable[[], str | None]) -> str | None:
-    """Run a delivery; record the commit on `obj`, or the error and "retrying" before re-raising."""
-    model = type(obj)
+def deliver(
+    obj: models.Model,
+    run: Callable[[], str | None],
+    *,
+    along: models.QuerySet[Any] | None = None,
+) -> str | None:
+    """Run a delivery; record the commit on `obj`, or the error and "retrying" before re-raising.
+
+    `along`: objects whose files the same commit carries (an Organization's Environments): they
+    get the same state and commit id."""
+    targets = [type(obj)._default_manager.filter(pk=obj.pk)]
+    if along is not None:
+        targets.append(along)
     try:
         head = run()
     except Exception as exc:
-        model._default_manager.filter(pk=obj.pk).update(
-            delivery_state=DeliveryState.RETRYING,
-            delivery_error=f"{type(exc).__name__}: {exc}"[:2000],
-        )
+        for qs in targets:
+            qs.update(
+                delivery_state=DeliveryState.RETRYING,
+                delivery_error=f"{type(exc).__name__}: {exc}"[:2000],
+            )
         raise
-    model._default_manager.filter(pk=obj.pk).update(
-        delivery_state=DeliveryState.DELIVERED,
-        delivery_error="",
-        last_commit_sha=head or "",
-        delivered_at=timezone.now(),
-    )
+    now = timezone.now()
+    for qs in targets:
+        qs.update(
+            delivery_state=DeliveryState.DELIVERED,
+            delivery_error="",
+            last_commit_sha=head or "",
+            delivered_at=now,
+        )
     return head

@@ -116,6 +116,9 @@ class GiteaBackend:
             raise self._fail(response, "report its version")
         return str(response.json().get("version", ""))
 
+    def ping(self) -> None:
+        self.version()
+
     def ensure_org(self, owner: str, *, description: str = "") -> None:
         if (owner,) in self._known:
             return
@@ -264,6 +267,14 @@ class GiteaBackend:
         return self.get_pull(owner, repo, number).merge_sha
 
     # -- reading ----------------------------------------------------------------------------
+
+    def head(self, owner: str, repo: str, branch: str) -> str | None:
+        response = self._call("GET", f"/repos/{_q(owner)}/{_q(repo)}/branches/{_q(branch)}")
+        if response.status_code == 200:
+            return str(response.json()["commit"]["id"])
+        if response.status_code == 404:  # no such branch, or no such repo
+            return None
+        raise self._fail(response, f"read branch {branch} of {owner}/{repo}")
 
     def _head(self, owner: str, repo: str, branch: str) -> str | None:
         """The branch's head sha; None when the branch does not exist (GitError if the repo doesn't)."""

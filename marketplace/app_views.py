@@ -20,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from core import pagination
 from rbac import access
 
 from . import changes, previews, promotion, runtime, services
@@ -43,7 +44,8 @@ def app_list(request: HttpRequest) -> HttpResponse:
     apps = access.visible(
         request.user, Application.objects.select_related(*APP_RELATED), "applications.read"
     )
-    return render(request, "marketplace/app_list.html", {"apps": apps})
+    page = pagination.paginate_request(request, apps, order=("environment__name", "name", "pk"))
+    return render(request, "marketplace/app_list.html", {"apps": page, "page": page})
 
 
 @login_required

@@ -19,6 +19,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.actors import Actor
 from core.errors import ConflictError
 from core.models import AuditEvent
 
@@ -54,7 +55,7 @@ def _differs(locked: Application, changed: Application, name: str) -> bool:
 
 def _apply(
     *,
-    by: Any,
+    by: Actor,
     app: Application,
     changed: Application,
     action: str,
@@ -98,7 +99,7 @@ def with_values(app: Application, values: dict[str, Any], size: str | None = Non
 
 def update_values(
     *,
-    by: Any,
+    by: Actor,
     app: Application,
     values: dict[str, Any],
     size: str | None = None,
@@ -124,7 +125,7 @@ def with_size(app: Application, size: str) -> Application:
     return _copy(app, size=size)
 
 
-def resize(*, by: Any, app: Application, size: str) -> Application:
+def resize(*, by: Actor, app: Application, size: str) -> Application:
     return _apply(by=by, app=app, changed=with_size(app, size), action="applications.resize")
 
 
@@ -145,7 +146,7 @@ def with_placement(app: Application, placement: str, regions: list[str]) -> Appl
 
 
 def change_placement(
-    *, by: Any, app: Application, placement: str, regions: list[str]
+    *, by: Actor, app: Application, placement: str, regions: list[str]
 ) -> Application:
     changed = with_placement(app, placement, regions)
     return _apply(by=by, app=app, changed=changed, action="applications.placement")
@@ -165,7 +166,7 @@ def with_switchover(app: Application, region: str) -> Application:
     return _copy(app, regions=[region, *[r for r in app.regions if r != region]])
 
 
-def switchover(*, by: Any, app: Application, region: str) -> Application:
+def switchover(*, by: Actor, app: Application, region: str) -> Application:
     changed = with_switchover(app, region)
     return _apply(by=by, app=app, changed=changed, action="applications.switchover")
 
@@ -283,7 +284,7 @@ def with_version(app: Application, version: str) -> Application:
     return _copy(app, blueprint_version=target, values=values)
 
 
-def upgrade(*, by: Any, app: Application, version: str) -> Application:
+def upgrade(*, by: Actor, app: Application, version: str) -> Application:
     """Move to another version the Blueprint allows: an upgrade, or a downgrade it permits."""
     changed = with_version(app, version)
     older = versions.SortKey(version) < versions.SortKey(app.version)
@@ -375,7 +376,7 @@ def with_rollback(app: Application, number: int) -> tuple[Application, Revision]
     return changed, revision
 
 
-def rollback(*, by: Any, app: Application, revision: int) -> Application:
+def rollback(*, by: Actor, app: Application, revision: int) -> Application:
     """A new commit restoring the files of an earlier revision, audited as a rollback."""
     changed, _found = with_rollback(app, revision)
     return _apply(by=by, app=app, changed=changed, action="applications.rollback")
@@ -410,7 +411,7 @@ def unused_dependencies(app: Application) -> list[Application]:
 
 
 def uninstall(
-    *, by: Any, app: Application, remove_dependencies: Iterable[str] = ()
+    *, by: Actor, app: Application, remove_dependencies: Iterable[str] = ()
 ) -> list[Application]:
     """Uninstall `app`, and with it the chosen dependencies nothing else uses (one transaction,
     each audited); refused while other Applications depend on it."""

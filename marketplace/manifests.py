@@ -215,6 +215,10 @@ def _helm_release(
         "spec": {
             "interval": "10m",
             "releaseName": app.name,
+            # helm-controller installs as the tenant, into and recording in its namespace only
+            "serviceAccountName": naming.tenant_service_account(app.environment.organization.slug),
+            "targetNamespace": app.environment.name,
+            "storageNamespace": app.environment.name,
             "chart": {
                 "spec": {
                     "chart": chart["name"],
@@ -250,7 +254,7 @@ def _external_secret(
     docs: list[dict[str, Any]] = []
     data_from = []
     for path in paths:
-        generator = f"{app.name}-{secret_key(path)}"[:63].rstrip("-")
+        generator = naming.generator_name(app.name, secret_key(path))
         docs.append(
             {
                 "apiVersion": "generators.external-secrets.io/v1alpha1",
@@ -435,8 +439,8 @@ def repo_url(org_slug: str, repo: str, sovereign: Sovereign) -> str:
 
 
 def flux_name(app: Application, cluster_name: str | None = None) -> str:
-    base = f"{app.environment.name}-{app.name}"
-    return f"{base}-{cluster_name}" if cluster_name else base
+    env = app.environment
+    return naming.flux_object_name(env.organization.slug, env.name, app.name, cluster_name)
 
 
 def config_tree(
@@ -473,7 +477,11 @@ def config_tree(
         deps = _dependency_regions(app, peers)
         for cluster in _clusters(app):
             depends_on = [
-                {"name": flux_name_for(env.name, dep, cluster.name)}
+                {
+                    "name": naming.flux_object_name(
+                        env.organization.slug, env.name, dep, cluster.name
+                    )
+                }
                 for dep, regions in sorted(deps.items())
                 if cluster.name in regions
             ]
@@ -485,6 +493,8 @@ def config_tree(
                 "timeout": "10m",
                 "sourceRef": {"kind": "GitRepository", "name": source},
                 "targetNamespace": env.name,
+                # on the host cluster, Flux acts as the tenant's ServiceAccount, never as itself
+                "serviceAccountName": naming.tenant_service_account(env.organization.slug),
                 "kubeConfig": {"secretRef": {"name": f"{cluster.name}-kubeconfig"}},
             }
             if depends_on:
@@ -502,10 +512,6 @@ def config_tree(
                 }
             )
     return Desired(owner=owner, repo=repo, branch=branch, root=root, files=files)
-
-
-def flux_name_for(env_name: str, app_name: str, cluster_name: str) -> str:
-    return f"{env_name}-{app_name}-{cluster_name}"
 
 
 def _dependency_regions(

@@ -32,6 +32,11 @@ class CatalogSource(models.Model):
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_result = models.JSONField(default=dict, blank=True)
+    revision = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="what the last sync read: the Git head, or a digest of the directory's files",
+    )
 
     def __str__(self) -> str:
         return self.name

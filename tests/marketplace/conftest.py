@@ -50,6 +50,22 @@ def portal(settings: Any, gitea: Any, on_commit: Any) -> Iterator[Any]:
     hooks.forget_hooks()
 
 
+# the install form of bp-gitea 1.22.0, filled in correctly (tests change one field at a time)
+GITEA_INSTALL_FORM = {
+    "environment": "acme-prod",
+    "name": "git",
+    "size": "small",
+    "placement": "single-region",
+    "regions": ["hz-fsn-rtz-prod"],
+    "domain": "git.acme.test",
+    "admin__username": "root-admin",
+    "admin__email": "ops@acme.test",
+    "registration": "disabled",
+    "storage": "10Gi",
+    "dep__db": "new",
+}
+
+
 @pytest.fixture
 def catalog(db: Any) -> CatalogSource:
     """The starter catalog shipped in marketplace/catalog/, synced."""
@@ -116,3 +132,23 @@ def publish(db: Any, tmp_path: Any) -> Any:
         return loader.sync_source(source)
 
     return run
+
+
+def share_blueprint(org: str, doc: dict[str, Any]) -> None:
+    """Commit a Blueprint document to the Organization's shared-blueprints repo."""
+    import yaml
+
+    from gitops.backend import Author
+    from gitops.sync import Desired, sync
+
+    sync(
+        Desired(
+            owner=org,
+            repo="shared-blueprints",
+            branch="main",
+            root="blueprints/",
+            files={f"blueprints/{doc['metadata']['name']}.yaml": yaml.safe_dump(doc)},
+        ),
+        author=Author("t", "t@example.test"),
+        message="share",
+    )

@@ -47,7 +47,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--workers", type=int, default=1)
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="worker processes (default: PORTAL_WEB_WORKERS)",
+        )
         parser.add_argument(
             "--watch-flux",
             action="store_true",
@@ -72,10 +77,12 @@ class Command(BaseCommand):
                 "catalyst_portal.asgi:application",
                 host=opts["host"],
                 port=opts["port"],
-                workers=opts["workers"],
+                workers=opts["workers"] or settings.WEB_WORKERS,
                 log_level=settings.LOG_LEVEL.lower(),
                 proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
                 lifespan="off",
+                timeout_graceful_shutdown=settings.WEB_SHUTDOWN_GRACE_SECONDS,
+                limit_concurrency=settings.WEB_CONCURRENCY_LIMIT,
             )
         finally:
             stop.set()
