@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from core.models import AuditEvent
-from marketplace import services
+from gitops import naming, store
 from marketplace.models import Application, Promotion
+from tests.marketplace.test_live_status import raw
 
 pytestmark = pytest.mark.django_db
 APPS = "/api/v1/orgs/acme/environments/{env}/applications/"
@@ -106,14 +107,47 @@ def test_promotion_blocked_by_each_rule_then_merged(catalog, cast, client_for, o
     assert "review (pr-required)" not in merge(admin).content.decode()
 
     # soak: dev Ready on the promoted revision, for long enough
-    services.record_flux_state(
-        app=dev,
-        state="ready",
-        reason="ReconciliationSucceeded",
-        message="",
-        revision=f"develop@sha1:{promotion.source_revision}",
-        conditions=[],
+    dev_region = "hz-fsn-rtz-dev"
+    labels = {
+        "openova.io/organization": "acme",
+        "openova.io/environment": "acme-dev",
+        "openova.io/application": "cache",
+        "openova.io/managed-by": "flux",
+        "openova.io/host-cluster": dev_region,
+    }
+    kustomization = naming.flux_object_name("acme", "acme-dev", "cache", dev_region)
+    revision = f"develop@sha1:{promotion.source_revision}"
+    store.apply(
+        dev_region,
+        "HelmRelease",
+        "ADDED",
+        raw(
+            "HelmRelease",
+            "cache",
+            10,
+            ready="True",
+            reason="InstallSucceeded",
+            namespace="acme-dev",
+            labels=labels,
+        ),
     )
+    store.apply(
+        dev_region,
+        "Kustomization",
+        "ADDED",
+        raw(
+            "Kustomization",
+            kustomization,
+            11,
+            ready="True",
+            reason="ReconciliationSucceeded",
+            message=f"Applied revision: {revision}",
+            revision=revision,
+            labels=labels,
+        ),
+    )
+    dev.refresh_from_db()
+    assert dev.state == "ready" and dev.observed_revision == revision
     assert "soak (soak): acme-dev Ready on" in merge(admin).content.decode()
     AuditEvent.objects.filter(action="applications.reconcile", target_id=str(dev.pk)).update(
         created_at=dev.updated_at - timedelta(hours=2)
