@@ -64,6 +64,10 @@ def test_promotion_blocked_by_each_rule_then_merged(catalog, cast, client_for, o
     assert bad.status_code == 400 and "rules.0" in bad.content.decode()
     assert _policy(viewer, on_commit, RULES).status_code == 403
     assert _policy(admin, on_commit, RULES).status_code == 302
+    # the approvers are the app repo's code owners on the prod branch (not on develop)
+    owners = portal.read("acme", "cache", "CODEOWNERS", "main").decode()
+    assert owners.splitlines()[-1] == "* @viewer @operator @admin"
+    assert portal.read("acme", "cache", "CODEOWNERS", "develop") is None
     cr = yaml.safe_load(portal.read("system", "catalyst-config", "policies/acme-prod-policy.yaml"))
     assert cr["kind"] == "EnvironmentPolicy" and [r["type"] for r in cr["spec"]["rules"]] == [
         "pr-required",
