@@ -52,8 +52,9 @@ UNCHANGED, ADOPTED, INVALID, CONFLICT = "unchanged", "adopted", "invalid", "conf
 
 
 def state_of(app: Application) -> GitSync:
-    found, _ = GitSync.objects.get_or_create(application=app)
-    return found
+    """What the portal knows of the app's branch (unsaved and empty before the first look: a
+    read writes nothing)."""
+    return GitSync.objects.filter(application_id=app.pk).first() or GitSync(application=app)
 
 
 def where(app: Application) -> tuple[str, str, str]:
@@ -308,8 +309,13 @@ def keep_git(*, by: Any, app: Application) -> str:
 def use_portal(*, by: Any, app: Application) -> Application:
     """Replace Git's change (invalid, or in conflict) with the portal's configuration: an explicit,
     audited overwrite. A push landing after this is guarded against again."""
+    if not state_of(app).blocked:
+        raise ConflictError({"git": "Git holds no change to replace."})
     owner, repo, branch = where(app)
-    tree = backend().read_tree(owner, repo, branch, "")
+    try:
+        tree = backend().read_tree(owner, repo, branch, "")
+    except GitError as exc:
+        raise ConflictError({"git": f"Git cannot be read now: {exc}"}) from None
     with transaction.atomic():
         locked = Application.objects.select_for_update().select_related(*RELATED).get(pk=app.pk)
         gs = GitSync.objects.select_for_update().get(application=locked)
