@@ -43,7 +43,7 @@ from gitops.sync import Desired, backend, sync
 from gitops.validation import validate_manifest
 from orgs.models import Environment
 
-from . import gitsync, manifests
+from . import gitsync, manifests, services
 from .models import (
     Application,
     AppState,
@@ -196,6 +196,12 @@ def set_policy(*, by: Any, env: Environment, rules: Any) -> EnvironmentPolicy:
             after={"rules": rules},
         )
         outbox.enqueue(POLICY_TASK, policy.pk, actor=by, audit_event=event)
+        for app_id in (
+            Application.objects.filter(environment=env)
+            .exclude(state=AppState.UNINSTALLING)
+            .values_list("pk", flat=True)
+        ):  # their CODEOWNERS name the approvers
+            outbox.enqueue(services.SYNC_TASK, app_id, actor=by)
     return policy
 
 
