@@ -516,6 +516,10 @@ CELERY_BEAT_SCHEDULE["billing-dunning"] = {
 }
 # How long an archived Organization can be restored.
 ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)
+# Password hashes computed at once per process (sign-in bursts queue; accounts/backends.py).
+PASSWORD_HASH_CONCURRENCY = env_int(
+    "PASSWORD_HASH_CONCURRENCY", max(1, os.cpu_count() or 1), minimum=1
+)
 # Local sign-up (accounts/views.py) checks new passwords with Django's validators.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
