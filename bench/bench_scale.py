@@ -97,9 +97,11 @@ def commit_cost() -> None:
                 files={f"organizations/{slug}/organization.yaml": _org_yaml(slug, k + 1)},
             )
             new.append(
-                _timed(lambda d=desired: gitops_sync.sync(d, author=author, message="m", git=git))
+                _timed(
+                    lambda d=desired, g=git: gitops_sync.sync(d, author=author, message="m", git=g)
+                )
             )
-            old.append(_timed(lambda s=slug, n=k: _old_commit(git, s, n + 1000)))
+            old.append(_timed(lambda s=slug, n=k, g=git: _old_commit(g, s, n + 1000)))
         report(
             f"one org commit at {count} orgs (wall)",
             median([w for w, _ in new]),
