@@ -10,6 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
@@ -232,6 +233,15 @@ if GITEA_URL and not GITEA_TOKEN:
 GIT_SYSTEM_OWNER = env_str("GIT_SYSTEM_OWNER", "system")
 GIT_CONFIG_REPO = env_str("GIT_CONFIG_REPO", "catalyst-config")
 GIT_CONFIG_BRANCH = env_str("GIT_CONFIG_BRANCH", "main")
+# Git is a surface too: the portal's own address (for the push webhooks it creates on Gitea),
+# their signing secret, and how often every Application's branch is read back (missed hooks).
+PORTAL_URL = env_url("PORTAL_URL", schemes=("http", "https"))
+GITEA_WEBHOOK_SECRET = env_str("GITEA_WEBHOOK_SECRET")
+GIT_RECONCILE_INTERVAL_SECONDS = env_int("GIT_RECONCILE_INTERVAL_SECONDS", 300, minimum=5)
+CELERY_BEAT_SCHEDULE["reconcile-git"] = {
+    "task": "marketplace.tasks.reconcile_git_task",
+    "schedule": GIT_RECONCILE_INTERVAL_SECONDS,
+}
 GIT_COMMITTER_NAME = env_str("GIT_COMMITTER_NAME", "Catalyst Portal")
 GIT_COMMITTER_EMAIL = env_str("GIT_COMMITTER_EMAIL", "portal@catalyst.local")
 FLUX_CRDS_DIR = Path(
@@ -366,6 +376,8 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 _NODE = BASE_DIR / "node_modules"
 STATICFILES_DIRS: list[tuple[str, Path] | Path] = [BASE_DIR / "static"]
+if (BASE_DIR / "build" / "static").is_dir():  # bundles made by `make assets` (the IaC editor)
+    STATICFILES_DIRS.append(BASE_DIR / "build" / "static")
 for _prefix, _dir in (
     ("vendor/htmx", _NODE / "htmx.org" / "dist"),
     ("vendor/htmx-ext-sse", _NODE / "htmx-ext-sse" / "dist"),
@@ -388,6 +400,11 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Catalyst Portal <noreply@catalyst.local>")
+
+# --- Public addresses of links the portal sends (e-mails, payment returns) --------------------
+# Unset: invitation links use the request's host, voucher links https://marketplace.<fqdn>/.
+PORTAL_PUBLIC_URL = env_url("PORTAL_PUBLIC_URL", schemes=("https", "http"))
+MARKETPLACE_URL = env_url("MARKETPLACE_URL", schemes=("https", "http"))
 
 # --- RBAC: members and invitations (issue 3) --------------------------------------------------
 # How long an invitation link works; the management Organization whose owners may give members of
@@ -474,6 +491,30 @@ CHART_SPECS_DIR = Path(
     env_str("CHART_SPECS_DIR", str(BASE_DIR.parent / "shared" / "specs" / "charts"))
 )
 DEMO_LOADERS = ["sync_catalog"]
+# The Sovereign's allow-list of chart repositories (issue 10): every Blueprint of every catalog
+# source must take its chart from one of these (an entry matches itself and what lies below it:
+# `https://charts.example` allows `https://charts.example/stable`, not `https://charts.example.evil`);
+# `*` allows any. The default is the starter catalog's repositories.
+CHART_REPOSITORIES = env_list(
+    "CHART_REPOSITORIES",
+    [
+        "oci://registry-1.docker.io/bitnamicharts",
+        "https://cloudnative-pg.github.io/charts",
+        "https://codecentric.github.io/helm-charts",
+        "https://dl.gitea.com/charts",
+        "https://grafana.github.io/helm-charts",
+        "https://ananace.gitlab.io/charts",
+        "https://charts.blue-atlas.de",
+        "https://guerzon.github.io/vaultwarden",
+        "https://helm.mattermost.com",
+        "https://nextcloud.github.io/helm",
+    ],
+)
+for _repo in CHART_REPOSITORIES:
+    if _repo != "*" and not _repo.startswith(("https://", "oci://")):
+        raise ImproperlyConfigured(
+            f"CHART_REPOSITORIES: {_repo!r} is not an https:// or oci:// URL (or *)"
+        )
 
 # --- BSS: vouchers, sign-up (billing app) ----------------------------------------------------
 # Attempts per window (seconds) on the shared cache; 0 turns a limit off.
@@ -513,6 +554,22 @@ DUNNING_SWEEP_SECONDS = env_int("DUNNING_SWEEP_SECONDS", 3600, minimum=10)
 CELERY_BEAT_SCHEDULE["billing-dunning"] = {
     "task": "billing.tasks.dunning_task",
     "schedule": DUNNING_SWEEP_SECONDS,
+}
+# --- BSS II: usage, the monthly billing run, invoices (issue 14) --------------------------------
+# Records per usage batch (POST /api/v1/usage, and per JetStream message).
+USAGE_BATCH_MAX = min(env_int("USAGE_BATCH_MAX", 1000, minimum=1), 1000)
+# The durable JetStream consumer `manage.py consume_usage` reads catalyst.usage.recorded with.
+USAGE_CONSUMER_NAME = env_str("USAGE_CONSUMER_NAME", "portal-usage")
+# The monthly run (Celery beat, the previous month): its day and hour, and whether its drafts are
+# issued at once (false: operators review and issue them in Console → BSS → Invoices).
+BILLING_RUN_DAY = env_int("BILLING_RUN_DAY", 1, minimum=1)
+BILLING_RUN_HOUR = env_int("BILLING_RUN_HOUR", 2, minimum=0)
+if BILLING_RUN_DAY > 28 or BILLING_RUN_HOUR > 23:
+    raise ImproperlyConfigured("BILLING_RUN_DAY is 1 to 28 and BILLING_RUN_HOUR 0 to 23.")
+BILLING_RUN_ISSUE = env_bool("BILLING_RUN_ISSUE", True)
+CELERY_BEAT_SCHEDULE["billing-monthly-run"] = {
+    "task": "billing.tasks.billing_run_task",
+    "schedule": crontab(minute=0, hour=BILLING_RUN_HOUR, day_of_month=BILLING_RUN_DAY),
 }
 # How long an archived Organization can be restored.
 ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)

@@ -25,7 +25,13 @@ def commit_message(item: OutboxItem, subject: str) -> str:
     event = item.audit_event
     if event is None:
         return f"sync {subject}\n\nRequest-Id: {item.request_id or '-'}\n"
-    return f"{event.action}: {subject}\n\nAudit-Event: {event.pk}\nActor: {event.actor_repr}\nRequest-Id: {event.request_id or '-'}\n"
+    trailer = f"Audit-Event: {event.pk}\nActor: {event.actor_repr}\nRequest-Id: {event.request_id or '-'}\n"
+    note = str((event.after or {}).get("message") or "").strip()
+    if note:  # the person's own message (the editor's commit-on-save) leads
+        first, _, rest = note.partition("\n")
+        body = f"{rest.strip()}\n\n" if rest.strip() else ""
+        return f"{first.strip()}\n\n{body}{event.action}: {subject}\n{trailer}"
+    return f"{event.action}: {subject}\n\n{trailer}"
 
 
 def deliver(

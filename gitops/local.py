@@ -24,9 +24,9 @@ from dulwich.objects import Blob, Commit
 from dulwich.repo import Repo
 
 from . import trees
-from .backend import Author, GitConflict, GitError, GitStorageError, Tree
+from .backend import Author, CommitInfo, GitConflict, GitError, GitStorageError, Tree
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _FILE_MODE = 0o100644
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -181,6 +181,14 @@ class LocalGitBackend:
             return obj.data if isinstance(obj, Blob) else None
 
     @_storage_errors
+    def head_commit(self, owner: str, repo: str, branch: str) -> CommitInfo | None:
+        with self._open(owner, repo) as r:
+            head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
+            if head is None:
+                return None
+            return commit_info(head.decode(), r[head].author, r[head].message)
+
+    @_storage_errors
     def commit(
         self,
         owner: str,
@@ -256,3 +264,9 @@ class LocalGitBackend:
             return any(entry.commit.id.decode() == ancestor for entry in walker)
         except KeyError:
             return False
+
+
+def commit_info(sha: str, author: bytes, message: bytes) -> CommitInfo:
+    name, _, email = author.decode("utf-8", "replace").rpartition(" <")
+    subject = message.decode("utf-8", "replace").strip().splitlines()
+    return CommitInfo(sha, name.strip(), email.rstrip(">").strip(), subject[0] if subject else "")

@@ -23,7 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 from core import pagination
 from rbac import access
 
-from . import changes, previews, runtime, services
+from . import changes, previews, promotion, runtime, services
 from . import status as app_status
 from .forms import (
     PlacementForm,
@@ -66,6 +66,8 @@ def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
             "targets": changes.upgrade_targets(application),
             "downgrades": changes.downgrade_targets(application),
             "dependents": services.dependents(application),
+            "promote_to": promotion.target_of(application),
+            "promotions": application.promotions.select_related("source__environment")[:10],
         },
     )
 

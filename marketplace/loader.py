@@ -203,6 +203,19 @@ def _current(bp: Blueprint, attr: str) -> Any:
     return getattr(bp, attr)
 
 
+def _rank(source: CatalogSource) -> int:
+    """Precedence of a source for a Blueprint name: the Sovereign's catalogs (0) before an
+    Organization's shared Blueprints (1)."""
+    return 1 if source.organization_id else 0
+
+
+def _outranked(name: str, sovereign_source: CatalogSource) -> str:
+    return (
+        f"{name} is published by the Sovereign's catalog ({sovereign_source.name}), which takes "
+        "precedence: this Blueprint is not published; rename it"
+    )
+
+
 def _comparable(value: Any) -> Any:
     return value.pk if isinstance(value, (CatalogSource, Organization)) else value
 
@@ -220,14 +233,31 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
             latest[name] = doc
     owner_slugs = {d["spec"].get("owner") for d in latest.values() if d["spec"].get("owner")}
     owners = {o.slug: o for o in Organization.objects.filter(slug__in=owner_slugs)}
-    existing = {b.name: b for b in Blueprint.objects.filter(name__in=list(latest))}
+    existing = {
+        b.name: b for b in Blueprint.objects.filter(name__in=list(latest)).select_related("source")
+    }
     foreign = [n for n, b in existing.items() if b.source_id != source.pk]
-    for name in foreign:  # a name belongs to the first source that published it
-        for key in [k for k in loaded.docs if k[0] == name]:
-            loaded.errors[loaded.docs.pop(key)[0]] = (
-                f"{name} is already published by another source"
+    replaced: list[CatalogSyncError] = []
+    for name in foreign:
+        holder = existing[name].source
+        if _rank(source) < _rank(holder):
+            # the Sovereign's catalog takes a name an Organization published first: the
+            # Organization's Blueprint is replaced (versions in use stay, not deployable) and
+            # the replacement is reported on the Organization's source
+            replaced.append(
+                CatalogSyncError(source=holder, path=name, error=_outranked(name, source))
             )
+            continue
+        # otherwise a name belongs to the first source that published it
+        problem = (
+            _outranked(name, holder)
+            if _rank(holder) < _rank(source)
+            else f"{name} is already published by another source"
+        )
+        for key in [k for k in loaded.docs if k[0] == name]:
+            loaded.errors[loaded.docs.pop(key)[0]] = problem
         latest.pop(name)
+    CatalogSyncError.objects.bulk_create(replaced)
     to_create, to_update = [], []
     for name, doc in latest.items():
         values = _card_fields(doc, owners, source)
@@ -382,6 +412,35 @@ def _unchanged(source: CatalogSource, revision: str) -> bool:
     )
 
 
+def repository_allowed(repository: str) -> bool:
+    """Whether the Sovereign's allow-list (`CHART_REPOSITORIES`) admits a chart repository URL."""
+    url = repository.rstrip("/")
+    for entry in settings.CHART_REPOSITORIES:
+        allowed = entry.rstrip("/")
+        if entry == "*" or url == allowed or url.startswith(allowed + "/"):
+            return True
+    return False
+
+
+def repository_problem(name: str, version: str, spec: dict[str, Any]) -> str | None:
+    """Why a Blueprint version's chart source is refused, naming the Blueprint (None: allowed)."""
+    chart = (spec.get("manifests") or {}).get("chart") or {}
+    repository = str(chart.get("repository") or "")
+    if repository_allowed(repository):
+        return None
+    return (
+        f"{name} {version}: chart repository {repository} is not on the Sovereign's allow-list "
+        f"(CHART_REPOSITORIES: {', '.join(settings.CHART_REPOSITORIES) or 'empty'})"
+    )
+
+
+def _refuse_unlisted_repositories(loaded: Loaded) -> None:
+    for key, (path, doc) in list(loaded.docs.items()):
+        if problem := repository_problem(key[0], key[1], doc["spec"]):
+            del loaded.docs[key]
+            loaded.errors[path] = "; ".join(filter(None, [loaded.errors.get(path), problem]))
+
+
 def sync_source(source: CatalogSource, *, force: bool = False) -> dict[str, int]:
     """Load the source's Blueprints unless it has not changed since its last sync (`force`
     reads it anyway): a directory by the digest of its files, a Git source by its head commit."""
@@ -405,6 +464,7 @@ def sync_source(source: CatalogSource, *, force: bool = False) -> dict[str, int]
             return UNCHANGED
         files = git_files(source.location)
     loaded = parse_files(files)
+    _refuse_unlisted_repositories(loaded)
     if source.organization_id is not None:  # an Org publishes only private Blueprints of its own
         for _path, doc in loaded.docs.values():
             doc["spec"]["visibility"] = "private"

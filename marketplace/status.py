@@ -146,6 +146,18 @@ class Step:
     detail: str = ""
 
 
+GIT_TITLES = {
+    "applications.git_change": "Changed via Git by {pusher} (commit {commit})",
+    "applications.git_invalid": "Git holds an invalid change by {pusher} (commit {commit})",
+    "applications.git_conflict": "Conflict: {pusher} changed the values in Git (commit {commit}) "
+    "while a portal change was pending",
+    "applications.git_keep": "Kept Git's version (commit {commit})",
+    "applications.git_overwrite": "Replaced Git's change (commit {commit}) with the portal's",
+    "applications.promote": "Promoted from {from} (revision {revision}) by {actor}, "
+    "merged as {commit}",
+}
+
+
 def timeline(app: Application, limit: int = 50) -> list[Step]:
     """Portal action → audit event → task → commit → Flux conditions, oldest first."""
     if app.pk is None:
@@ -162,6 +174,21 @@ def timeline(app: Application, limit: int = 50) -> list[Step]:
             steps.append(Step(event.created_at, "commit", f"Commit {after.get('commit', '')}", ""))
         elif event.action == "applications.reconcile":
             continue  # the Flux conditions below say it with more detail
+        elif event.action in GIT_TITLES:
+            title = GIT_TITLES[event.action].format_map(
+                {
+                    **{k: str(v) for k, v in after.items()},
+                    "pusher": after.get("pusher") or event.actor_repr,
+                    "commit": str(after.get("commit"))[:10],
+                    "revision": str(after.get("revision"))[:10],
+                    "actor": event.actor_repr,
+                }
+            )
+            steps.append(
+                Step(
+                    event.created_at, "git", title, f"audit event #{event.pk} by {event.actor_repr}"
+                )
+            )
         else:
             who = event.actor_repr or "portal"
             steps.append(

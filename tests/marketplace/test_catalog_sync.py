@@ -86,7 +86,7 @@ def test_resync_is_idempotent_and_removes_deleted_versions(publish, tmp_path):
 
 def test_sync_catalog_command_reports_errors(db, tmp_path):
     (tmp_path / "ok.yaml").write_text(
-        "apiVersion: catalyst.openova.io/v1\nkind: Blueprint\nmetadata: {name: bp-ok}\nspec:\n  version: 1.0.0\n  card: {title: Ok, summary: s, category: misc}\n  manifests: {chart: {repository: 'https://x.test', name: ok, version: '1'}}\n"
+        "apiVersion: catalyst.openova.io/v1\nkind: Blueprint\nmetadata: {name: bp-ok}\nspec:\n  version: 1.0.0\n  card: {title: Ok, summary: s, category: misc}\n  manifests: {chart: {repository: 'https://charts.example.test', name: ok, version: '1'}}\n"
     )
     (tmp_path / "nope.yaml").write_text("kind: Blueprint\n")
     out, err = io.StringIO(), io.StringIO()

@@ -12,7 +12,7 @@ from django.test import AsyncClient
 from django.utils.html import escape
 
 from core.models import AuditEvent
-from gitops import store
+from gitops import naming, store
 from gitops.models import FluxObject
 from marketplace.models import Application
 from tests.gitops.test_sse import Stream
@@ -26,8 +26,8 @@ LABELS = {
     "openova.io/managed-by": "flux",
 }
 REGIONAL = {**LABELS, "openova.io/host-cluster": REGION}
-KUSTOMIZATION = f"acme-prod-web-{REGION}"
-SOURCE = "acme-prod-web"
+KUSTOMIZATION = naming.flux_object_name("acme", "acme-prod", "web", REGION)
+SOURCE = naming.flux_object_name("acme", "acme-prod", "web")
 APP_URL = "/marketplace/apps/acme-prod/web/"
 STREAM_URL = "/events/apps/acme/acme-prod/web/"
 HELM_ERROR = (
@@ -340,7 +340,7 @@ def test_each_region_is_judged_and_the_worst_is_the_apps_state(
         "ADDED",
         raw(
             "Kustomization",
-            f"acme-prod-web-{other}",
+            naming.flux_object_name("acme", "acme-prod", "web", other),
             51,
             ready="False",
             reason="HealthCheckFailed",

@@ -20,6 +20,19 @@ def _sweep_forever(stop: threading.Event) -> None:
             log.exception("outbox sweep failed")
 
 
+def _reconcile_git_forever(stop: threading.Event) -> None:
+    """Embedded: no Celery beat, and local repos send no webhooks: read Git back from here."""
+    from celery import current_app
+
+    task = settings.CELERY_BEAT_SCHEDULE["reconcile-git"]["task"]
+    while not stop.wait(settings.GIT_RECONCILE_INTERVAL_SECONDS):
+        try:
+            current_app.loader.import_default_modules()
+            current_app.tasks[task].apply()
+        except Exception:
+            log.exception("Git reconcile failed")
+
+
 def _watch_flux_in_process(stop: threading.Event) -> None:
     from gitops import flux
 
@@ -53,6 +66,9 @@ class Command(BaseCommand):
         if settings.CELERY_TASK_ALWAYS_EAGER:  # no Celery beat: retry deliveries from here
             threading.Thread(
                 target=_sweep_forever, args=(stop,), name="outbox-sweeper", daemon=True
+            ).start()
+            threading.Thread(
+                target=_reconcile_git_forever, args=(stop,), name="git-reconcile", daemon=True
             ).start()
         if opts["watch_flux"]:
             _watch_flux_in_process(stop)
