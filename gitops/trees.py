@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.object_store import DiskObjectStore
+from dulwich.objects import ObjectID
 from dulwich.objects import Tree as DulwichTree
 
 DIR_MODE = 0o040000
@@ -114,7 +115,7 @@ class TreeStore:
         try:
             data = zlib.decompress(loose.read_bytes())
         except FileNotFoundError:  # packed: dulwich reads it
-            type_num, raw = self.store.get_raw(hexsha)
+            type_num, raw = self.store.get_raw(ObjectID(hexsha))
             if type_num != DulwichTree.type_num:
                 raise KeyError(hexsha) from None
             return bytes(raw)

@@ -77,3 +77,31 @@ def test_lookup_finds_files_and_directories_and_not_prefixes(tmp_path):
         text=True,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_commits_keep_working_after_git_gc_packs_the_objects(tmp_path):
+    git = LocalGitBackend(tmp_path, committer=Author("t", "t@x"))
+    git.ensure_org("o")
+    git.ensure_repo("o", "r")
+    author = Author("t", "t@x")
+    head = git.commit(
+        "o",
+        "r",
+        "main",
+        changes={"a/b.yaml": b"1"},
+        expected_head=git.head("o", "r", "main"),
+        author=author,
+        message="one",
+    )
+    subprocess.run(["git", "--git-dir", str(tmp_path / "o" / "r.git"), "gc", "-q"], check=True)
+    trees._cache.clear()  # another process: nothing parsed yet, every object packed
+    git.commit(
+        "o",
+        "r",
+        "main",
+        changes={"a/c.yaml": b"2"},
+        expected_head=head,
+        author=author,
+        message="two",
+    )
+    assert git.read_tree("o", "r", "main", "a/").blobs.keys() == {"a/b.yaml", "a/c.yaml"}
