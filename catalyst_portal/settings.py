@@ -283,6 +283,9 @@ SECURE_SSL_REDIRECT = HTTPS and env_bool("PORTAL_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("PORTAL_BEHIND_PROXY", False) else None
 )
+# How many proxies in front of the portal append to X-Forwarded-For (the ingress: 1; a CDN in front
+# of it: 2). The client's address is the entry that many places from the right.
+PORTAL_TRUSTED_PROXY_HOPS = env_int("PORTAL_TRUSTED_PROXY_HOPS", 1, minimum=1)
 SECURE_HSTS_SECONDS = env_int("PORTAL_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS

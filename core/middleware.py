@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import re
 import uuid
@@ -16,11 +17,26 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    if settings.SECURE_PROXY_SSL_HEADER:  # behind a trusted proxy: its X-Forwarded-For wins
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address as the trusted proxy saw it.
+
+    Behind the proxy (`PORTAL_BEHIND_PROXY`) each of the `PORTAL_TRUSTED_PROXY_HOPS` proxies
+    appends the address it received the request from, so the client is the entry that many
+    places from the RIGHT of X-Forwarded-For. Everything left of it was written by the client and
+    is never trusted (a rotating fake address would escape every per-IP limit). Fewer entries than
+    hops, or an entry that is not an address: the socket's peer."""
+    peer = request.META.get("REMOTE_ADDR") or None
+    if not settings.SECURE_PROXY_SSL_HEADER:
+        return peer
+    entries = [e.strip() for e in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    entries = [e for e in entries if e]
+    hops = settings.PORTAL_TRUSTED_PROXY_HOPS
+    if len(entries) < hops:
+        return peer
+    candidate = entries[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
 
 
 class RequestContextMiddleware:
