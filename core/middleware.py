@@ -12,6 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from . import context
+from .text import redact_secrets
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
 
@@ -88,6 +89,18 @@ class ContentSecurityPolicyMiddleware:
                 settings.CONTENT_SECURITY_POLICY, settings.OIDC_ISSUER
             )
         return response
+
+
+class RedactSecretsLogFilter(logging.Filter):
+    """Invitation tokens, quote ids and voucher codes travel in URLs; every log line (Django's
+    `Not Found: /invitations/<token>/`, uvicorn's access log) gets them replaced."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from .models import AuditEvent
+from .text import spreadsheet_safe
 
 
 @require_GET
@@ -64,7 +65,7 @@ def audit_response(
     if request.GET.get("format") == "csv":
         writer = csv.writer(_Echo())
         rows = (
-            writer.writerow([getattr(e, c) for c in CSV_COLUMNS])
+            writer.writerow([spreadsheet_safe(getattr(e, c)) for c in CSV_COLUMNS])
             for e in qs.iterator(chunk_size=2000)
         )
         response = StreamingHttpResponse(

@@ -58,6 +58,7 @@ class Command(BaseCommand):
                 port=opts["port"],
                 workers=opts["workers"],
                 log_level=settings.LOG_LEVEL.lower(),
+                log_config=None,  # access lines go through the portal's handler (secrets redacted)
                 proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
                 lifespan="off",
             )
