@@ -31,9 +31,7 @@ def _post(cookies: Any, barrier: threading.Barrier, key: str) -> tuple[int, dict
     client.cookies = cookies
     try:
         barrier.wait(timeout=30)
-        response = client.post(
-            URL, BODY, content_type="application/json", HTTP_IDEMPOTENCY_KEY=key
-        )
+        response = client.post(URL, BODY, content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
         return response.status_code, response.json(), response.get("Idempotent-Replayed", "")
     finally:
         connections.close_all()
@@ -46,13 +44,16 @@ def test_parallel_repeats_run_once_and_replay(catalog, cast, client_for):
         Application.objects.all().delete()
         barrier = threading.Barrier(5)
         with ThreadPoolExecutor(max_workers=5) as pool:
-            results = list(pool.map(lambda _: _post(cookies, barrier, key), range(5)))
+            futures = [pool.submit(_post, cookies, barrier, key) for _ in range(5)]
+            results = [f.result() for f in futures]
         statuses = sorted(r[0] for r in results)
         assert statuses == [201] * 5, results
         assert sorted(r[2] for r in results) == ["", "true", "true", "true", "true"]
         first = next(r[1] for r in results if not r[2])
         for r in results:
-            assert r[1] == first, {k: (v, r[1].get(k)) for k, v in first.items() if r[1].get(k) != v}
+            assert r[1] == first, {
+                k: (v, r[1].get(k)) for k, v in first.items() if r[1].get(k) != v
+            }
         assert Application.objects.filter(name="cache").count() == 1
         assert IdempotencyKey.objects.get(key=key).status == 201
     assert AuditEvent.objects.filter(action="applications.install").count() == 3
