@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core import audit
+from core.actors import Actor
 from orgs.models import Organization, Sovereign
 
 from .models import LedgerEntry
@@ -84,7 +85,7 @@ def append_pair(
 
 
 def adjust_credit(
-    *, by: Any, org: Organization, amount_minor: int, direction: str, reason: str, note: str
+    *, by: Actor, org: Organization, amount_minor: int, direction: str, reason: str, note: str
 ) -> LedgerEntry:
     """An operator grants (+) or deducts (-) credit with a reason; audited."""
     errors: dict[str, str] = {}

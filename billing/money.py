@@ -71,3 +71,15 @@ def parse_money(text: str, currency: str, *, allow_negative: bool = False) -> in
 def tax_of(amount_minor: int, rate_bp: int) -> int:
     """Tax on an amount at `rate_bp` basis points, rounded half up, in integers."""
     return (amount_minor * rate_bp + 5000) // 10000
+
+
+def line_tax(amount_minor: int, rate_bp: int) -> int:
+    """The tax of one invoice or quote line: rounded half up on the magnitude, so a credit line
+    (a proration refund) carries exactly the negative of the tax of the same charge."""
+    tax = tax_of(abs(amount_minor), rate_bp)
+    return -tax if amount_minor < 0 else tax
+
+
+def lines_tax(amounts: list[int], rate_bp: int) -> int:
+    """Tax of a document: the sum of its lines' taxes (each rounded on its own line)."""
+    return sum(line_tax(amount, rate_bp) for amount in amounts)

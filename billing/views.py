@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import links
 from core.errors import ConflictError
 from core.forms import apply_errors
 from orgs import services as org_services
@@ -23,7 +24,17 @@ from rbac import access
 
 from . import checkout, ledger, limits, pricing, quotes, subscriptions, vouchers
 from .forms import CheckoutForm, PlanChangeForm, RedeemEntryForm, RedeemIntoOrgForm
-from .models import Order, OrderStatus, Plan, Quote, QuoteKind, QuoteStatus, Redemption
+from .models import (
+    Invoice,
+    InvoiceStatus,
+    Order,
+    OrderStatus,
+    Plan,
+    Quote,
+    QuoteKind,
+    QuoteStatus,
+    Redemption,
+)
 from .payments import NOT_AVAILABLE, BadSignature, PaymentError, card_provider
 from .payments import events as payment_events
 
@@ -71,7 +82,7 @@ def redeem(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {
         "state": preview.status,
         "preview": preview,
-        "form": RedeemEntryForm(),
+        "form": RedeemEntryForm(initial={"code": code}),  # what was typed stays in the field
     }
     if preview.status == "not_valid":
         return render(request, "billing/redeem.html", context, status=404)
@@ -269,8 +280,9 @@ def quote_view(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _pay_by_card(request: HttpRequest, order: Order) -> HttpResponse:
-    account = request.build_absolute_uri(
-        reverse("billing:account", kwargs={"slug": order.organization.slug})
+    account = links.portal_url(
+        reverse("billing:account", kwargs={"slug": order.organization.slug}),
+        fallback=request.build_absolute_uri("/"),
     )
     try:
         payment = payment_events.start_card_payment(
@@ -302,6 +314,10 @@ def account(request: HttpRequest, slug: str) -> HttpResponse:
             "currency": ledger.currency(),
             "entries": org.ledger.all()[:100],
             "orders": org.orders.select_related("invoice").all()[:50],
+            "invoices": org.invoices.exclude(status=InvoiceStatus.DRAFT)
+            .select_related("order")
+            .order_by("-issued_at", "-pk")[:100],
+            "payments": org.ledger.filter(reason="payment")[:100],
             "subscription": sub,
             "can_manage": access.can(request.user, "billing.manage", org),
             "card_available": card_provider() is not None,
@@ -311,6 +327,21 @@ def account(request: HttpRequest, slug: str) -> HttpResponse:
         },
     )
     return _allow_checkout_redirect(response)
+
+
+@login_required
+@require_GET
+def invoice_view(request: HttpRequest, slug: str, pk: int, fmt: str = "html") -> HttpResponse:
+    """An issued invoice of the Organization, printable HTML or PDF (drafts are not shown)."""
+    from .console.invoices import document_response
+
+    org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
+    invoice = get_object_or_404(
+        Invoice.objects.select_related("organization", "order").exclude(status=InvoiceStatus.DRAFT),
+        pk=pk,
+        organization=org,
+    )
+    return document_response(invoice, fmt)
 
 
 def _manage(request: HttpRequest, slug: str) -> Organization:

@@ -57,16 +57,18 @@ def record(
     org_slug: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    actor_repr: str = "",
 ) -> AuditEvent:
+    """One audit event. `actor_repr` names an actor who is not a portal user (someone who pushed
+    to Git); otherwise it is the user's e-mail or username, or "system"."""
     meta = context.current()
     ref = _target(target)
     labels = _labels(target)
     user = actor if getattr(actor, "is_authenticated", False) else None
     event = AuditEvent.objects.create(
         actor=user,
-        actor_repr=(getattr(user, "email", "") or getattr(user, "username", ""))
-        if user
-        else "system",
+        actor_repr=actor_repr[:254]
+        or ((getattr(user, "email", "") or getattr(user, "username", "")) if user else "system"),
         action=action,
         target_type=ref.type,
         target_id=ref.id[:64],

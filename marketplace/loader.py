@@ -145,20 +145,25 @@ def directory_files(directory: Path) -> list[tuple[str, str]]:
     return [(str(p.relative_to(directory)), p.read_text(encoding="utf-8")) for p in files]
 
 
+def _git_location(location: str) -> tuple[str, str, str]:
+    owner_repo, _, branch = location.partition("@")
+    owner, _, repo = owner_repo.partition("/")
+    return owner, repo, branch or "main"
+
+
 def git_files(location: str) -> list[tuple[str, str]]:
     from gitops.sync import backend
 
-    owner_repo, _, branch = location.partition("@")
-    owner, _, repo = owner_repo.partition("/")
+    owner, repo, branch = _git_location(location)
     git = backend()
     try:
-        tree = git.read_tree(owner, repo, branch or "main", "")
+        tree = git.read_tree(owner, repo, branch, "")
     except Exception:  # the repo does not exist yet: an empty source
         return []
     out = []
     for path in sorted(tree.blobs):
         if path.endswith((".yaml", ".yml")):
-            raw = git.read_file(owner, repo, branch or "main", path)
+            raw = git.read_file(owner, repo, branch, path)
             out.append((path, (raw or b"").decode("utf-8", "replace")))
     return out
 
@@ -330,7 +335,9 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
 
 
 def ensure_sources() -> list[CatalogSource]:
-    """The public directory, `catalog-sovereign`, and one source per Org's shared-blueprints."""
+    """The public directory, `catalog-sovereign`, and one source per Org's shared-blueprints.
+
+    A few queries whatever the number of Organizations (sources of new Orgs are made in bulk)."""
     sources = [
         CatalogSource.objects.update_or_create(
             name=PUBLIC_SOURCE,
@@ -344,18 +351,65 @@ def ensure_sources() -> list[CatalogSource]:
                 defaults={"kind": "git", "location": settings.CATALOG_SOVEREIGN_REPO},
             )[0]
         )
-    for org in Organization.objects.active():
-        sources.append(
-            CatalogSource.objects.update_or_create(
-                name=f"org:{org.slug}",
-                defaults={
-                    "kind": "git",
-                    "location": f"{org.slug}/shared-blueprints@main",
-                    "organization": org,
-                },
-            )[0]
+    orgs = dict(Organization.objects.active().values_list("slug", "pk"))
+
+    def wanted(slug: str) -> CatalogSource:
+        return CatalogSource(
+            name=f"org:{slug}",
+            kind="git",
+            location=f"{slug}/shared-blueprints@main",
+            organization_id=orgs[slug],
         )
-    return sources
+
+    existing = {
+        s.name: s
+        for s in CatalogSource.objects.filter(organization__isnull=False).select_related(
+            "organization"
+        )
+    }
+    missing = [wanted(slug) for slug in orgs if f"org:{slug}" not in existing]
+    if missing:
+        CatalogSource.objects.bulk_create(missing, ignore_conflicts=True)
+        existing.update(
+            (s.name, s)
+            for s in CatalogSource.objects.filter(
+                name__in=[m.name for m in missing]
+            ).select_related("organization")
+        )
+    stale = []
+    for slug in orgs:
+        source, want = existing[f"org:{slug}"], wanted(slug)
+        if (source.kind, source.location, source.organization_id) != (
+            want.kind,
+            want.location,
+            want.organization_id,
+        ):
+            source.kind, source.location = want.kind, want.location
+            source.organization_id = want.organization_id
+            stale.append(source)
+    if stale:
+        CatalogSource.objects.bulk_update(stale, ["kind", "location", "organization"])
+    return sources + [existing[f"org:{slug}"] for slug in sorted(orgs)]
+
+
+UNCHANGED = {"unchanged": 1}
+
+
+def _files_revision(files: list[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for path, text in files:
+        digest.update(path.encode() + b"\0" + text.encode() + b"\0")
+    return "files:" + digest.hexdigest()
+
+
+def _unchanged(source: CatalogSource, revision: str) -> bool:
+    """Read at this revision already, and cleanly: a source that had errors is read again (an
+    error may come from another source, e.g. a Blueprint name another source gave up)."""
+    return (
+        source.last_synced_at is not None
+        and source.revision == revision
+        and not (source.last_result or {}).get("errors")
+    )
 
 
 def repository_allowed(repository: str) -> bool:
@@ -387,11 +441,27 @@ def _refuse_unlisted_repositories(loaded: Loaded) -> None:
             loaded.errors[path] = "; ".join(filter(None, [loaded.errors.get(path), problem]))
 
 
-def sync_source(source: CatalogSource) -> dict[str, int]:
+def sync_source(source: CatalogSource, *, force: bool = False) -> dict[str, int]:
+    """Load the source's Blueprints unless it has not changed since its last sync (`force`
+    reads it anyway): a directory by the digest of its files, a Git source by its head commit."""
     if source.kind == "directory":
         directory = Path(source.location)
         files = directory_files(directory) if directory.is_dir() else []
+        revision = _files_revision(files)
+        if not force and _unchanged(source, revision):
+            return UNCHANGED
     else:
+        from gitops.backend import GitError
+        from gitops.sync import backend
+
+        owner, repo, branch = _git_location(source.location)
+        try:
+            revision = backend().head(owner, repo, branch) or ""
+        except GitError as exc:  # keep what was loaded; the next sync tries again
+            log.warning("catalog %s: Git unreachable, kept as is: %s", source.name, exc)
+            return {"unreachable": 1}
+        if not force and _unchanged(source, revision):
+            return UNCHANGED
         files = git_files(source.location)
     loaded = parse_files(files)
     _refuse_unlisted_repositories(loaded)
@@ -400,10 +470,12 @@ def sync_source(source: CatalogSource) -> dict[str, int]:
             doc["spec"]["visibility"] = "private"
             doc["spec"]["owner"] = source.organization.slug  # type: ignore[union-attr]
     result = store(source, loaded)
+    source.revision = revision
+    source.save(update_fields=["revision"])
     for path, error in loaded.errors.items():
         log.warning("catalog %s: %s skipped: %s", source.name, path, error)
     return result
 
 
-def sync_all() -> dict[str, dict[str, int]]:
-    return {source.name: sync_source(source) for source in ensure_sources()}
+def sync_all(*, force: bool = False) -> dict[str, dict[str, int]]:
+    return {source.name: sync_source(source, force=force) for source in ensure_sources()}

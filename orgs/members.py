@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from rbac import access, tiers
 from rbac import services as rbac_services
@@ -136,7 +137,7 @@ def _token_for(invitation: Invitation) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def _queue_mail(invitation: Invitation, *, by: Any, link_base: str, event: Any) -> None:
+def _queue_mail(invitation: Invitation, *, by: Actor, link_base: str, event: Any) -> None:
     """E-mail the link after the commit through the outbox (retried while the mail server is
     down); the row carries the invitation id and the portal's address, never the token."""
     outbox.enqueue(
@@ -185,7 +186,7 @@ def _expiry() -> datetime:
 
 def invite(
     *,
-    by: Any,
+    by: Actor,
     org: Organization,
     email: str,
     tier: str,
@@ -217,7 +218,7 @@ def invite(
             scopes=wanted,
             token_hash=secrets.token_hex(32),  # replaced below, once the row has its id
             expires_at=expires,
-            invited_by=by,
+            invited_by=person(by),
             sent_at=timezone.now(),
             sent_count=1,
         )
@@ -239,11 +240,11 @@ def invite(
     return invitation
 
 
-def _authorize_invitation(by: Any, invitation: Invitation) -> None:
+def _authorize_invitation(by: Actor, invitation: Invitation) -> None:
     rbac_services.authorize_grant_change(by=by, scopes=invitation.scopes, tier=invitation.tier)
 
 
-def resend_invitation(*, by: Any, invitation: Invitation, link_base: str) -> Invitation:
+def resend_invitation(*, by: Actor, invitation: Invitation, link_base: str) -> Invitation:
     """A fresh token and expiry (the old link stops working), e-mailed again."""
     _authorize_invitation(by, invitation)
     if invitation.state != InvitationState.PENDING:
@@ -268,7 +269,7 @@ def resend_invitation(*, by: Any, invitation: Invitation, link_base: str) -> Inv
     return invitation
 
 
-def revoke_invitation(*, by: Any, invitation: Invitation) -> Invitation:
+def revoke_invitation(*, by: Actor, invitation: Invitation) -> Invitation:
     _authorize_invitation(by, invitation)
     if invitation.state != InvitationState.PENDING:
         raise ConflictError({"state": f"This invitation is {invitation.state}."})
@@ -294,7 +295,7 @@ def invitation_for_token(token: str) -> Invitation | None:
     )
 
 
-def confirm_invitation(*, by: Any, invitation: Invitation) -> Invitation:
+def confirm_invitation(*, by: Actor, invitation: Invitation) -> Invitation:
     """A Sovereign operator accepts on behalf of the invited address's existing account (for a
     person whose sign-in address differs or who cannot open the link)."""
     if not access.is_operator(by, "members.update"):
@@ -311,7 +312,7 @@ def confirm_invitation(*, by: Any, invitation: Invitation) -> Invitation:
     return _accept(invitation, user=users[0], by=by)
 
 
-def _accept(invitation: Invitation, *, user: Any, by: Any) -> Invitation:
+def _accept(invitation: Invitation, *, user: Any, by: Actor) -> Invitation:
     with transaction.atomic():
         Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
         invitation.state = InvitationState.ACCEPTED
@@ -351,7 +352,7 @@ def accept_invitation(*, user: Any, token: str) -> Invitation:
         return _accept(invitation, user=user, by=user)
 
 
-def change_tier(*, by: Any, grant: UserAccess, tier: str) -> UserAccess:
+def change_tier(*, by: Actor, grant: UserAccess, tier: str) -> UserAccess:
     """Move one grant to another tier (its scope stays; developer keeps env-type=dev)."""
     new_scopes = rbac_services.normalize_scopes(tier, grant.scopes)
     rbac_services.authorize_grant_change(
@@ -379,7 +380,7 @@ def change_tier(*, by: Any, grant: UserAccess, tier: str) -> UserAccess:
         ).grant
 
 
-def remove_member(*, by: Any, org: Organization, user: Any) -> int:
+def remove_member(*, by: Actor, org: Organization, user: Any) -> int:
     """Revoke every grant `user` holds in `org` (refused for the last owner)."""
     grants = list(UserAccess.objects.in_org(org.slug).filter(user=user))
     if not grants:
@@ -390,12 +391,15 @@ def remove_member(*, by: Any, org: Organization, user: Any) -> int:
     return len(grants)
 
 
-def transfer_ownership(*, by: Any, org: Organization, to: Any) -> None:
+def transfer_ownership(*, by: Actor, org: Organization, to: Any) -> None:
     """Make `to` (a member) owner of `org`; `by` (an owner) steps down to admin."""
     scope = org_scope(org)
     if rbac_services.level_in(by, scope) < tiers.get(OWNER).level:
         raise PermissionDenied("Only an owner can transfer ownership.")
-    if to == by or to.pk == getattr(by, "pk", None):
+    owner = person(by)
+    if owner is None:
+        raise PermissionDenied("Only an owner can transfer ownership.")
+    if to == owner or to.pk == owner.pk:
         raise ValidationError({"to": "Choose another member."})
     if not UserAccess.objects.in_org(org.slug).live().filter(user=to).exists():
         raise ValidationError({"to": f"{to.get_username()} is not a member of {org.slug}."})
@@ -405,14 +409,14 @@ def transfer_ownership(*, by: Any, org: Organization, to: Any) -> None:
             actor=by,
             target=org,
             org_slug=org.slug,
-            before={"owner": by.get_username()},
+            before={"owner": owner.get_username()},
             after={"owner": to.get_username()},
         )
         rbac_services.assign(by=by, user=to, tier=OWNER, scopes=scope)
-        mine = UserAccess.objects.in_org(org.slug).filter(user=by, tier=OWNER)
+        mine = UserAccess.objects.in_org(org.slug).filter(user=owner, tier=OWNER)
         for grant in mine:
             if rbac_services.scope_key(grant.scopes) == rbac_services.scope_key(scope):
-                rbac_services.assign(by=by, user=by, tier="admin", scopes=scope)
+                rbac_services.assign(by=by, user=owner, tier="admin", scopes=scope)
     access.forget(by)
     access.forget(to)
 

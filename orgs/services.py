@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, events, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
 from core.text import control_character_problem
@@ -38,7 +39,7 @@ ORG_FIELDS = [
 SHARED_BLUEPRINTS_REPO = "shared-blueprints"
 
 
-def _schedule_sync(org: Organization, *, by: Any, event: AuditEvent) -> OutboxItem:
+def _schedule_sync(org: Organization, *, by: Actor, event: AuditEvent) -> OutboxItem:
     return outbox.enqueue(SYNC_TASK, org.pk, actor=by, audit_event=event)
 
 
@@ -63,7 +64,7 @@ def _validate_display_name(display_name: str) -> str:
 
 def create_organization(
     *,
-    by: Any,
+    by: Actor,
     slug: str,
     display_name: str,
     kind: str = "customer",
@@ -88,7 +89,7 @@ def create_organization(
         plan_code=plan_code,
         default_env_type=default_env_type,
         parent=parent,
-        created_by=by,
+        created_by=person(by),
     )
     org.full_clean(exclude=["slug", "created_by", "parent"])
     try:
@@ -145,7 +146,7 @@ def _resolve_regions(regions: list[str], field: str, env_type: str) -> list[Host
 def _add_environment(
     org: Organization,
     *,
-    by: Any,
+    by: Actor,
     env_type: str,
     regions: list[str],
     policy: dict[str, Any] | None = None,
@@ -164,7 +165,7 @@ def _add_environment(
         name=f"{org.slug}-{env_type}",
         placement="multi-region" if len(clusters) > 1 else "single-region",
         policy=policy or {},
-        created_by=by,
+        created_by=person(by),
     )
     env.regions.set(clusters)
     after = {
@@ -181,7 +182,7 @@ def _add_environment(
 
 def create_environment(
     *,
-    by: Any,
+    by: Actor,
     org: Organization,
     env_type: str,
     regions: list[str],
@@ -202,7 +203,7 @@ def create_environment(
     return env
 
 
-def update_environment_regions(*, by: Any, env: Environment, regions: list[str]) -> Environment:
+def update_environment_regions(*, by: Actor, env: Environment, regions: list[str]) -> Environment:
     org = env.organization
     _require_writable(org)
     clusters = _resolve_regions(regions, "regions", env.env_type)
@@ -229,19 +230,19 @@ def _require_writable(org: Organization) -> None:
         raise ConflictError({"state": f"{org.slug} is {org.state}; resume it first."})
 
 
-def rename_organization(*, by: Any, org: Organization, display_name: str) -> Organization:
+def rename_organization(*, by: Actor, org: Organization, display_name: str) -> Organization:
     display_name = _validate_display_name(display_name)
     if display_name == org.display_name:
         return org
     return _change(org, by=by, action="organization.update", display_name=display_name)
 
 
-def _change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+def _change(org: Organization, *, by: Actor, action: str, **values: Any) -> Organization:
     return _change_with_event(org, by=by, action=action, **values)[0]
 
 
 def _change_with_event(
-    org: Organization, *, by: Any, action: str, **values: Any
+    org: Organization, *, by: Actor, action: str, **values: Any
 ) -> tuple[Organization, AuditEvent]:
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
@@ -273,7 +274,7 @@ def on_lifecycle_changed(callback: Any) -> Any:
     return callback
 
 
-def _lifecycle_change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+def _lifecycle_change(org: Organization, *, by: Actor, action: str, **values: Any) -> Organization:
     with transaction.atomic():
         changed, event = _change_with_event(org, by=by, action=action, **values)
         for callback in _lifecycle_listeners:
@@ -281,7 +282,7 @@ def _lifecycle_change(org: Organization, *, by: Any, action: str, **values: Any)
     return changed
 
 
-def suspend_organization(*, by: Any, org: Organization, reason: str = "manual") -> Organization:
+def suspend_organization(*, by: Actor, org: Organization, reason: str = "manual") -> Organization:
     """Suspend: the Organization CR says `lifecycle: suspended` and its Applications are scaled
     to zero, both committed through Git; nothing is deleted. `reason` is "manual" or "unpaid"."""
     if org.state == OrgState.ARCHIVED:
@@ -297,7 +298,7 @@ def suspend_organization(*, by: Any, org: Organization, reason: str = "manual") 
     )
 
 
-def resume_organization(*, by: Any, org: Organization) -> Organization:
+def resume_organization(*, by: Actor, org: Organization) -> Organization:
     if org.state != OrgState.SUSPENDED:
         raise ConflictError({"state": "Only a suspended Organization can be resumed."})
     state = OrgState.PROVISIONING if org.last_commit_sha else OrgState.PENDING
@@ -306,7 +307,7 @@ def resume_organization(*, by: Any, org: Organization) -> Organization:
     )
 
 
-def archive_organization(*, by: Any, org: Organization) -> Organization:
+def archive_organization(*, by: Actor, org: Organization) -> Organization:
     if org.state == OrgState.ARCHIVED:
         return org
     return _lifecycle_change(
@@ -325,7 +326,7 @@ def restore_deadline(org: Organization) -> Any:
     return org.archived_at + timedelta(days=settings.ORG_RESTORE_DAYS)
 
 
-def restore_organization(*, by: Any, org: Organization) -> Organization:
+def restore_organization(*, by: Actor, org: Organization) -> Organization:
     """Bring an archived Organization back within the retention period (`ORG_RESTORE_DAYS`)."""
     deadline = restore_deadline(org)
     if deadline is None:
@@ -365,7 +366,8 @@ def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
             message=message,
         ).head
 
-    head = delivery.deliver(org, run)
+    # The tree holds every Environment's file: they are delivered by the same commit.
+    head = delivery.deliver(org, run, along=Environment.objects.filter(organization=org))
     Organization.objects.filter(pk=org.pk, state=OrgState.PENDING).update(
         state=OrgState.PROVISIONING
     )
@@ -373,7 +375,7 @@ def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
 
 
 @rbac_services.on_grants_changed
-def _grants_changed(*, org_slug: str, by: Any, event: AuditEvent) -> None:
+def _grants_changed(*, org_slug: str, by: Actor, event: AuditEvent) -> None:
     org = Organization.objects.filter(slug=org_slug).first() if org_slug else None
     if org is not None:
         _schedule_sync(org, by=by, event=event)

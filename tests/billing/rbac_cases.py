@@ -130,7 +130,7 @@ CASES: list[Case] = [
         {"plan": "m"},
     ),
     # --- operator console (BSS) ---
-    Case("bss index (to the vouchers)", "GET", "/bss/", operators(302)),
+    Case("bss overview", "GET", "/bss/", operators(200)),
     Case("bss vouchers", "GET", "/bss/vouchers/", operators(200), setup=BILLING),
     Case("bss voucher issue page", "GET", "/bss/vouchers/new/", operators(200)),
     Case(
@@ -161,6 +161,7 @@ CASES: list[Case] = [
         "POST",
         "/bss/vouchers/{voucher}/revoke/",
         operators(302),
+        {"confirm": "{voucher_code}"},
         setup=BILLING,
     ),
     Case(

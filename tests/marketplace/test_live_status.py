@@ -35,6 +35,19 @@ HELM_ERROR = (
 )
 
 
+def applied(rv: int, revision: str) -> dict[str, Any]:
+    """The Application's Kustomization, Ready at `revision`."""
+    return raw(
+        "Kustomization",
+        KUSTOMIZATION,
+        rv,
+        ready="True",
+        reason="ReconciliationSucceeded",
+        message=f"Applied revision: {revision}",
+        revision=revision,
+    )
+
+
 def install_web(client: Any, on_commit: Any) -> Application:
     """Install bp-valkey as acme-prod/web through the form, the plan preview and the confirm."""
     response = client.post("/marketplace/bp-valkey/install/", INSTALL_FORM)
@@ -176,15 +189,7 @@ def test_an_old_revisions_ready_is_not_ready(catalog, cast, client_for, on_commi
         REGION,
         "Kustomization",
         "ADDED",
-        raw(
-            "Kustomization",
-            KUSTOMIZATION,
-            11,
-            ready="True",
-            reason="ReconciliationSucceeded",
-            message=f"Applied revision: {old}",
-            revision=old,
-        ),
+        applied(11, old),
     )
     app.refresh_from_db()
     assert app.state == "reconciling" and app.observed_revision == old
@@ -194,15 +199,7 @@ def test_an_old_revisions_ready_is_not_ready(catalog, cast, client_for, on_commi
         REGION,
         "Kustomization",
         "MODIFIED",
-        raw(
-            "Kustomization",
-            KUSTOMIZATION,
-            12,
-            ready="True",
-            reason="ReconciliationSucceeded",
-            message=f"Applied revision: {want}",
-            revision=want,
-        ),
+        applied(12, want),
     )
     app.refresh_from_db()
     assert app.state == "ready" and app.status_message == f"Applied revision: {want}"

@@ -215,6 +215,12 @@ CASES: list[Case] = [
         "invite resend", "POST", "/orgs/acme/members/invitations/{invitation}/resend/", admins(302)
     ),
     Case(
+        "invite revoke page",
+        "GET",
+        "/orgs/acme/members/invitations/{invitation}/revoke/",
+        admins(200),
+    ),
+    Case(
         "invite revoke", "POST", "/orgs/acme/members/invitations/{invitation}/revoke/", admins(302)
     ),
     Case(
@@ -230,6 +236,7 @@ CASES: list[Case] = [
         admins(302),
         {"tier": "operator"},
     ),
+    Case("remove member page", "GET", "/orgs/acme/members/{viewer_id}/remove/", admins(200)),
     Case("remove member", "POST", "/orgs/acme/members/{viewer_id}/remove/", admins(302)),
     Case(
         "transfer ownership",
