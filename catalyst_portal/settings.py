@@ -438,6 +438,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organizations, Environments, marketplace and BSS of an OpenOva Catalyst Sovereign.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api_schema.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "EnvTypeEnum": "orgs.naming.ENV_TYPES",
         "ApplicationPlacementEnum": "marketplace.models.Placement",

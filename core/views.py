@@ -49,6 +49,21 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return response
 
 
+API_PREFIX = "/api/"
+
+
+def _api_error(status: int, message: str) -> JsonResponse:
+    """The API's error body (`core.api_errors`) for answers Django gives before DRF is reached."""
+    return JsonResponse({"errors": {"detail": [message]}}, status=status)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: under /api/ a JSON error (the schema's `Errors`), a page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return _api_error(404, "Not found.")
+    return defaults.page_not_found(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a dependency that is down answers 503 with Retry-After, anything else 500."""
     exc = sys.exc_info()[1]
