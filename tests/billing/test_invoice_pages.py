@@ -166,3 +166,26 @@ def test_customers_see_their_invoices_payments_and_balance(
         globex_draft.number is None
         and "(draft)" not in member_b.get("/billing/globex/").content.decode()
     )
+
+
+def test_operators_set_the_sovereigns_tax_rate(
+    cast: dict[str, Any], operator_client: Any, client_for: Any, on_commit: Any
+) -> None:
+    from core.models import AuditEvent
+    from orgs.models import Sovereign
+
+    assert client_for(cast["owner"]).post("/bss/tax/", {"rate": "0"}).status_code == 404
+    bad = operator_client.post("/bss/tax/", {"rate": "150"}, follow=True)
+    assert "Tax rate not changed" in bad.content.decode()
+    assert Sovereign.objects.get().tax_rate_bp == 500
+    operator_client.post("/bss/tax/", {"rate": "5.25"})
+    assert Sovereign.objects.get().tax_rate_bp == 525
+    event = AuditEvent.objects.get(action="billing.tax.set")
+    assert (event.before, event.after) == ({"tax_rate_bp": 500}, {"tax_rate_bp": 525})
+    page = operator_client.get("/bss/plans/").content.decode()
+    assert "5.25 %" in page and "cpu-core-hours" in page
+    use(flexi(cast["acme"]), "cpu-core-hours", "100")  # 1.200 at 5.25 % = 63 baisa
+    with on_commit():
+        runs.run(PERIOD)
+    invoice = Invoice.objects.get(period=PERIOD)
+    assert (invoice.tax_rate_bp, invoice.tax_minor) == (525, 63)
