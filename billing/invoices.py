@@ -85,6 +85,10 @@ def for_order(order: Order, *, by: Any, tax_rate_bp: int) -> Invoice:
         for position, line in enumerate(order.lines, start=1)
     )
     _issued(invoice, by=by, source={"order": order.pk, "kind": order.kind})
+    if order.kind == QuoteKind.RENEWAL:  # nobody is at the keyboard: the card on file pays
+        from .payments.events import schedule_card_charge
+
+        schedule_card_charge([order])
     return invoice
 
 
@@ -226,6 +230,9 @@ def issue_many(*, by: Any, invoice_ids: list[int]) -> int:
             _issued(draft, by=by, source={"period": draft.period, "order": draft.order_id})
             if draft.status == InvoiceStatus.PAID:
                 paid_event(draft)
+        from .payments.events import schedule_card_charge
+
+        schedule_card_charge(orders)
     return len(drafts)
 
 

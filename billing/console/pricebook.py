@@ -58,7 +58,8 @@ def tax_set(request: HttpRequest) -> HttpResponse:
         pricing.set_tax_rate(by=request.user, rate_bp=rate_bp)
         messages.success(request, f"Tax rate set to {form.cleaned_data['rate'].normalize():f} %.")
     else:
-        messages.error(request, "Tax rate not changed: " + " ".join(form.errors.get("rate", [])))
+        problems = [str(message) for message in form.errors.get("rate", [])]
+        messages.error(request, "Tax rate not changed: " + " ".join(problems))
     return redirect("billing:plans")
 
 
