@@ -14,7 +14,6 @@ credit given back when an order is cancelled).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -22,6 +21,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from core import audit, events, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs import services as org_services
 from orgs.models import Organization, OrgState, Sovereign
@@ -68,7 +68,7 @@ class Confirmation:
     message: str
 
 
-def confirm_quote(*, by: Any, quote_id: int) -> Confirmation:
+def confirm_quote(*, by: Actor, quote_id: int) -> Confirmation:
     """Charge exactly quote `quote_id`, or raise QuoteChanged with the quote to review instead."""
     try:
         with transaction.atomic():
@@ -82,7 +82,7 @@ def confirm_quote(*, by: Any, quote_id: int) -> Confirmation:
         raise QuoteChanged(stale.message, fresh) from None
 
 
-def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
+def _confirm_locked(*, by: Actor, quote_id: int) -> Confirmation:
     quote = Quote.objects.select_for_update().get(pk=quote_id)
     if quote.status == QuoteStatus.CONFIRMED:  # a second click: the first one's result, no charge
         order = Order.objects.filter(quote=quote).select_related("organization").first()
@@ -111,7 +111,7 @@ def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
     return Confirmation(org, order, order_message(order))
 
 
-def _confirm_new(quote: Quote, *, by: Any) -> Confirmation:
+def _confirm_new(quote: Quote, *, by: Actor) -> Confirmation:
     inputs = quote.inputs
     region = inputs.get("region") or ""
     org = org_services.create_organization(
@@ -129,7 +129,7 @@ def _confirm_new(quote: Quote, *, by: Any) -> Confirmation:
 
 
 def _schedule_downgrade(
-    quote: Quote, *, org: Organization, by: Any, sub: Subscription
+    quote: Quote, *, org: Organization, by: Actor, sub: Subscription
 ) -> Confirmation:
     before = {"pending_plan_code": sub.pending_plan_code}
     sub.pending_plan_code = quote.plan_code
@@ -149,7 +149,7 @@ def _schedule_downgrade(
     )
 
 
-def place(quote: Quote, *, org: Organization, by: Any, sub: Subscription | None) -> Order:
+def place(quote: Quote, *, org: Organization, by: Actor, sub: Subscription | None) -> Order:
     """The order for a confirmed quote (inside the caller's transaction, org row locked; `sub`
     is its live subscription, if any)."""
     order = Order.objects.create(
@@ -170,7 +170,7 @@ def place(quote: Quote, *, org: Organization, by: Any, sub: Subscription | None)
         period_end=quote.period_end,
         status=OrderStatus.AWAITING_PAYMENT,
         voucher_code=quote.inputs.get("voucher_code", ""),
-        placed_by=by if getattr(by, "is_authenticated", False) else None,
+        placed_by=person(by),
     )
     if order.credit_applied_minor:
         ledger.append(
@@ -242,7 +242,7 @@ def subscription_changed(sub: Subscription, change: str) -> None:
     )
 
 
-def fulfil(order: Order, *, by: Any) -> None:
+def fulfil(order: Order, *, by: Actor) -> None:
     """A paid order takes effect: the subscription starts, renews or changes plan (a month's
     usage order only needs to be paid)."""
     org = order.organization
@@ -299,7 +299,7 @@ def fulfil(order: Order, *, by: Any) -> None:
     _resume_if_settled(org)
 
 
-def set_org_plan(org: Organization, *, plan_code: str, by: Any) -> None:
+def set_org_plan(org: Organization, *, plan_code: str, by: Actor) -> None:
     """The plan is part of the Organization CR: record it and re-deliver the Organization."""
     before = {"plan_code": org.plan_code}
     Organization.objects.filter(pk=org.pk).update(plan_code=plan_code, updated_at=timezone.now())
@@ -350,7 +350,7 @@ def next_numbers(model: type[Model], prefix: str, count: int) -> list[str]:
 
 def record_payment(
     *,
-    by: Any,
+    by: Actor,
     order: Order,
     reference: str,
     provider: str = "manual",
@@ -410,7 +410,7 @@ def record_payment(
     return locked
 
 
-def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
+def cancel_order(*, by: Actor, order: Order, reason: str) -> Order:
     """An unpaid order ends: its invoice is void and the credit it held goes back."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
@@ -441,13 +441,13 @@ def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
             org_slug=org.slug,
             after={"reason": reason, "credit_returned_minor": locked.credit_applied_minor},
         )
-        if locked.kind == QuoteKind.RENEWAL:
+        if locked.kind == QuoteKind.RENEWAL and locked.subscription is not None:
             _end_unpaid_subscription(locked, org, by=by)
         _resume_if_settled(org)
     return locked
 
 
-def _end_unpaid_subscription(order: Order, org: Organization, *, by: Any) -> None:
+def _end_unpaid_subscription(order: Order, org: Organization, *, by: Actor) -> None:
     """Cancelling a renewal declines the period it would pay for: the subscription ends now
     (the service is not given away), and the Organization has no plan until it orders one."""
     if order.subscription_id is None:
@@ -473,7 +473,7 @@ def _end_unpaid_subscription(order: Order, org: Organization, *, by: Any) -> Non
 
 
 def issue_credit_note(
-    *, by: Any, invoice: Invoice, amount_minor: int, reason: str, external_id: str | None = None
+    *, by: Actor, invoice: Invoice, amount_minor: int, reason: str, external_id: str | None = None
 ) -> CreditNote:
     """Money given back on a paid invoice (a card refund); once per provider refund id."""
     with transaction.atomic():
@@ -492,7 +492,7 @@ def issue_credit_note(
             currency=invoice.currency,
             reason=reason[:200],
             external_id=external_id,
-            created_by=by if getattr(by, "is_authenticated", False) else None,
+            created_by=person(by),
         )
         audit.record(
             "billing.credit_note.issue",

@@ -17,7 +17,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core import audit, outbox
+from core import audit, links, outbox
 from orgs import members
 from orgs import services as org_services
 from orgs.models import Organization, OrgState, Sovereign
@@ -140,7 +140,10 @@ def send_notice(*, notice_id: int) -> None:
     subject, body = _body(notice)
     sovereign = Sovereign.objects.order_by("pk").first()
     link = (
-        f"https://console.{sovereign.fqdn}/billing/{notice.invoice.organization.slug}/"
+        links.portal_url(
+            f"/billing/{notice.invoice.organization.slug}/",
+            fallback=f"https://console.{sovereign.fqdn}",
+        )
         if sovereign
         else ""
     )

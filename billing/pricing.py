@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, person
 from orgs.models import Sovereign
 
 from .models import AddOn, Plan, Price
@@ -135,7 +136,7 @@ def quote(
 
 def set_price(
     *,
-    by: Any,
+    by: Actor,
     plan: Plan | None = None,
     addon: AddOn | None = None,
     amount_minor: int,
@@ -152,7 +153,7 @@ def set_price(
             amount_minor=amount_minor,
             currency=currency,
             effective_from=effective_from,
-            created_by=by,
+            created_by=person(by),
         )
         target = plan or addon
         assert target is not None
@@ -194,7 +195,7 @@ def set_tax_rate(*, by: Any, rate_bp: int) -> Sovereign:
 PLAN_FIELDS = ["name", "cpu_millicores", "memory_mib", "disk_gib", "is_flexi", "is_active"]
 
 
-def update_plan(*, by: Any, plan: Plan, **values: Any) -> Plan:
+def update_plan(*, by: Actor, plan: Plan, **values: Any) -> Plan:
     with transaction.atomic():
         before = audit.snapshot(plan, PLAN_FIELDS)
         for name, value in values.items():
@@ -213,7 +214,7 @@ def update_plan(*, by: Any, plan: Plan, **values: Any) -> Plan:
     return plan
 
 
-def create_addon(*, by: Any, code: str, name: str, unit: str, amount_minor: int) -> AddOn:
+def create_addon(*, by: Actor, code: str, name: str, unit: str, amount_minor: int) -> AddOn:
     if AddOn.objects.filter(code=code).exists():
         raise ValidationError({"code": f"An add-on “{code}” already exists."})
     addon = AddOn(code=code, name=name, unit=unit)

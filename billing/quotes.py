@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs.models import Organization
 
@@ -78,7 +79,7 @@ def build(
     period: tuple[datetime | None, datetime | None],
     org: Organization | None,
     inputs: dict[str, Any],
-    by: Any,
+    by: Actor,
 ) -> Quote:
     subtotal = sum(line.amount_minor for line in lines)
     tax = lines_tax([line.amount_minor for line in lines], book.tax_rate_bp)
@@ -88,7 +89,7 @@ def build(
     return Quote(
         kind=kind,
         organization=org,
-        requested_by=by if getattr(by, "is_authenticated", False) else None,
+        requested_by=person(by),
         inputs=inputs,
         plan_code=plan_code,
         lines=_as_json(lines),
@@ -109,7 +110,7 @@ def build(
 
 def for_new_organization(
     *,
-    by: Any,
+    by: Actor,
     slug: str,
     display_name: str,
     region: str,
@@ -181,7 +182,7 @@ _UNSET: Any = object()
 
 def for_plan_change(
     *,
-    by: Any,
+    by: Actor,
     org: Organization,
     plan_code: str,
     at: datetime | None = None,

@@ -9,12 +9,12 @@ credit when it covers it, else invoiced (and then chased by dunning).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor
 from core.errors import ConflictError
 from orgs.models import Organization
 
@@ -41,7 +41,7 @@ def _live_or_conflict(org: Organization) -> Subscription:
     return sub
 
 
-def set_cancel_at_period_end(*, by: Any, org: Organization, cancel: bool) -> Subscription:
+def set_cancel_at_period_end(*, by: Actor, org: Organization, cancel: bool) -> Subscription:
     """Cancel at the end of the period (the plan runs until then), or take that back."""
     with transaction.atomic():
         sub = _live_or_conflict(org)
@@ -65,7 +65,7 @@ def set_cancel_at_period_end(*, by: Any, org: Organization, cancel: bool) -> Sub
     return sub
 
 
-def keep_current_plan(*, by: Any, org: Organization) -> Subscription:
+def keep_current_plan(*, by: Actor, org: Organization) -> Subscription:
     """Drop a downgrade scheduled for the end of the period."""
     with transaction.atomic():
         sub = _live_or_conflict(org)

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import views
-from .console import customers, pricebook
+from .console import customers, overview, pricebook
 from .console import invoices as invoice_pages
 from .console import revenue as revenue_pages
 from .console import vouchers as voucher_pages
@@ -32,7 +32,7 @@ urlpatterns = [
         views.order_action,
         name="order",
     ),
-    path("bss/", voucher_pages.index, name="index"),
+    path("bss/", overview.index, name="index"),
     path("bss/vouchers/", voucher_pages.voucher_list, name="vouchers"),
     path("bss/vouchers/new/", voucher_pages.voucher_issue, name="voucher-issue"),
     path("bss/vouchers/export.csv", voucher_pages.voucher_export, name="voucher-export"),

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import links
 from core.errors import ConflictError
 from core.forms import apply_errors
 from orgs import services as org_services
@@ -81,7 +82,7 @@ def redeem(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {
         "state": preview.status,
         "preview": preview,
-        "form": RedeemEntryForm(),
+        "form": RedeemEntryForm(initial={"code": code}),  # what was typed stays in the field
     }
     if preview.status == "not_valid":
         return render(request, "billing/redeem.html", context, status=404)
@@ -279,8 +280,9 @@ def quote_view(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _pay_by_card(request: HttpRequest, order: Order) -> HttpResponse:
-    account = request.build_absolute_uri(
-        reverse("billing:account", kwargs={"slug": order.organization.slug})
+    account = links.portal_url(
+        reverse("billing:account", kwargs={"slug": order.organization.slug}),
+        fallback=request.build_absolute_uri("/"),
     )
     try:
         payment = payment_events.start_card_payment(
@@ -299,7 +301,9 @@ def _pay_by_card(request: HttpRequest, order: Order) -> HttpResponse:
 @login_required
 @require_GET
 def account(request: HttpRequest, slug: str) -> HttpResponse:
-    org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
+    org = access.get_object_for(
+        request.user, Organization, action="billing.read", slug=slug, strict=True
+    )
     sub = quotes.live_subscription(org)
     response = render(
         request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -12,14 +13,16 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Replace
 from django.utils import timezone
 
-from core import audit, outbox
+from core import audit, links, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs.models import Organization, Sovereign
 
-from . import ledger
+from . import ledger, money
 from .models import ENDED_STATES, Plan, Redemption, Voucher, VoucherReason, VoucherState
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -52,8 +55,28 @@ class VoucherEnded(ValidationError):
         super().__init__({"code": ENDED_MESSAGE}, code="ended")
 
 
+DASHES = re.compile(r"[\s\-\u2010-\u2015\u2212_]+")
+
+
 def normalize(code: str) -> str:
-    return (code or "").strip().upper()
+    """A code as typed → its canonical form: upper case, spaces and any dash (en dash, minus, a
+    run of them) become one `-`, none at the ends. `spring 2026–xyz` → `SPRING-2026-XYZ`."""
+    return DASHES.sub("-", (code or "").strip().upper()).strip("-")
+
+
+def find(qs: Any, code: str) -> Voucher | None:
+    """The voucher for a normalised code; a code grouped differently from the stored one
+    (`VCH-ABCD-EFGH-JKMN` for `VCH-ABCDEFGHJKMN`) is found by comparing without dashes."""
+    found = qs.filter(code=code).first()
+    if found is None and code:
+        compact = Replace("code", Value("-"), Value(""))
+        found = (
+            qs.annotate(compact=compact)
+            .filter(compact=code.replace("-", ""))
+            .order_by("pk")
+            .first()
+        )
+    return found
 
 
 def generate_code() -> str:
@@ -74,7 +97,9 @@ def code_problem(code: str) -> str | None:
 
 def redeem_link(code: str) -> str:
     sovereign = Sovereign.current()
-    return f"https://marketplace.{sovereign.fqdn}/redeem/?code={code}"
+    return links.marketplace_url(
+        f"/redeem/?code={code}", fallback=f"https://marketplace.{sovereign.fqdn}"
+    )
 
 
 @dataclass(frozen=True)
@@ -102,8 +127,10 @@ def _check_terms(
         errors["code"] = problem
     if terms.credit_minor <= 0:
         errors["credit"] = "Enter a credit above zero."
-    if terms.max_redemptions < 0:
-        errors["max_redemptions"] = "Enter 0 (unlimited) or more."
+    elif problem := money.amount_problem(terms.credit_minor, ledger.currency()):
+        errors["credit"] = problem
+    if not 0 <= terms.max_redemptions <= money.MAX_COUNT:
+        errors["max_redemptions"] = f"Enter 0 (unlimited) to {money.MAX_COUNT}."
     if terms.reason not in VoucherReason.values:
         errors["reason"] = f"Choose one of {', '.join(VoucherReason.values)}."
     if terms.valid_until and terms.valid_from and terms.valid_until < terms.valid_from:
@@ -116,7 +143,7 @@ def _check_terms(
 
 
 def issue_vouchers(
-    *, by: Any, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
+    *, by: Actor, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
 ) -> list[Voucher]:
     """Issue one voucher (typed or generated code) or a batch of `count` generated codes."""
     code = normalize(code)
@@ -142,7 +169,7 @@ def issue_vouchers(
             recipient_email=recipient_email,
             batch=batch,
             is_active=terms.is_active,
-            created_by=by,
+            created_by=person(by),
             created_at=now,
         )
         for c in codes
@@ -224,9 +251,7 @@ class Preview:
 def preview(code: str) -> Preview:
     """What a customer may see about `code`; unknown and revoked look the same."""
     code = normalize(code)
-    voucher = (
-        Voucher.objects.filter(code=code).first() if 0 < len(code) <= MAX_CODE_LENGTH else None
-    )
+    voucher = find(Voucher.objects, code) if 0 < len(code) <= MAX_CODE_LENGTH else None
     if voucher is None or voucher.state() == VoucherState.REVOKED:
         return Preview(status="not_valid")
     status = "ended" if voucher.state() in ENDED_STATES else "valid"
@@ -244,16 +269,19 @@ def preview(code: str) -> Preview:
     )
 
 
-def redeem_voucher(*, code: str, org: Organization, by: Any) -> Redemption:
+def redeem_voucher(*, code: str, org: Organization, by: Actor) -> Redemption:
     """Credit `org` with the voucher once: check, insert, count and credit under one row lock."""
     code = normalize(code)
     try:
         with transaction.atomic():
-            voucher = Voucher.objects.select_for_update().filter(code=code).first()
+            voucher = find(Voucher.objects.select_for_update(), code)
             _check_redeemable(voucher, org)
             assert voucher is not None
             redemption = Redemption.objects.create(
-                voucher=voucher, organization=org, credit_minor=voucher.credit_minor, redeemed_by=by
+                voucher=voucher,
+                organization=org,
+                credit_minor=voucher.credit_minor,
+                redeemed_by=person(by),
             )
             Voucher.objects.filter(pk=voucher.pk).update(redeemed_count=F("redeemed_count") + 1)
             ledger.append(
@@ -293,14 +321,14 @@ def _already_redeemed(org: Organization) -> ConflictError:
     return ConflictError({"code": f"This voucher was already redeemed for {org.slug}."})
 
 
-def revoke_voucher(*, by: Any, voucher: Voucher) -> Voucher:
+def revoke_voucher(*, by: Actor, voucher: Voucher) -> Voucher:
     """Soft delete: the code stops working; past redemptions and credit stay."""
     with transaction.atomic():
         locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
         if locked.revoked_at is not None:
             return locked
         locked.revoked_at = timezone.now()
-        locked.revoked_by = by
+        locked.revoked_by = person(by)
         locked.save(update_fields=["revoked_at", "revoked_by"])
         audit.record(
             "voucher.revoke",
@@ -311,7 +339,7 @@ def revoke_voucher(*, by: Any, voucher: Voucher) -> Voucher:
     return locked
 
 
-def set_voucher_active(*, by: Any, voucher: Voucher, active: bool) -> Voucher:
+def set_voucher_active(*, by: Actor, voucher: Voucher, active: bool) -> Voucher:
     with transaction.atomic():
         locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
         if locked.revoked_at is not None:

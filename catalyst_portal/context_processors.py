@@ -1,5 +1,15 @@
+"""The shell every signed-in page shares (UX.md "Layout"): primary navigation for the current
+Organization, the operator console, the Organization switcher and whether a cluster reports back.
+
+Everything here is lazy: a page that does not render the shell (a fragment, an error page) runs no
+query, and a page that does runs at most two (the Organizations for the switcher, the current
+Organization's Environments) on top of the grants every page reads anyway.
+"""
+
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -8,43 +18,179 @@ from django.urls import NoReverseMatch, reverse
 
 from rbac import access
 
-# (label, URL name, who sees it): "user" = any signed-in user, "operator" = Sovereign operators.
-NAV = [
-    ("Organizations", "orgs:list", "user"),
-    ("Marketplace", "marketplace:catalog", "user"),
-    ("BSS", "billing:index", "operator"),
-    ("Catalog curation", "marketplace:curation", "operator"),
-    ("Audit", "audit", "operator"),
-    ("API tokens", "token-list", "user"),
-    ("Account", "account", "user"),
+SWITCHER_SIZE = 20
+
+# (label, URL name, needs): "org" items take the current Organization's slug; "action" is checked
+# on it. Operator items need a global grant (Sovereign operators).
+ORG_NAV = [
+    ("Overview", "orgs:detail", "organization.read"),
+    ("Applications", "marketplace:apps", "applications.read"),
+    ("Marketplace", "marketplace:catalog", ""),
+    ("Members", "orgs:members", "members.read"),
+    ("Billing", "billing:account", "billing.read"),
+    ("Audit", "orgs:audit", "audit.read"),
 ]
+CONSOLE_NAV = [
+    ("Overview", "billing:index", "billing.read"),
+    ("Revenue", "billing:revenue", "billing.read"),
+    ("Organizations", "billing:customers", "billing.read"),
+    ("Vouchers", "billing:vouchers", "vouchers.read"),
+    ("Plans & prices", "billing:plans", "billing.read"),
+    ("Orders", "billing:orders", "billing.read"),
+    ("Invoices", "billing:invoices", "billing.read"),
+    ("Catalog curation", "marketplace:curation", "catalog.curate"),
+    ("Audit", "audit", "audit.read"),
+]
+ORG_URL_NAMES = {"orgs", "billing"}  # URL namespaces whose `slug` kwarg is an Organization
 
 
-def _nav(path: str, *, signed_in: bool, operator: bool) -> list[dict[str, Any]]:
-    if not signed_in:
-        return []
-    items = []
-    for label, name, who in NAV:
-        if who == "operator" and not operator:
-            continue
-        try:
-            url = reverse(name)
-        except NoReverseMatch:  # an app whose pages are not installed
-            continue
-        items.append({"label": label, "url": url, "current": path.startswith(url)})
-    return items
+@dataclass
+class Item:
+    label: str
+    url: str
+    current: bool = False
+    children: list[Item] = field(default_factory=list)
+
+
+def _url(name: str, *args: str) -> str | None:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:  # an app whose pages are not installed
+        return None
+
+
+def _mark_current(path: str, items: list[Item]) -> None:
+    """The longest URL that prefixes the path is the current item (one per navigation)."""
+    flat = [i for item in items for i in (item, *item.children)]
+    best = max((i for i in flat if path.startswith(i.url)), key=lambda i: len(i.url), default=None)
+    if best is not None:
+        best.current = True
+
+
+class Shell:
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+        self.user = getattr(request, "user", None)
+        self.signed_in = bool(getattr(self.user, "is_authenticated", False))
+
+    @cached_property
+    def is_operator(self) -> bool:
+        return self.signed_in and access.is_operator(self.user, "audit.read")
+
+    @cached_property
+    def orgs(self) -> list[Any]:
+        """The Organizations the user can open (switcher), most relevant first."""
+        if not self.signed_in:
+            return []
+        from orgs.models import Organization
+
+        qs = access.visible(self.user, Organization.objects.active(), "organization.read")
+        return list(qs.only("pk", "slug", "display_name", "state").order_by("slug")[:SWITCHER_SIZE])
+
+    @cached_property
+    def current_org(self) -> Any:
+        """The Organization the page is about (from the URL), else the user's first one."""
+        match = getattr(self.request, "resolver_match", None)
+        slug = ""
+        if match is not None:
+            kwargs = match.kwargs
+            if match.namespace in ORG_URL_NAMES and "slug" in kwargs:
+                slug = kwargs["slug"]
+            elif "org" in kwargs:
+                slug = kwargs["org"]
+            elif match.namespace == "marketplace" and "env" in kwargs:
+                slug = self._org_of_env(kwargs["env"])
+        for org in self.orgs:
+            if org.slug == slug:
+                return org
+        if slug:  # a page of an Organization beyond the switcher's first page
+            from orgs.models import Organization
+
+            found = access.visible(
+                self.user, Organization.objects.filter(slug=slug), "organization.read"
+            ).first()
+            if found is not None:
+                return found
+        return self.orgs[0] if self.orgs else None
+
+    def _org_of_env(self, env: str) -> str:
+        from orgs.models import Environment
+
+        return (
+            Environment.objects.filter(name=env)
+            .values_list("organization__slug", flat=True)
+            .first()
+            or ""
+        )
+
+    @cached_property
+    def nav(self) -> list[Item]:
+        org = self.current_org
+        if org is None:
+            items = [Item("Organizations", reverse("orgs:list"))]
+            url = _url("marketplace:catalog")
+            if url:
+                items.append(Item("Marketplace", url))
+            _mark_current(self.request.path, items)
+            return items
+        items = []
+        for label, name, action in ORG_NAV:
+            takes_slug = name.startswith(("orgs:", "billing:"))
+            url = _url(name, org.slug) if takes_slug else _url(name)
+            if url is None or (action and not access.can(self.user, action, org)):
+                continue
+            items.append(Item(label, url))
+        overview = items[0]
+        overview.children = [
+            Item(env.name, reverse("orgs:environment", args=[org.slug, env.name]))
+            for env in self.environments
+        ]
+        _mark_current(self.request.path, items)
+        return items
+
+    @cached_property
+    def environments(self) -> list[Any]:
+        org = self.current_org
+        if org is None:
+            return []
+        return list(
+            access.visible(self.user, org.environments.all(), "environments.read")
+            .only("pk", "name", "organization_id")
+            .order_by("name")
+        )
+
+    @cached_property
+    def console(self) -> list[Item]:
+        if not self.is_operator:
+            return []
+        items = [
+            Item(label, url)
+            for label, name, action in CONSOLE_NAV
+            if (url := _url(name)) and access.is_operator(self.user, action)
+        ]
+        _mark_current(self.request.path, items)
+        return items
+
+    def cluster_connected(self) -> bool:
+        if settings.FLUX_CLUSTER_CONNECTED or getattr(settings, "SIMULATED_CLUSTER", False):
+            return True
+        from gitops.models import FluxCluster
+
+        return FluxCluster.objects.exists()
+
+
+def sovereign_name() -> str:
+    from orgs.models import Sovereign
+
+    return Sovereign.objects.order_by("pk").values_list("fqdn", flat=True).first() or "Catalyst"
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
-    from orgs.models import Sovereign
-
-    sovereign = Sovereign.objects.order_by("pk").values_list("fqdn", flat=True).first()
-    user = getattr(request, "user", None)
-    signed_in = bool(getattr(user, "is_authenticated", False))
-    operator = signed_in and access.is_operator(user, "audit.read")
+    shell = Shell(request)
     return {
-        "sovereign_name": sovereign or "Catalyst",
-        "nav_is_operator": operator,
-        "nav": _nav(request.path, signed_in=signed_in, operator=operator),
+        "sovereign_name": sovereign_name(),
+        "shell": shell,
+        "nav_is_operator": shell.is_operator,
+        "cluster_connected": shell.cluster_connected,
         "local_signup_enabled": settings.LOCAL_SIGNUP_ENABLED,
     }

@@ -12,6 +12,8 @@ reference (see `manifests.py`), so no secret reaches Git, the database or a log.
 from __future__ import annotations
 
 import copy
+import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,7 +21,25 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError as SchemaValidationError
+
+from core.text import whole_match
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(whole_match(pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """JSON Schema `pattern` with ECMA-262 semantics: `$` is the end of the value, so `^a+$` does
+    not accept `"aaa\n"` (Python's `$` would)."""
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield SchemaValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+AnchoredValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 HINT = "x-catalyst-ui-hint"
 ADVANCED = "x-catalyst-advanced"
@@ -120,18 +140,49 @@ def _json_path(error: Any) -> list[tuple[str, str]]:
     return [(".".join(base) or "values", message)]
 
 
+EMAIL = "Enter an e-mail address like name@example.com."
+FORMATS = {
+    "email": EMAIL,
+    "idn-email": EMAIL,
+    "hostname": "Enter a host name like app.example.com.",
+    "idn-hostname": "Enter a host name like app.example.com.",
+    "uri": "Enter a URL like https://example.com/.",
+    "ipv4": "Enter an IPv4 address like 192.0.2.10.",
+    "date": "Enter a date like 2026-01-31.",
+}
+
+
+def _pattern_message(schema: dict[str, Any]) -> str:
+    """A pattern mismatch in plain words, with an example where the schema gives one."""
+    pattern = str(schema.get("pattern", ""))
+    if schema.get("format") in FORMATS:
+        return FORMATS[schema["format"]]
+    if "@" in pattern:
+        return EMAIL
+    if schema.get("x-catalyst-ui-hint") == "domain":
+        return "Enter a domain like app.example.com."
+    example = (schema.get("examples") or [schema.get("default")])[0]
+    title = str(schema.get("title") or "a value").lower()
+    if example not in (None, ""):
+        return f"Enter {title} like {example}."
+    return f"Enter {title} in the expected format."
+
+
 def _friendly(error: Any) -> str:
     kind, value = error.validator, error.validator_value
     messages = {
-        "pattern": "Enter a value in the expected format.",
-        "minimum": f"Ensure this value is greater than or equal to {value}.",
-        "maximum": f"Ensure this value is less than or equal to {value}.",
-        "minLength": f"Ensure this value has at least {value} characters.",
-        "maxLength": f"Ensure this value has at most {value} characters.",
+        "minimum": f"Enter a number of at least {value}.",
+        "maximum": f"Enter a number of at most {value}.",
+        "minLength": f"Enter at least {value} characters.",
+        "maxLength": f"Enter at most {value} characters.",
         "type": f"Enter a value of type {value}.",
-        "maxItems": f"At most {value} items.",
-        "minItems": f"At least {value} items.",
+        "maxItems": f"Give at most {value} items.",
+        "minItems": f"Give at least {value} items.",
     }
+    if kind == "pattern":
+        return _pattern_message(error.schema)
+    if kind == "format":
+        return FORMATS.get(value, f"Enter a valid {value}.")
     if kind == "enum":
         return "Select one of: " + ", ".join(str(v) for v in value or []) + "."
     return messages.get(kind, error.message)
@@ -151,7 +202,7 @@ def validate(schema: dict[str, Any], values: Any, *, prefix: str = "values") -> 
             }
         )
     complete = with_defaults(checked, values)
-    validator = Draft202012Validator(checked, format_checker=FormatChecker())
+    validator = AnchoredValidator(checked, format_checker=FormatChecker())
     errors: dict[str, list[str]] = {}
     for error in sorted(validator.iter_errors(complete), key=lambda e: list(e.absolute_path)):
         for path, message in _json_path(error):
@@ -271,12 +322,12 @@ class SchemaForm(forms.Form):
         return [self[n] for n, p in self.props.items() if n in self.fields and p.advanced]
 
     def clean(self) -> dict[str, Any]:
+        """One pass: the schema checks every field the form could read, even when another field
+        has a form error, so all problems are reported together (once each)."""
         cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
         values: dict[str, Any] = {}
         for name, prop in self.props.items():
-            if name not in self.fields:
+            if name not in self.fields or name in self.errors:
                 continue
             value = _to_json(prop, cleaned.get(name))
             if value is not None:
@@ -288,10 +339,17 @@ class SchemaForm(forms.Form):
         return cleaned
 
     def apply(self, exc: ValidationError) -> None:
-        """Put `values.a.b` errors on the `a__b` field (or the form)."""
-        for path, messages in exc.message_dict.items():
+        """Put `values.a.b` errors on the `a__b` field (or the form); a field that already has an
+        error (from the form, or an earlier message) gets no second one for the same problem."""
+        for path, found in exc.message_dict.items():
             parts = path.removeprefix("values").removeprefix(".").split(".")
             while parts and parts[-1].isdigit():  # an array item's error goes on the array field
                 parts.pop()
             name = SEP.join(parts)
-            self.add_error(name if name in self.fields else None, messages)
+            field = name if name in self.fields else None
+            if field is not None and field in self.errors:
+                continue  # the form already said what is wrong with this field
+            known = self.non_field_errors() if field is None else []
+            fresh = [m for m in dict.fromkeys(found) if m not in known]
+            if fresh:
+                self.add_error(field, fresh)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -209,17 +211,17 @@ def _apply(exc: ValidationError, install_form: InstallForm, schema_form: SchemaF
     if not hasattr(exc, "error_dict"):
         install_form.add_error(None, exc)
         return
-    for path, messages in exc.message_dict.items():
+    for path, found in exc.message_dict.items():
         if path.startswith("values"):
-            schema_form.apply(ValidationError({path: messages}))
+            schema_form.apply(ValidationError({path: found}))
         elif path in install_form.fields:
-            install_form.add_error(path, messages)
+            install_form.add_error(path, found)
         elif (
             path.startswith("dependencies.") and f"dep__{path.split('.')[1]}" in install_form.fields
         ):
-            install_form.add_error(f"dep__{path.split('.')[1]}", messages)
+            install_form.add_error(f"dep__{path.split('.')[1]}", found)
         else:
-            install_form.add_error(None, [f"{path}: {m}" for m in messages])
+            install_form.add_error(None, [f"{path}: {m}" for m in found])
 
 
 @login_required
@@ -251,7 +253,9 @@ def install(request: HttpRequest, name: str) -> HttpResponse:
         }
     )
     schema_form = SchemaForm(data, schema=version.config_schema, app_choices=_app_choices(env))
-    if request.method == "POST" and install_form.is_valid() and schema_form.is_valid():
+    # both forms are checked in the same pass: every problem is reported in the first round
+    valid = all([install_form.is_valid(), schema_form.is_valid()]) if data is not None else False
+    if valid:
         try:
             plan = services.make_plan(
                 by=request.user,
@@ -312,6 +316,12 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 else " ".join(exc.messages)
             )
         else:
+            bp = plan.blueprint_version
+            messages.success(
+                request,
+                f"{app.name} ({bp.blueprint.title} {bp.version}) installed in "
+                f"{app.environment.name} — committing to Git, then watching Flux.",
+            )
             return redirect("marketplace:app", env=app.environment.name, app=app.name)
     shown = previews.plan_preview(plan) if plan.applied_at is None else None
     return render(
@@ -343,4 +353,8 @@ def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
 def sync_errors(request: HttpRequest) -> HttpResponse:
     access.require_global(request.user, "audit.read")  # operator page: 404 for everyone else
     errors = CatalogSyncError.objects.select_related("source")
-    return render(request, "marketplace/sync_errors.html", {"errors": errors})
+    return render(
+        request,
+        "marketplace/sync_errors.html",
+        {"errors": errors, "repositories": settings.CHART_REPOSITORIES},
+    )

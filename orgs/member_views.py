@@ -10,8 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import confirm, links
 from core.errors import ConflictError
 from rbac import access
 from rbac.models import UserAccess
@@ -22,11 +24,13 @@ from .models import Invitation, InvitationState, Organization
 
 
 def _org(request: HttpRequest, slug: str, action: str) -> Organization:
-    return access.get_object_for(request.user, Organization, action=action, slug=slug)
+    """Members, invitations and the matrix are the whole Organization's: a grant scoped below it
+    sees the Organization but not these (403)."""
+    return access.get_object_for(request.user, Organization, action=action, slug=slug, strict=True)
 
 
 def _link_base(request: HttpRequest) -> str:
-    return request.build_absolute_uri("/")
+    return links.portal_url("/", fallback=request.build_absolute_uri("/"))
 
 
 def _page(
@@ -102,14 +106,28 @@ def _invitation(org: Organization, pk: int) -> Invitation:
 
 
 def _invitation_action(
-    action: str, run: Callable[[HttpRequest, Organization, Invitation], Invitation], done: str
+    action: str,
+    run: Callable[[HttpRequest, Organization, Invitation], Invitation],
+    done: str,
+    asks: str = "",
 ) -> Callable[[HttpRequest, str, int], HttpResponse]:
-    """A POST on one pending invitation: authorize, run the service, report `done` ({email})."""
+    """A POST on one pending invitation: authorize, run the service, report `done` ({email}).
+    With `asks` (what will happen), a GET shows the confirmation page that POSTs."""
 
     @login_required
-    @require_POST
+    @require_http_methods(["GET", "POST"] if asks else ["POST"])
     def view(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         org = _org(request, slug, action)
+        if request.method == "GET":
+            invitation = _invitation(org, pk)
+            return confirm.page(
+                request,
+                title=f"Revoke the invitation for {invitation.email}",
+                consequence=asks.format(email=invitation.email),
+                button="Revoke invitation",
+                cancel_url=reverse("orgs:members", args=[org.slug]),
+                crumbs=_member_crumbs(org),
+            )
         try:
             invitation = run(request, org, _invitation(org, pk))
         except ValidationError as exc:
@@ -131,6 +149,7 @@ invitation_revoke = _invitation_action(
     "members.invite",
     lambda request, org, inv: svc.revoke_invitation(by=request.user, invitation=inv),
     "Invitation for {email} revoked.",
+    asks="The link sent to {email} stops working at once. You can invite the address again.",
 )
 invitation_confirm = _invitation_action(
     "members.update",
@@ -157,13 +176,31 @@ def grant_tier(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return redirect("orgs:members", slug=org.slug)
 
 
+def _member_crumbs(org: Organization) -> list[tuple[str, str]]:
+    return [
+        (org.display_name, reverse("orgs:detail", args=[org.slug])),
+        ("Members", reverse("orgs:members", args=[org.slug])),
+    ]
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def member_remove(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
     org = _org(request, slug, "members.remove")
     user = svc.find_member_user(org, user_id)
     if user is None:
         raise Http404
+    if request.method == "GET":
+        name = user.get_username()
+        return confirm.page(
+            request,
+            title=f"Remove {name} from {org.display_name}",
+            consequence=f"Every grant {name} holds in {org.slug} is revoked at once and its "
+            "UserAccess leaves Git. Their account stays; you can invite them again.",
+            button=f"Remove {name}",
+            cancel_url=reverse("orgs:members", args=[org.slug]),
+            crumbs=_member_crumbs(org),
+        )
     try:
         svc.remove_member(by=request.user, org=org, user=user)
     except ValidationError as exc:

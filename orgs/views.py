@@ -4,15 +4,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from core import confirm
 from core.forms import apply_errors
 from core.models import AuditEvent
 from core.views import audit_response
@@ -30,6 +34,7 @@ from .models import Environment, HostCluster, Organization
 from .status import org_status
 
 ORGS_PER_PAGE = 50
+COMMITTING = "committing to Git, then watching Flux."
 
 
 @login_required
@@ -38,9 +43,10 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     show_archived = request.GET.get("archived") == "1"
     base = Organization.objects.all() if show_archived else Organization.objects.active()
     orgs = access.visible(request.user, base, "organization.read")
-    page = Paginator(orgs.prefetch_related("environments"), ORGS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    envs = access.visible(request.user, Environment.objects.all(), "environments.read")
+    page = Paginator(
+        orgs.prefetch_related(Prefetch("environments", queryset=envs)), ORGS_PER_PAGE
+    ).get_page(request.GET.get("page"))
     return render(
         request,
         "orgs/organization_list.html",
@@ -65,6 +71,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
+            messages.success(request, f"{org.display_name} created — {COMMITTING}")
             return redirect("orgs:detail", slug=org.slug)
     status = 400 if form.errors else 200
     return render(
@@ -129,6 +136,8 @@ def organization_edit(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
+            name = form.cleaned_data["display_name"]
+            messages.success(request, f"{name}: name changed — {COMMITTING}")
             return redirect("orgs:detail", slug=org.slug)
     return render(
         request,
@@ -153,6 +162,7 @@ def organization_resume(request: HttpRequest, slug: str) -> HttpResponse:
             {"org": org, "environments": org.environments.all(), "error": " ".join(exc.messages)},
             status=409,
         )
+    messages.success(request, f"{org.display_name} is resumed — {COMMITTING}")
     return redirect("orgs:detail", slug=org.slug)
 
 
@@ -164,6 +174,7 @@ class Confirmed:
     verb: str
     consequence: str
     service: Callable[..., Organization]
+    done: str
     danger: bool = True
 
 
@@ -173,6 +184,7 @@ SUSPEND = Confirmed(
     "Its Applications are scaled to zero through Git and nothing new can be installed; data "
     "stays. Resume brings everything back the same way.",
     services.suspend_organization,
+    "{name} is suspended — {committing}",
 )
 ARCHIVE = Confirmed(
     "organization.archive",
@@ -180,12 +192,14 @@ ARCHIVE = Confirmed(
     "It leaves the Organization list and stops running. It can be restored for "
     "{days} days; after that it is gone for good.",
     services.archive_organization,
+    "{name} is archived; it can be restored for {days} days — {committing}",
 )
 RESTORE = Confirmed(
     "organization.archive",
     "Restore",
     "It comes back as it was when it was archived and is delivered through Git again.",
     services.restore_organization,
+    "{name} is restored — {committing}",
     danger=False,
 )
 
@@ -205,16 +219,26 @@ def _confirmed(spec: Confirmed) -> Callable[[HttpRequest, str], HttpResponse]:
                 except ValidationError as exc:
                     status, error = 409, " ".join(exc.messages)
                 else:
+                    done = spec.done.format(
+                        name=org.display_name,
+                        days=settings.ORG_RESTORE_DAYS,
+                        committing=COMMITTING,
+                    )
+                    messages.success(request, done)
                     return redirect("orgs:detail", slug=org.slug)
-        context = {
-            "org": org,
-            "form": form,
-            "verb": spec.verb,
-            "danger": spec.danger,
-            "error": error,
-            "consequence": spec.consequence.format(days=settings.ORG_RESTORE_DAYS),
-        }
-        return render(request, "orgs/organization_confirm.html", context, status=status)
+        return confirm.page(
+            request,
+            title=f"{spec.verb} {org.display_name}",
+            consequence=spec.consequence.format(days=settings.ORG_RESTORE_DAYS),
+            button=f"{spec.verb} {org.slug}",
+            cancel_url=reverse("orgs:detail", args=[org.slug]),
+            crumbs=[(org.display_name, reverse("orgs:detail", args=[org.slug]))],
+            form=form,
+            expected=org.slug,
+            danger=spec.danger,
+            error=error,
+            status=status,
+        )
 
     return view
 
@@ -240,6 +264,7 @@ def environment_create(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
+            messages.success(request, f"Environment {env.name} created — {COMMITTING}")
             return redirect("orgs:environment", slug=org.slug, env=env.name)
     return render(
         request,
@@ -270,9 +295,10 @@ def environment_detail(request: HttpRequest, slug: str, env: str) -> HttpRespons
 @require_GET
 def organization_audit(request: HttpRequest, slug: str) -> HttpResponseBase:
     org = access.get_object_for(request.user, Organization, action="audit.read", slug=slug)
-    return audit_response(
-        request, AuditEvent.objects.for_org(org.slug), "orgs/audit_list.html", {"org": org}
+    events = access.visible(
+        request.user, AuditEvent.objects.for_org(org.slug), "audit.read", strict=True
     )
+    return audit_response(request, events, "orgs/audit_list.html", {"org": org})
 
 
 @login_required

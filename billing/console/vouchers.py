@@ -21,18 +21,12 @@ from billing import vouchers
 from billing.forms import VoucherIssueForm
 from billing.models import Voucher, VoucherState
 from billing.money import format_money
+from core import confirm
 from core.forms import apply_errors
 from core.models import AuditEvent
 from rbac import access
 
 from . import require
-
-
-@login_required
-@require_GET
-def index(request: HttpRequest) -> HttpResponse:
-    require(request, "vouchers.read")
-    return redirect("billing:vouchers")
 
 
 def _filtered_vouchers(request: HttpRequest) -> tuple[Any, str, str]:
@@ -198,11 +192,32 @@ def voucher_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def voucher_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     require(request, "vouchers.manage")
     voucher = get_object_or_404(Voucher, pk=pk)
-    if request.method == "POST":
+    form = confirm.TypedConfirmForm(
+        request.POST if request.method == "POST" else None,
+        expected=voucher.code,
+        label="Voucher code",
+        normalize=vouchers.normalize,
+    )
+    if request.method == "POST" and form.is_valid():
         vouchers.revoke_voucher(by=request.user, voucher=voucher)
         messages.success(request, f"Voucher {voucher.code} revoked; its past redemptions stay.")
         return redirect("billing:voucher", pk=voucher.pk)
-    return render(request, "billing/voucher_revoke.html", {"voucher": voucher})
+    back = reverse("billing:voucher", args=[voucher.pk])
+    return confirm.page(
+        request,
+        title=f"Revoke voucher {voucher.code}",
+        consequence=[
+            "The code stops working at once and cannot be restored.",
+            "Credit already redeemed stays with its Organizations, and the voucher's history "
+            "is kept.",
+        ],
+        button=f"Revoke {voucher.code}",
+        cancel_url=back,
+        crumbs=[("Vouchers", reverse("billing:vouchers")), (voucher.code, back)],
+        form=form,
+        expected=voucher.code,
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import template
 
+from gitops import naming
 from rbac import access
 
 register = template.Library()
@@ -11,3 +12,31 @@ register = template.Library()
 def can(context: dict[str, Any], action: str, target: Any) -> bool:
     """{% can "environments.create" org as may_create %}: hide controls the user may not use."""
     return access.can(context["request"].user, action, target)
+
+
+# how a scope term reads in a sentence ("viewer of the Environment acme-dev")
+SCOPE_WORDS = {
+    "environment": "the Environment {value}",
+    "env-type": "every {value} Environment",
+    "application": "the Application {value}",
+    "blueprint": "Applications of {value}",
+    "vcluster": "the vcluster {value}",
+    "host-cluster": "the host cluster {value}",
+}
+
+
+@register.filter
+def scope_words(scopes: list[dict[str, str]] | None) -> str:
+    """A grant's or invitation's scope in plain words: the Organization term is implied when a
+    narrower one is there (terms are ANDed); `*` reads as "any"."""
+    terms = []
+    for term in scopes or []:
+        key, value = term.get("key", ""), term.get("value", "")
+        short = key.removeprefix(naming.LABEL_PREFIX)
+        if key == "*":
+            return "everything on the Sovereign"
+        if short == "organization":
+            continue
+        template = SCOPE_WORDS.get(short, key + "={value}")
+        terms.append(template.format(value="any" if value == "*" else value))
+    return " and ".join(terms) or "the whole Organization"

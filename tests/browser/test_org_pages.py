@@ -26,7 +26,7 @@ def test_create_organization_in_the_browser(page, live_server, sovereign):
     page.click("main button[type=submit]")
     page.wait_for_url(f"{live_server.url}/orgs/bella-bakery/")
     assert page.locator("h1").inner_text() == "Bella's Bakery"
-    assert "committed" in page.locator("dl.facts").inner_text()
+    assert "committed" in page.locator("#facts-title + dl.facts").inner_text()
     assert Organization.objects.get(slug="bella-bakery").delivery_state == "delivered"
     assert commits()[0] == "organization.create: organization bella-bakery"
     assert page.js_errors == []

@@ -125,6 +125,7 @@ def test_downgrade_at_period_end(page, live_server, cast):
 def test_suspension_and_resumption_through_git(page, live_server, cast):
     sign_in(page, live_server, "owner", PASSWORD)
     page.goto(f"{live_server.url}/orgs/acme/")
+    page.click("summary:has-text('More actions')")
     page.click("text=Suspend…")
     page.wait_for_url(f"{live_server.url}/orgs/acme/suspend/")
     assert axe_violations(page) == []

@@ -50,8 +50,9 @@ def test_sign_out_ends_the_provider_session(page, live_server, sovereign, sso_pr
     page.fill("input[name=sub]", "olga-sub")
     page.click("button:has-text('Authorize')")
     page.wait_for_url(f"{live_server.url}/orgs/")
-    assert "Sign out olga" in page.locator("header").inner_text()
+    assert "Account:\nolga" in page.locator("header").inner_text()
 
+    page.click("header summary:has-text('olga')")  # the account menu
     page.click("header button:has-text('Sign out')")
     page.wait_for_url(f"{live_server.url}/")
     SHOTS.mkdir(parents=True, exist_ok=True)

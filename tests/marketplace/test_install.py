@@ -7,10 +7,12 @@ import yaml
 from django.core.exceptions import ValidationError
 
 from core.models import AuditEvent
+from gitops import naming
 from gitops.validation import validate_manifest
 from marketplace import changes, services
 from marketplace.models import Application, BlueprintVersion
 from tests.gitutil import commits, files, show
+from tests.marketplace.conftest import GITEA_INSTALL_FORM
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +44,7 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
     )
     root = "clusters/hz-fsn-rtz-prod/applications/blog/"
     assert sorted(files("acme", "blog", "main")) == sorted(
-        ["README.md"]
+        ["README.md", "values.yaml"]  # the configuration, which people may edit and push
         + [
             root + f
             for f in (
@@ -87,7 +89,7 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
     config = "applications/acme/acme-prod/blog/kustomization-hz-fsn-rtz-prod.yaml"
     kust = yaml.safe_load(show(config))
     assert validate_manifest(kust) == [] and kust["spec"]["dependsOn"] == [
-        {"name": "acme-prod-blog-db-hz-fsn-rtz-prod"}
+        {"name": naming.flux_object_name("acme", "acme-prod", "blog-db", "hz-fsn-rtz-prod")}
     ]
     assert AuditEvent.objects.filter(action="applications.install", org_slug="acme").count() == 2
 
@@ -102,23 +104,11 @@ def test_ui_catalog_form_plan_preview_install(catalog, cast, client_for, on_comm
         b"generated in the cluster" in page.content
         and b'name="admin__password"' not in page.content
     )
-    data = {
-        "environment": "acme-prod",
-        "name": "git",
-        "size": "small",
-        "placement": "single-region",
-        "regions": ["hz-fsn-rtz-prod"],
-        "domain": "git.acme.test",
-        "admin__username": "root-admin",
-        "admin__email": "ops@acme.test",
-        "registration": "disabled",
-        "storage": "10Gi",
-        "dep__db": "new",
-    }
+    data = GITEA_INSTALL_FORM
     bad = client.post(
         "/marketplace/bp-gitea/install/?version=1.22.0", {**data, "domain": "not a domain"}
     )
-    assert bad.status_code == 400 and b"Enter a value in the expected format." in bad.content
+    assert bad.status_code == 400 and b"Enter a domain like app.example.com." in bad.content
     response = client.post("/marketplace/bp-gitea/install/?version=1.22.0", data)
     assert response.status_code == 302
     plan_url = response["Location"]

@@ -113,12 +113,16 @@ def test_errors_are_shown_per_field():
     )
     assert not form.is_valid()
     assert "replicas" in form.errors  # Django's own min/max check
+    # ... reported in the same round as the schema's checks of the other fields, once each
+    assert {"domain", "admin__email", "plugins"} <= set(form.errors)
+    assert all(len(set(errors)) == len(errors) for errors in form.errors.values())
     form = SchemaForm(
         {"domain": "NOT A DOMAIN", "replicas": "2", "admin__email": "x", "plugins": "Bad Plugin"},
         schema=SCHEMA,
     )
     assert not form.is_valid()
-    assert form.errors["domain"] == ["Enter a value in the expected format."]
+    assert form.errors["domain"] == ["Enter a domain like app.example.com."]
+    assert form.errors["admin__email"] == ["Enter an e-mail address like name@example.com."]
     assert "admin__email" in form.errors and "plugins" in form.errors
 
 
