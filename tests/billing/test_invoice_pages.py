@@ -51,6 +51,10 @@ def test_operators_filter_and_export_invoices(
     by_customer = operator_client.get("/bss/invoices/", {"q": "glob"}).content.decode()
     assert f"invoice-{billed['globex'].pk}" in by_customer
     assert f"invoice-{billed['acme'].pk}" not in by_customer
+    customer = operator_client.get("/bss/customers/acme/").content.decode()
+    assert (
+        billed["acme"].number in customer and f"/bss/invoices/{billed['acme'].pk}/pdf/" in customer
+    )
     other_month = operator_client.get("/bss/invoices/", {"period": "2026-09"}).content.decode()
     assert "No invoices match." in other_month
 
