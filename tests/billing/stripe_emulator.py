@@ -215,21 +215,27 @@ class StripeEmulator:
             session.update(
                 status="complete", payment_status="paid", payment_intent=intent, customer=customer
             )
-            self.charges[intent] = self._object(
-                "charge",
-                id=self._new_id("ch"),
-                amount=session["amount_total"],
-                amount_captured=session["amount_total"],
-                amount_refunded=0,
-                captured=True,
-                paid=True,
-                refunded=False,
-                currency=session["currency"],
-                customer=customer,
-                payment_intent=intent,
-                refunds={"object": "list", "data": [], "has_more": False, "url": "/v1/refunds"},
+            self.charges[intent] = self._charge(
+                session["amount_total"], session["currency"], customer, intent
             )
         return session
+
+    def _charge(self, amount: int, currency: str, customer: str, intent: str) -> dict[str, Any]:
+        """A captured charge of `amount` (what refunds are made against)."""
+        return self._object(
+            "charge",
+            id=self._new_id("ch"),
+            amount=amount,
+            amount_captured=amount,
+            amount_refunded=0,
+            captured=True,
+            paid=True,
+            refunded=False,
+            currency=currency,
+            customer=customer,
+            payment_intent=intent,
+            refunds={"object": "list", "data": [], "has_more": False, "url": "/v1/refunds"},
+        )
 
     def expire(self, session_id: str) -> dict[str, Any]:
         with self._lock:
@@ -307,20 +313,7 @@ class StripeEmulator:
             return 402, error
         with self._lock:
             self.intents[intent_id] = intent
-            self.charges[intent_id] = self._object(
-                "charge",
-                id=self._new_id("ch"),
-                amount=intent["amount"],
-                amount_captured=intent["amount"],
-                amount_refunded=0,
-                captured=True,
-                paid=True,
-                refunded=False,
-                currency=currency,
-                customer=customer,
-                payment_intent=intent_id,
-                refunds={"object": "list", "data": [], "has_more": False, "url": "/v1/refunds"},
-            )
+            self.charges[intent_id] = self._charge(intent["amount"], currency, customer, intent_id)
         return 200, intent
 
     # --- webhooks ------------------------------------------------------------------------------
