@@ -26,7 +26,14 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
-assets: node_modules/.package-lock.json
+# The IaC editor (CodeMirror 6 and its YAML, lint, merge and JSON-Schema packages from npm),
+# bundled once at set-up into build/static/ (served like static/; never a CDN).
+EDITOR_BUNDLE := build/static/marketplace/editor.js
+$(EDITOR_BUNDLE): node_modules/.package-lock.json marketplace/assets/editor.js
+	node_modules/.bin/esbuild marketplace/assets/editor.js --bundle --minify --format=esm \
+		--target=es2020 --log-level=warning --outfile=$@
+
+assets: node_modules/.package-lock.json $(EDITOR_BUNDLE)
 
 run: install assets
 	$(PY) manage.py migrate --noinput

@@ -14,8 +14,9 @@ from core.errors import ConflictError
 from orgs.api import call
 from orgs.models import Organization
 from rbac import access
+from rbac.permissions import global_permission
 
-from . import ledger, limits, pricing, vouchers
+from . import ledger, limits, pricing, usage, vouchers
 from .money import format_money
 
 
@@ -109,3 +110,18 @@ def voucher_redeem(request: Request) -> Response:
         },
         status=status.HTTP_201_CREATED,
     )
+
+
+class UsageInput(serializers.Serializer):
+    records = serializers.ListField(child=serializers.DictField())
+
+
+@extend_schema(request=UsageInput, responses={200: dict, 400: dict, 401: dict, 404: dict})
+@api_view(["POST"])
+@permission_classes([global_permission("usage.record")])
+def usage_ingest(request: Request) -> Response:
+    """Record a batch of usage (platform components, with an API token of an account holding a
+    global grant that includes `usage.record`). Duplicates are counted and ignored."""
+    body = request.data
+    records = body.get("records") if isinstance(body, dict) else body
+    return Response(call(usage.ingest, records=records).as_dict())

@@ -14,7 +14,6 @@ credit given back when an order is cancelled).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -22,11 +21,12 @@ from django.db.models import Model
 from django.utils import timezone
 
 from core import audit, events, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs import services as org_services
 from orgs.models import Organization, OrgState, Sovereign
 
-from . import ledger, quotes, vouchers
+from . import invoices, ledger, quotes, vouchers
 from .models import (
     CreditNote,
     DunningNotice,
@@ -68,7 +68,7 @@ class Confirmation:
     message: str
 
 
-def confirm_quote(*, by: Any, quote_id: int) -> Confirmation:
+def confirm_quote(*, by: Actor, quote_id: int) -> Confirmation:
     """Charge exactly quote `quote_id`, or raise QuoteChanged with the quote to review instead."""
     try:
         with transaction.atomic():
@@ -82,7 +82,7 @@ def confirm_quote(*, by: Any, quote_id: int) -> Confirmation:
         raise QuoteChanged(stale.message, fresh) from None
 
 
-def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
+def _confirm_locked(*, by: Actor, quote_id: int) -> Confirmation:
     quote = Quote.objects.select_for_update().get(pk=quote_id)
     if quote.status == QuoteStatus.CONFIRMED:  # a second click: the first one's result, no charge
         order = Order.objects.filter(quote=quote).select_related("organization").first()
@@ -111,7 +111,7 @@ def _confirm_locked(*, by: Any, quote_id: int) -> Confirmation:
     return Confirmation(org, order, order_message(order))
 
 
-def _confirm_new(quote: Quote, *, by: Any) -> Confirmation:
+def _confirm_new(quote: Quote, *, by: Actor) -> Confirmation:
     inputs = quote.inputs
     region = inputs.get("region") or ""
     org = org_services.create_organization(
@@ -129,7 +129,7 @@ def _confirm_new(quote: Quote, *, by: Any) -> Confirmation:
 
 
 def _schedule_downgrade(
-    quote: Quote, *, org: Organization, by: Any, sub: Subscription
+    quote: Quote, *, org: Organization, by: Actor, sub: Subscription
 ) -> Confirmation:
     before = {"pending_plan_code": sub.pending_plan_code}
     sub.pending_plan_code = quote.plan_code
@@ -142,13 +142,14 @@ def _schedule_downgrade(
         before=before,
         after={"pending_plan_code": quote.plan_code, "from": sub.period_end.isoformat()},
     )
+    subscription_changed(sub, "downgrade-scheduled")
     when = sub.period_end.strftime("%Y-%m-%d")
     return Confirmation(
         org, None, f"{org.display_name} moves to plan {quote.plan_code.upper()} on {when}."
     )
 
 
-def place(quote: Quote, *, org: Organization, by: Any, sub: Subscription | None) -> Order:
+def place(quote: Quote, *, org: Organization, by: Actor, sub: Subscription | None) -> Order:
     """The order for a confirmed quote (inside the caller's transaction, org row locked; `sub`
     is its live subscription, if any)."""
     order = Order.objects.create(
@@ -169,7 +170,7 @@ def place(quote: Quote, *, org: Organization, by: Any, sub: Subscription | None)
         period_end=quote.period_end,
         status=OrderStatus.AWAITING_PAYMENT,
         voucher_code=quote.inputs.get("voucher_code", ""),
-        placed_by=by if getattr(by, "is_authenticated", False) else None,
+        placed_by=person(by),
     )
     if order.credit_applied_minor:
         ledger.append(
@@ -205,7 +206,7 @@ def place(quote: Quote, *, org: Organization, by: Any, sub: Subscription | None)
         _mark_paid(order)
         fulfil(order, by=by)
     else:
-        _issue_invoice(order, by=by)
+        invoices.for_order(order, by=by, tax_rate_bp=quote.tax_rate_bp)
     return order
 
 
@@ -215,27 +216,40 @@ def _mark_paid(order: Order) -> None:
     order.paid_at = timezone.now()
 
 
-def _issue_invoice(order: Order, *, by: Any) -> Invoice:
-    invoice = Invoice.objects.create(
-        number=next_number(Invoice, "INV"),
-        order=order,
-        organization=order.organization,
-        currency=order.currency,
-        total_minor=order.due_minor,
-    )
-    audit.record(
-        "billing.invoice.issued",
-        actor=by,
-        target=invoice,
-        org_slug=order.organization.slug,
-        after={"order": order.pk, "total_minor": invoice.total_minor},
-    )
-    return invoice
+def _recurring(order: Order) -> int | None:
+    """The monthly price before tax the order's quote agreed on, if it has one."""
+    quote = order.quote if order.quote_id else None
+    return sum(line["amount_minor"] for line in quote.recurring_lines) if quote else None
 
 
-def fulfil(order: Order, *, by: Any) -> None:
-    """A paid order takes effect: the subscription starts, renews or changes plan."""
+def subscription_changed(sub: Subscription, change: str) -> None:
+    """`catalyst.subscription.changed` for the platform (inside the caller's transaction)."""
+    events.emit(
+        "subscription.changed",
+        {
+            "subscription": sub.pk,
+            "organization": sub.organization.slug,
+            "change": change,
+            "status": sub.status,
+            "plan": sub.plan_code,
+            "pending_plan": sub.pending_plan_code,
+            "cancel_at_period_end": sub.cancel_at_period_end,
+            "recurring_minor": sub.recurring_minor,
+            "currency": sub.currency,
+            "period_start": sub.period_start,
+            "period_end": sub.period_end,
+        },
+    )
+
+
+def fulfil(order: Order, *, by: Actor) -> None:
+    """A paid order takes effect: the subscription starts, renews or changes plan (a month's
+    usage order only needs to be paid)."""
     org = order.organization
+    if order.kind == QuoteKind.USAGE:
+        order.save(update_fields=["status", "paid_at"])
+        _resume_if_settled(org)
+        return
     now = timezone.now()
     plan_unit = next((line["unit_minor"] for line in order.lines if line["kind"] == "plan"), None)
     sub = order.subscription if order.subscription_id else None
@@ -246,6 +260,7 @@ def fulfil(order: Order, *, by: Any) -> None:
             organization=org,
             plan_code=order.plan_code,
             plan_unit_minor=plan_unit or 0,
+            recurring_minor=_recurring(order) or plan_unit or 0,
             addons=order.addons,
             currency=order.currency,
             period_start=now,
@@ -258,7 +273,10 @@ def fulfil(order: Order, *, by: Any) -> None:
             line["unit_minor"] for line in order.quote.recurring_lines if line["kind"] == "plan"
         )
         sub.plan_code, sub.plan_unit_minor, sub.pending_plan_code = order.plan_code, new_unit, ""
-        sub.save(update_fields=["plan_code", "plan_unit_minor", "pending_plan_code"])
+        sub.recurring_minor = _recurring(order) or new_unit
+        sub.save(
+            update_fields=["plan_code", "plan_unit_minor", "pending_plan_code", "recurring_minor"]
+        )
     order.subscription = sub
     order.save(update_fields=["status", "paid_at", "subscription", "period_start", "period_end"])
     if org.plan_code != sub.plan_code:
@@ -276,10 +294,12 @@ def fulfil(order: Order, *, by: Any) -> None:
             "period_end": sub.period_end.isoformat(),
         },
     )
+    if order.kind != QuoteKind.RENEWAL:  # a renewal announced itself when it was ordered
+        subscription_changed(sub, "upgrade" if order.kind == QuoteKind.UPGRADE else "start")
     _resume_if_settled(org)
 
 
-def set_org_plan(org: Organization, *, plan_code: str, by: Any) -> None:
+def set_org_plan(org: Organization, *, plan_code: str, by: Actor) -> None:
     """The plan is part of the Organization CR: record it and re-deliver the Organization."""
     before = {"plan_code": org.plan_code}
     Organization.objects.filter(pk=org.pk).update(plan_code=plan_code, updated_at=timezone.now())
@@ -324,7 +344,7 @@ def next_number(model: type[Model], prefix: str) -> str:
 
 def record_payment(
     *,
-    by: Any,
+    by: Actor,
     order: Order,
     reference: str,
     provider: str = "manual",
@@ -384,7 +404,7 @@ def record_payment(
     return locked
 
 
-def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
+def cancel_order(*, by: Actor, order: Order, reason: str) -> Order:
     """An unpaid order ends: its invoice is void and the credit it held goes back."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
@@ -415,32 +435,39 @@ def cancel_order(*, by: Any, order: Order, reason: str) -> Order:
             org_slug=org.slug,
             after={"reason": reason, "credit_returned_minor": locked.credit_applied_minor},
         )
-        if locked.kind == QuoteKind.RENEWAL:
+        if locked.kind == QuoteKind.RENEWAL and locked.subscription is not None:
             _end_unpaid_subscription(locked, org, by=by)
         _resume_if_settled(org)
     return locked
 
 
-def _end_unpaid_subscription(order: Order, org: Organization, *, by: Any) -> None:
+def _end_unpaid_subscription(order: Order, org: Organization, *, by: Actor) -> None:
     """Cancelling a renewal declines the period it would pay for: the subscription ends now
     (the service is not given away), and the Organization has no plan until it orders one."""
-    ended = Subscription.objects.filter(
-        pk=order.subscription_id, status=SubscriptionStatus.ACTIVE
-    ).update(status=SubscriptionStatus.ENDED, ended_at=timezone.now())
-    if not ended:
+    if order.subscription_id is None:
         return
+    sub = (
+        Subscription.objects.select_related("organization")
+        .filter(pk=order.subscription_id, status=SubscriptionStatus.ACTIVE)
+        .first()
+    )
+    if sub is None:
+        return
+    sub.status, sub.ended_at = SubscriptionStatus.ENDED, timezone.now()
+    sub.save(update_fields=["status", "ended_at"])
     audit.record(
         "billing.subscription.end",
         actor=by,
-        target=order.subscription,
+        target=sub,
         org_slug=org.slug,
         after={"reason": "renewal cancelled unpaid", "order": order.pk},
     )
+    subscription_changed(sub, "end")
     set_org_plan(org, plan_code="", by=by)
 
 
 def issue_credit_note(
-    *, by: Any, invoice: Invoice, amount_minor: int, reason: str, external_id: str | None = None
+    *, by: Actor, invoice: Invoice, amount_minor: int, reason: str, external_id: str | None = None
 ) -> CreditNote:
     """Money given back on a paid invoice (a card refund); once per provider refund id."""
     with transaction.atomic():
@@ -459,7 +486,7 @@ def issue_credit_note(
             currency=invoice.currency,
             reason=reason[:200],
             external_id=external_id,
-            created_by=by if getattr(by, "is_authenticated", False) else None,
+            created_by=person(by),
         )
         audit.record(
             "billing.credit_note.issue",

@@ -32,6 +32,8 @@ FINAL = checkout.FINAL_STEP
 
 def due_step(invoice: Invoice, now: datetime) -> str | None:
     """The most advanced step due for `invoice` at `now` (None before the first reminder)."""
+    if invoice.issued_at is None:  # a draft is not due
+        return None
     age = now - invoice.issued_at
     if age >= timedelta(days=settings.BILLING_GRACE_DAYS):
         return FINAL
@@ -87,7 +89,7 @@ def take_step(*, invoice_id: int, now: datetime) -> int:
 
 def _final(invoice: Invoice) -> None:
     order = invoice.order
-    if order.kind == QuoteKind.UPGRADE:
+    if order is not None and order.kind == QuoteKind.UPGRADE:
         checkout.cancel_order(by=None, order=order, reason="unpaid past the grace period")
         return
     org = Organization.objects.select_for_update().get(pk=invoice.organization_id)
@@ -104,7 +106,7 @@ def _body(notice: DunningNotice) -> tuple[str, str]:
     invoice = notice.invoice
     org = invoice.organization
     amount = format_money(invoice.total_minor, invoice.currency)
-    deadline = invoice.issued_at + timedelta(days=settings.BILLING_GRACE_DAYS)
+    deadline = (invoice.issued_at or notice.sent_at) + timedelta(days=settings.BILLING_GRACE_DAYS)
     if notice.step != FINAL:
         return (
             f"Reminder: invoice {invoice.number} ({amount}) is unpaid",
@@ -112,7 +114,7 @@ def _body(notice: DunningNotice) -> tuple[str, str]:
             f"Please pay it by {deadline:%Y-%m-%d}; after that {org.slug} is suspended until "
             "it is paid.\n",
         )
-    if invoice.order.kind == QuoteKind.UPGRADE:
+    if invoice.order is not None and invoice.order.kind == QuoteKind.UPGRADE:
         return (
             f"Upgrade cancelled: invoice {invoice.number} was not paid",
             f"The upgrade of {org.display_name} to plan {invoice.order.plan_code.upper()} was "

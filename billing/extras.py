@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 
 from orgs.models import Organization
 
-from .money import tax_of
+from .money import lines_tax
 from .pricing import PriceBook, Quote, QuoteLine
 
 SIZE_EXTRAS = {"medium": "app-medium", "large": "app-large"}  # small is included in every plan
@@ -86,7 +86,7 @@ def application_quote(apps: list[AppUsage], *, at: datetime | None = None) -> Qu
                 ) from exc
             result.lines.append(replace(line, name=f"{app.name}: {line.name}"))
     result.subtotal_minor = sum(line.amount_minor for line in result.lines)
-    result.tax_minor = tax_of(result.subtotal_minor, book.tax_rate_bp)
+    result.tax_minor = lines_tax([line.amount_minor for line in result.lines], book.tax_rate_bp)
     result.total_minor = result.subtotal_minor + result.tax_minor
     return result
 

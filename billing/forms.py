@@ -3,12 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from orgs.models import HostCluster
 
 from . import ledger
 from .models import AddOn, AddOnKind, Plan, VoucherReason
-from .money import exponent, format_money, parse_money
+from .money import MAX_COUNT, exponent, format_money, parse_money
 from .pricing import MAX_ADDON_QUANTITY, current_price
 
 
@@ -55,7 +56,10 @@ class DateTimeInput(forms.DateTimeInput):
 
 class VoucherIssueForm(forms.Form):
     count = forms.IntegerField(
-        min_value=1, initial=1, help_text="More than 1 issues a batch of generated codes."
+        min_value=1,
+        max_value=settings.VOUCHER_BATCH_MAX,
+        initial=1,
+        help_text="More than 1 issues a batch of generated codes.",
     )
     code = forms.CharField(
         required=False,
@@ -65,7 +69,9 @@ class VoucherIssueForm(forms.Form):
     credit = MoneyField()
     description = forms.CharField(required=False, max_length=200)
     reason = forms.ChoiceField(choices=VoucherReason.choices)
-    max_redemptions = forms.IntegerField(min_value=0, initial=1, help_text="0 = unlimited.")
+    max_redemptions = forms.IntegerField(
+        min_value=0, max_value=MAX_COUNT, initial=1, help_text="0 = unlimited."
+    )
     valid_from = forms.DateTimeField(required=False, widget=DateTimeInput, help_text="Empty = now.")
     valid_until = forms.DateTimeField(
         required=False, widget=DateTimeInput, help_text="Empty = no end."
@@ -102,9 +108,9 @@ class PriceForm(forms.Form):
 
 class PlanForm(forms.Form):
     name = forms.CharField(max_length=64)
-    cpu_millicores = forms.IntegerField(min_value=0, label="CPU (millicores)")
-    memory_mib = forms.IntegerField(min_value=0, label="Memory (MiB)")
-    disk_gib = forms.IntegerField(min_value=0, label="Disk (GiB)")
+    cpu_millicores = forms.IntegerField(min_value=0, max_value=MAX_COUNT, label="CPU (millicores)")
+    memory_mib = forms.IntegerField(min_value=0, max_value=MAX_COUNT, label="Memory (MiB)")
+    disk_gib = forms.IntegerField(min_value=0, max_value=MAX_COUNT, label="Disk (GiB)")
     is_flexi = forms.BooleanField(required=False, label="Flexi (pay as you go)")
     is_active = forms.BooleanField(required=False, label="Offered")
 

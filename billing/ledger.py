@@ -8,9 +8,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core import audit
+from core.actors import Actor
 from orgs.models import Organization, Sovereign
 
 from .models import LedgerEntry
+from .money import amount_problem
 
 ADJUST_REASONS = ("goodwill", "correction", "compensation", "refund", "other")
 
@@ -83,12 +85,14 @@ def append_pair(
 
 
 def adjust_credit(
-    *, by: Any, org: Organization, amount_minor: int, direction: str, reason: str, note: str
+    *, by: Actor, org: Organization, amount_minor: int, direction: str, reason: str, note: str
 ) -> LedgerEntry:
     """An operator grants (+) or deducts (-) credit with a reason; audited."""
     errors: dict[str, str] = {}
     if amount_minor <= 0:
         errors["amount"] = "Enter a positive amount; choose grant or deduct for the direction."
+    elif problem := amount_problem(amount_minor, currency()):
+        errors["amount"] = problem
     if direction not in ("grant", "deduct"):
         errors["direction"] = "Choose grant or deduct."
     if reason not in ADJUST_REASONS:

@@ -161,6 +161,9 @@ class Voucher(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    previewed_at = models.DateTimeField(
+        null=True, blank=True, help_text="first shown on the public pages (the voucher funnel)"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -230,18 +233,39 @@ class AppendOnlyError(Exception):
     """Ledger entries are never changed or removed: write a correcting entry instead."""
 
 
-class LedgerQuerySet(models.QuerySet["LedgerEntry"]):
+class AppendOnlyQuerySet(models.QuerySet[Any]):
+    noun = "rows"
+
     def update(self, **kwargs: Any) -> int:
-        raise AppendOnlyError("ledger entries cannot be updated")
+        raise AppendOnlyError(f"{self.noun} cannot be updated")
 
     def delete(self) -> Any:
-        raise AppendOnlyError("ledger entries cannot be deleted")
+        raise AppendOnlyError(f"{self.noun} cannot be deleted")
+
+
+class AppendOnlyModel(models.Model):
+    """Rows written once: never saved again, never deleted (PostgreSQL triggers enforce it too)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise AppendOnlyError(f"{self._meta.verbose_name_plural} cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError(f"{self._meta.verbose_name_plural} cannot be deleted")
+
+
+class LedgerQuerySet(AppendOnlyQuerySet):
+    noun = "ledger entries"
 
     def balance(self) -> int:
         return int(self.aggregate(total=models.Sum("amount_minor"))["total"] or 0)
 
 
-class LedgerEntry(models.Model):
+class LedgerEntry(AppendOnlyModel):
     """A signed credit movement of an Organization: grant > 0, spend < 0."""
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="ledger")
@@ -266,14 +290,6 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.amount_minor:+d} {self.currency} {self.reference}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
-            raise AppendOnlyError("ledger entries cannot be updated")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise AppendOnlyError("ledger entries cannot be deleted")
-
 
 class QuoteKind(models.TextChoices):
     NEW = "new", "New Organization"
@@ -281,6 +297,7 @@ class QuoteKind(models.TextChoices):
     UPGRADE = "upgrade", "Upgrade now (prorated)"
     DOWNGRADE = "downgrade", "Change at the end of the period"
     RENEWAL = "renewal", "Renewal for the next period"
+    USAGE = "usage", "Usage of the month (billing run)"
 
 
 class QuoteStatus(models.TextChoices):
@@ -381,6 +398,9 @@ class Subscription(models.Model):
         default=0, help_text="the plan's monthly price billed for the current period"
     )
     addons = models.JSONField(default=dict, blank=True)  # {code: quantity}
+    recurring_minor = models.BigIntegerField(
+        default=0, help_text="the monthly price before tax: plan, add-ons and Application extras"
+    )
     currency = models.CharField(max_length=3, default="OMR")
     status = models.CharField(
         max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
@@ -447,33 +467,97 @@ class Order(models.Model):
 
 
 class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
     ISSUED = "issued", "Issued"
     PAID = "paid", "Paid"
     VOID = "void", "Void"
 
 
 class Invoice(models.Model):
-    """The bill for the part of an order that credit did not cover (`order.due_minor`)."""
+    """A bill: for an order (plan, add-ons, Application extras, proration; issued when the order
+    is placed) or for a month's rated usage (`period`, made by the billing run as a draft).
 
-    number = models.CharField(max_length=32, unique=True)
-    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="invoice")
+    Money: `subtotal_minor` (sum of the lines) + `tax_minor` (sum of the lines' tax) is the gross
+    amount; `credit_applied_minor` came from the ledger; `total_minor` is what is left to pay.
+    `number` is assigned at issue, gap-free per year (`billing.checkout.next_number`). Once issued
+    its `order` is what is paid (manual, card, dunning: the same machinery as any order).
+    """
+
+    number = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    order = models.OneToOneField(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="invoice"
+    )
     organization = models.ForeignKey(
         Organization, on_delete=models.PROTECT, related_name="invoices"
     )
+    period = models.CharField(
+        max_length=7, blank=True, default="", help_text="YYYY-MM of a monthly usage invoice"
+    )
     currency = models.CharField(max_length=3, default="OMR")
-    total_minor = models.BigIntegerField()
+    tax_rate_bp = models.PositiveIntegerField(default=0)
+    subtotal_minor = models.BigIntegerField(default=0)
+    tax_minor = models.BigIntegerField(default=0)
+    credit_applied_minor = models.BigIntegerField(default=0)
+    total_minor = models.BigIntegerField(help_text="left to pay: subtotal + tax - credit applied")
     status = models.CharField(
         max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.ISSUED
     )
-    issued_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    issued_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
     payment_reference = models.CharField(max_length=128, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
-        ordering = ["-issued_at"]
+        ordering = ["-issued_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "period"],
+                condition=~Q(period=""),
+                name="one_invoice_per_org_and_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(number__isnull=False),
+                name="invoice_numbered_once_issued",
+            ),
+            models.CheckConstraint(
+                condition=Q(credit_applied_minor__gte=0, total_minor__gte=0),
+                name="invoice_amounts_not_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "issued_at"], name="invoice_status_issued")]
 
     def __str__(self) -> str:
-        return self.number
+        return self.number or f"draft-{self.pk}"
+
+    @property
+    def gross_minor(self) -> int:
+        return self.subtotal_minor + self.tax_minor
+
+
+class InvoiceLine(models.Model):
+    """One line of an invoice; its tax is computed on the line, rounded half up."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16)  # plan | addon | app_extra | proration | usage
+    code = models.CharField(max_length=64)
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=24, decimal_places=6)
+    unit = models.CharField(max_length=32, blank=True)
+    unit_price = models.CharField(max_length=200, blank=True, help_text="as shown: tiers, rate")
+    amount_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="one_line_per_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice_id}#{self.position} {self.code}"
 
 
 class PaymentStatus(models.TextChoices):
@@ -551,7 +635,7 @@ class ProviderEvent(models.Model):
 
 
 class CreditNote(models.Model):
-    """Money given back against a paid invoice (a card refund)."""
+    """Money given back against an invoice: a card refund, or the whole invoice when it is void."""
 
     number = models.CharField(max_length=32, unique=True)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
@@ -561,6 +645,7 @@ class CreditNote(models.Model):
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=8, default="refund")  # refund | void
     external_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -592,3 +677,96 @@ class DunningNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice_id} {self.step}"
+
+
+class UsageQuerySet(AppendOnlyQuerySet):
+    noun = "usage records"
+
+
+class UsageRecord(AppendOnlyModel):
+    """What a platform component measured for one resource over one window (append-only).
+
+    (source, resource, window_start, window_end) is unique: a record sent twice is recorded once.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="usage")
+    source = models.CharField(max_length=64)
+    resource = models.CharField(max_length=255)
+    kind = models.CharField(max_length=32)
+    sku = models.SlugField(max_length=64)
+    quantity = models.DecimalField(max_digits=24, decimal_places=6)
+    unit = models.CharField(max_length=32)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    region = models.CharField(max_length=64, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    objects = UsageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["window_start", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "resource", "window_start", "window_end"],
+                name="one_usage_record_per_window",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="usage_not_negative"),
+            models.CheckConstraint(
+                condition=Q(window_end__gt=F("window_start")), name="usage_window_ordered"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "window_start"], name="usage_org_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.resource}@{self.window_start:%Y-%m-%dT%H:%M}"
+
+
+class TierMode(models.TextChoices):
+    GRADUATED = "graduated", "Graduated (each tier prices the part of the quantity in it)"
+    VOLUME = "volume", "Volume (the tier the whole quantity reaches prices all of it)"
+
+
+class UsagePrice(models.Model):
+    """The price of a usage SKU from `effective_from` on: tiers `[{"up_to": "1000" | null,
+    "unit_minor": "12.5"}]` (minor units per unit, decimals allowed; the last tier open-ended).
+
+    `flexi_only`: charged to Flexi (pay-as-you-go) Organizations only — fixed plans include
+    their quota of that resource."""
+
+    sku = models.SlugField(max_length=64)
+    name = models.CharField(max_length=64)
+    unit = models.CharField(max_length=32)
+    mode = models.CharField(max_length=10, choices=TierMode.choices, default=TierMode.GRADUATED)
+    tiers = models.JSONField()
+    flexi_only = models.BooleanField(default=False)
+    currency = models.CharField(max_length=3, default="OMR")
+    effective_from = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sku", "-effective_from", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.sku} from {self.effective_from:%Y-%m-%d}"
+
+
+class BillingRun(models.Model):
+    """One month's invoice run: where it got to, so a run that stopped half-way resumes."""
+
+    period = models.CharField(max_length=7, unique=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    invoices_made = models.PositiveIntegerField(default=0)
+    invoices_issued = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-period"]
+
+    def __str__(self) -> str:
+        return self.period

@@ -12,7 +12,19 @@ from django.core.exceptions import ValidationError
 
 # ISO 4217 exponents that differ from the usual 2.
 _EXPONENTS = {"OMR": 3, "BHD": 3, "KWD": 3, "JOD": 3, "TND": 3, "LYD": 3, "IQD": 3, "JPY": 0}
-_AMOUNT = re.compile(r"^(?P<sign>-?)(?P<units>\d+)(?:\.(?P<frac>\d*))?$")
+_AMOUNT = re.compile(r"(?P<sign>-?)(?P<units>\d{1,30})(?:\.(?P<frac>\d{0,30}))?")
+# The largest amount one entry, voucher, price or adjustment may carry: 10^12 minor units
+# (OMR 1,000,000,000.000). Columns are 64-bit (9.2 × 10^18), so sums of millions of entries still
+# fit — SQLite raises on an overflowing SUM, which would break every page that reads a balance.
+MAX_AMOUNT_MINOR = 10**12
+# Counts (redemptions per voucher, plan quotas) fit a 32-bit column with room.
+MAX_COUNT = 1_000_000_000
+
+
+def amount_problem(minor: int, currency: str) -> str | None:
+    if abs(minor) > MAX_AMOUNT_MINOR:
+        return f"Enter at most {format_money(MAX_AMOUNT_MINOR, currency)}."
+    return None
 
 
 def exponent(currency: str) -> int:
@@ -34,7 +46,7 @@ def parse_money(text: str, currency: str, *, allow_negative: bool = False) -> in
     raw = (text or "").strip().replace(",", "").replace(" ", "")
     if raw.upper().startswith(currency.upper()):
         raw = raw[len(currency) :]
-    match = _AMOUNT.match(raw)
+    match = _AMOUNT.fullmatch(raw)
     example = "12" if not exp else "12." + "345"[:exp].ljust(exp, "0")
     if not match:
         raise ValidationError(
@@ -51,9 +63,23 @@ def parse_money(text: str, currency: str, *, allow_negative: bool = False) -> in
         if not allow_negative:
             raise ValidationError("Enter a positive amount.", code="negative")
         minor = -minor
+    if problem := amount_problem(minor, currency):
+        raise ValidationError(problem, code="too_large")
     return minor
 
 
 def tax_of(amount_minor: int, rate_bp: int) -> int:
     """Tax on an amount at `rate_bp` basis points, rounded half up, in integers."""
     return (amount_minor * rate_bp + 5000) // 10000
+
+
+def line_tax(amount_minor: int, rate_bp: int) -> int:
+    """The tax of one invoice or quote line: rounded half up on the magnitude, so a credit line
+    (a proration refund) carries exactly the negative of the tax of the same charge."""
+    tax = tax_of(abs(amount_minor), rate_bp)
+    return -tax if amount_minor < 0 else tax
+
+
+def lines_tax(amounts: list[int], rate_bp: int) -> int:
+    """Tax of a document: the sum of its lines' taxes (each rounded on its own line)."""
+    return sum(line_tax(amount, rate_bp) for amount in amounts)

@@ -11,10 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor, person
 from orgs.models import Sovereign
 
 from .models import AddOn, Plan, Price
-from .money import format_money, tax_of
+from .money import format_money, lines_tax
 
 MAX_ADDON_QUANTITY = 1000
 
@@ -128,14 +129,14 @@ def quote(
     for code, quantity in sorted((addons or {}).items()):
         result.lines.append(book.addon_line(code, quantity))
     result.subtotal_minor = sum(line.amount_minor for line in result.lines)
-    result.tax_minor = tax_of(result.subtotal_minor, book.tax_rate_bp)
+    result.tax_minor = lines_tax([line.amount_minor for line in result.lines], book.tax_rate_bp)
     result.total_minor = result.subtotal_minor + result.tax_minor
     return result
 
 
 def set_price(
     *,
-    by: Any,
+    by: Actor,
     plan: Plan | None = None,
     addon: AddOn | None = None,
     amount_minor: int,
@@ -152,7 +153,7 @@ def set_price(
             amount_minor=amount_minor,
             currency=currency,
             effective_from=effective_from,
-            created_by=by,
+            created_by=person(by),
         )
         target = plan or addon
         assert target is not None
@@ -172,7 +173,7 @@ def set_price(
 PLAN_FIELDS = ["name", "cpu_millicores", "memory_mib", "disk_gib", "is_flexi", "is_active"]
 
 
-def update_plan(*, by: Any, plan: Plan, **values: Any) -> Plan:
+def update_plan(*, by: Actor, plan: Plan, **values: Any) -> Plan:
     with transaction.atomic():
         before = audit.snapshot(plan, PLAN_FIELDS)
         for name, value in values.items():
@@ -191,7 +192,7 @@ def update_plan(*, by: Any, plan: Plan, **values: Any) -> Plan:
     return plan
 
 
-def create_addon(*, by: Any, code: str, name: str, unit: str, amount_minor: int) -> AddOn:
+def create_addon(*, by: Actor, code: str, name: str, unit: str, amount_minor: int) -> AddOn:
     if AddOn.objects.filter(code=code).exists():
         raise ValidationError({"code": f"An add-on “{code}” already exists."})
     addon = AddOn(code=code, name=name, unit=unit)

@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs.models import Organization
 
@@ -33,7 +34,7 @@ from .models import (
     Subscription,
     SubscriptionStatus,
 )
-from .money import format_money, tax_of
+from .money import format_money, lines_tax
 from .pricing import PriceBook, QuoteLine
 
 SALT = "billing.quote"
@@ -78,17 +79,17 @@ def build(
     period: tuple[datetime | None, datetime | None],
     org: Organization | None,
     inputs: dict[str, Any],
-    by: Any,
+    by: Actor,
 ) -> Quote:
     subtotal = sum(line.amount_minor for line in lines)
-    tax = tax_of(subtotal, book.tax_rate_bp)
+    tax = lines_tax([line.amount_minor for line in lines], book.tax_rate_bp)
     total = subtotal + tax
     applied = min(max(credit_minor, 0), total)
     recurring_subtotal = sum(line.amount_minor for line in recurring)
     return Quote(
         kind=kind,
         organization=org,
-        requested_by=by if getattr(by, "is_authenticated", False) else None,
+        requested_by=person(by),
         inputs=inputs,
         plan_code=plan_code,
         lines=_as_json(lines),
@@ -100,7 +101,8 @@ def build(
         total_minor=total,
         credit_applied_minor=applied,
         due_now_minor=total - applied,
-        recurring_minor=recurring_subtotal + tax_of(recurring_subtotal, book.tax_rate_bp),
+        recurring_minor=recurring_subtotal
+        + lines_tax([line.amount_minor for line in recurring], book.tax_rate_bp),
         period_start=period[0],
         period_end=period[1],
     )
@@ -108,7 +110,7 @@ def build(
 
 def for_new_organization(
     *,
-    by: Any,
+    by: Actor,
     slug: str,
     display_name: str,
     region: str,
@@ -154,7 +156,8 @@ def for_new_organization(
 
 
 def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
-    """The credit balance and whether an order awaits payment, in one query."""
+    """The credit balance and whether a plan order awaits payment, in one query (a month's
+    usage invoice awaiting payment does not hold a plan change up)."""
     entries = (
         LedgerEntry.objects.filter(organization=OuterRef("pk"))
         .order_by()
@@ -164,7 +167,7 @@ def _balance_and_awaiting(org: Organization) -> tuple[int, bool]:
     )
     awaiting = Order.objects.filter(
         organization=OuterRef("pk"), status=OrderStatus.AWAITING_PAYMENT
-    )
+    ).exclude(kind=QuoteKind.USAGE)
     balance, waiting = (
         Organization.objects.filter(pk=org.pk)
         .annotate(balance=Coalesce(Subquery(entries), 0), waiting=Exists(awaiting))
@@ -179,7 +182,7 @@ _UNSET: Any = object()
 
 def for_plan_change(
     *,
-    by: Any,
+    by: Actor,
     org: Organization,
     plan_code: str,
     at: datetime | None = None,

@@ -9,12 +9,12 @@ credit when it covers it, else invoiced (and then chased by dunning).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from core import audit
+from core.actors import Actor
 from core.errors import ConflictError
 from orgs.models import Organization
 
@@ -41,7 +41,7 @@ def _live_or_conflict(org: Organization) -> Subscription:
     return sub
 
 
-def set_cancel_at_period_end(*, by: Any, org: Organization, cancel: bool) -> Subscription:
+def set_cancel_at_period_end(*, by: Actor, org: Organization, cancel: bool) -> Subscription:
     """Cancel at the end of the period (the plan runs until then), or take that back."""
     with transaction.atomic():
         sub = _live_or_conflict(org)
@@ -61,10 +61,11 @@ def set_cancel_at_period_end(*, by: Any, org: Organization, cancel: bool) -> Sub
             before={"cancel_at_period_end": not cancel},
             after={"cancel_at_period_end": cancel, "period_end": sub.period_end.isoformat()},
         )
+        checkout.subscription_changed(sub, "cancel" if cancel else "reactivate")
     return sub
 
 
-def keep_current_plan(*, by: Any, org: Organization) -> Subscription:
+def keep_current_plan(*, by: Actor, org: Organization) -> Subscription:
     """Drop a downgrade scheduled for the end of the period."""
     with transaction.atomic():
         sub = _live_or_conflict(org)
@@ -80,6 +81,7 @@ def keep_current_plan(*, by: Any, org: Organization) -> Subscription:
                 before=before,
                 after={"pending_plan_code": ""},
             )
+            checkout.subscription_changed(sub, "keep")
     return sub
 
 
@@ -103,6 +105,7 @@ def advance(*, sub_id: int, now: datetime | None = None) -> Order | None:
             audit.record(
                 "billing.subscription.end", actor=None, target=sub, org_slug=org.slug, after={}
             )
+            checkout.subscription_changed(sub, "end")
             checkout.set_org_plan(org, plan_code="", by=None)
             return None
         return _renew(sub, org)
@@ -140,16 +143,19 @@ def _renew(sub: Subscription, org: Organization) -> Order:
     before = {"plan_code": sub.plan_code, "period_end": sub.period_end.isoformat()}
     sub.plan_code, sub.pending_plan_code = plan_code, ""
     sub.plan_unit_minor = lines[0].unit_minor
+    sub.recurring_minor = sum(line.amount_minor for line in lines)
     sub.period_start, sub.period_end = start, end
     sub.save(
         update_fields=[
             "plan_code",
             "pending_plan_code",
             "plan_unit_minor",
+            "recurring_minor",
             "period_start",
             "period_end",
         ]
     )
+    checkout.subscription_changed(sub, "renew")
     audit.record(
         "billing.subscription.renew",
         actor=None,

@@ -37,3 +37,20 @@ def dunning_task() -> None:
 
     subscriptions.advance_due()
     dunning.run()
+
+
+@shared_task(name="billing.tasks.send_invoice_email_task", ignore_result=True)
+def send_invoice_email_task(item_id: int) -> None:
+    from . import invoices
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            invoices.send_issued_email(invoice_id=int(item.key))
+
+
+@shared_task(name="billing.tasks.billing_run_task", ignore_result=True)
+def billing_run_task(period: str = "") -> None:
+    """Monthly (Celery beat): bill the previous month; or the month an operator asked for."""
+    from . import runs
+
+    runs.run(period or runs.previous_period())

@@ -24,7 +24,17 @@ from rbac import access
 
 from . import checkout, ledger, limits, pricing, quotes, subscriptions, vouchers
 from .forms import CheckoutForm, PlanChangeForm, RedeemEntryForm, RedeemIntoOrgForm
-from .models import Order, OrderStatus, Plan, Quote, QuoteKind, QuoteStatus, Redemption
+from .models import (
+    Invoice,
+    InvoiceStatus,
+    Order,
+    OrderStatus,
+    Plan,
+    Quote,
+    QuoteKind,
+    QuoteStatus,
+    Redemption,
+)
 from .payments import NOT_AVAILABLE, BadSignature, PaymentError, card_provider
 from .payments import events as payment_events
 
@@ -291,7 +301,9 @@ def _pay_by_card(request: HttpRequest, order: Order) -> HttpResponse:
 @login_required
 @require_GET
 def account(request: HttpRequest, slug: str) -> HttpResponse:
-    org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
+    org = access.get_object_for(
+        request.user, Organization, action="billing.read", slug=slug, strict=True
+    )
     sub = quotes.live_subscription(org)
     response = render(
         request,
@@ -302,6 +314,10 @@ def account(request: HttpRequest, slug: str) -> HttpResponse:
             "currency": ledger.currency(),
             "entries": org.ledger.all()[:100],
             "orders": org.orders.select_related("invoice").all()[:50],
+            "invoices": org.invoices.exclude(status=InvoiceStatus.DRAFT)
+            .select_related("order")
+            .order_by("-issued_at", "-pk")[:100],
+            "payments": org.ledger.filter(reason="payment")[:100],
             "subscription": sub,
             "can_manage": access.can(request.user, "billing.manage", org),
             "card_available": card_provider() is not None,
@@ -311,6 +327,21 @@ def account(request: HttpRequest, slug: str) -> HttpResponse:
         },
     )
     return _allow_checkout_redirect(response)
+
+
+@login_required
+@require_GET
+def invoice_view(request: HttpRequest, slug: str, pk: int, fmt: str = "html") -> HttpResponse:
+    """An issued invoice of the Organization, printable HTML or PDF (drafts are not shown)."""
+    from .console.invoices import document_response
+
+    org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
+    invoice = get_object_or_404(
+        Invoice.objects.select_related("organization", "order").exclude(status=InvoiceStatus.DRAFT),
+        pk=pk,
+        organization=org,
+    )
+    return document_response(invoice, fmt)
 
 
 def _manage(request: HttpRequest, slug: str) -> Organization:

@@ -18,10 +18,11 @@ from django.db.models.functions import Replace
 from django.utils import timezone
 
 from core import audit, links, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs.models import Organization, Sovereign
 
-from . import ledger
+from . import ledger, money
 from .models import ENDED_STATES, Plan, Redemption, Voucher, VoucherReason, VoucherState
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -126,8 +127,10 @@ def _check_terms(
         errors["code"] = problem
     if terms.credit_minor <= 0:
         errors["credit"] = "Enter a credit above zero."
-    if terms.max_redemptions < 0:
-        errors["max_redemptions"] = "Enter 0 (unlimited) or more."
+    elif problem := money.amount_problem(terms.credit_minor, ledger.currency()):
+        errors["credit"] = problem
+    if not 0 <= terms.max_redemptions <= money.MAX_COUNT:
+        errors["max_redemptions"] = f"Enter 0 (unlimited) to {money.MAX_COUNT}."
     if terms.reason not in VoucherReason.values:
         errors["reason"] = f"Choose one of {', '.join(VoucherReason.values)}."
     if terms.valid_until and terms.valid_from and terms.valid_until < terms.valid_from:
@@ -140,7 +143,7 @@ def _check_terms(
 
 
 def issue_vouchers(
-    *, by: Any, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
+    *, by: Actor, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
 ) -> list[Voucher]:
     """Issue one voucher (typed or generated code) or a batch of `count` generated codes."""
     code = normalize(code)
@@ -166,7 +169,7 @@ def issue_vouchers(
             recipient_email=recipient_email,
             batch=batch,
             is_active=terms.is_active,
-            created_by=by,
+            created_by=person(by),
             created_at=now,
         )
         for c in codes
@@ -252,6 +255,10 @@ def preview(code: str) -> Preview:
     if voucher is None or voucher.state() == VoucherState.REVOKED:
         return Preview(status="not_valid")
     status = "ended" if voucher.state() in ENDED_STATES else "valid"
+    if voucher.previewed_at is None:  # the funnel's "previewed": once, the first time
+        Voucher.objects.filter(pk=voucher.pk, previewed_at__isnull=True).update(
+            previewed_at=timezone.now()
+        )
     return Preview(
         status=status,
         code=voucher.code,
@@ -262,7 +269,7 @@ def preview(code: str) -> Preview:
     )
 
 
-def redeem_voucher(*, code: str, org: Organization, by: Any) -> Redemption:
+def redeem_voucher(*, code: str, org: Organization, by: Actor) -> Redemption:
     """Credit `org` with the voucher once: check, insert, count and credit under one row lock."""
     code = normalize(code)
     try:
@@ -271,7 +278,10 @@ def redeem_voucher(*, code: str, org: Organization, by: Any) -> Redemption:
             _check_redeemable(voucher, org)
             assert voucher is not None
             redemption = Redemption.objects.create(
-                voucher=voucher, organization=org, credit_minor=voucher.credit_minor, redeemed_by=by
+                voucher=voucher,
+                organization=org,
+                credit_minor=voucher.credit_minor,
+                redeemed_by=person(by),
             )
             Voucher.objects.filter(pk=voucher.pk).update(redeemed_count=F("redeemed_count") + 1)
             ledger.append(
@@ -311,14 +321,14 @@ def _already_redeemed(org: Organization) -> ConflictError:
     return ConflictError({"code": f"This voucher was already redeemed for {org.slug}."})
 
 
-def revoke_voucher(*, by: Any, voucher: Voucher) -> Voucher:
+def revoke_voucher(*, by: Actor, voucher: Voucher) -> Voucher:
     """Soft delete: the code stops working; past redemptions and credit stay."""
     with transaction.atomic():
         locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
         if locked.revoked_at is not None:
             return locked
         locked.revoked_at = timezone.now()
-        locked.revoked_by = by
+        locked.revoked_by = person(by)
         locked.save(update_fields=["revoked_at", "revoked_by"])
         audit.record(
             "voucher.revoke",
@@ -329,7 +339,7 @@ def revoke_voucher(*, by: Any, voucher: Voucher) -> Voucher:
     return locked
 
 
-def set_voucher_active(*, by: Any, voucher: Voucher, active: bool) -> Voucher:
+def set_voucher_active(*, by: Actor, voucher: Voucher, active: bool) -> Voucher:
     with transaction.atomic():
         locked = Voucher.objects.select_for_update().get(pk=voucher.pk)
         if locked.revoked_at is not None:

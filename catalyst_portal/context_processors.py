@@ -32,10 +32,12 @@ ORG_NAV = [
 ]
 CONSOLE_NAV = [
     ("Overview", "billing:index", "billing.read"),
+    ("Revenue", "billing:revenue", "billing.read"),
     ("Organizations", "billing:customers", "billing.read"),
     ("Vouchers", "billing:vouchers", "vouchers.read"),
     ("Plans & prices", "billing:plans", "billing.read"),
     ("Orders", "billing:orders", "billing.read"),
+    ("Invoices", "billing:invoices", "billing.read"),
     ("Catalog curation", "marketplace:curation", "catalog.curate"),
     ("Audit", "audit", "audit.read"),
 ]

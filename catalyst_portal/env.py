@@ -100,7 +100,9 @@ def database_from_url(name: str, *, sqlite_default: Path) -> dict[str, Any]:
         except ValueError:
             raise ImproperlyConfigured(f"{name} has an invalid port.") from None
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        conn_max_age = int(options.pop("conn_max_age", "60"))
+        # 0: a connection per request, returned at its end. Persistent connections are per
+        # thread, and under ASGI every request runs in a thread of its own: they would pile up.
+        conn_max_age = int(options.pop("conn_max_age", "0"))
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": db,

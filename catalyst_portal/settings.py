@@ -6,9 +6,11 @@ in-process after commit, local-memory cache. README.md lists every variable.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
@@ -69,6 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.RequestContextMiddleware",
@@ -81,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.UnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "catalyst_portal.urls"
@@ -117,6 +121,35 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests with background threads (the Flux watcher) need a file: an in-memory shared-cache
     # database answers "table is locked" to concurrent writers instead of waiting.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
+else:
+    # PostgreSQL: every process keeps a small pool of connections (psycopg 3's pool) that each
+    # request borrows and returns, so connections are bounded by workers x PORTAL_DB_POOL_MAX
+    # whatever the number of requests in flight. Behind PgBouncer in transaction mode a session
+    # spans no transaction: no server-side cursors, no prepared statements.
+    DB_POOL = env_bool("PORTAL_DB_POOL", True)
+    DB_POOL_MIN = env_int("PORTAL_DB_POOL_MIN", 1, minimum=0)
+    DB_POOL_MAX = env_int("PORTAL_DB_POOL_MAX", 8, minimum=1)
+    DB_POOL_TIMEOUT_SECONDS = env_int("PORTAL_DB_POOL_TIMEOUT_SECONDS", 10, minimum=1)
+    DB_PGBOUNCER = env_bool("PORTAL_DB_PGBOUNCER", False)
+    if DB_POOL_MIN > DB_POOL_MAX:
+        raise ImproperlyConfigured(
+            f"PORTAL_DB_POOL_MIN={DB_POOL_MIN} exceeds PORTAL_DB_POOL_MAX={DB_POOL_MAX}."
+        )
+    _db = DATABASES["default"]
+    if DB_POOL:
+        if _db["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured(
+                "DATABASE_URL sets conn_max_age but PORTAL_DB_POOL is on: a pooled connection "
+                "is returned after each request (set PORTAL_DB_POOL=false to keep connections)."
+            )
+        _db["OPTIONS"]["pool"] = {
+            "min_size": DB_POOL_MIN,
+            "max_size": DB_POOL_MAX,
+            "timeout": DB_POOL_TIMEOUT_SECONDS,
+        }
+    if DB_PGBOUNCER:
+        _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _db["OPTIONS"]["prepare_threshold"] = None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Valkey: broker, cache, sessions ---------------------------------------------------------
@@ -125,16 +158,33 @@ VALKEY_URL = env_url("VALKEY_URL", schemes=("redis", "rediss", "valkey", "valkey
 _REDIS_URL = VALKEY_URL.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1)
 
 if _REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": _REDIS_URL,
-        }
-    }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    # Rate-limit counters and short locks; while Valkey is down they fall back to a cache local
+    # to the process (core/cache.py) instead of failing the request.
+    CACHES = {"default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": _REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions live in the database only (one primary-key read a request): a Valkey outage signs
+# nobody out, and a session ended while Valkey was down cannot come back from a stale cache.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Serving (`manage.py serve`: uvicorn) -----------------------------------------------------
+# When a dependency is down: the Retry-After of 503 answers, and how long /readyz waits for each
+# check (database, Valkey, Git).
+RETRY_AFTER_SECONDS = env_int("PORTAL_RETRY_AFTER_SECONDS", 30, minimum=1)
+READINESS_TIMEOUT_SECONDS = env_int("PORTAL_READINESS_TIMEOUT_SECONDS", 3, minimum=1)
+# Worker processes: sync views run in threads, and one process is one core (the GIL). Several
+# workers need the shared services (Valkey for cache, rate limits and live-status fan-out):
+# embedded runs keep one.
+WEB_WORKERS = env_int("PORTAL_WEB_WORKERS", (os.cpu_count() or 1) if _REDIS_URL else 1, minimum=1)
+if WEB_WORKERS > 1 and not _REDIS_URL:
+    raise ImproperlyConfigured(
+        f"PORTAL_WEB_WORKERS={WEB_WORKERS} needs VALKEY_URL: without it the cache, rate limits "
+        "and live-status events live in one process."
+    )
+# On SIGTERM the server stops accepting, finishes requests in flight for this long, then exits.
+WEB_SHUTDOWN_GRACE_SECONDS = env_int("PORTAL_SHUTDOWN_GRACE_SECONDS", 20, minimum=1)
+# The ASGI server's bound on connections in flight per worker: beyond it new ones get 503.
+WEB_CONCURRENCY_LIMIT = env_int("PORTAL_WEB_CONCURRENCY_LIMIT", 1000, minimum=1)
 
 CELERY_BROKER_URL = _REDIS_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = env_bool("PORTAL_TASKS_EAGER", not _REDIS_URL)
@@ -150,10 +200,20 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # --- Delivery (outbox) -----------------------------------------------------------------------
-OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 60, minimum=1)
+# A claimed row is leased for OUTBOX_LEASE_SECONDS and the lease renewed every
+# OUTBOX_HEARTBEAT_SECONDS while the work runs: a dead worker's row is due again within the lease.
+OUTBOX_LEASE_SECONDS = env_int("OUTBOX_LEASE_SECONDS", 15, minimum=2)
+OUTBOX_HEARTBEAT_SECONDS = env_int(
+    "OUTBOX_HEARTBEAT_SECONDS", max(1, OUTBOX_LEASE_SECONDS // 3), minimum=1
+)
+if OUTBOX_HEARTBEAT_SECONDS >= OUTBOX_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"OUTBOX_HEARTBEAT_SECONDS={OUTBOX_HEARTBEAT_SECONDS} must be shorter than "
+        f"OUTBOX_LEASE_SECONDS={OUTBOX_LEASE_SECONDS}."
+    )
 OUTBOX_RETRY_BASE_SECONDS = env_int("OUTBOX_RETRY_BASE_SECONDS", 5, minimum=0)
 OUTBOX_RETRY_MAX_SECONDS = env_int("OUTBOX_RETRY_MAX_SECONDS", 300, minimum=1)
-OUTBOX_SWEEP_INTERVAL_SECONDS = env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 15, minimum=1)
+OUTBOX_SWEEP_INTERVAL_SECONDS = env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {
         "task": "core.tasks.sweep_outbox_task",
@@ -173,6 +233,15 @@ if GITEA_URL and not GITEA_TOKEN:
 GIT_SYSTEM_OWNER = env_str("GIT_SYSTEM_OWNER", "system")
 GIT_CONFIG_REPO = env_str("GIT_CONFIG_REPO", "catalyst-config")
 GIT_CONFIG_BRANCH = env_str("GIT_CONFIG_BRANCH", "main")
+# Git is a surface too: the portal's own address (for the push webhooks it creates on Gitea),
+# their signing secret, and how often every Application's branch is read back (missed hooks).
+PORTAL_URL = env_url("PORTAL_URL", schemes=("http", "https"))
+GITEA_WEBHOOK_SECRET = env_str("GITEA_WEBHOOK_SECRET")
+GIT_RECONCILE_INTERVAL_SECONDS = env_int("GIT_RECONCILE_INTERVAL_SECONDS", 300, minimum=5)
+CELERY_BEAT_SCHEDULE["reconcile-git"] = {
+    "task": "marketplace.tasks.reconcile_git_task",
+    "schedule": GIT_RECONCILE_INTERVAL_SECONDS,
+}
 GIT_COMMITTER_NAME = env_str("GIT_COMMITTER_NAME", "Catalyst Portal")
 GIT_COMMITTER_EMAIL = env_str("GIT_COMMITTER_EMAIL", "portal@catalyst.local")
 FLUX_CRDS_DIR = Path(
@@ -197,6 +266,8 @@ FLUX_CONNECT_TIMEOUT_SECONDS = env_int("FLUX_CONNECT_TIMEOUT_SECONDS", 10, minim
 FLUX_BACKOFF_BASE_MS = env_int("FLUX_BACKOFF_BASE_MS", 500, minimum=1)
 FLUX_BACKOFF_MAX_SECONDS = env_int("FLUX_BACKOFF_MAX_SECONDS", 60, minimum=1)
 FLUX_HEARTBEAT_SECONDS = env_int("FLUX_HEARTBEAT_SECONDS", 30, minimum=1)
+# A relist reads this many objects per request (`limit`/`continue`).
+FLUX_LIST_PAGE_SIZE = env_int("FLUX_LIST_PAGE_SIZE", 500, minimum=1)
 FLUX_STALE_SECONDS = env_int("FLUX_STALE_SECONDS", 2 * FLUX_WATCH_TIMEOUT_SECONDS + 60, minimum=1)
 # The Kubernetes Events Flux records for its objects (core/v1, one watch per Flux kind by
 # involvedObject.kind), shown on the Application page; how many are kept per object.
@@ -305,6 +376,8 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 _NODE = BASE_DIR / "node_modules"
 STATICFILES_DIRS: list[tuple[str, Path] | Path] = [BASE_DIR / "static"]
+if (BASE_DIR / "build" / "static").is_dir():  # bundles made by `make assets` (the IaC editor)
+    STATICFILES_DIRS.append(BASE_DIR / "build" / "static")
 for _prefix, _dir in (
     ("vendor/htmx", _NODE / "htmx.org" / "dist"),
     ("vendor/htmx-ext-sse", _NODE / "htmx-ext-sse" / "dist"),
@@ -418,6 +491,30 @@ CHART_SPECS_DIR = Path(
     env_str("CHART_SPECS_DIR", str(BASE_DIR.parent / "shared" / "specs" / "charts"))
 )
 DEMO_LOADERS = ["sync_catalog"]
+# The Sovereign's allow-list of chart repositories (issue 10): every Blueprint of every catalog
+# source must take its chart from one of these (an entry matches itself and what lies below it:
+# `https://charts.example` allows `https://charts.example/stable`, not `https://charts.example.evil`);
+# `*` allows any. The default is the starter catalog's repositories.
+CHART_REPOSITORIES = env_list(
+    "CHART_REPOSITORIES",
+    [
+        "oci://registry-1.docker.io/bitnamicharts",
+        "https://cloudnative-pg.github.io/charts",
+        "https://codecentric.github.io/helm-charts",
+        "https://dl.gitea.com/charts",
+        "https://grafana.github.io/helm-charts",
+        "https://ananace.gitlab.io/charts",
+        "https://charts.blue-atlas.de",
+        "https://guerzon.github.io/vaultwarden",
+        "https://helm.mattermost.com",
+        "https://nextcloud.github.io/helm",
+    ],
+)
+for _repo in CHART_REPOSITORIES:
+    if _repo != "*" and not _repo.startswith(("https://", "oci://")):
+        raise ImproperlyConfigured(
+            f"CHART_REPOSITORIES: {_repo!r} is not an https:// or oci:// URL (or *)"
+        )
 
 # --- BSS: vouchers, sign-up (billing app) ----------------------------------------------------
 # Attempts per window (seconds) on the shared cache; 0 turns a limit off.
@@ -457,6 +554,22 @@ DUNNING_SWEEP_SECONDS = env_int("DUNNING_SWEEP_SECONDS", 3600, minimum=10)
 CELERY_BEAT_SCHEDULE["billing-dunning"] = {
     "task": "billing.tasks.dunning_task",
     "schedule": DUNNING_SWEEP_SECONDS,
+}
+# --- BSS II: usage, the monthly billing run, invoices (issue 14) --------------------------------
+# Records per usage batch (POST /api/v1/usage, and per JetStream message).
+USAGE_BATCH_MAX = min(env_int("USAGE_BATCH_MAX", 1000, minimum=1), 1000)
+# The durable JetStream consumer `manage.py consume_usage` reads catalyst.usage.recorded with.
+USAGE_CONSUMER_NAME = env_str("USAGE_CONSUMER_NAME", "portal-usage")
+# The monthly run (Celery beat, the previous month): its day and hour, and whether its drafts are
+# issued at once (false: operators review and issue them in Console → BSS → Invoices).
+BILLING_RUN_DAY = env_int("BILLING_RUN_DAY", 1, minimum=1)
+BILLING_RUN_HOUR = env_int("BILLING_RUN_HOUR", 2, minimum=0)
+if BILLING_RUN_DAY > 28 or BILLING_RUN_HOUR > 23:
+    raise ImproperlyConfigured("BILLING_RUN_DAY is 1 to 28 and BILLING_RUN_HOUR 0 to 23.")
+BILLING_RUN_ISSUE = env_bool("BILLING_RUN_ISSUE", True)
+CELERY_BEAT_SCHEDULE["billing-monthly-run"] = {
+    "task": "billing.tasks.billing_run_task",
+    "schedule": crontab(minute=0, hour=BILLING_RUN_HOUR, day_of_month=BILLING_RUN_DAY),
 }
 # How long an archived Organization can be restored.
 ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)

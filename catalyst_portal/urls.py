@@ -3,12 +3,15 @@ from drf_spectacular.views import SpectacularAPIView
 
 from catalyst_portal import sse
 from core import views as core_views
+from gitops import hooks as git_hooks
 from orgs import member_views
 from orgs import views as org_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("hooks/gitea/", git_hooks.gitea_webhook, name="gitea-webhook"),
     path("", include("accounts.urls")),
     path("audit/", org_views.global_audit, name="audit"),
     path("orgs/", include("orgs.urls")),
@@ -24,3 +27,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("api/v1/", include("billing.api_urls")),
 ]
+
+handler500 = "core.views.server_error"

@@ -40,6 +40,15 @@ def _target(target: models.Model | Ref) -> Ref:
     return Ref(concrete._meta.label_lower, str(target.pk), str(target)[:254])
 
 
+def _labels(target: models.Model | Ref) -> dict[str, str]:
+    """The target's scope labels below its Organization (models taking part in RBAC declare
+    `rbac_labels()`); the Organization is the event's `org_slug`."""
+    rbac_labels = getattr(target, "rbac_labels", None)
+    if rbac_labels is None:
+        return {}
+    return {k: v for k, v in rbac_labels().items() if k in AuditEvent.RBAC_LOOKUPS and v}
+
+
 def record(
     action: str,
     *,
@@ -48,20 +57,24 @@ def record(
     org_slug: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    actor_repr: str = "",
 ) -> AuditEvent:
+    """One audit event. `actor_repr` names an actor who is not a portal user (someone who pushed
+    to Git); otherwise it is the user's e-mail or username, or "system"."""
     meta = context.current()
     ref = _target(target)
+    labels = _labels(target)
     user = actor if getattr(actor, "is_authenticated", False) else None
     event = AuditEvent.objects.create(
         actor=user,
-        actor_repr=(getattr(user, "email", "") or getattr(user, "username", ""))
-        if user
-        else "system",
+        actor_repr=actor_repr[:254]
+        or ((getattr(user, "email", "") or getattr(user, "username", "")) if user else "system"),
         action=action,
         target_type=ref.type,
         target_id=ref.id[:64],
         target_repr=ref.repr[:254],
         org_slug=org_slug,
+        labels=labels,
         before=before,
         after=after,
         request_id=meta.request_id,

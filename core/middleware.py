@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from . import context
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -61,6 +61,28 @@ def content_security_policy(policy: str, issuer: str) -> str:
     return "; ".join(directives)
 
 
+def with_nonce(policy: str, directive: str, nonce: str) -> str:
+    """`policy` letting elements with this nonce through `directive` (e.g. the `<style>` a code
+    editor injects: `style-src`), starting from `default-src` when the directive is absent."""
+    directives = [d.strip() for d in policy.split(";") if d.strip()]
+    names = [d.split()[0].lower() for d in directives]
+    source = f"'nonce-{nonce}'"
+    if directive in names:
+        i = names.index(directive)
+        directives[i] = " ".join([*directives[i].split(), source])
+    else:
+        default = next((d.split()[1:] for d in directives if d.split()[0] == "default-src"), [])
+        directives.append(" ".join([directive, *default, source]))
+    return "; ".join(directives)
+
+
+def set_policy_nonce(response: HttpResponse, directive: str, nonce: str) -> None:
+    """The page's CSP with a nonce for `directive` (the middleware leaves a set header alone)."""
+    policy = content_security_policy(settings.CONTENT_SECURITY_POLICY, settings.OIDC_ISSUER)
+    if policy:
+        response["Content-Security-Policy"] = with_nonce(policy, directive, nonce)
+
+
 class ContentSecurityPolicyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -78,3 +100,37 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = context.current().request_id or "-"
         return True
+
+
+class ProbeMiddleware:
+    """First in the chain: /healthz and /readyz answer before sessions, host checks and HTTPS
+    redirects. A kubelet probes the pod's IP over plain HTTP without cookies, and liveness must
+    not depend on the database a session lives in."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        from . import views
+
+        self.get_response = get_response
+        self.probes = {"/healthz": views.healthz, "/readyz": views.readyz}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        probe = self.probes.get(request.path_info)
+        return probe(request) if probe is not None else self.get_response(request)
+
+
+class UnavailableMiddleware:
+    """A view that fails because the database is down answers 503 with Retry-After (failures in
+    middleware reach `core.views.server_error`, which answers the same)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from . import health
+
+        if health.is_unavailable(exception):
+            return health.unavailable_response(request, exception)
+        return None

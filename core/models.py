@@ -14,7 +14,26 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class AuditEvent(models.Model):
-    """One state change: who did what to which object, before and after. Never updated."""
+    """One state change: who did what to which object, before and after. Never updated.
+
+    `labels` are the target's RBAC labels below its Organization (environment, env type,
+    application, …), so a grant scoped below the Organization reads only the events of what its
+    scope matches; an event without labels (about the Organization itself) is read only by grants
+    covering the whole Organization."""
+
+    RBAC_LOOKUPS = {
+        "openova.io/organization": "org_slug",
+        **{
+            f"openova.io/{key}": f"labels__openova.io/{key}"
+            for key in (
+                "environment",
+                "env-type",
+                "application",
+                "blueprint",
+                "blueprint-version",
+            )
+        },
+    }
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
@@ -26,6 +45,7 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64)
     target_repr = models.CharField(max_length=254)
     org_slug = models.CharField(max_length=32, blank=True, db_index=True)
+    labels = models.JSONField(default=dict, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
@@ -99,6 +119,9 @@ class OutboxItem(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     available_at = models.DateTimeField(default=timezone.now)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(
+        max_length=32, blank=True, help_text="whose claim this is: only its holder renews it"
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     done_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import logging
 import random
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,13 +20,15 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from . import context
+from .errors import DeliveryError
 from .models import AuditEvent, OutboxItem
 
+__all__ = ["DeliveryError", "claim", "enqueue", "renew", "send", "sweep"]
 log = logging.getLogger(__name__)
 
 
@@ -62,42 +66,90 @@ def _task(name: str) -> Any:
     return current_app.tasks[name]
 
 
-class DeliveryError(Exception):
-    """A delivery failed in a way worth retrying (Git server down, conflict, timeout)."""
+def renew(item_id: int, claim_token: str) -> bool:
+    """Extend this worker's lease on its row; False when the row is no longer its own (done, or
+    taken over by another worker after this one stalled past the lease: fencing)."""
+    lease = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    return bool(
+        OutboxItem.objects.pending()
+        .filter(pk=item_id, claim_token=claim_token)
+        .update(claimed_until=lease)
+    )
+
+
+class _Heartbeat:
+    """Renews a claim every OUTBOX_HEARTBEAT_SECONDS while the work runs: the lease can be short
+    (a dead worker's row is due again within OUTBOX_LEASE_SECONDS) and still cover long work."""
+
+    def __init__(self, item_id: int, claim_token: str) -> None:
+        self.item_id, self.claim_token = item_id, claim_token
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name=f"outbox-heartbeat-{item_id}", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.OUTBOX_HEARTBEAT_SECONDS):
+                try:
+                    if not renew(self.item_id, self.claim_token):
+                        return  # no longer ours: the work's outcome will not be recorded either
+                except Exception as exc:  # database blip: the next beat tries again
+                    log.warning("outbox heartbeat of %s failed: %s", self.item_id, exc)
+                finally:
+                    connection.close()  # this thread's connection back to the pool
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 @contextmanager
 def claim(item_id: int) -> Iterator[OutboxItem | None]:
     """Claim a due row for this worker; yields None when it is done or claimed elsewhere.
 
+    The claim is a lease of OUTBOX_LEASE_SECONDS renewed by a heartbeat while the block runs.
     On a clean exit the row (and older pending rows for the same task and key, which this run's
-    level-triggered work has covered) is marked done; on an exception it is rescheduled.
+    level-triggered work has covered) is marked done; on an exception it is rescheduled — in
+    both cases only while the claim is still this worker's.
     """
     now = timezone.now()
     lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    claim_token = uuid.uuid4().hex
     claimed = (
         OutboxItem.objects.due(now)
         .filter(pk=item_id)
-        .update(claimed_until=lease, attempts=F("attempts") + 1)
+        .update(claimed_until=lease, claim_token=claim_token, attempts=F("attempts") + 1)
     )
     if not claimed:
         yield None
         return
     item = OutboxItem.objects.select_related("actor", "audit_event").get(pk=item_id)
     token = context.bind(context.RequestMeta(request_id=item.request_id))
+    heartbeat = _Heartbeat(item_id, claim_token)
     try:
         yield item
     except Exception as exc:
-        _reschedule(item, exc)
-        log.warning("delivery %s failed (attempt %s): %s", item, item.attempts, exc)
-        if not isinstance(exc, DeliveryError):
-            log.exception("unexpected delivery error")
+        heartbeat.stop()
+        _reschedule(item, exc, claim_token)
+        if isinstance(exc, DeliveryError):
+            reason = " ".join(str(exc).split())  # one line, whatever the error carries
+            log.log(
+                exc.log_level, "delivery %s failed (attempt %s): %s", item, item.attempts, reason
+            )
+        else:
+            log.exception("delivery %s failed (attempt %s): unexpected error", item, item.attempts)
     else:
+        heartbeat.stop()
         done = timezone.now()
         OutboxItem.objects.pending().filter(
             task_name=item.task_name, key=item.key, created_at__lte=item.created_at
         ).update(done_at=done, claimed_until=None, last_error="")
     finally:
+        heartbeat.stop()
         context.reset(token)
 
 
@@ -107,9 +159,9 @@ def backoff_seconds(attempts: int) -> float:
     return capped * random.uniform(0.8, 1.2)  # jitter spreads retries after an outage
 
 
-def _reschedule(item: OutboxItem, exc: Exception) -> None:
+def _reschedule(item: OutboxItem, exc: Exception, claim_token: str) -> None:
     delay = timedelta(seconds=backoff_seconds(item.attempts))
-    OutboxItem.objects.filter(pk=item.pk).update(
+    OutboxItem.objects.filter(pk=item.pk, claim_token=claim_token).update(
         claimed_until=None,
         available_at=timezone.now() + delay,
         last_error=f"{type(exc).__name__}: {exc}"[:2000],

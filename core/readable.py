@@ -11,7 +11,7 @@ import yaml
 _Base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class Dumper(_Base):  # type: ignore[misc,valid-type]
+class Dumper(_Base):
     """Safe YAML, never aliases (`&id001`), lists indented under their key."""
 
     def ignore_aliases(self, data: Any) -> bool:

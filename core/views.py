@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import csv
 import itertools
+import sys
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.paginator import Paginator
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_GET
 
+from . import health
 from .models import AuditEvent
 
 
@@ -27,9 +30,31 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Liveness: the process answers. It touches no dependency (see /readyz)."""
     return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database, Valkey and Git answer; 503 with Retry-After when one does not."""
+    checks = health.readiness()
+    ready = all(check["ok"] for check in checks.values())
+    response = JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
+    response["Cache-Control"] = "no-store"
+    if not ready:
+        response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
+    return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a dependency that is down answers 503 with Retry-After, anything else 500."""
+    exc = sys.exc_info()[1]
+    if health.is_unavailable(exc):
+        assert exc is not None
+        return health.unavailable_response(request, exc)
+    return defaults.server_error(request)
 
 
 def _filtered(

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.errors import DeliveryError
 
-class GitError(Exception):
+
+class GitError(DeliveryError):
     """The Git server could not do what was asked; retrying later may succeed."""
+
+
+class GitStorageError(GitError):
+    """The local Git storage cannot be used (permissions, a missing or read-only volume): an
+    operator must act, so it is logged as an error — one line, no traceback."""
+
+    log_level = logging.ERROR
 
 
 class GitConflict(GitError):
     """The branch moved between read and commit (compare-and-swap lost)."""
+
+
+class GitDrift(Exception):
+    """Files the portal owns were changed in Git by someone else since the portal last wrote or
+    read them: committing would overwrite that change, so nothing is written. Not a GitError: a
+    retry would meet the same change; the owner of the files reads it back instead."""
+
+    def __init__(self, owner: str, repo: str, branch: str, head: str | None, paths: list[str]):
+        super().__init__(
+            f"{owner}/{repo}@{branch} holds changes made outside the portal: {', '.join(paths)}"
+        )
+        self.owner, self.repo, self.branch, self.head, self.paths = owner, repo, branch, head, paths
 
 
 # What git itself strips from identities (ident.c: "crud") plus every control character: a name
@@ -49,12 +71,47 @@ class Tree:
     blobs: dict[str, str]
 
 
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit's id, author and subject (who changed a branch last)."""
+
+    sha: str
+    author_name: str
+    author_email: str
+    message: str
+
+    @property
+    def author(self) -> str:
+        return self.author_name or self.author_email or "someone"
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    state: str  # open, closed
+    merged: bool
+    head_sha: str
+    merge_sha: str = ""
+
+
+@dataclass(frozen=True)
+class Review:
+    login: str
+    state: str  # APPROVED, REQUEST_CHANGES, COMMENT, …
+    commit: str
+
+
 def blob_sha(content: bytes) -> str:
     """Git's object id of a blob with this content."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False).hexdigest()
 
 
 class GitBackend(Protocol):
+    def ping(self) -> None:
+        """Raise GitError unless the Git server can be used (readiness)."""
+        ...
+
     def ensure_org(self, owner: str, *, description: str = "") -> None: ...
 
     def ensure_repo(
@@ -72,6 +129,15 @@ class GitBackend(Protocol):
         ...
 
     def read_file(self, owner: str, repo: str, branch: str, path: str) -> bytes | None: ...
+
+    def head(self, owner: str, repo: str, branch: str) -> str | None:
+        """The branch's head commit; None when the repo or the branch does not exist."""
+        ...
+
+    def head_commit(self, owner: str, repo: str, branch: str) -> CommitInfo | None:
+        """The branch's head commit with its author and message; None when the branch does not
+        exist."""
+        ...
 
     def commit(
         self,

@@ -25,24 +25,43 @@ def commit_message(item: OutboxItem, subject: str) -> str:
     event = item.audit_event
     if event is None:
         return f"sync {subject}\n\nRequest-Id: {item.request_id or '-'}\n"
-    return f"{event.action}: {subject}\n\nAudit-Event: {event.pk}\nActor: {event.actor_repr}\nRequest-Id: {event.request_id or '-'}\n"
+    trailer = f"Audit-Event: {event.pk}\nActor: {event.actor_repr}\nRequest-Id: {event.request_id or '-'}\n"
+    note = str((event.after or {}).get("message") or "").strip()
+    if note:  # the person's own message (the editor's commit-on-save) leads
+        first, _, rest = note.partition("\n")
+        body = f"{rest.strip()}\n\n" if rest.strip() else ""
+        return f"{first.strip()}\n\n{body}{event.action}: {subject}\n{trailer}"
+    return f"{event.action}: {subject}\n\n{trailer}"
 
 
-def deliver(obj: models.Model, run: Callable[[], str | None]) -> str | None:
-    """Run a delivery; record the commit on `obj`, or the error and "retrying" before re-raising."""
-    model = type(obj)
+def deliver(
+    obj: models.Model,
+    run: Callable[[], str | None],
+    *,
+    along: models.QuerySet[Any] | None = None,
+) -> str | None:
+    """Run a delivery; record the commit on `obj`, or the error and "retrying" before re-raising.
+
+    `along`: objects whose files the same commit carries (an Organization's Environments): they
+    get the same state and commit id."""
+    targets = [type(obj)._default_manager.filter(pk=obj.pk)]
+    if along is not None:
+        targets.append(along)
     try:
         head = run()
     except Exception as exc:
-        model._default_manager.filter(pk=obj.pk).update(
-            delivery_state=DeliveryState.RETRYING,
-            delivery_error=f"{type(exc).__name__}: {exc}"[:2000],
-        )
+        for qs in targets:
+            qs.update(
+                delivery_state=DeliveryState.RETRYING,
+                delivery_error=f"{type(exc).__name__}: {exc}"[:2000],
+            )
         raise
-    model._default_manager.filter(pk=obj.pk).update(
-        delivery_state=DeliveryState.DELIVERED,
-        delivery_error="",
-        last_commit_sha=head or "",
-        delivered_at=timezone.now(),
-    )
+    now = timezone.now()
+    for qs in targets:
+        qs.update(
+            delivery_state=DeliveryState.DELIVERED,
+            delivery_error="",
+            last_commit_sha=head or "",
+            delivered_at=now,
+        )
     return head

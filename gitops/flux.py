@@ -230,21 +230,49 @@ class KindWatcher:
             *self._args(), label_selector=self.selector, **kwargs
         )
 
-    def relist(self) -> int:
-        """List everything, store it, tombstone what is gone; the list's resourceVersion."""
+    def _list_page(self, token: str) -> dict[str, Any]:
         timeout = (settings.FLUX_CONNECT_TIMEOUT_SECONDS, self.timeout)
+        paging: dict[str, Any] = {"limit": settings.FLUX_LIST_PAGE_SIZE}
+        if token:
+            paging["_continue"] = token
         if self.kind.is_events:
-            resp: Any = self._list(_preload_content=False, _request_timeout=timeout)
-            result: Any = json.loads(resp.data or b"{}")
-        else:
-            result = self._list(_request_timeout=timeout)
-        self.heartbeat.connected()
-        list_rv = rv_int(result.get("metadata", {}).get("resourceVersion")) or 0
+            resp: Any = self._list(_preload_content=False, _request_timeout=timeout, **paging)
+            return dict(json.loads(resp.data or b"{}"))
+        return dict(self._list(_request_timeout=timeout, **paging))
+
+    def relist(self) -> int:
+        """List everything in pages of FLUX_LIST_PAGE_SIZE (`limit`/`continue`: the API server
+        never builds one huge answer), store it, tombstone what is gone; the list's
+        resourceVersion (every page is of the first page's snapshot). A continue token that
+        expires mid-list answers 410: the caller lists again from the start."""
+        from kubernetes.client.exceptions import ApiException
+
+        items: list[dict[str, Any]] = []
+        token, list_rv = "", 0
+        while True:
+            try:
+                result = self._list_page(token)
+            except ApiException as exc:
+                if exc.status == 410 and token:
+                    raise Expired("the list's continue token expired") from None
+                raise
+            self.heartbeat.connected()
+            metadata = result.get("metadata") or {}
+            if not token:
+                list_rv = rv_int(metadata.get("resourceVersion")) or 0
+            page = result.get("items") or []
+            if self.kind.is_events:  # Events are recorded page by page (nothing is tombstoned)
+                store.record_events(self.cluster, page)
+            else:
+                items += page
+            token = metadata.get("continue") or ""
+            if not token:
+                break
+            if self.stop.is_set():  # a partial list must not tombstone what it did not reach
+                return list_rv
         self.relists += 1
-        if self.kind.is_events:
-            store.record_events(self.cluster, result.get("items") or [])
-        else:
-            store.reconcile_list(self.cluster, self.kind.kind, result.get("items") or [], list_rv)
+        if not self.kind.is_events:
+            store.reconcile_list(self.cluster, self.kind.kind, items, list_rv)
         return list_rv
 
     def watch(self, rv: int) -> int:

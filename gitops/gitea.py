@@ -24,7 +24,16 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .backend import Author, GitConflict, GitError, Tree, blob_sha
+from .backend import (
+    Author,
+    CommitInfo,
+    GitConflict,
+    GitError,
+    PullRequest,
+    Review,
+    Tree,
+    blob_sha,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +116,9 @@ class GiteaBackend:
             raise self._fail(response, "report its version")
         return str(response.json().get("version", ""))
 
+    def ping(self) -> None:
+        self.version()
+
     def ensure_org(self, owner: str, *, description: str = "") -> None:
         if (owner,) in self._known:
             return
@@ -188,7 +200,81 @@ class GiteaBackend:
         if created.status_code != 201:
             raise self._fail(created, f"create a webhook on {owner}/{repo}")
 
+    # -- pull requests (promotions) ---------------------------------------------------------
+
+    def open_pull(
+        self, owner: str, repo: str, *, head: str, base: str, title: str, body: str
+    ) -> PullRequest:
+        created = self._call(
+            "POST",
+            f"/repos/{_q(owner)}/{_q(repo)}/pulls",
+            json={"head": head, "base": base, "title": title, "body": body},
+        )
+        if created.status_code != 201:
+            raise self._fail(created, f"open a pull request {head} → {base} in {owner}/{repo}")
+        return _pull(created.json())
+
+    def set_status(
+        self,
+        owner: str,
+        repo: str,
+        sha: str,
+        *,
+        state: str,
+        context: str,
+        description: str,
+        target_url: str = "",
+    ) -> None:
+        """A commit status (`success`, `failure`, `pending`): branch protection can require it."""
+        body = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            body["target_url"] = target_url
+        done = self._call("POST", f"/repos/{_q(owner)}/{_q(repo)}/statuses/{_q(sha)}", json=body)
+        if done.status_code != 201:
+            raise self._fail(done, f"set the status of {sha[:12]} in {owner}/{repo}")
+
+    def get_pull(self, owner: str, repo: str, number: int) -> PullRequest:
+        found = self._call("GET", f"/repos/{_q(owner)}/{_q(repo)}/pulls/{number}")
+        if found.status_code != 200:
+            raise self._fail(found, f"read pull request #{number} of {owner}/{repo}")
+        return _pull(found.json())
+
+    def pull_reviews(self, owner: str, repo: str, number: int) -> list[Review]:
+        found = self._call(
+            "GET", f"/repos/{_q(owner)}/{_q(repo)}/pulls/{number}/reviews", params={"limit": 50}
+        )
+        if found.status_code != 200:
+            raise self._fail(found, f"read the reviews of #{number} in {owner}/{repo}")
+        return [
+            Review(
+                str((r.get("user") or {}).get("login") or ""),
+                str(r.get("state") or ""),
+                str(r.get("commit_id") or ""),
+            )
+            for r in found.json() or []
+            if not r.get("dismissed")
+        ]
+
+    def merge_pull(self, owner: str, repo: str, number: int, *, title: str, message: str) -> str:
+        """Merge (a merge commit); returns the merge commit's sha."""
+        done = self._call(
+            "POST",
+            f"/repos/{_q(owner)}/{_q(repo)}/pulls/{number}/merge",
+            json={"do": "merge", "merge_title_field": title, "merge_message_field": message},
+        )
+        if done.status_code != 200:
+            raise self._fail(done, f"merge pull request #{number} of {owner}/{repo}")
+        return self.get_pull(owner, repo, number).merge_sha
+
     # -- reading ----------------------------------------------------------------------------
+
+    def head(self, owner: str, repo: str, branch: str) -> str | None:
+        response = self._call("GET", f"/repos/{_q(owner)}/{_q(repo)}/branches/{_q(branch)}")
+        if response.status_code == 200:
+            return str(response.json()["commit"]["id"])
+        if response.status_code == 404:  # no such branch, or no such repo
+            return None
+        raise self._fail(response, f"read branch {branch} of {owner}/{repo}")
 
     def _head(self, owner: str, repo: str, branch: str) -> str | None:
         """The branch's head sha; None when the branch does not exist (GitError if the repo doesn't)."""
@@ -201,6 +287,22 @@ class GiteaBackend:
             self._known.discard((owner, repo))
             raise GitError(f"repository {owner}/{repo} does not exist")
         return None
+
+    def head_commit(self, owner: str, repo: str, branch: str) -> CommitInfo | None:
+        response = self._call("GET", f"/repos/{_q(owner)}/{_q(repo)}/branches/{_q(branch)}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, f"read branch {branch} of {owner}/{repo}")
+        commit = response.json()["commit"]
+        author = commit.get("author") or {}
+        subject = str(commit.get("message") or "").strip().splitlines()
+        return CommitInfo(
+            str(commit["id"]),
+            str(author.get("name") or author.get("username") or ""),
+            str(author.get("email") or ""),
+            subject[0] if subject else "",
+        )
 
     def _blobs(self, owner: str, repo: str, head: str) -> dict[str, str]:
         """Every file of the commit `head` as {path: blob sha}, following Gitea's pagination."""
@@ -315,6 +417,17 @@ class GiteaBackend:
                     f"{branch} of {owner}/{repo} moved while committing: {_message(response)}"
                 )
         raise self._fail(response, f"commit to {owner}/{repo}@{branch}")
+
+
+def _pull(data: dict[str, Any]) -> PullRequest:
+    return PullRequest(
+        number=int(data["number"]),
+        url=str(data.get("html_url") or ""),
+        state=str(data.get("state") or ""),
+        merged=bool(data.get("merged")),
+        head_sha=str((data.get("head") or {}).get("sha") or ""),
+        merge_sha=str(data.get("merge_commit_sha") or ""),
+    )
 
 
 def _operations(changes: dict[str, bytes | None], current: dict[str, str]) -> list[dict[str, str]]:

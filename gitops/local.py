@@ -6,11 +6,16 @@ the branch ref moves by compare-and-swap, so concurrent commits to one branch ne
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
+import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from dulwich.file import FileLocked
 from dulwich.index import commit_tree
@@ -19,10 +24,11 @@ from dulwich.objects import Blob, Commit
 from dulwich.objects import Tree as GitTree
 from dulwich.repo import Repo
 
-from .backend import Author, GitConflict, GitError, Tree
+from .backend import Author, CommitInfo, GitConflict, GitError, GitStorageError, Tree
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _FILE_MODE = 0o100644
+T = TypeVar("T")
 _lock = threading.Lock()
 _ref_lock = threading.Lock()  # serializes ref moves between threads of this process
 
@@ -44,6 +50,35 @@ def _subtree(r: Repo, tree_id: bytes, root: str) -> bytes | None:
     return sha if isinstance(r[sha], GitTree) else None
 
 
+STALE_BUILD_SECONDS = 600
+
+
+def _remove_stale_builds(path: Path) -> None:
+    """Half-built copies of `path` left by a process that died while creating it."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > STALE_BUILD_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _storage_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """An OSError of the storage (permission denied, not a directory, disk full) becomes a
+    GitStorageError naming the path and the cause."""
+
+    @functools.wraps(method)
+    def wrapper(self: LocalGitBackend, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            where = exc.filename or self.root
+            raise GitStorageError(
+                f"Git storage {where} cannot be used: {exc.strerror or exc} "
+                f"(check GIT_ROOT={self.root} and its permissions)"
+            ) from None
+
+    return wrapper
+
+
 class LocalGitBackend:
     def __init__(self, root: Path, *, committer: Author):
         self.root = Path(root)
@@ -58,9 +93,17 @@ class LocalGitBackend:
             raise GitError(f"repository {owner}/{repo} does not exist")
         return Repo(str(path))
 
+    @_storage_errors
+    def ping(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise GitError(f"{self.root} is not writable by this process")
+
+    @_storage_errors
     def ensure_org(self, owner: str, *, description: str = "") -> None:
         (self.root / _check_name("owner", owner)).mkdir(parents=True, exist_ok=True)
 
+    @_storage_errors
     def ensure_repo(
         self, owner: str, repo: str, *, default_branch: str = "main", description: str = ""
     ) -> None:
@@ -70,23 +113,33 @@ class LocalGitBackend:
         with _lock:
             if (path / "HEAD").exists():
                 return
+            _remove_stale_builds(path)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            bare = Repo.init_bare(str(tmp), mkdir=True)
-            bare.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{default_branch}".encode())
-            if description:
-                (tmp / "description").write_text(description + "\n")
-            readme = f"# {owner}/{repo}\n\n{description}\n".encode()
-            self._write_commit(
-                bare,
-                None,
-                {"README.md": readme},
-                default_branch,
-                Author("Catalyst Portal", self.committer.email),
-                "Initial commit",
-            )
-            bare.close()
-            tmp.rename(path)
+            try:
+                bare = Repo.init_bare(str(tmp), mkdir=True)
+                bare.refs.set_symbolic_ref(b"HEAD", f"refs/heads/{default_branch}".encode())
+                if description:
+                    (tmp / "description").write_text(description + "\n")
+                readme = f"# {owner}/{repo}\n\n{description}\n".encode()
+                self._write_commit(
+                    bare,
+                    None,
+                    {"README.md": readme},
+                    default_branch,
+                    Author("Catalyst Portal", self.committer.email),
+                    "Initial commit",
+                )
+                bare.close()
+                try:
+                    tmp.rename(path)  # atomic: the repo appears whole or not at all
+                except OSError:
+                    if not (path / "HEAD").exists():
+                        raise
+                    # Another process created it first: theirs stands, this copy goes.
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
+    @_storage_errors
     def ensure_branch(self, owner: str, repo: str, branch: str, *, from_branch: str) -> None:
         with self._open(owner, repo) as r:
             ref = f"refs/heads/{branch}".encode()
@@ -95,6 +148,7 @@ class LocalGitBackend:
             base = r.refs[f"refs/heads/{from_branch}".encode()]
             r.refs.add_if_new(ref, base)
 
+    @_storage_errors
     def read_tree(self, owner: str, repo: str, branch: str, root: str) -> Tree:
         with self._open(owner, repo) as r:
             head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
@@ -109,6 +163,15 @@ class LocalGitBackend:
             }
             return Tree(head=head.decode(), blobs=blobs)
 
+    @_storage_errors
+    def head(self, owner: str, repo: str, branch: str) -> str | None:
+        if not (self.path(owner, repo) / "HEAD").exists():
+            return None
+        with self._open(owner, repo) as r:
+            sha = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
+            return sha.decode() if sha is not None else None
+
+    @_storage_errors
     def read_file(self, owner: str, repo: str, branch: str, path: str) -> bytes | None:
         with self._open(owner, repo) as r:
             head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
@@ -121,6 +184,15 @@ class LocalGitBackend:
             obj = r[sha]
             return obj.data if isinstance(obj, Blob) else None
 
+    @_storage_errors
+    def head_commit(self, owner: str, repo: str, branch: str) -> CommitInfo | None:
+        with self._open(owner, repo) as r:
+            head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
+            if head is None:
+                return None
+            return commit_info(head.decode(), r[head].author, r[head].message)
+
+    @_storage_errors
     def commit(
         self,
         owner: str,
@@ -186,6 +258,7 @@ class LocalGitBackend:
             raise GitConflict(f"{branch} moved while committing")
         return c.id.decode()
 
+    @_storage_errors
     def is_ancestor(self, owner: str, repo: str, ancestor: str, descendant: str) -> bool:
         """Whether commit `ancestor` is `descendant` or in its history."""
         git = self._open(owner, repo)
@@ -194,3 +267,9 @@ class LocalGitBackend:
             return any(entry.commit.id.decode() == ancestor for entry in walker)
         except KeyError:
             return False
+
+
+def commit_info(sha: str, author: bytes, message: bytes) -> CommitInfo:
+    name, _, email = author.decode("utf-8", "replace").rpartition(" <")
+    subject = message.decode("utf-8", "replace").strip().splitlines()
+    return CommitInfo(sha, name.strip(), email.rstrip(">").strip(), subject[0] if subject else "")

@@ -169,3 +169,28 @@ class FluxCluster(models.Model):
         if not self.connected:
             return self.since
         return self.last_contact_at
+
+
+class GitPush(models.Model):
+    """A push a Git server reported through its webhook (signature verified): who moved which
+    branch to which commit. The read-back names the pusher from it; a redelivery is ignored."""
+
+    delivery = models.CharField(max_length=64, blank=True, help_text="X-Gitea-Delivery")
+    owner = models.CharField(max_length=100)
+    repo = models.CharField(max_length=100)
+    branch = models.CharField(max_length=255)
+    before = models.CharField(max_length=64, blank=True)
+    after = models.CharField(max_length=64)
+    pusher = models.CharField(max_length=255, blank=True, help_text="login (full name)")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "repo", "branch", "after"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery"], condition=~models.Q(delivery=""), name="one_git_push_delivery"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.repo}@{self.branch} → {self.after[:12]} by {self.pusher}"

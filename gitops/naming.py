@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.conf import settings
 
 BRANCH_BY_ENV_TYPE = {
@@ -51,3 +54,58 @@ def labels(**values: str | None) -> dict[str, str]:
             out[LABEL_PREFIX + name] = str(value)
     out.update(MANAGED_BY)
     return out
+
+
+# --- object names in shared namespaces (issue 10) ------------------------------------------------
+# Every tenant's Flux GitRepository and Kustomizations live in `flux-system` of the management
+# cluster, rendered into the one catalyst-config repo; their names must never meet. Slugs may
+# contain dashes, so joining them with dashes is ambiguous (`qux` + `dev-prod-web` and `qux-dev` +
+# `prod-web`). The name is a readable prefix plus a digest of the unambiguous identity tuple; the
+# real identities travel as labels, which is what the watcher and the pages read.
+K8S_NAME_MAX = 63
+DIGEST_CHARS = 10
+
+
+def digest(*parts: str) -> str:
+    """A short hex digest of the parts, encoded so that no two tuples share an encoding."""
+    encoded = json.dumps(list(parts), separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:DIGEST_CHARS]
+
+
+def scoped_name(prefix: str, *identity: str) -> str:
+    """`<prefix, shortened>-<digest(identity)>`: a DNS-1123 label (≤ 63 characters) unique per
+    identity tuple, readable for the people looking at the cluster."""
+    room = K8S_NAME_MAX - DIGEST_CHARS - 1
+    head = prefix[:room].rstrip("-.") or "x"
+    return f"{head}-{digest(*identity)}"
+
+
+def flux_object_name(org: str, env: str, app: str, cluster: str | None = None) -> str:
+    """Name of an Application's GitRepository (no cluster) or of its Kustomization for one host
+    cluster, in the shared `flux-system` namespace."""
+    prefix = f"{env}-{app}-{cluster}" if cluster else f"{env}-{app}"
+    return scoped_name(prefix, org, env, app, cluster or "")
+
+
+def generator_name(app: str, key: str) -> str:
+    """An Application's Password generator for one secret key, in its Environment's namespace
+    (`<app>-<key>` alone would make app `a` key `b-c` meet app `a-b` key `c`)."""
+    return scoped_name(f"{app}-{key}", app, key)
+
+
+def tenant_service_account(org: str) -> str:
+    """The ServiceAccount Flux impersonates for an Organization's objects on a host cluster."""
+    return f"tenant-{org}"
+
+
+# Names an Application may not take: its name becomes objects in the Environment's namespace and a
+# repository of the Organization; these belong to Kubernetes, Flux and the platform.
+RESERVED_APP_NAMES = frozenset(
+    {"default", "flux-system", "kube-system", "kube-public", "kube-node-lease", "catalyst"}
+    | {"openova", "system", "shared-blueprints", "gitea", "flux", "cert-manager", "ingress"}
+)
+RESERVED_APP_PREFIXES = ("kube-", "flux-", "catalyst-", "openova-")
+
+
+def reserved_app_name(name: str) -> bool:
+    return name in RESERVED_APP_NAMES or name.startswith(RESERVED_APP_PREFIXES)

@@ -1,19 +1,27 @@
 """Level-triggered delivery: make a subtree of a branch equal to the desired files.
 
 `sync()` renders nothing itself; a domain app passes the complete desired files of one object
-(`{path: text}` under one root). Paths under the root that are not desired are deleted. When the
-tree already matches, no commit is made, so running a sync twice is a no-op and a retry converges.
+(`{path: text}` under one root). Paths under the root that are not desired are deleted — only the
+paths the object owns (`owned` patterns) when it shares its root with files people add by hand, so
+those are kept. When the tree already matches, no commit is made, so running a sync twice is a
+no-op and a retry converges.
+
+Git is a surface too: with `base` (the blobs of the owned files as the portal last wrote or read
+them), an owned file that differs from both `base` and the desired content was changed in Git by
+someone else, and `sync()` raises `GitDrift` instead of overwriting it; the domain app reads that
+change back (adopts it, flags it as invalid, or shows the conflict).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from dataclasses import dataclass, field
 from functools import cache
 
 from django.conf import settings
 
-from .backend import Author, GitBackend, GitConflict, blob_sha
+from .backend import Author, GitBackend, GitConflict, GitDrift, blob_sha
 from .validation import validate_files
 
 log = logging.getLogger(__name__)
@@ -29,6 +37,12 @@ class Desired:
     root: str
     files: dict[str, str] = field(default_factory=dict)
     default_branch: str = "main"
+    # glob patterns of the paths this object owns under root (empty: every path under root)
+    owned: tuple[str, ...] = ()
+    # {path: blob sha} of the owned files as the portal last wrote or read them (None: no guard)
+    base: dict[str, str] | None = None
+    # push webhooks from this repo to the portal (Gitea): Git is a surface for this object
+    watch: bool = False
 
     def __post_init__(self) -> None:
         if self.root and not self.root.endswith("/"):
@@ -36,6 +50,29 @@ class Desired:
         outside = [p for p in self.files if not p.startswith(self.root) or ".." in p.split("/")]
         if outside:
             raise ValueError(f"paths outside {self.root!r}: {outside}")
+        unowned = [p for p in self.files if not self.owns(p)]
+        if unowned:
+            raise ValueError(f"desired paths not owned: {unowned}")
+
+    def owns(self, path: str) -> bool:
+        if not path.startswith(self.root):
+            return False
+        return not self.owned or any(fnmatch.fnmatchcase(path, p) for p in self.owned)
+
+    def owned_blobs(self, blobs: dict[str, str]) -> dict[str, str]:
+        return {p: sha for p, sha in blobs.items() if self.owns(p)}
+
+    def drift(self, current: dict[str, str]) -> list[str]:
+        """Owned paths changed in Git since `base` that are not already as desired."""
+        if self.base is None:
+            return []
+        owned = self.owned_blobs(current)
+        wanted = {p: blob_sha(t.encode()) for p, t in self.files.items()}
+        return sorted(
+            p
+            for p in set(owned) | set(self.base)
+            if owned.get(p) != self.base.get(p) and owned.get(p) != wanted.get(p)
+        )
 
 
 @dataclass(frozen=True)
@@ -43,6 +80,7 @@ class SyncResult:
     head: str | None
     committed: bool
     changes: dict[str, bytes | None]
+    blobs: dict[str, str] = field(default_factory=dict)  # the owned files at `head`
 
 
 @cache
@@ -76,7 +114,7 @@ def diff(desired: Desired, current: dict[str, str]) -> dict[str, bytes | None]:
     changes: dict[str, bytes | None] = {
         p: c for p, c in wanted.items() if current.get(p) != blob_sha(c)
     }
-    changes.update({p: None for p in current if p not in wanted})
+    changes.update({p: None for p in current if p not in wanted and desired.owns(p)})
     return changes
 
 
@@ -99,15 +137,25 @@ def sync(
     git = git or backend()
     git.ensure_org(desired.owner)
     git.ensure_repo(desired.owner, desired.repo, default_branch=desired.default_branch)
+    if desired.watch:
+        from . import hooks
+
+        hooks.ensure_push_hook(git, desired.owner, desired.repo)
     if desired.branch != desired.default_branch:
         git.ensure_branch(
             desired.owner, desired.repo, desired.branch, from_branch=desired.default_branch
         )
+    wanted = {p: blob_sha(t.encode()) for p, t in desired.files.items()}
     for _attempt in range(MAX_CONFLICT_RETRIES):
         tree = git.read_tree(desired.owner, desired.repo, desired.branch, desired.root)
+        drifted = desired.drift(tree.blobs)
+        if drifted:
+            raise GitDrift(desired.owner, desired.repo, desired.branch, tree.head, drifted)
         changes = diff(desired, tree.blobs)
         if not changes:
-            return SyncResult(head=tree.head, committed=False, changes={})
+            return SyncResult(
+                head=tree.head, committed=False, changes={}, blobs=desired.owned_blobs(tree.blobs)
+            )
         try:
             head = git.commit(
                 desired.owner,
@@ -123,7 +171,7 @@ def sync(
                 "branch %s of %s/%s moved; re-reading", desired.branch, desired.owner, desired.repo
             )
             continue
-        return SyncResult(head=head, committed=True, changes=changes)
+        return SyncResult(head=head, committed=True, changes=changes, blobs=wanted)
     raise GitConflict(
         f"{desired.owner}/{desired.repo}@{desired.branch} kept moving; giving up for now"
     )

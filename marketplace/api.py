@@ -22,7 +22,16 @@ from orgs.models import Environment
 from rbac import access
 
 from . import changes, previews, services, versions
-from .models import SIZES, Application, Blueprint, BlueprintVersion, IdempotencyKey, Placement
+from .models import (
+    SIZES,
+    Application,
+    Blueprint,
+    BlueprintVersion,
+    GitSync,
+    GitSyncState,
+    IdempotencyKey,
+    Placement,
+)
 from .views import APP_RELATED, catalog_context, visible_blueprints
 
 
@@ -115,6 +124,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
     environment = serializers.CharField(source="environment.name", read_only=True)
     blueprint = serializers.CharField(source="blueprint_version.blueprint.name", read_only=True)
     version = serializers.CharField(source="blueprint_version.version", read_only=True)
+    git = serializers.SerializerMethodField()
 
     class Meta:
         model = Application
@@ -137,7 +147,21 @@ class ApplicationSerializer(serializers.ModelSerializer):
             "delivery_error",
             "last_commit_sha",
             "created_at",
+            "git",
         ]
+
+    def get_git(self, obj: Application) -> dict[str, Any]:
+        """The branch as the portal last read it: in-sync, or the Git change it could not take in
+        (invalid: errors by field path; conflict: Git's values beside the portal's)."""
+        found = GitSync.objects.filter(application_id=obj.pk).first()
+        if found is None:
+            return {"state": GitSyncState.IN_SYNC.value, "head": ""}
+        out: dict[str, Any] = {"state": found.state, "head": found.head}
+        if found.blocked:
+            out.update(commit=found.commit, pusher=found.pusher, errors=found.errors)
+            if found.git_values is not None:
+                out["git_values"] = found.git_values
+        return out
 
 
 class InstallInput(serializers.Serializer):

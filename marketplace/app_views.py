@@ -20,9 +20,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from core import pagination
 from rbac import access
 
-from . import changes, previews, runtime, services
+from . import changes, previews, promotion, runtime, services
 from . import status as app_status
 from .forms import (
     PlacementForm,
@@ -43,7 +44,8 @@ def app_list(request: HttpRequest) -> HttpResponse:
     apps = access.visible(
         request.user, Application.objects.select_related(*APP_RELATED), "applications.read"
     )
-    return render(request, "marketplace/app_list.html", {"apps": apps})
+    page = pagination.paginate_request(request, apps, order=("environment__name", "name", "pk"))
+    return render(request, "marketplace/app_list.html", {"apps": page, "page": page})
 
 
 @login_required
@@ -64,6 +66,8 @@ def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
             "targets": changes.upgrade_targets(application),
             "downgrades": changes.downgrade_targets(application),
             "dependents": services.dependents(application),
+            "promote_to": promotion.target_of(application),
+            "promotions": application.promotions.select_related("source__environment")[:10],
         },
     )
 

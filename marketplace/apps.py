@@ -6,8 +6,8 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Marketplace: Blueprints and Applications"
 
     def ready(self) -> None:
-        # follow what Flux reports about each Application (marketplace/status.py)
-        from . import services, status, usage  # noqa: F401  (usage registers billing's source)
+        # follow what Flux reports about each Application (services.on_flux_changes records it,
+        # marketplace/status.py reads and renders it)
+        from . import services, usage  # noqa: F401  (usage registers billing's source)
 
-        status.connect()
         services.connect()

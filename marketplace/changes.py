@@ -19,6 +19,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.actors import Actor
 from core.errors import ConflictError
 from core.models import AuditEvent
 
@@ -26,13 +27,17 @@ from . import plans, schema_form, services, versions, when, wiring
 from .models import SIZES, Application, AppState, BlueprintVersion, Placement
 
 RELATED = ("blueprint_version__blueprint", "environment__organization")
+MAX_MESSAGE = 500  # a commit message given with a change
 CHANGEABLE = ["values", "size", "placement", "regions", "dependencies", "blueprint_version"]
 
 
 def _editable(app: Application) -> None:
+    from .gitsync import ensure_in_sync
+
     services.ensure_writable(app.environment)
     if app.state == AppState.UNINSTALLING:
         raise ConflictError({"state": "This Application is being uninstalled."})
+    ensure_in_sync(app)
 
 
 def _copy(app: Application, **changes: Any) -> Application:
@@ -48,7 +53,15 @@ def _differs(locked: Application, changed: Application, name: str) -> bool:
     return bool(getattr(locked, name) != getattr(changed, name))
 
 
-def _apply(*, by: Any, app: Application, changed: Application, action: str) -> Application:
+def _apply(
+    *,
+    by: Actor,
+    app: Application,
+    changed: Application,
+    action: str,
+    message: str = "",
+    text: str = "",
+) -> Application:
     """Write the changed fields (if any) with the audit event and the outbox row."""
     with transaction.atomic():
         locked = Application.objects.select_for_update().select_related(*RELATED).get(pk=app.pk)
@@ -63,7 +76,12 @@ def _apply(*, by: Any, app: Application, changed: Application, action: str) -> A
         locked.state = AppState.PENDING
         locked.save(update_fields=[*fields, "state", "updated_at"])
         locked = Application.objects.select_related(*RELATED).get(pk=app.pk)
-        services.schedule_delivery(locked, by=by, action=action, before=before)
+        extra: dict[str, Any] = (
+            {"message": message.strip()[:MAX_MESSAGE]} if message.strip() else {}
+        )
+        if text:  # the editor's own text of values.yaml: committed as written
+            extra["values_yaml"] = text
+        services.schedule_delivery(locked, by=by, action=action, before=before, extra=extra)
     return locked
 
 
@@ -80,10 +98,23 @@ def with_values(app: Application, values: dict[str, Any], size: str | None = Non
 
 
 def update_values(
-    *, by: Any, app: Application, values: dict[str, Any], size: str | None = None
+    *,
+    by: Actor,
+    app: Application,
+    values: dict[str, Any],
+    size: str | None = None,
+    message: str = "",
+    text: str = "",
 ) -> Application:
+    """New values (the form, the API or the editor); `message` becomes the commit's subject and
+    `text` (the editor's values.yaml, saying the same as `values`) is the file committed."""
     return _apply(
-        by=by, app=app, changed=with_values(app, values, size), action="applications.update"
+        by=by,
+        app=app,
+        changed=with_values(app, values, size),
+        action="applications.update",
+        message=message,
+        text=text,
     )
 
 
@@ -94,7 +125,7 @@ def with_size(app: Application, size: str) -> Application:
     return _copy(app, size=size)
 
 
-def resize(*, by: Any, app: Application, size: str) -> Application:
+def resize(*, by: Actor, app: Application, size: str) -> Application:
     return _apply(by=by, app=app, changed=with_size(app, size), action="applications.resize")
 
 
@@ -115,7 +146,7 @@ def with_placement(app: Application, placement: str, regions: list[str]) -> Appl
 
 
 def change_placement(
-    *, by: Any, app: Application, placement: str, regions: list[str]
+    *, by: Actor, app: Application, placement: str, regions: list[str]
 ) -> Application:
     changed = with_placement(app, placement, regions)
     return _apply(by=by, app=app, changed=changed, action="applications.placement")
@@ -135,7 +166,7 @@ def with_switchover(app: Application, region: str) -> Application:
     return _copy(app, regions=[region, *[r for r in app.regions if r != region]])
 
 
-def switchover(*, by: Any, app: Application, region: str) -> Application:
+def switchover(*, by: Actor, app: Application, region: str) -> Application:
     changed = with_switchover(app, region)
     return _apply(by=by, app=app, changed=changed, action="applications.switchover")
 
@@ -253,7 +284,7 @@ def with_version(app: Application, version: str) -> Application:
     return _copy(app, blueprint_version=target, values=values)
 
 
-def upgrade(*, by: Any, app: Application, version: str) -> Application:
+def upgrade(*, by: Actor, app: Application, version: str) -> Application:
     """Move to another version the Blueprint allows: an upgrade, or a downgrade it permits."""
     changed = with_version(app, version)
     older = versions.SortKey(version) < versions.SortKey(app.version)
@@ -345,7 +376,7 @@ def with_rollback(app: Application, number: int) -> tuple[Application, Revision]
     return changed, revision
 
 
-def rollback(*, by: Any, app: Application, revision: int) -> Application:
+def rollback(*, by: Actor, app: Application, revision: int) -> Application:
     """A new commit restoring the files of an earlier revision, audited as a rollback."""
     changed, _found = with_rollback(app, revision)
     return _apply(by=by, app=app, changed=changed, action="applications.rollback")
@@ -380,7 +411,7 @@ def unused_dependencies(app: Application) -> list[Application]:
 
 
 def uninstall(
-    *, by: Any, app: Application, remove_dependencies: Iterable[str] = ()
+    *, by: Actor, app: Application, remove_dependencies: Iterable[str] = ()
 ) -> list[Application]:
     """Uninstall `app`, and with it the chosen dependencies nothing else uses (one transaction,
     each audited); refused while other Applications depend on it."""

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import OutboxItem
 from gitops import delivery
@@ -79,7 +80,7 @@ def proposers(blueprint: Blueprint) -> list[Organization]:
     return sorted(orgs, key=lambda o: o.slug)
 
 
-def propose(*, by: Any, org: Organization, blueprint: Blueprint) -> CatalogProposal:
+def propose(*, by: Actor, org: Organization, blueprint: Blueprint) -> CatalogProposal:
     """Propose the Blueprint as `org`'s shared-blueprints repo holds it (the caller checked
     `catalog.propose` on `org`)."""
     if org not in proposers(blueprint):
@@ -94,7 +95,7 @@ def propose(*, by: Any, org: Organization, blueprint: Blueprint) -> CatalogPropo
                 name=blueprint.name,
                 versions=proposed,
                 document=document,
-                proposed_by=by if getattr(by, "is_authenticated", False) else None,
+                proposed_by=person(by),
             )
             audit.record(
                 "catalog.propose",
@@ -216,7 +217,7 @@ def _pending(proposal: CatalogProposal) -> CatalogProposal:
     return locked
 
 
-def publish(*, by: Any, proposal: CatalogProposal) -> CatalogProposal:
+def publish(*, by: Actor, proposal: CatalogProposal) -> CatalogProposal:
     """Accept a proposal: a task commits it to catalog-sovereign, then the catalog lists it."""
     found = review(proposal)
     if found.problems:
@@ -224,7 +225,7 @@ def publish(*, by: Any, proposal: CatalogProposal) -> CatalogProposal:
     with transaction.atomic():
         locked = _pending(proposal)
         locked.state = ProposalState.PUBLISHED
-        locked.reviewed_by = by if getattr(by, "is_authenticated", False) else None
+        locked.reviewed_by = person(by)
         locked.reviewed_at = timezone.now()
         locked.save(update_fields=["state", "reviewed_by", "reviewed_at"])
         event = audit.record(
@@ -239,7 +240,7 @@ def publish(*, by: Any, proposal: CatalogProposal) -> CatalogProposal:
     return locked
 
 
-def reject(*, by: Any, proposal: CatalogProposal, reason: str) -> CatalogProposal:
+def reject(*, by: Actor, proposal: CatalogProposal, reason: str) -> CatalogProposal:
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "Say why, so the Organization can fix it."})
@@ -247,7 +248,7 @@ def reject(*, by: Any, proposal: CatalogProposal, reason: str) -> CatalogProposa
         locked = _pending(proposal)
         locked.state = ProposalState.REJECTED
         locked.reason = reason[:2000]
-        locked.reviewed_by = by if getattr(by, "is_authenticated", False) else None
+        locked.reviewed_by = person(by)
         locked.reviewed_at = timezone.now()
         locked.save(update_fields=["state", "reason", "reviewed_by", "reviewed_at"])
         audit.record(

@@ -145,20 +145,25 @@ def directory_files(directory: Path) -> list[tuple[str, str]]:
     return [(str(p.relative_to(directory)), p.read_text(encoding="utf-8")) for p in files]
 
 
+def _git_location(location: str) -> tuple[str, str, str]:
+    owner_repo, _, branch = location.partition("@")
+    owner, _, repo = owner_repo.partition("/")
+    return owner, repo, branch or "main"
+
+
 def git_files(location: str) -> list[tuple[str, str]]:
     from gitops.sync import backend
 
-    owner_repo, _, branch = location.partition("@")
-    owner, _, repo = owner_repo.partition("/")
+    owner, repo, branch = _git_location(location)
     git = backend()
     try:
-        tree = git.read_tree(owner, repo, branch or "main", "")
+        tree = git.read_tree(owner, repo, branch, "")
     except Exception:  # the repo does not exist yet: an empty source
         return []
     out = []
     for path in sorted(tree.blobs):
         if path.endswith((".yaml", ".yml")):
-            raw = git.read_file(owner, repo, branch or "main", path)
+            raw = git.read_file(owner, repo, branch, path)
             out.append((path, (raw or b"").decode("utf-8", "replace")))
     return out
 
@@ -198,6 +203,19 @@ def _current(bp: Blueprint, attr: str) -> Any:
     return getattr(bp, attr)
 
 
+def _rank(source: CatalogSource) -> int:
+    """Precedence of a source for a Blueprint name: the Sovereign's catalogs (0) before an
+    Organization's shared Blueprints (1)."""
+    return 1 if source.organization_id else 0
+
+
+def _outranked(name: str, sovereign_source: CatalogSource) -> str:
+    return (
+        f"{name} is published by the Sovereign's catalog ({sovereign_source.name}), which takes "
+        "precedence: this Blueprint is not published; rename it"
+    )
+
+
 def _comparable(value: Any) -> Any:
     return value.pk if isinstance(value, (CatalogSource, Organization)) else value
 
@@ -215,14 +233,31 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
             latest[name] = doc
     owner_slugs = {d["spec"].get("owner") for d in latest.values() if d["spec"].get("owner")}
     owners = {o.slug: o for o in Organization.objects.filter(slug__in=owner_slugs)}
-    existing = {b.name: b for b in Blueprint.objects.filter(name__in=list(latest))}
+    existing = {
+        b.name: b for b in Blueprint.objects.filter(name__in=list(latest)).select_related("source")
+    }
     foreign = [n for n, b in existing.items() if b.source_id != source.pk]
-    for name in foreign:  # a name belongs to the first source that published it
-        for key in [k for k in loaded.docs if k[0] == name]:
-            loaded.errors[loaded.docs.pop(key)[0]] = (
-                f"{name} is already published by another source"
+    replaced: list[CatalogSyncError] = []
+    for name in foreign:
+        holder = existing[name].source
+        if _rank(source) < _rank(holder):
+            # the Sovereign's catalog takes a name an Organization published first: the
+            # Organization's Blueprint is replaced (versions in use stay, not deployable) and
+            # the replacement is reported on the Organization's source
+            replaced.append(
+                CatalogSyncError(source=holder, path=name, error=_outranked(name, source))
             )
+            continue
+        # otherwise a name belongs to the first source that published it
+        problem = (
+            _outranked(name, holder)
+            if _rank(holder) < _rank(source)
+            else f"{name} is already published by another source"
+        )
+        for key in [k for k in loaded.docs if k[0] == name]:
+            loaded.errors[loaded.docs.pop(key)[0]] = problem
         latest.pop(name)
+    CatalogSyncError.objects.bulk_create(replaced)
     to_create, to_update = [], []
     for name, doc in latest.items():
         values = _card_fields(doc, owners, source)
@@ -300,7 +335,9 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
 
 
 def ensure_sources() -> list[CatalogSource]:
-    """The public directory, `catalog-sovereign`, and one source per Org's shared-blueprints."""
+    """The public directory, `catalog-sovereign`, and one source per Org's shared-blueprints.
+
+    A few queries whatever the number of Organizations (sources of new Orgs are made in bulk)."""
     sources = [
         CatalogSource.objects.update_or_create(
             name=PUBLIC_SOURCE,
@@ -314,36 +351,131 @@ def ensure_sources() -> list[CatalogSource]:
                 defaults={"kind": "git", "location": settings.CATALOG_SOVEREIGN_REPO},
             )[0]
         )
-    for org in Organization.objects.active():
-        sources.append(
-            CatalogSource.objects.update_or_create(
-                name=f"org:{org.slug}",
-                defaults={
-                    "kind": "git",
-                    "location": f"{org.slug}/shared-blueprints@main",
-                    "organization": org,
-                },
-            )[0]
+    orgs = dict(Organization.objects.active().values_list("slug", "pk"))
+
+    def wanted(slug: str) -> CatalogSource:
+        return CatalogSource(
+            name=f"org:{slug}",
+            kind="git",
+            location=f"{slug}/shared-blueprints@main",
+            organization_id=orgs[slug],
         )
-    return sources
+
+    existing = {
+        s.name: s
+        for s in CatalogSource.objects.filter(organization__isnull=False).select_related(
+            "organization"
+        )
+    }
+    missing = [wanted(slug) for slug in orgs if f"org:{slug}" not in existing]
+    if missing:
+        CatalogSource.objects.bulk_create(missing, ignore_conflicts=True)
+        existing.update(
+            (s.name, s)
+            for s in CatalogSource.objects.filter(
+                name__in=[m.name for m in missing]
+            ).select_related("organization")
+        )
+    stale = []
+    for slug in orgs:
+        source, want = existing[f"org:{slug}"], wanted(slug)
+        if (source.kind, source.location, source.organization_id) != (
+            want.kind,
+            want.location,
+            want.organization_id,
+        ):
+            source.kind, source.location = want.kind, want.location
+            source.organization_id = want.organization_id
+            stale.append(source)
+    if stale:
+        CatalogSource.objects.bulk_update(stale, ["kind", "location", "organization"])
+    return sources + [existing[f"org:{slug}"] for slug in sorted(orgs)]
 
 
-def sync_source(source: CatalogSource) -> dict[str, int]:
+UNCHANGED = {"unchanged": 1}
+
+
+def _files_revision(files: list[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for path, text in files:
+        digest.update(path.encode() + b"\0" + text.encode() + b"\0")
+    return "files:" + digest.hexdigest()
+
+
+def _unchanged(source: CatalogSource, revision: str) -> bool:
+    """Read at this revision already, and cleanly: a source that had errors is read again (an
+    error may come from another source, e.g. a Blueprint name another source gave up)."""
+    return (
+        source.last_synced_at is not None
+        and source.revision == revision
+        and not (source.last_result or {}).get("errors")
+    )
+
+
+def repository_allowed(repository: str) -> bool:
+    """Whether the Sovereign's allow-list (`CHART_REPOSITORIES`) admits a chart repository URL."""
+    url = repository.rstrip("/")
+    for entry in settings.CHART_REPOSITORIES:
+        allowed = entry.rstrip("/")
+        if entry == "*" or url == allowed or url.startswith(allowed + "/"):
+            return True
+    return False
+
+
+def repository_problem(name: str, version: str, spec: dict[str, Any]) -> str | None:
+    """Why a Blueprint version's chart source is refused, naming the Blueprint (None: allowed)."""
+    chart = (spec.get("manifests") or {}).get("chart") or {}
+    repository = str(chart.get("repository") or "")
+    if repository_allowed(repository):
+        return None
+    return (
+        f"{name} {version}: chart repository {repository} is not on the Sovereign's allow-list "
+        f"(CHART_REPOSITORIES: {', '.join(settings.CHART_REPOSITORIES) or 'empty'})"
+    )
+
+
+def _refuse_unlisted_repositories(loaded: Loaded) -> None:
+    for key, (path, doc) in list(loaded.docs.items()):
+        if problem := repository_problem(key[0], key[1], doc["spec"]):
+            del loaded.docs[key]
+            loaded.errors[path] = "; ".join(filter(None, [loaded.errors.get(path), problem]))
+
+
+def sync_source(source: CatalogSource, *, force: bool = False) -> dict[str, int]:
+    """Load the source's Blueprints unless it has not changed since its last sync (`force`
+    reads it anyway): a directory by the digest of its files, a Git source by its head commit."""
     if source.kind == "directory":
         directory = Path(source.location)
         files = directory_files(directory) if directory.is_dir() else []
+        revision = _files_revision(files)
+        if not force and _unchanged(source, revision):
+            return UNCHANGED
     else:
+        from gitops.backend import GitError
+        from gitops.sync import backend
+
+        owner, repo, branch = _git_location(source.location)
+        try:
+            revision = backend().head(owner, repo, branch) or ""
+        except GitError as exc:  # keep what was loaded; the next sync tries again
+            log.warning("catalog %s: Git unreachable, kept as is: %s", source.name, exc)
+            return {"unreachable": 1}
+        if not force and _unchanged(source, revision):
+            return UNCHANGED
         files = git_files(source.location)
     loaded = parse_files(files)
+    _refuse_unlisted_repositories(loaded)
     if source.organization_id is not None:  # an Org publishes only private Blueprints of its own
         for _path, doc in loaded.docs.values():
             doc["spec"]["visibility"] = "private"
             doc["spec"]["owner"] = source.organization.slug  # type: ignore[union-attr]
     result = store(source, loaded)
+    source.revision = revision
+    source.save(update_fields=["revision"])
     for path, error in loaded.errors.items():
         log.warning("catalog %s: %s skipped: %s", source.name, path, error)
     return result
 
 
-def sync_all() -> dict[str, dict[str, int]]:
-    return {source.name: sync_source(source) for source in ensure_sources()}
+def sync_all(*, force: bool = False) -> dict[str, dict[str, int]]:
+    return {source.name: sync_source(source, force=force) for source in ensure_sources()}

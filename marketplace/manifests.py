@@ -1,8 +1,9 @@
 """Render an Application's desired files (SPEC §4, §7) as {path: text}; gitops validates and commits.
 
-App repo `<org>/<app>`, branch by env type, per region
+App repo `<org>/<app>`, branch by env type: `values.yaml` at the root (the Application's
+configuration, which people may edit and push: see gitsync.py), and per region
 `clusters/<host-cluster>/applications/<app>/{kustomization.yaml,helmrelease.yaml,values.yaml}`
-(+ `externalsecret.yaml` when the Blueprint has password fields). In `system/catalyst-config`,
+(+ `externalsecret.yaml` when the Blueprint has password fields). Other files are kept. In `system/catalyst-config`,
 under `applications/<org>/<env>/<app>/`, a Flux GitRepository for the app repo and one Flux
 Kustomization per region. (`organizations/<org>/` belongs to orgs/manifests.py, which prunes it.)
 
@@ -214,6 +215,10 @@ def _helm_release(
         "spec": {
             "interval": "10m",
             "releaseName": app.name,
+            # helm-controller installs as the tenant, into and recording in its namespace only
+            "serviceAccountName": naming.tenant_service_account(app.environment.organization.slug),
+            "targetNamespace": app.environment.name,
+            "storageNamespace": app.environment.name,
             "chart": {
                 "spec": {
                     "chart": chart["name"],
@@ -249,7 +254,7 @@ def _external_secret(
     docs: list[dict[str, Any]] = []
     data_from = []
     for path in paths:
-        generator = f"{app.name}-{secret_key(path)}"[:63].rstrip("-")
+        generator = naming.generator_name(app.name, secret_key(path))
         docs.append(
             {
                 "apiVersion": "generators.external-secrets.io/v1alpha1",
@@ -318,20 +323,68 @@ def _clusters(app: Application) -> list[HostCluster]:
     return [by_name[name] for name in app.regions if name in by_name]
 
 
+VALUES_FILE = "values.yaml"
+GENERATED = ("kustomization.yaml", "helmrelease.yaml", "values.yaml", "externalsecret.yaml")
+
+
+def owned_paths(app: Application) -> tuple[str, ...]:
+    """The app repo's files the portal owns on this Environment's branch: the configuration
+    `values.yaml` at the root and the files it renders for the Environment's host clusters.
+    Anything else is kept: a README, an overlay someone adds, and the rendered files of another
+    Environment's clusters that a merge between branches brings along (no Flux Kustomization of
+    this Environment points at them)."""
+    clusters = sorted(
+        {*app.environment.regions.values_list("name", flat=True), *(app.regions or [])}
+    )
+    rendered = [f"{app_dir(c, app.name)}{name}" for c in clusters for name in GENERATED]
+    return (VALUES_FILE, *rendered)
+
+
+def values_text(app: Application, current: str | None = None) -> str:
+    """The configuration file: the Application's values (configSchema space, no secrets). Git's
+    own text is kept when it says the same (comments and key order someone chose survive)."""
+    if current is not None and config_of(app, current) == app.values:
+        return current
+    bp = app.blueprint_version
+    head = (
+        f"# {app.environment.name}/{app.name}: {bp.blueprint.name} {bp.version}\n"
+        "# The Application's configuration, checked against the Blueprint's configSchema.\n"
+        "# Edit and push (or use the portal); passwords are never here: they are generated in\n"
+        "# the cluster.\n"
+    )
+    return head + (dump(app.values) if app.values else "{}\n")
+
+
+def config_of(app: Application, text: str) -> dict[str, Any] | None:
+    """The validated configuration a values file holds, or None when it is not valid."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        loaded = yaml.safe_load(text)
+        return schema_form.validate(app.blueprint_version.config_schema, loaded or {})
+    except (yaml.YAMLError, ValidationError):
+        return None
+
+
 def app_tree(
     app: Application,
     *,
     sovereign: Sovereign | None = None,
     peers: dict[str, Application] | None = None,
+    current_values: str | None = None,
+    base: dict[str, str] | None = None,
 ) -> Desired:
     """The app repo's desired files (none while uninstalling). `peers`: Applications of the same
-    plan that are not saved yet (their outputs wire into this one)."""
+    plan that are not saved yet (their outputs wire into this one). `current_values`: the
+    configuration file as Git holds it; `base`: the owned files as the portal last knew them
+    (sync then refuses to overwrite a change made in Git since)."""
     env = app.environment
     files: dict[str, str] = {}
     if app.state != AppState.UNINSTALLING:
         sovereign = sovereign or Sovereign.current()
         secrets = schema_form.secret_paths(app.blueprint_version.config_schema)
         deps = dependency_apps(app, peers)
+        files[VALUES_FILE] = values_text(app, current_values)
         for index, cluster in enumerate(_clusters(app)):
             files.update(
                 region_files(app, cluster, sovereign, deps, index=index, with_secrets=bool(secrets))
@@ -340,8 +393,11 @@ def app_tree(
         owner=env.organization.slug,
         repo=app.name,
         branch=naming.branch_for(env.env_type),
-        root="clusters/",
+        root="",
         files=files,
+        owned=owned_paths(app),
+        base=base,
+        watch=True,
     )
 
 
@@ -383,8 +439,8 @@ def repo_url(org_slug: str, repo: str, sovereign: Sovereign) -> str:
 
 
 def flux_name(app: Application, cluster_name: str | None = None) -> str:
-    base = f"{app.environment.name}-{app.name}"
-    return f"{base}-{cluster_name}" if cluster_name else base
+    env = app.environment
+    return naming.flux_object_name(env.organization.slug, env.name, app.name, cluster_name)
 
 
 def config_tree(
@@ -421,7 +477,11 @@ def config_tree(
         deps = _dependency_regions(app, peers)
         for cluster in _clusters(app):
             depends_on = [
-                {"name": flux_name_for(env.name, dep, cluster.name)}
+                {
+                    "name": naming.flux_object_name(
+                        env.organization.slug, env.name, dep, cluster.name
+                    )
+                }
                 for dep, regions in sorted(deps.items())
                 if cluster.name in regions
             ]
@@ -433,6 +493,8 @@ def config_tree(
                 "timeout": "10m",
                 "sourceRef": {"kind": "GitRepository", "name": source},
                 "targetNamespace": env.name,
+                # on the host cluster, Flux acts as the tenant's ServiceAccount, never as itself
+                "serviceAccountName": naming.tenant_service_account(env.organization.slug),
                 "kubeConfig": {"secretRef": {"name": f"{cluster.name}-kubeconfig"}},
             }
             if depends_on:
@@ -450,10 +512,6 @@ def config_tree(
                 }
             )
     return Desired(owner=owner, repo=repo, branch=branch, root=root, files=files)
-
-
-def flux_name_for(env_name: str, app_name: str, cluster_name: str) -> str:
-    return f"{env_name}-{app_name}-{cluster_name}"
 
 
 def _dependency_regions(

@@ -32,6 +32,11 @@ class CatalogSource(models.Model):
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_result = models.JSONField(default=dict, blank=True)
+    revision = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="what the last sync read: the Git head, or a digest of the directory's files",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -335,3 +340,144 @@ class CatalogProposal(DeliveryTracked):
 
     def rbac_labels(self) -> dict[str, str]:
         return {"openova.io/organization": self.organization.slug}
+
+
+class GitSyncState(models.TextChoices):
+    IN_SYNC = "in-sync", "In sync with Git"
+    INVALID = "invalid", "Git holds an invalid change"
+    CONFLICT = "conflict", "Git and the portal both changed"
+
+
+class GitSync(models.Model):
+    """What the portal knows of an Application's branch in its repo: Git is a surface too.
+
+    `head` is the last commit the portal wrote or read back; `blobs` are the files it owns there
+    (the base of the drift guard: an owned file changed since is never overwritten silently);
+    `base_values` the configuration Git held at that point (so a portal change not yet committed
+    is told apart from a Git change). A push that cannot be adopted leaves `state` invalid (with
+    `errors`) or conflict (with `git_values` beside the portal's), until it is fixed in Git or
+    resolved here."""
+
+    application = models.OneToOneField(
+        Application, on_delete=models.CASCADE, related_name="git_sync"
+    )
+    head = models.CharField(max_length=64, blank=True)
+    blobs = models.JSONField(default=dict, blank=True)
+    base_values = models.JSONField(null=True, blank=True)
+    state = models.CharField(
+        max_length=16, choices=GitSyncState.choices, default=GitSyncState.IN_SYNC
+    )
+    commit = models.CharField(max_length=64, blank=True, help_text="the Git commit in question")
+    pusher = models.CharField(max_length=255, blank=True)
+    errors = models.JSONField(default=list, blank=True, help_text="[{path, message}]")
+    git_values = models.JSONField(null=True, blank=True)
+    git_text = models.TextField(blank=True, help_text="values.yaml as Git holds it")
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.application} git {self.state} @ {self.head[:12]}"
+
+    @property
+    def blocked(self) -> bool:
+        return self.state != GitSyncState.IN_SYNC
+
+
+class EnvironmentPolicy(DeliveryTracked):
+    """The rules a promotion into `environment` must pass, committed as the EnvironmentPolicy CR
+    `policies/{org}-{env}-policy.yaml` in catalyst-config. `rules`: [{name, type, blocking, …}]
+    (pr-required: approvers + minApprovals; soak: duration; change-window: cron + duration)."""
+
+    RBAC_LOOKUPS = {
+        "openova.io/organization": "environment__organization__slug",
+        "openova.io/environment": "environment__name",
+        "openova.io/env-type": "environment__env_type",
+    }
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, related_name="promotion_policy"
+    )
+    rules = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.environment.name}-policy"
+
+    def rbac_labels(self) -> dict[str, str]:
+        env = self.environment
+        return {
+            "openova.io/organization": env.organization.slug,
+            "openova.io/environment": env.name,
+            "openova.io/env-type": env.env_type,
+        }
+
+
+class PromotionState(models.TextChoices):
+    OPEN = "open", "Open"
+    MERGED = "merged", "Merged"
+    CLOSED = "closed", "Closed"
+
+
+class Promotion(models.Model):
+    """A pull request carrying an Application's configuration (values.yaml) from a lower
+    Environment's branch to the next higher one, under the target's EnvironmentPolicy."""
+
+    RBAC_LOOKUPS = {
+        "openova.io/organization": "target__environment__organization__slug",
+        "openova.io/environment": "target__environment__name",
+        "openova.io/env-type": "target__environment__env_type",
+        "openova.io/application": "target__name",
+    }
+
+    source = models.ForeignKey(
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="the lower Environment's Application (none: a PR from another branch)",
+    )
+    target = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="promotions")
+    source_revision = models.CharField(max_length=64, help_text="the source branch's commit")
+    text = models.TextField(help_text="values.yaml as promoted")
+    diff = models.TextField(blank=True)
+    branch = models.CharField(max_length=255, blank=True, help_text="the PR's head branch")
+    pr_number = models.PositiveIntegerField(null=True, blank=True)
+    pr_url = models.CharField(max_length=512, blank=True)
+    state = models.CharField(
+        max_length=16, choices=PromotionState.choices, default=PromotionState.OPEN
+    )
+    merge_sha = models.CharField(max_length=64, blank=True)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_in_gitea_by = models.CharField(
+        max_length=255, blank=True, help_text="the Gitea login of a PR opened there"
+    )
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    merged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"promote {self.source} → {self.target} ({self.state})"
+
+    def rbac_labels(self) -> dict[str, str]:
+        return self.target.rbac_labels()
+
+
+class PromotionApproval(models.Model):
+    promotion = models.ForeignKey(Promotion, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["promotion", "user"], name="one_approval_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} approves {self.promotion_id}"

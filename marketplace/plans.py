@@ -12,18 +12,21 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from gitops import naming
 from orgs.models import Environment
 
-from . import manifests, schema_form, versions, when, wiring
+from . import loader, manifests, schema_form, versions, when, wiring
 from .models import SIZES, Application, AppState, Blueprint, BlueprintVersion, Placement
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]\Z")
 NEW = "new"
 
 
 def name_problem(name: str) -> str | None:
     if not NAME_RE.match(name or ""):
         return "Use 3 to 40 lower-case letters, digits and dashes, starting with a letter."
+    if naming.reserved_app_name(name):
+        return f"“{name}” is reserved by the platform; choose another name."
     return None
 
 
@@ -285,6 +288,8 @@ def resolve(
             {"version": f"{version.blueprint.name} {version.version} cannot be installed."}
         )
     blueprint = version.blueprint
+    if problem := loader.repository_problem(blueprint.name, version.version, version.spec):
+        raise ValidationError({"version": problem})
     if blueprint.visibility == "private" and blueprint.owner_id != env.organization_id:
         # a private Blueprint serves only the Organization that published it (as for dependencies)
         raise ValidationError(

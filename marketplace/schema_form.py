@@ -12,6 +12,8 @@ reference (see `manifests.py`), so no secret reaches Git, the database or a log.
 from __future__ import annotations
 
 import copy
+import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,7 +21,25 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError as SchemaValidationError
+
+from core.text import whole_match
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(whole_match(pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """JSON Schema `pattern` with ECMA-262 semantics: `$` is the end of the value, so `^a+$` does
+    not accept `"aaa\n"` (Python's `$` would)."""
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield SchemaValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+AnchoredValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 HINT = "x-catalyst-ui-hint"
 ADVANCED = "x-catalyst-advanced"
@@ -182,7 +202,7 @@ def validate(schema: dict[str, Any], values: Any, *, prefix: str = "values") -> 
             }
         )
     complete = with_defaults(checked, values)
-    validator = Draft202012Validator(checked, format_checker=FormatChecker())
+    validator = AnchoredValidator(checked, format_checker=FormatChecker())
     errors: dict[str, list[str]] = {}
     for error in sorted(validator.iter_errors(complete), key=lambda e: list(e.absolute_path)):
         for path, message in _json_path(error):
@@ -307,7 +327,7 @@ class SchemaForm(forms.Form):
         cleaned = super().clean() or {}
         values: dict[str, Any] = {}
         for name, prop in self.props.items():
-            if name not in self.fields or name in self._errors:
+            if name not in self.fields or name in self.errors:
                 continue
             value = _to_json(prop, cleaned.get(name))
             if value is not None:
@@ -327,7 +347,7 @@ class SchemaForm(forms.Form):
                 parts.pop()
             name = SEP.join(parts)
             field = name if name in self.fields else None
-            if field is not None and field in self._errors:
+            if field is not None and field in self.errors:
                 continue  # the form already said what is wrong with this field
             known = self.non_field_errors() if field is None else []
             fresh = [m for m in dict.fromkeys(found) if m not in known]

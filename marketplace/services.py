@@ -14,14 +14,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import OutboxItem
-from gitops import delivery
+from gitops import delivery, events
+from gitops import status as gitops_status
+from gitops.backend import GitDrift
+from gitops.flux import register_handler
 from gitops.sync import sync
 from orgs import services as org_services
 from orgs.models import Environment, Organization
 
 from . import manifests, plans
+from . import status as app_status
 from .models import Application, AppState, BlueprintVersion, InstallPlan
 
 SYNC_TASK = "marketplace.tasks.sync_application_task"
@@ -45,7 +50,13 @@ def ensure_writable(env: Environment) -> None:
 
 
 def schedule_delivery(
-    app: Application, *, by: Any, action: str, before: dict[str, Any] | None
+    app: Application,
+    *,
+    by: Actor,
+    action: str,
+    before: dict[str, Any] | None,
+    actor_repr: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> OutboxItem:
     event = audit.record(
         action,
@@ -53,7 +64,8 @@ def schedule_delivery(
         target=app,
         org_slug=app.environment.organization.slug,
         before=before,
-        after=snapshot(app),
+        after={**snapshot(app), **(extra or {})},
+        actor_repr=actor_repr,
     )
     item = outbox.enqueue(SYNC_TASK, app.pk, actor=by, audit_event=event)
     for dependant in _dependants_of(app):  # their wiring reads this app's outputs: re-render
@@ -77,7 +89,7 @@ def _dependants_of(app: Application) -> list[Application]:
 
 def make_plan(
     *,
-    by: Any,
+    by: Actor,
     env: Environment,
     version: BlueprintVersion,
     name: str,
@@ -100,7 +112,7 @@ def make_plan(
     return InstallPlan.objects.create(
         environment=env,
         blueprint_version=version,
-        requested_by=by if getattr(by, "is_authenticated", False) else None,
+        requested_by=person(by),
         data={"inputs": inputs, **resolved},
     )
 
@@ -111,7 +123,7 @@ unsaved_application = plans.unsaved_application
 # --- install / update / upgrade / uninstall ----------------------------------------------------
 
 
-def apply_plan(*, by: Any, plan: InstallPlan) -> Application:
+def apply_plan(*, by: Actor, plan: InstallPlan) -> Application:
     """Install a previewed plan; it is re-resolved first, and refused if anything changed."""
     if plan.applied_at is not None:
         raise ConflictError({"plan": "This plan was already installed."})
@@ -129,7 +141,7 @@ def apply_plan(*, by: Any, plan: InstallPlan) -> Application:
 
 def install(
     *,
-    by: Any,
+    by: Actor,
     env: Environment,
     version: BlueprintVersion,
     name: str,
@@ -154,14 +166,14 @@ def install(
     return _create(by=by, env=env, resolved=resolved)
 
 
-def _create(*, by: Any, env: Environment, resolved: dict[str, Any]) -> Application:
+def _create(*, by: Actor, env: Environment, resolved: dict[str, Any]) -> Application:
     versions_by_id = BlueprintVersion.objects.in_bulk([a["version_id"] for a in resolved["apps"]])
     try:
         with transaction.atomic():
             created = []
             for spec in resolved["apps"]:
                 app = unsaved_application(env, spec, versions_by_id[spec["version_id"]])
-                app.created_by = by if getattr(by, "is_authenticated", False) else None
+                app.created_by = person(by)
                 app.save()
                 schedule_delivery(app, by=by, action="applications.install", before=None)
                 created.append(app)
@@ -199,18 +211,12 @@ FLUX_STATES = (
 )
 
 
-def record_flux_state(
-    *,
-    app: Application,
-    state: str,
-    reason: str,
-    message: str,
-    revision: str,
-    conditions: list[dict[str, Any]],
-) -> Application:
-    """What Flux reports about the Application's last commit: store it; a state change is audited
-    (no actor). Only a delivered Application follows Flux (not while pending, committing or
-    uninstalling)."""
+def record_flux_state(*, app: Application) -> Application:
+    """What Flux reports about the Application's last commit, read and stored under the row's
+    lock: of two changes handled at once (two watcher threads, a watcher and a worker) the one
+    written last is the latest reading, so a HelmRelease that became Ready never leaves the
+    Application `failed`. A state change is audited (no actor). Only a delivered Application
+    follows Flux (not while pending, committing or uninstalling)."""
     with transaction.atomic():
         locked = (
             Application.objects.select_for_update()
@@ -220,11 +226,14 @@ def record_flux_state(
         )
         if locked is None or locked.state not in FLUX_STATES:
             return locked or app
+        current = app_status.app_status(locked)
+        state = app_status.STATE_FOR[current.state]
+        reason, message, revision = current.reason, current.message, current.revision
         fields = {
             "status_reason": reason,
             "status_message": message,
             "observed_revision": revision[:128],
-            "conditions": conditions,
+            "conditions": current.regions,
         }
         changed = [k for k, v in fields.items() if getattr(locked, k) != v]
         before = {"state": locked.state}
@@ -248,6 +257,35 @@ def record_flux_state(
     return locked
 
 
+def refresh_status(app: Application) -> None:
+    """Record the Application's Flux state and publish its status fragment to its stream."""
+    if app.state == AppState.UNINSTALLING:
+        if settings.FLUX_CLUSTER_CONNECTED:
+            seen = app_status.flux_objects(app, live=False)
+            gone = seen and gitops_status.uninstall_status(seen).state == gitops_status.GONE
+            if gone and mark_drained(app):
+                events.publish(
+                    app_status.topic(app), {"event": app_status.EVENT, "html": app_status.GONE_HTML}
+                )
+                return
+        events.publish(
+            app_status.topic(app),
+            {"event": app_status.EVENT, "html": app_status.render_fragment(app)},
+        )
+        return
+    if app.state in FLUX_STATES:
+        app = record_flux_state(app=app)
+    events.publish(
+        app_status.topic(app), {"event": app_status.EVENT, "html": app_status.render_fragment(app)}
+    )
+
+
+def on_flux_changes(objs: list[Any]) -> None:
+    """The Flux watcher stored changes: refresh the Applications they belong to."""
+    for app in app_status.affected(objs):
+        refresh_status(app)
+
+
 # --- delivery ------------------------------------------------------------------------------------
 
 
@@ -266,13 +304,50 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
     author = delivery.author_for(item.actor)
     message = delivery.commit_message(item, f"application {app.environment.name}/{app.name}")
 
+    held: list[str] = []
+    uninstalling = app.state == AppState.UNINSTALLING
+    enforced = not uninstalling and not app.environment.organization.is_writable
+
     def run() -> str | None:
-        app_desired, config_desired = manifests.trees(app)
-        head = sync(app_desired, author=author, message=message).head
-        sync(config_desired, author=author, message=message)
-        return head
+        from . import gitsync
+
+        if enforced:  # suspended or archived: scaled to zero whatever Git holds (kept as is)
+            result = sync(
+                gitsync.desired_for_delivery(app, enforce=True), author=author, message=message
+            )
+            held.append("enforced")
+            sync(manifests.config_tree(app), author=author, message=message)
+            return result.head
+        if not uninstalling and gitsync.state_of(app).blocked:
+            held.append("blocked")  # Git holds a change not taken in: write nothing
+            return app.last_commit_sha or None
+        written = (item.audit_event.after or {}).get("values_yaml") if item.audit_event else None
+        app_desired = gitsync.desired_for_delivery(app, written)
+        try:
+            result = sync(app_desired, author=author, message=message)
+        except GitDrift:  # someone pushed since the portal last looked: read that back first
+            held.append("drift")
+            return app.last_commit_sha or None
+        gitsync.delivered(app, result.head, result.blobs)
+        sync(manifests.config_tree(app), author=author, message=message)
+        return result.head
 
     head = delivery.deliver(app, run)
+    if held == ["enforced"]:  # committed; then what Git holds is read back as usual
+        from . import gitsync
+
+        gitsync.read_back(app)
+        held.clear()
+    if held:  # nothing committed: Git's change is adopted (a new delivery follows) or shown
+        from . import gitsync
+
+        Application.objects.filter(pk=app.pk, state=AppState.COMMITTING).update(
+            state=AppState.PENDING
+        )
+        if held == ["drift"]:
+            gitsync.read_back(app)
+        transaction.on_commit(lambda: _refresh_status(app.pk))
+        return None
     if head:  # on the Application's timeline: which commit delivered which action
         audit.record(
             "applications.commit",
@@ -293,8 +368,6 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
 
 
 def _refresh_status(app_id: int) -> None:
-    from . import status
-
     app = (
         Application.objects.select_related(
             "blueprint_version__blueprint", "environment__organization"
@@ -303,10 +376,10 @@ def _refresh_status(app_id: int) -> None:
         .first()
     )
     if app is not None:
-        status.refresh(app)
+        refresh_status(app)
 
 
-def _organization_lifecycle_changed(*, org: Organization, by: Any, event: Any) -> None:
+def _organization_lifecycle_changed(*, org: Organization, by: Actor, event: Any) -> None:
     """Suspend, resume, archive and restore re-render every Application of the Organization:
     its workloads are scaled to zero (or back) by a commit, like every other change."""
     apps = Application.objects.in_org(org.slug).exclude(state=AppState.UNINSTALLING)
@@ -315,4 +388,11 @@ def _organization_lifecycle_changed(*, org: Organization, by: Any, event: Any) -
 
 
 def connect() -> None:
+    """Called from MarketplaceConfig.ready(): follow Flux and Organization lifecycle changes, Git
+    pushes and promotions."""
+    from . import gitsync, promotion
+
+    register_handler(on_flux_changes)
     org_services.on_lifecycle_changed(_organization_lifecycle_changed)
+    gitsync.connect()
+    promotion.connect()

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.template.loader import render_to_string
 
 from core.models import AuditEvent, OutboxItem
-from gitops import events, naming, status
-from gitops.flux import register_handler
+from gitops import naming, status
 from gitops.models import FluxCluster, FluxEvent, FluxObject
 
 from .models import Application, AppState
@@ -137,33 +135,6 @@ def render_fragment(app: Application) -> str:
     return render_to_string(FRAGMENT, context)
 
 
-def refresh(app: Application) -> AppStatus | None:
-    """Re-read the Application's Flux state, record it, publish the fragment."""
-    from . import services
-
-    if app.state == AppState.UNINSTALLING:
-        if settings.FLUX_CLUSTER_CONNECTED:
-            seen = flux_objects(app, live=False)
-            gone = seen and status.uninstall_status(seen).state == status.GONE
-            if gone and services.mark_drained(app):
-                events.publish(topic(app), {"event": EVENT, "html": GONE_HTML})
-                return None
-        events.publish(topic(app), {"event": EVENT, "html": render_fragment(app)})
-        return None
-    current = app_status(app)
-    if app.state in services.FLUX_STATES:
-        app = services.record_flux_state(
-            app=app,
-            state=STATE_FOR[current.state],
-            reason=current.reason,
-            message=current.message,
-            revision=current.revision,
-            conditions=current.regions,
-        )
-    events.publish(topic(app), {"event": EVENT, "html": render_fragment(app)})
-    return current
-
-
 # --- timeline ------------------------------------------------------------------------------------
 
 
@@ -173,6 +144,18 @@ class Step:
     kind: str  # action, task, commit, flux
     title: str
     detail: str = ""
+
+
+GIT_TITLES = {
+    "applications.git_change": "Changed via Git by {pusher} (commit {commit})",
+    "applications.git_invalid": "Git holds an invalid change by {pusher} (commit {commit})",
+    "applications.git_conflict": "Conflict: {pusher} changed the values in Git (commit {commit}) "
+    "while a portal change was pending",
+    "applications.git_keep": "Kept Git's version (commit {commit})",
+    "applications.git_overwrite": "Replaced Git's change (commit {commit}) with the portal's",
+    "applications.promote": "Promoted from {from} (revision {revision}) by {actor}, "
+    "merged as {commit}",
+}
 
 
 def timeline(app: Application, limit: int = 50) -> list[Step]:
@@ -191,6 +174,21 @@ def timeline(app: Application, limit: int = 50) -> list[Step]:
             steps.append(Step(event.created_at, "commit", f"Commit {after.get('commit', '')}", ""))
         elif event.action == "applications.reconcile":
             continue  # the Flux conditions below say it with more detail
+        elif event.action in GIT_TITLES:
+            title = GIT_TITLES[event.action].format_map(
+                {
+                    **{k: str(v) for k, v in after.items()},
+                    "pusher": after.get("pusher") or event.actor_repr,
+                    "commit": str(after.get("commit"))[:10],
+                    "revision": str(after.get("revision"))[:10],
+                    "actor": event.actor_repr,
+                }
+            )
+            steps.append(
+                Step(
+                    event.created_at, "git", title, f"audit event #{event.pk} by {event.actor_repr}"
+                )
+            )
         else:
             who = event.actor_repr or "portal"
             steps.append(
@@ -222,7 +220,8 @@ def timeline(app: Application, limit: int = 50) -> list[Step]:
 # --- watcher hook --------------------------------------------------------------------------------
 
 
-def _affected(objs: list[FluxObject]) -> Any:
+def affected(objs: list[FluxObject]) -> Any:
+    """The Applications the changed Flux objects belong to (by their labels)."""
     keys = {
         (o.labels[ORG_LABEL], o.labels[ENV_LABEL], o.labels[APP_LABEL])
         for o in objs
@@ -240,14 +239,4 @@ def _affected(objs: list[FluxObject]) -> Any:
     )
 
 
-def on_flux_changes(objs: list[FluxObject]) -> None:
-    for app in _affected(objs):
-        refresh(app)
-
-
-def connect() -> None:
-    """Called from MarketplaceConfig.ready()."""
-    register_handler(on_flux_changes)
-
-
-__all__ = ["EVENT", "AppStatus", "app_status", "connect", "refresh", "timeline", "topic"]
+__all__ = ["EVENT", "AppStatus", "affected", "app_status", "render_fragment", "timeline", "topic"]

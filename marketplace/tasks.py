@@ -22,3 +22,36 @@ def publish_proposal_task(item_id: int) -> None:
     with outbox.claim(item_id) as item:
         if item is not None:
             curation.deliver_proposal(proposal_id=int(item.key), item=item)
+
+
+@shared_task(name="marketplace.tasks.read_back_task", ignore_result=True)
+def read_back_task(item_id: int) -> None:
+    """A push webhook named this Application's branch: read the change back."""
+    from . import gitsync
+    from .models import Application
+
+    with outbox.claim(item_id) as item:
+        if item is None:
+            return
+        app = Application.objects.select_related(*gitsync.RELATED).filter(pk=int(item.key)).first()
+        if app is not None:
+            gitsync.read_back(app)
+
+
+@shared_task(name="marketplace.tasks.reconcile_git_task", ignore_result=True)
+def reconcile_git_task() -> None:
+    """Periodic: every Application's branch against what the portal last saw (lost webhooks)."""
+    from . import gitsync, promotion
+
+    gitsync.reconcile_all()
+    promotion.report_open()
+
+
+@shared_task(name="marketplace.tasks.sync_policy_task", ignore_result=True)
+def sync_policy_task(item_id: int) -> None:
+    """Commit an Environment's EnvironmentPolicy CR (level-triggered)."""
+    from . import promotion
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            promotion.deliver_policy(policy_id=int(item.key), item=item)

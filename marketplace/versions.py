@@ -11,7 +11,7 @@ from functools import total_ordering
 
 import semver
 
-_PARTIAL = re.compile(r"^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-([0-9A-Za-z.-]+))?$")
+_PARTIAL = re.compile(r"^v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-([0-9A-Za-z.-]+))?\Z")
 _OP = re.compile(r"^(\^|~|>=|<=|>|<|=)?\s*(.+)$")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -352,4 +353,8 @@ def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
 def sync_errors(request: HttpRequest) -> HttpResponse:
     access.require_global(request.user, "audit.read")  # operator page: 404 for everyone else
     errors = CatalogSyncError.objects.select_related("source")
-    return render(request, "marketplace/sync_errors.html", {"errors": errors})
+    return render(
+        request,
+        "marketplace/sync_errors.html",
+        {"errors": errors, "repositories": settings.CHART_REPOSITORIES},
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
@@ -84,7 +85,12 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 def _orgs_for(request: Request) -> Any:
-    qs = Organization.objects.select_related("parent").prefetch_related("environments__regions")
+    envs = access.visible(
+        request.user, Environment.objects.prefetch_related("regions"), "environments.read"
+    )
+    qs = Organization.objects.select_related("parent").prefetch_related(
+        Prefetch("environments", queryset=envs)
+    )
     return access.visible(request.user, qs, "organization.read")
 
 
@@ -176,7 +182,9 @@ def environment(request: Request, slug: str, env: str) -> Response:
 @api_view(["GET"])
 def organization_audit(request: Request, slug: str) -> Response:
     org = access.get_object_for(request.user, Organization, action="audit.read", slug=slug)
-    events = AuditEvent.objects.for_org(org.slug)[:200]
+    events = access.visible(
+        request.user, AuditEvent.objects.for_org(org.slug), "audit.read", strict=True
+    )[:200]
     return Response(AuditEventSerializer(events, many=True).data)
 
 

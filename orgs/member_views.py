@@ -24,7 +24,9 @@ from .models import Invitation, InvitationState, Organization
 
 
 def _org(request: HttpRequest, slug: str, action: str) -> Organization:
-    return access.get_object_for(request.user, Organization, action=action, slug=slug)
+    """Members, invitations and the matrix are the whole Organization's: a grant scoped below it
+    sees the Organization but not these (403)."""
+    return access.get_object_for(request.user, Organization, action=action, slug=slug, strict=True)
 
 
 def _link_base(request: HttpRequest) -> str:

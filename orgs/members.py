@@ -7,7 +7,9 @@ one's own tier, only owners touch owners) and the last-owner guard apply to ever
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -21,7 +23,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from core import audit
+from core import audit, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from rbac import access, tiers
 from rbac import services as rbac_services
@@ -120,6 +123,46 @@ def _invitation_scopes(
     return [*org_scope(org), *terms]
 
 
+INVITATION_MAIL_TASK = "orgs.tasks.send_invitation_task"
+
+
+def _token_for(invitation: Invitation) -> str:
+    """The invitation's link token, derived from the row (id, how often it was sent, expiry) and
+    the portal's secret key: the outbox can e-mail it after the commit without the secret ever
+    being stored (only its hash is), and a resend makes the old link stop working."""
+    message = (
+        f"invitation:{invitation.pk}:{invitation.sent_count}:{invitation.expires_at.isoformat()}"
+    )
+    digest = hmac.new(settings.SECRET_KEY.encode(), message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _queue_mail(invitation: Invitation, *, by: Actor, link_base: str, event: Any) -> None:
+    """E-mail the link after the commit through the outbox (retried while the mail server is
+    down); the row carries the invitation id and the portal's address, never the token."""
+    outbox.enqueue(
+        INVITATION_MAIL_TASK,
+        f"{invitation.pk} {link_base.rstrip('/')}"[:128],
+        actor=by,
+        audit_event=event,
+    )
+
+
+def send_invitation_mail(*, key: str) -> None:
+    """The outbox task: e-mail the current link of a pending invitation (a resend since this row
+    was queued sends the newer link; a revoked or accepted invitation gets nothing)."""
+    pk, _, link_base = key.partition(" ")
+    invitation = (
+        Invitation.objects.select_related("organization", "invited_by").filter(pk=pk).first()
+    )
+    if invitation is None or invitation.effective_state != InvitationState.PENDING:
+        return
+    token = _token_for(invitation)
+    if hash_token(token) != invitation.token_hash:
+        return
+    _send(invitation, token, link_base=link_base)
+
+
 def _send(invitation: Invitation, token: str, *, link_base: str) -> None:
     link = f"{link_base.rstrip('/')}/invitations/{token}/"
     org = invitation.organization
@@ -137,15 +180,13 @@ def _send(invitation: Invitation, token: str, *, link_base: str) -> None:
     )
 
 
-def _new_token() -> tuple[str, str, datetime]:
-    token = secrets.token_urlsafe(32)
-    expires = timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS)
-    return token, hash_token(token), expires
+def _expiry() -> datetime:
+    return timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS)
 
 
 def invite(
     *,
-    by: Any,
+    by: Actor,
     org: Organization,
     email: str,
     tier: str,
@@ -166,7 +207,7 @@ def invite(
         raise ConflictError({"state": f"{org.slug} is {org.state}; resume it first."})
     if any(m.user is not None and m.user.email.lower() == email for m in members(org)):
         raise ConflictError({"email": f"{email} is already a member of {org.slug}."})
-    token, token_hash, expires = _new_token()
+    expires = _expiry()
     with transaction.atomic():
         if org.invitations.open().filter(email=email).exists():
             raise ConflictError({"email": f"{email} already has a pending invitation; resend it."})
@@ -175,13 +216,15 @@ def invite(
             email=email,
             tier=tier,
             scopes=wanted,
-            token_hash=token_hash,
+            token_hash=secrets.token_hex(32),  # replaced below, once the row has its id
             expires_at=expires,
-            invited_by=by,
+            invited_by=person(by),
             sent_at=timezone.now(),
             sent_count=1,
         )
-        audit.record(
+        invitation.token_hash = hash_token(_token_for(invitation))
+        invitation.save(update_fields=["token_hash"])
+        event = audit.record(
             "members.invite",
             actor=by,
             target=invitation,
@@ -193,40 +236,40 @@ def invite(
                 "expires_at": expires.isoformat(),
             },
         )
-    _send(invitation, token, link_base=link_base)
+        _queue_mail(invitation, by=by, link_base=link_base, event=event)
     return invitation
 
 
-def _authorize_invitation(by: Any, invitation: Invitation) -> None:
+def _authorize_invitation(by: Actor, invitation: Invitation) -> None:
     rbac_services.authorize_grant_change(by=by, scopes=invitation.scopes, tier=invitation.tier)
 
 
-def resend_invitation(*, by: Any, invitation: Invitation, link_base: str) -> Invitation:
+def resend_invitation(*, by: Actor, invitation: Invitation, link_base: str) -> Invitation:
     """A fresh token and expiry (the old link stops working), e-mailed again."""
     _authorize_invitation(by, invitation)
     if invitation.state != InvitationState.PENDING:
         raise ConflictError({"state": f"This invitation is {invitation.state}."})
-    token, token_hash, expires = _new_token()
     with transaction.atomic():
-        Invitation.objects.filter(pk=invitation.pk).update(
-            token_hash=token_hash,
-            expires_at=expires,
-            sent_at=timezone.now(),
-            sent_count=invitation.sent_count + 1,
-        )
-        invitation.refresh_from_db()
-        audit.record(
+        invitation.expires_at = _expiry()
+        invitation.sent_count += 1
+        invitation.sent_at = timezone.now()
+        invitation.token_hash = hash_token(_token_for(invitation))
+        invitation.save(update_fields=["token_hash", "expires_at", "sent_at", "sent_count"])
+        event = audit.record(
             "members.invite.resend",
             actor=by,
             target=invitation,
             org_slug=invitation.organization.slug,
-            after={"expires_at": expires.isoformat(), "sent_count": invitation.sent_count},
+            after={
+                "expires_at": invitation.expires_at.isoformat(),
+                "sent_count": invitation.sent_count,
+            },
         )
-    _send(invitation, token, link_base=link_base)
+        _queue_mail(invitation, by=by, link_base=link_base, event=event)
     return invitation
 
 
-def revoke_invitation(*, by: Any, invitation: Invitation) -> Invitation:
+def revoke_invitation(*, by: Actor, invitation: Invitation) -> Invitation:
     _authorize_invitation(by, invitation)
     if invitation.state != InvitationState.PENDING:
         raise ConflictError({"state": f"This invitation is {invitation.state}."})
@@ -252,7 +295,7 @@ def invitation_for_token(token: str) -> Invitation | None:
     )
 
 
-def confirm_invitation(*, by: Any, invitation: Invitation) -> Invitation:
+def confirm_invitation(*, by: Actor, invitation: Invitation) -> Invitation:
     """A Sovereign operator accepts on behalf of the invited address's existing account (for a
     person whose sign-in address differs or who cannot open the link)."""
     if not access.is_operator(by, "members.update"):
@@ -269,7 +312,7 @@ def confirm_invitation(*, by: Any, invitation: Invitation) -> Invitation:
     return _accept(invitation, user=users[0], by=by)
 
 
-def _accept(invitation: Invitation, *, user: Any, by: Any) -> Invitation:
+def _accept(invitation: Invitation, *, user: Any, by: Actor) -> Invitation:
     with transaction.atomic():
         Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
         invitation.state = InvitationState.ACCEPTED
@@ -309,7 +352,7 @@ def accept_invitation(*, user: Any, token: str) -> Invitation:
         return _accept(invitation, user=user, by=user)
 
 
-def change_tier(*, by: Any, grant: UserAccess, tier: str) -> UserAccess:
+def change_tier(*, by: Actor, grant: UserAccess, tier: str) -> UserAccess:
     """Move one grant to another tier (its scope stays; developer keeps env-type=dev)."""
     new_scopes = rbac_services.normalize_scopes(tier, grant.scopes)
     rbac_services.authorize_grant_change(
@@ -337,7 +380,7 @@ def change_tier(*, by: Any, grant: UserAccess, tier: str) -> UserAccess:
         ).grant
 
 
-def remove_member(*, by: Any, org: Organization, user: Any) -> int:
+def remove_member(*, by: Actor, org: Organization, user: Any) -> int:
     """Revoke every grant `user` holds in `org` (refused for the last owner)."""
     grants = list(UserAccess.objects.in_org(org.slug).filter(user=user))
     if not grants:
@@ -348,12 +391,15 @@ def remove_member(*, by: Any, org: Organization, user: Any) -> int:
     return len(grants)
 
 
-def transfer_ownership(*, by: Any, org: Organization, to: Any) -> None:
+def transfer_ownership(*, by: Actor, org: Organization, to: Any) -> None:
     """Make `to` (a member) owner of `org`; `by` (an owner) steps down to admin."""
     scope = org_scope(org)
     if rbac_services.level_in(by, scope) < tiers.get(OWNER).level:
         raise PermissionDenied("Only an owner can transfer ownership.")
-    if to == by or to.pk == getattr(by, "pk", None):
+    owner = person(by)
+    if owner is None:
+        raise PermissionDenied("Only an owner can transfer ownership.")
+    if to == owner or to.pk == owner.pk:
         raise ValidationError({"to": "Choose another member."})
     if not UserAccess.objects.in_org(org.slug).live().filter(user=to).exists():
         raise ValidationError({"to": f"{to.get_username()} is not a member of {org.slug}."})
@@ -363,14 +409,14 @@ def transfer_ownership(*, by: Any, org: Organization, to: Any) -> None:
             actor=by,
             target=org,
             org_slug=org.slug,
-            before={"owner": by.get_username()},
+            before={"owner": owner.get_username()},
             after={"owner": to.get_username()},
         )
         rbac_services.assign(by=by, user=to, tier=OWNER, scopes=scope)
-        mine = UserAccess.objects.in_org(org.slug).filter(user=by, tier=OWNER)
+        mine = UserAccess.objects.in_org(org.slug).filter(user=owner, tier=OWNER)
         for grant in mine:
             if rbac_services.scope_key(grant.scopes) == rbac_services.scope_key(scope):
-                rbac_services.assign(by=by, user=by, tier="admin", scopes=scope)
+                rbac_services.assign(by=by, user=owner, tier="admin", scopes=scope)
     access.forget(by)
     access.forget(to)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{2,31}\Z")
 ENV_TYPES = ("prod", "stg", "uat", "dev", "poc")
 PROVIDERS = {
     "hetzner": "hz",
@@ -70,3 +70,27 @@ def slug_problem(slug: str) -> str | None:
 
 def host_cluster_name(provider_code: str, region: str, building_block: str, env_type: str) -> str:
     return f"{provider_code}-{region}-{building_block}-{env_type}"
+
+
+# Which host clusters (by their env type) an Environment of each type may be placed on: production
+# runs only on production clusters, and development or proof-of-concept work never lands there;
+# staging and UAT may share production-grade clusters.
+CLUSTER_TYPES_FOR = {
+    "prod": ("prod",),
+    "stg": ("stg", "uat", "prod"),
+    "uat": ("stg", "uat", "prod"),
+    "dev": ("dev", "poc", "stg", "uat"),
+    "poc": ("dev", "poc", "stg", "uat"),
+}
+
+
+def placement_problem(env_type: str, clusters: list[tuple[str, str]]) -> str | None:
+    """Why an Environment of `env_type` may not run on the (name, env type) host clusters."""
+    allowed = CLUSTER_TYPES_FOR.get(env_type, ())
+    wrong = [name for name, cluster_type in clusters if cluster_type not in allowed]
+    if not wrong:
+        return None
+    return (
+        f"A {env_type} Environment may run only on {'/'.join(allowed)} host clusters, "
+        f"not on {', '.join(wrong)}."
+    )

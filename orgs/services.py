@@ -11,15 +11,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit, events, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
+from core.text import control_character_problem
 from gitops import delivery
 from gitops.sync import ensure_repo, sync
 from rbac import services as rbac_services
 
 from . import manifests
 from .models import MAX_REGIONS, Environment, HostCluster, Organization, OrgState
-from .naming import ENV_TYPES, slug_problem
+from .naming import ENV_TYPES, placement_problem, slug_problem
 
 SYNC_TASK = "orgs.tasks.sync_organization_task"
 ORG_FIELDS = [
@@ -37,7 +39,7 @@ ORG_FIELDS = [
 SHARED_BLUEPRINTS_REPO = "shared-blueprints"
 
 
-def _schedule_sync(org: Organization, *, by: Any, event: AuditEvent) -> OutboxItem:
+def _schedule_sync(org: Organization, *, by: Actor, event: AuditEvent) -> OutboxItem:
     return outbox.enqueue(SYNC_TASK, org.pk, actor=by, audit_event=event)
 
 
@@ -55,12 +57,14 @@ def _validate_display_name(display_name: str) -> str:
     display_name = (display_name or "").strip()
     if not 1 <= len(display_name) <= 128:
         raise ValidationError({"display_name": "Enter a display name of 1 to 128 characters."})
+    if problem := control_character_problem(display_name):
+        raise ValidationError({"display_name": problem})
     return display_name
 
 
 def create_organization(
     *,
-    by: Any,
+    by: Actor,
     slug: str,
     display_name: str,
     kind: str = "customer",
@@ -85,7 +89,7 @@ def create_organization(
         plan_code=plan_code,
         default_env_type=default_env_type,
         parent=parent,
-        created_by=by,
+        created_by=person(by),
     )
     org.full_clean(exclude=["slug", "created_by", "parent"])
     try:
@@ -125,7 +129,7 @@ def create_organization(
     return org
 
 
-def _resolve_regions(regions: list[str], field: str) -> list[HostCluster]:
+def _resolve_regions(regions: list[str], field: str, env_type: str) -> list[HostCluster]:
     names = list(dict.fromkeys(regions))
     if not 1 <= len(names) <= MAX_REGIONS:
         raise ValidationError({field: f"Choose 1 to {MAX_REGIONS} regions (host clusters)."})
@@ -133,13 +137,16 @@ def _resolve_regions(regions: list[str], field: str) -> list[HostCluster]:
     unknown = [n for n in names if n not in found]
     if unknown:
         raise ValidationError({field: f"Unknown host cluster: {', '.join(unknown)}."})
-    return [found[n] for n in names]
+    clusters = [found[n] for n in names]
+    if problem := placement_problem(env_type, [(c.name, c.env_type) for c in clusters]):
+        raise ValidationError({field: problem})
+    return clusters
 
 
 def _add_environment(
     org: Organization,
     *,
-    by: Any,
+    by: Actor,
     env_type: str,
     regions: list[str],
     policy: dict[str, Any] | None = None,
@@ -147,7 +154,7 @@ def _add_environment(
 ) -> tuple[Environment, AuditEvent]:
     if env_type not in ENV_TYPES:
         raise ValidationError({f"{field_prefix}env_type": f"Choose one of {', '.join(ENV_TYPES)}."})
-    clusters = _resolve_regions(regions, f"{field_prefix}regions")
+    clusters = _resolve_regions(regions, f"{field_prefix}regions", env_type)
     if Environment.objects.filter(organization=org, env_type=env_type).exists():
         raise ConflictError(
             {f"{field_prefix}env_type": f"{org.slug} already has a {env_type} Environment."}
@@ -158,7 +165,7 @@ def _add_environment(
         name=f"{org.slug}-{env_type}",
         placement="multi-region" if len(clusters) > 1 else "single-region",
         policy=policy or {},
-        created_by=by,
+        created_by=person(by),
     )
     env.regions.set(clusters)
     after = {
@@ -175,7 +182,7 @@ def _add_environment(
 
 def create_environment(
     *,
-    by: Any,
+    by: Actor,
     org: Organization,
     env_type: str,
     regions: list[str],
@@ -196,10 +203,10 @@ def create_environment(
     return env
 
 
-def update_environment_regions(*, by: Any, env: Environment, regions: list[str]) -> Environment:
+def update_environment_regions(*, by: Actor, env: Environment, regions: list[str]) -> Environment:
     org = env.organization
     _require_writable(org)
-    clusters = _resolve_regions(regions, "regions")
+    clusters = _resolve_regions(regions, "regions", env.env_type)
     with transaction.atomic():
         before = {"regions": sorted(c.name for c in env.regions.all()), "placement": env.placement}
         env.placement = "multi-region" if len(clusters) > 1 else "single-region"
@@ -223,19 +230,19 @@ def _require_writable(org: Organization) -> None:
         raise ConflictError({"state": f"{org.slug} is {org.state}; resume it first."})
 
 
-def rename_organization(*, by: Any, org: Organization, display_name: str) -> Organization:
+def rename_organization(*, by: Actor, org: Organization, display_name: str) -> Organization:
     display_name = _validate_display_name(display_name)
     if display_name == org.display_name:
         return org
     return _change(org, by=by, action="organization.update", display_name=display_name)
 
 
-def _change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+def _change(org: Organization, *, by: Actor, action: str, **values: Any) -> Organization:
     return _change_with_event(org, by=by, action=action, **values)[0]
 
 
 def _change_with_event(
-    org: Organization, *, by: Any, action: str, **values: Any
+    org: Organization, *, by: Actor, action: str, **values: Any
 ) -> tuple[Organization, AuditEvent]:
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
@@ -267,7 +274,7 @@ def on_lifecycle_changed(callback: Any) -> Any:
     return callback
 
 
-def _lifecycle_change(org: Organization, *, by: Any, action: str, **values: Any) -> Organization:
+def _lifecycle_change(org: Organization, *, by: Actor, action: str, **values: Any) -> Organization:
     with transaction.atomic():
         changed, event = _change_with_event(org, by=by, action=action, **values)
         for callback in _lifecycle_listeners:
@@ -275,7 +282,7 @@ def _lifecycle_change(org: Organization, *, by: Any, action: str, **values: Any)
     return changed
 
 
-def suspend_organization(*, by: Any, org: Organization, reason: str = "manual") -> Organization:
+def suspend_organization(*, by: Actor, org: Organization, reason: str = "manual") -> Organization:
     """Suspend: the Organization CR says `lifecycle: suspended` and its Applications are scaled
     to zero, both committed through Git; nothing is deleted. `reason` is "manual" or "unpaid"."""
     if org.state == OrgState.ARCHIVED:
@@ -291,7 +298,7 @@ def suspend_organization(*, by: Any, org: Organization, reason: str = "manual") 
     )
 
 
-def resume_organization(*, by: Any, org: Organization) -> Organization:
+def resume_organization(*, by: Actor, org: Organization) -> Organization:
     if org.state != OrgState.SUSPENDED:
         raise ConflictError({"state": "Only a suspended Organization can be resumed."})
     state = OrgState.PROVISIONING if org.last_commit_sha else OrgState.PENDING
@@ -300,7 +307,7 @@ def resume_organization(*, by: Any, org: Organization) -> Organization:
     )
 
 
-def archive_organization(*, by: Any, org: Organization) -> Organization:
+def archive_organization(*, by: Actor, org: Organization) -> Organization:
     if org.state == OrgState.ARCHIVED:
         return org
     return _lifecycle_change(
@@ -319,7 +326,7 @@ def restore_deadline(org: Organization) -> Any:
     return org.archived_at + timedelta(days=settings.ORG_RESTORE_DAYS)
 
 
-def restore_organization(*, by: Any, org: Organization) -> Organization:
+def restore_organization(*, by: Actor, org: Organization) -> Organization:
     """Bring an archived Organization back within the retention period (`ORG_RESTORE_DAYS`)."""
     deadline = restore_deadline(org)
     if deadline is None:
@@ -359,7 +366,8 @@ def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
             message=message,
         ).head
 
-    head = delivery.deliver(org, run)
+    # The tree holds every Environment's file: they are delivered by the same commit.
+    head = delivery.deliver(org, run, along=Environment.objects.filter(organization=org))
     Organization.objects.filter(pk=org.pk, state=OrgState.PENDING).update(
         state=OrgState.PROVISIONING
     )
@@ -367,7 +375,7 @@ def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
 
 
 @rbac_services.on_grants_changed
-def _grants_changed(*, org_slug: str, by: Any, event: AuditEvent) -> None:
+def _grants_changed(*, org_slug: str, by: Actor, event: AuditEvent) -> None:
     org = Organization.objects.filter(slug=org_slug).first() if org_slug else None
     if org is not None:
         _schedule_sync(org, by=by, event=event)

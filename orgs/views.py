@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -42,9 +43,10 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     show_archived = request.GET.get("archived") == "1"
     base = Organization.objects.all() if show_archived else Organization.objects.active()
     orgs = access.visible(request.user, base, "organization.read")
-    page = Paginator(orgs.prefetch_related("environments"), ORGS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    envs = access.visible(request.user, Environment.objects.all(), "environments.read")
+    page = Paginator(
+        orgs.prefetch_related(Prefetch("environments", queryset=envs)), ORGS_PER_PAGE
+    ).get_page(request.GET.get("page"))
     return render(
         request,
         "orgs/organization_list.html",
@@ -293,9 +295,10 @@ def environment_detail(request: HttpRequest, slug: str, env: str) -> HttpRespons
 @require_GET
 def organization_audit(request: HttpRequest, slug: str) -> HttpResponseBase:
     org = access.get_object_for(request.user, Organization, action="audit.read", slug=slug)
-    return audit_response(
-        request, AuditEvent.objects.for_org(org.slug), "orgs/audit_list.html", {"org": org}
+    events = access.visible(
+        request.user, AuditEvent.objects.for_org(org.slug), "audit.read", strict=True
     )
+    return audit_response(request, events, "orgs/audit_list.html", {"org": org})
 
 
 @login_required

@@ -8,6 +8,11 @@ on it: you may see the Organization you have an Environment in.
 
 `can()` and `visible()` apply the same rules, the first in Python, the second as one SQL filter.
 A user's grants are read once per request (cached on the user object).
+
+`strict=True` reads as acting does: every term of the grant must match a label the target
+carries. Organization-wide data (its audit trail, billing, members, the access matrix, grants)
+is read strictly, so a grant scoped below the Organization (an Environment, an env type) sees the
+Organization but not what belongs to all of it.
 """
 
 from __future__ import annotations
@@ -98,10 +103,10 @@ def scope_matches(
     return True
 
 
-def can(user: Any, action: str, target: Scoped | dict[str, str]) -> bool:
+def can(user: Any, action: str, target: Scoped | dict[str, str], *, strict: bool = False) -> bool:
     _check_action(action)
     labels = target if isinstance(target, dict) else target.rbac_labels()
-    read = is_read(action)
+    read = is_read(action) and not strict
     return any(
         action in g.tier.actions and scope_matches(g.scopes, labels, read=read)
         for g in grants_for(user)
@@ -163,13 +168,15 @@ def scope_q(
     return None if terms is None else Q(**terms)
 
 
-def visible(user: Any, qs: models.QuerySet[M], action: str) -> models.QuerySet[M]:
-    """`qs` narrowed to the rows `user` may `action`, in one SQL filter.
+def visible(
+    user: Any, qs: models.QuerySet[M], action: str, *, strict: bool = False
+) -> models.QuerySet[M]:
+    """`qs` narrowed to the rows `user` may `action`, in one SQL filter (`strict`: see above).
 
     Grants that differ only in their Organization are folded into one `IN (...)` term, so fifty
     Organization grants cost one indexed lookup, not fifty ORed joins."""
     _check_action(action)
-    read = is_read(action)
+    read = is_read(action) and not strict
     org_lookup = getattr(qs.model, "RBAC_LOOKUPS", {}).get(ORG_LABEL)
     groups: dict[tuple[tuple[str, str], ...], set[str]] = {}
     others: list[dict[str, str]] = []
@@ -202,10 +209,15 @@ def read_action(action: str) -> str:
 
 
 def get_object_for(
-    user: Any, model: type[M] | models.QuerySet[M], *, action: str, **lookup: Any
+    user: Any,
+    model: type[M] | models.QuerySet[M],
+    *,
+    action: str,
+    strict: bool = False,
+    **lookup: Any,
 ) -> M:
     """The object, or 404 when the user may not read it (existence not disclosed), 403 when they may
-    read it but not do `action`."""
+    read it but not do `action` (`strict`: with a grant covering all of it)."""
     qs = model if isinstance(model, models.QuerySet) else model._default_manager.all()
     try:
         obj = qs.get(**lookup)
@@ -213,6 +225,6 @@ def get_object_for(
         raise Http404 from None
     if not can(user, read_action(action), obj):  # type: ignore[arg-type]
         raise Http404
-    if not can(user, action, obj):  # type: ignore[arg-type]
+    if not can(user, action, obj, strict=strict):  # type: ignore[arg-type]
         raise PermissionDenied
     return obj

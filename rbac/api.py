@@ -111,6 +111,7 @@ def grants(request: Request) -> Response:
     grant for global readers. `?org=<slug>` narrows to one Organization."""
     qs = UserAccess.objects.select_related("user").order_by("org_slug", "id")
     if not access.is_global(request.user, "rbac.read"):
+        # only Organizations a grant covers whole: a grant scoped below one reads none of them
         slugs = [
             value
             for g in access.grants_for(request.user)
@@ -118,7 +119,13 @@ def grants(request: Request) -> Response:
             for key, value in g.scopes
             if key == services.ORG_LABEL and value != GLOBAL
         ]
-        qs = qs.filter(org_slug__in=slugs)
+        qs = qs.filter(
+            org_slug__in=[
+                slug
+                for slug in slugs
+                if access.can(request.user, "rbac.read", {services.ORG_LABEL: slug}, strict=True)
+            ]
+        )
     org = request.query_params.get("org")
     if org:
         qs = qs.filter(org_slug=org)

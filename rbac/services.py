@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor, person
 
 from . import access, manifests, tiers
 from .models import GLOBAL, UserAccess
@@ -110,7 +111,7 @@ def _snapshot(grant: UserAccess) -> dict[str, Any]:
 
 def assign(
     *,
-    by: Any,
+    by: Actor,
     user: Any = None,
     group: str = "",
     tier: str,
@@ -158,7 +159,7 @@ def assign(
                 scopes=scopes,
                 org_slug=org_slug,
                 expires_at=expires_at,
-                created_by=by if getattr(by, "is_authenticated", False) else None,
+                created_by=person(by),
             )
             event = audit.record(
                 "rbac.assign", actor=by, target=grant, org_slug=org_slug, after=_snapshot(grant)
@@ -184,7 +185,7 @@ def on_grants_changed(callback: Any) -> Any:
     return callback
 
 
-def _deliver(org_slug: str, *, by: Any, event: Any) -> None:
+def _deliver(org_slug: str, *, by: Actor, event: Any) -> None:
     for callback in _deliverers:
         callback(org_slug=org_slug, by=by, event=event)
 
@@ -220,7 +221,7 @@ def covers(grant_scopes: tuple[tuple[str, str], ...], scopes: list[dict[str, str
     )
 
 
-def level_in(by: Any, scopes: list[dict[str, str]]) -> int:
+def level_in(by: Actor, scopes: list[dict[str, str]]) -> int:
     """The highest tier level `by` holds over the whole of `scopes` (0 when none)."""
     levels = [g.tier.level for g in access.grants_for(by) if covers(g.scopes, scopes)]
     return max(levels, default=0)
@@ -230,7 +231,7 @@ ADMIN_LEVEL = 40
 
 
 def authorize_grant_change(
-    *, by: Any, scopes: list[dict[str, str]], tier: str | None, current_tier: str | None = None
+    *, by: Actor, scopes: list[dict[str, str]], tier: str | None, current_tier: str | None = None
 ) -> None:
     """Refuse (PermissionDenied, with the reason) unless `by` may give `tier` in `scopes` and
     replace `current_tier` there: admin or higher in that scope, up to their own tier; only owners
@@ -248,7 +249,7 @@ def authorize_grant_change(
     raise PermissionDenied("You can grant up to your own tier; only owners grant or change owner.")
 
 
-def _check_internal_to_customer(*, by: Any, user: Any, org_slug: str) -> None:
+def _check_internal_to_customer(*, by: Actor, user: Any, org_slug: str) -> None:
     """A member of an internal Organization gets access to a customer Organization only from an
     owner of the management Organization (SPEC §6)."""
     if user is None or not org_slug or not _directory:
@@ -272,7 +273,7 @@ def _check_internal_to_customer(*, by: Any, user: Any, org_slug: str) -> None:
 
 def grant_access(
     *,
-    by: Any,
+    by: Actor,
     user: Any = None,
     group: str = "",
     tier: str,
@@ -307,7 +308,7 @@ def _find(*, user: Any, group: str, scopes: list[dict[str, str]]) -> UserAccess 
 
 
 def revoke(
-    *, by: Any, grant: UserAccess, authorize: bool = True, action: str = "rbac.revoke"
+    *, by: Actor, grant: UserAccess, authorize: bool = True, action: str = "rbac.revoke"
 ) -> None:
     """Remove a grant: audited, re-delivered (its UserAccess CR disappears from Git)."""
     if authorize:
@@ -333,7 +334,7 @@ GLOBAL_SYNC_KEY = "global"
 
 
 @on_grants_changed
-def _global_grants_changed(*, org_slug: str, by: Any, event: Any) -> None:
+def _global_grants_changed(*, org_slug: str, by: Actor, event: Any) -> None:
     if not org_slug:
         outbox.enqueue(GLOBAL_SYNC_TASK, GLOBAL_SYNC_KEY, actor=by, audit_event=event)
 

@@ -39,6 +39,12 @@ def _isolated_git(settings: Any, tmp_path: Any) -> Iterator[None]:
     settings.GIT_ROOT = tmp_path / "git"
     settings.GITEA_URL = ""
     settings.NATS_URL = ""  # tests that publish events turn it on themselves
+    # the test Blueprints' chart repositories join the Sovereign's allow-list
+    settings.CHART_REPOSITORIES = [
+        *settings.CHART_REPOSITORIES,
+        "https://charts.example.test",
+        "https://charts.acme.test",
+    ]
     settings.PASSWORD_HASHERS = [
         "django.contrib.auth.hashers.MD5PasswordHasher"
     ]  # fast, tests only

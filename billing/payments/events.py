@@ -21,6 +21,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from core import audit, outbox
+from core.actors import Actor
 from core.errors import ConflictError
 
 from .. import checkout
@@ -43,7 +44,7 @@ class NotYet(Exception):
     """The event refers to something not applied yet: the provider should send it again later."""
 
 
-def start_card_payment(*, by: Any, order: Order, success_url: str, cancel_url: str) -> Payment:
+def start_card_payment(*, by: Actor, order: Order, success_url: str, cancel_url: str) -> Payment:
     """A hosted checkout for what the order still owes (the HTTP call is outside any transaction)."""
     provider = card_provider()
     if provider is None:
@@ -188,8 +189,9 @@ def _session_expired(provider: CardProvider, event: ProviderEvent) -> str:
     payment.save(update_fields=["status", "updated_at"])
     order = payment.order
     still_open = order.payments.filter(status=PaymentStatus.OPEN).exists()
-    # a renewal stays due (dunning chases it); only an order the customer started lapses
-    lapses = order.kind != QuoteKind.RENEWAL
+    # a renewal or a month's usage stays due (dunning chases it); only an order the customer
+    # started lapses
+    lapses = order.kind not in (QuoteKind.RENEWAL, QuoteKind.USAGE)
     if order.status == OrderStatus.AWAITING_PAYMENT and not still_open and lapses:
         checkout.cancel_order(by=None, order=order, reason="card checkout expired unpaid")
         return f"cancelled order {order.pk}"
@@ -252,7 +254,7 @@ def refund_unapplied(*, payment_id: int) -> None:
         )
 
 
-def refund_order(*, by: Any, order: Order, amount_minor: int, reason: str) -> Any:
+def refund_order(*, by: Actor, order: Order, amount_minor: int, reason: str) -> Any:
     """An operator refunds a paid card order: the provider refunds, a credit note records it."""
     payment = order.payments.filter(status=PaymentStatus.SUCCEEDED).first()
     if payment is None:

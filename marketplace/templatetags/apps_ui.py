@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 from django import template
+from django.db.models import QuerySet
 
 from orgs.models import Environment, Organization
 from rbac import access
@@ -36,7 +37,9 @@ def applications_in(
     context: dict[str, Any], place: Organization | Environment
 ) -> list[Application]:
     """{% applications_in env as apps %}: the Applications the user may read there (one query)."""
-    qs = Application.objects.select_related("blueprint_version__blueprint", "environment")
+    qs: QuerySet[Application] = Application.objects.select_related(
+        "blueprint_version__blueprint", "environment"
+    )
     if isinstance(place, Environment):
         qs = qs.filter(environment=place)
     else:

@@ -21,7 +21,7 @@ def operator_client(cast: dict[str, Any], client_for: Any) -> Any:
 
 
 def seed_price_book() -> None:
-    """The seeded plans, prices and application rates (migrations 0002, 0003) again:
+    """The seeded plans, prices, application rates and usage prices (migrations 0002-0004) again:
     transactional tests flush the tables."""
     from importlib import import_module
 
@@ -29,6 +29,9 @@ def seed_price_book() -> None:
 
     import_module("billing.migrations.0002_plans_and_append_only_ledger").seed_plans(apps, None)
     import_module("billing.migrations.0003_quotes_subscriptions_and_payments").seed_app_extras(
+        apps, None
+    )
+    import_module("billing.migrations.0004_invoices_usage_and_billing_runs").seed_usage_prices(
         apps, None
     )
 

@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from gitops import events, store
+from gitops import events, naming, store
 from gitops.models import FluxCluster
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -176,7 +176,7 @@ def test_app_page_swaps_live_status_pushed_over_sse(page, asgi_server, cast):
     )
     report(
         "Kustomization",
-        f"acme-prod-web-{region}",
+        naming.flux_object_name("acme", "acme-prod", "web", region),
         "flux-system",
         700,
         "True",

@@ -178,3 +178,30 @@ def test_broker_down_the_action_succeeds_and_the_sweeper_delivers_once(
     assert OutboxItem.objects.get(pk=item.pk).done_at is not None
     assert outbox.sweep() == 0
     assert config_commits(gitea) == [SUBJECT, "Initial commit"]
+
+
+def test_git_storage_error_is_one_clear_log_line_per_attempt_without_traceback(
+    sovereign, client_for, on_commit, settings, tmp_path, caplog
+):
+    """The Git storage cannot be written (here: GIT_ROOT is a file, as a misconfigured volume
+    is): each attempt logs one line naming the path and the cause, not "unexpected" with a
+    traceback; the Organization says retrying with the cause."""
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the Git root should be")
+    settings.GIT_ROOT = blocked
+    settings.OUTBOX_RETRY_BASE_SECONDS = 0
+    gitops_sync.backend.cache_clear()
+    caplog.set_level(logging.INFO)
+    with on_commit():
+        assert client_for(make_user("carol")).post("/orgs/new/", FORM).status_code == 302
+    assert outbox.sweep() == 1  # a retry: the same single line again
+
+    records = [r for r in caplog.records if r.name == "core.outbox"]
+    assert len(records) == 2
+    for record in records:
+        assert record.levelno == logging.ERROR and record.exc_info is None
+        message = record.getMessage()
+        assert "\n" not in message and "unexpected" not in message
+        assert str(blocked) in message
+    org = Organization.objects.get(slug="carol-co")
+    assert org.delivery_state == "retrying" and str(blocked) in org.delivery_error

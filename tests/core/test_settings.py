@@ -26,6 +26,10 @@ PORTAL_VARIABLES = (
     "API_TOKEN_DEFAULT_DAYS",
     "API_TOKEN_MAX_DAYS",
     "PORTAL_TESTING",
+    "PORTAL_WEB_WORKERS",
+    "PORTAL_DB_POOL",
+    "PORTAL_DB_POOL_MIN",
+    "PORTAL_DB_POOL_MAX",
 )
 
 
@@ -72,6 +76,20 @@ def test_a_clean_environment_starts(tmp_path: Path) -> None:
         (
             {"API_TOKEN_DEFAULT_DAYS": "90", "API_TOKEN_MAX_DAYS": "30"},
             "API_TOKEN_DEFAULT_DAYS=90 exceeds API_TOKEN_MAX_DAYS=30",
+        ),
+        ({"PORTAL_WEB_WORKERS": "4"}, "PORTAL_WEB_WORKERS=4 needs VALKEY_URL"),
+        ({"PORTAL_WEB_WORKERS": "0"}, "PORTAL_WEB_WORKERS"),
+        (
+            {"DATABASE_URL": "postgres://u@db/portal?conn_max_age=60"},
+            "DATABASE_URL sets conn_max_age but PORTAL_DB_POOL is on",
+        ),
+        (
+            {
+                "DATABASE_URL": "postgres://u@db/portal",
+                "PORTAL_DB_POOL_MIN": "9",
+                "PORTAL_DB_POOL_MAX": "2",
+            },
+            "PORTAL_DB_POOL_MIN=9 exceeds PORTAL_DB_POOL_MAX=2",
         ),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else "",

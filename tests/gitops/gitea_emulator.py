@@ -125,6 +125,11 @@ class GiteaEmulator:
     # before(request) runs ahead of each handled call: tests use it to race or inject faults
     before: list[Callable[[Request], Response | None]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    # hold_hooks: webhook deliveries wait in `held` until flush_hooks() (or are lost: drop_hooks())
+    hold_hooks: bool = False
+    held: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    # transport(url, body, headers) -> status: deliver in-process (a Django test client) instead
+    transport: Callable[[str, bytes, dict[str, str]], int] | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -133,6 +138,8 @@ class GiteaEmulator:
         self.repos: dict[tuple[str, str], dict[str, Any]] = {}
         self.hooks: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.pulls: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.reviews: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        self.statuses: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._server: BaseWSGIServer | None = None
@@ -269,6 +276,11 @@ class GiteaEmulator:
             ("PUT", "/repos/{owner}/{repo}/contents/{filepath}", self.update_file),
             ("DELETE", "/repos/{owner}/{repo}/contents/{filepath}", self.delete_file),
             ("POST", "/repos/{owner}/{repo}/pulls", self.create_pull),
+            ("GET", "/repos/{owner}/{repo}/pulls/{index}", self.get_pull),
+            ("GET", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.list_reviews),
+            ("POST", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.create_review),
+            ("POST", "/repos/{owner}/{repo}/pulls/{index}/merge", self.merge_pull),
+            ("POST", "/repos/{owner}/{repo}/statuses/{sha}", self.create_status),
             ("GET", "/repos/{owner}/{repo}/hooks", self.list_hooks),
             ("POST", "/repos/{owner}/{repo}/hooks", self.create_hook),
         ]
@@ -306,6 +318,7 @@ class GiteaEmulator:
         committer: dict[str, str] | None,
         message: str,
         new_branch: str = "",
+        pusher: dict[str, Any] | None = None,
     ) -> tuple[Commit, list[str]]:
         """Apply Gitea file operations in one commit; errors as Gitea answers them."""
         with self._lock, self._repo(owner, repo) as r:
@@ -361,7 +374,7 @@ class GiteaEmulator:
             if head is None:
                 r.refs.set_symbolic_ref(b"HEAD", ref)
             self.repos[(owner, repo)]["empty"] = False
-        self._notify(owner, repo, target, c, touched)
+        self._notify(owner, repo, target, c, touched, head, pusher)
         return c, touched
 
     def _commit_object(
@@ -767,7 +780,194 @@ class GiteaEmulator:
                 "updated_at": created,
             }
             pulls.append(pull)
+        self._notify_pull(owner, repo, "opened", pull, self._opener)
         return 201, pull
+
+    _opener: dict[str, Any] | None = None
+
+    def open_pull_as(
+        self, owner: str, repo: str, user: dict[str, Any], *, head: str, base: str, title: str
+    ) -> dict[str, Any]:
+        """A person opens a pull request in Gitea's own UI."""
+        self._opener = user
+        try:
+            _status, pull = self.create_pull(
+                owner, repo, body={"head": head, "base": base, "title": title}, query={}
+            )
+        finally:
+            self._opener = None
+        return pull
+
+    def _notify_pull(
+        self, owner: str, repo: str, action: str, pull: dict[str, Any], user: Any
+    ) -> None:
+        """A `pull_request` event (PullRequestPayload), signed like a push."""
+        sender = {**ADMIN, **(user or {})}
+        for hook in self.hooks.get((owner, repo), []):
+            if not hook["active"] or "pull_request" not in hook["events"]:
+                continue
+            payload = json.dumps(
+                {
+                    "action": action,
+                    "number": pull["number"],
+                    "pull_request": {**pull, "user": sender},
+                    "repository": {
+                        "id": self.repos[(owner, repo)]["id"],
+                        "full_name": f"{owner}/{repo}",
+                        "name": repo,
+                    },
+                    "sender": sender,
+                }
+            ).encode()
+            secret = hook["config"].get("secret", "").encode()
+            headers = {
+                "Content-Type": "application/json",
+                "X-Gitea-Event": "pull_request",
+                "X-Gitea-Delivery": str(next(self._ids)),
+                "X-Gitea-Signature": hmac.new(secret, payload, hashlib.sha256).hexdigest(),
+            }
+            if self.hold_hooks:
+                self.held.append((hook["config"]["url"], payload, headers))
+            else:
+                self._deliver(hook["config"]["url"], payload, headers)
+
+    def create_status(
+        self, owner: str, repo: str, sha: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        with self._repo(owner, repo) as r:
+            if sha.encode() not in r:
+                raise ApiError(404, f"commit does not exist [sha: {sha}]")
+        now = _now()
+        status = {
+            "id": next(self._ids),
+            "status": body.get("state") or "pending",
+            "context": body.get("context") or "default",
+            "description": body.get("description") or "",
+            "target_url": body.get("target_url") or "",
+            "url": f"{self.url}{API}/repos/{owner}/{repo}/statuses/{sha}",
+            "creator": {"id": ADMIN["id"], "login": ADMIN["login"]},
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.statuses.setdefault((owner, repo, sha), []).append(status)
+        return 201, status
+
+    def _pull(self, owner: str, repo: str, index: str) -> dict[str, Any]:
+        for pull in self.pulls.get((owner, repo), []):
+            if str(pull["number"]) == index:
+                return pull
+        raise ApiError(404, "The target couldn't be found.")
+
+    def get_pull(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        pull = self._pull(owner, repo, index)
+        if pull["state"] == "open":  # the head follows its branch until merged
+            with self._repo(owner, repo) as r:
+                head = self._branch_head(r, pull["head"]["ref"])
+            if head is not None:
+                pull["head"]["sha"] = head.decode()
+        return 200, pull
+
+    def list_reviews(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        pull = self._pull(owner, repo, index)
+        return 200, list(self.reviews.get((owner, repo, pull["number"]), []))
+
+    def create_review(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any, user: Any = None
+    ) -> tuple[int, Any]:
+        """A review by the token's user (tests: `review_as` for a person reviewing in Gitea)."""
+        pull = self._pull(owner, repo, index)
+        who = {**ADMIN, **(user or {})}
+        state = {"APPROVED": "APPROVED", "REQUEST_CHANGES": "REQUEST_CHANGES"}.get(
+            str(body.get("event") or "").upper(), "COMMENT"
+        )
+        now = _now()
+        review = {
+            "id": next(self._ids),
+            "body": body.get("body", ""),
+            "commit_id": body.get("commit_id") or pull["head"]["sha"],
+            "state": state,
+            "user": {"id": who["id"], "login": who["login"], "full_name": who["full_name"]},
+            "official": True,
+            "stale": False,
+            "dismissed": False,
+            "comments_count": 0,
+            "submitted_at": now,
+            "updated_at": now,
+            "html_url": pull["html_url"],
+            "pull_request_url": pull["url"],
+        }
+        self.reviews.setdefault((owner, repo, pull["number"]), []).append(review)
+        return 200, review
+
+    def review_as(
+        self, owner: str, repo: str, number: int, user: dict[str, Any], event: str
+    ) -> None:
+        """A person reviews in Gitea's own UI (not through the portal's token)."""
+        self.create_review(owner, repo, str(number), body={"event": event}, query={}, user=user)
+
+    def merge_pull(
+        self, owner: str, repo: str, index: str, *, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        """`do: merge`: the head's changes since the merge base applied on the base branch in a
+        merge commit (two parents); refused when a file changed on both sides."""
+        pull = self._pull(owner, repo, index)
+        if pull["merged"] or pull["state"] != "open":
+            raise ApiError(405, "The pull request is closed or merged already.")
+        if body.get("do") not in ("merge", "squash"):
+            raise ApiError(405, f"merge style {body.get('do')} is not emulated")
+        with self._lock, self._repo(owner, repo) as r:
+            base_ref, head_ref = pull["base"]["ref"], pull["head"]["ref"]
+            base, head = self._branch_head(r, base_ref), self._branch_head(r, head_ref)
+            if base is None or head is None:
+                raise ApiError(404, "head or base branch does not exist")
+            ancestors = {e.commit.id for e in r.get_walker(include=[base])}
+            merge_base = next(
+                (e.commit.id for e in r.get_walker(include=[head]) if e.commit.id in ancestors),
+                None,
+            )
+            before, ours, theirs = (
+                self._files(r, merge_base),
+                self._files(r, base),
+                self._files(r, head),
+            )
+            changed = {p for p in set(before) | set(theirs) if before.get(p) != theirs.get(p)}
+            clash = [
+                p for p in changed if ours.get(p) != before.get(p) and ours.get(p) != theirs.get(p)
+            ]
+            if clash:
+                raise ApiError(409, f"merge conflict in {', '.join(sorted(clash))}")
+            files = dict(ours)
+            for path in changed:
+                if path in theirs:
+                    files[path] = theirs[path]
+                else:
+                    files.pop(path, None)
+            message = (
+                body.get("merge_message_field") or f"Merge pull request #{index} from {head_ref}"
+            )
+            title = body.get("merge_title_field")
+            if title:
+                message = f"{title}\n\n{message}"
+            c = self._commit_object(r, base, files, ADMIN, ADMIN, message)
+            c.parents = [base, head] if body.get("do") == "merge" else [base]
+            r.object_store.add_object(c)
+            if not r.refs.set_if_equals(f"refs/heads/{base_ref}".encode(), base, c.id):
+                raise ApiError(409, f"branch {base_ref} moved")
+            now = _now()
+            pull.update(
+                state="closed",
+                merged=True,
+                merged_at=now,
+                closed_at=now,
+                merge_commit_sha=c.id.decode(),
+                updated_at=now,
+            )
+        self._notify(owner, repo, base_ref, c, sorted(changed), base)
+        return 200, None
 
     def list_hooks(self, owner: str, repo: str, *, body: Any, query: Any) -> tuple[int, Any]:
         if (owner, repo) not in self.repos:
@@ -796,19 +996,52 @@ class GiteaEmulator:
 
     # -- webhooks and test helpers ----------------------------------------------------------
 
-    def _notify(self, owner: str, repo: str, branch: str, c: Commit, touched: list[str]) -> None:
-        """Deliver a `push` event to active hooks (signed like Gitea: HMAC-SHA256 of the body)."""
+    def _notify(
+        self,
+        owner: str,
+        repo: str,
+        branch: str,
+        c: Commit,
+        touched: list[str],
+        before: bytes | None = None,
+        pusher: dict[str, Any] | None = None,
+    ) -> None:
+        """Deliver a `push` event to active hooks, shaped like Gitea's PushPayload and signed like
+        Gitea (X-Gitea-Signature: HMAC-SHA256 of the body with the hook secret, hex)."""
+        user = {**ADMIN, **(pusher or {})}
+        user.setdefault("username", user["login"])
+        name, _, email = c.author.decode().rpartition(" <")
+        commit = {
+            "id": c.id.decode(),
+            "message": c.message.decode(),
+            "url": f"{self.url}/{owner}/{repo}/commit/{c.id.decode()}",
+            "author": {"name": name, "email": email.rstrip(">"), "username": ""},
+            "committer": {"name": name, "email": email.rstrip(">"), "username": ""},
+            "timestamp": _now(c.commit_time),
+            "added": touched,
+            "removed": [],
+            "modified": [],
+        }
+        old = (before or (c.parents[0] if c.parents else b"0" * 40)).decode()
         for hook in self.hooks.get((owner, repo), []):
             if not hook["active"] or "push" not in hook["events"]:
                 continue
             payload = json.dumps(
                 {
                     "ref": f"refs/heads/{branch}",
+                    "before": old,
                     "after": c.id.decode(),
-                    "before": c.parents[0].decode() if c.parents else "0" * 40,
-                    "repository": {"full_name": f"{owner}/{repo}", "name": repo},
-                    "commits": [{"id": c.id.decode(), "message": c.message.decode()}],
-                    "files": touched,
+                    "compare_url": f"{self.url}/{owner}/{repo}/compare/{old}...{c.id.decode()}",
+                    "commits": [commit],
+                    "total_commits": 1,
+                    "head_commit": commit,
+                    "repository": {
+                        "id": self.repos[(owner, repo)]["id"],
+                        "full_name": f"{owner}/{repo}",
+                        "name": repo,
+                    },
+                    "pusher": user,
+                    "sender": user,
                 }
             ).encode()
             secret = hook["config"].get("secret", "").encode()
@@ -818,15 +1051,35 @@ class GiteaEmulator:
                 "X-Gitea-Delivery": str(next(self._ids)),
                 "X-Gitea-Signature": hmac.new(secret, payload, hashlib.sha256).hexdigest(),
             }
-            record: dict[str, Any] = {"url": hook["config"]["url"], "headers": headers}
-            try:
-                answer = requests.post(
-                    hook["config"]["url"], data=payload, headers=headers, timeout=5
-                )
-                record["status"] = answer.status_code
-            except requests.RequestException as exc:
-                record["error"] = str(exc)
-            self.deliveries.append(record)
+            if self.hold_hooks:
+                self.held.append((hook["config"]["url"], payload, headers))
+            else:
+                self._deliver(hook["config"]["url"], payload, headers)
+
+    def _deliver(self, url: str, payload: bytes, headers: dict[str, str]) -> None:
+        record: dict[str, Any] = {"url": url, "headers": headers}
+        try:
+            if self.transport is not None:
+                record["status"] = self.transport(url, payload, headers)
+            else:
+                record["status"] = requests.post(
+                    url, data=payload, headers=headers, timeout=5
+                ).status_code
+        except requests.RequestException as exc:
+            record["error"] = str(exc)
+        self.deliveries.append(record)
+
+    def flush_hooks(self) -> int:
+        """Deliver the held webhook calls, oldest first; returns how many."""
+        held, self.held = self.held, []
+        for url, payload, headers in held:
+            self._deliver(url, payload, headers)
+        return len(held)
+
+    def drop_hooks(self) -> int:
+        """Lose the held webhook calls (Gitea's delivery failed for good)."""
+        lost, self.held = len(self.held), []
+        return lost
 
     def commit_directly(
         self,
@@ -835,8 +1088,10 @@ class GiteaEmulator:
         branch: str,
         changes: dict[str, bytes | None],
         message: str = "outside change",
+        as_user: dict[str, str] | None = None,
     ) -> str:
-        """Commit as someone else would (a human pushing), bypassing the API."""
+        """Commit and push as a person would (`as_user`: login, full_name, email), bypassing the
+        API; the push webhook names them as the pusher."""
         with self._repo(owner, repo) as r:
             files = self._files(r, self._branch_head(r, branch))
         ops = [
@@ -849,7 +1104,12 @@ class GiteaEmulator:
             }
             for p, content in changes.items()
         ]
-        c, _ = self._write(owner, repo, branch, ops, author=None, committer=None, message=message)
+        who = None
+        if as_user:
+            who = {"name": as_user.get("full_name") or as_user["login"], "email": as_user["email"]}
+        c, _ = self._write(
+            owner, repo, branch, ops, author=who, committer=who, message=message, pusher=as_user
+        )
         return c.id.decode()
 
     def log(self, owner: str, repo: str, branch: str = "main") -> list[str]:

@@ -20,6 +20,7 @@ resourceVersion seen so far), `drop_watches()`.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import copy
@@ -208,22 +209,45 @@ class Store:
         return str(self.rv)
 
     def list(
-        self, res: Resource, namespace: str | None, selector: str, fields: str = ""
+        self,
+        res: Resource,
+        namespace: str | None,
+        selector: str,
+        fields: str = "",
+        *,
+        limit: int = 0,
+        token: str = "",
     ) -> dict[str, Any]:
+        """A list, in chunks of `limit` when asked: `metadata.continue` carries the list's
+        resourceVersion and the key to resume after (410 once that version is compacted)."""
         with self.cond:
-            items = [
-                copy.deepcopy(o)
-                for (plural, ns, _), o in sorted(self.objects.items())
-                if plural == res.plural
-                and (namespace is None or ns == namespace)
+            list_rv, after_key = self.rv, None
+            if token:
+                state = json.loads(base64.urlsafe_b64decode(token.encode()))
+                list_rv, after_key = state["rv"], tuple(state["after"])
+                if list_rv < self.history_start:
+                    raise ApiError(410, "Expired", "the continue token has expired")
+            keys = [
+                key
+                for key, o in sorted(self.objects.items())
+                if key[0] == res.plural
+                and (namespace is None or key[1] == namespace)
+                and (after_key is None or key > after_key)
                 and match_labels(selector, o["metadata"].get("labels") or {})
                 and match_fields(fields, o)
             ]
+            more = bool(limit) and len(keys) > limit
+            keys = keys[:limit] if limit else keys
+            metadata: dict[str, Any] = {"resourceVersion": str(list_rv)}
+            if more:
+                metadata["continue"] = base64.urlsafe_b64encode(
+                    json.dumps({"rv": list_rv, "after": list(keys[-1])}).encode()
+                ).decode()
             return {
                 "apiVersion": res.api_version,
                 "kind": f"{res.kind}List",
-                "metadata": {"resourceVersion": str(self.rv)},
-                "items": items,
+                "metadata": metadata,
+                "items": [copy.deepcopy(self.objects[key]) for key in keys],
             }
 
     def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
@@ -507,7 +531,12 @@ class _Handler(BaseHTTPRequestHandler):
                     self._watch(res, ns, query)
                     return
                 found = store.list(
-                    res, ns, query.get("labelSelector", ""), query.get("fieldSelector", "")
+                    res,
+                    ns,
+                    query.get("labelSelector", ""),
+                    query.get("fieldSelector", ""),
+                    limit=int(query.get("limit") or 0),
+                    token=query.get("continue", ""),
                 )
                 self._send_json(200, found)
             elif method == "GET":

@@ -167,3 +167,32 @@ def test_ref_locked_by_another_process_is_a_conflict_not_a_crash():
     lock.unlink()
     assert commits() == ["Initial commit"]
     assert sync(config({"apps/a.txt": "a\n"}), author=AUTHOR, message="a", git=backend).committed
+
+
+def test_two_processes_creating_the_same_repo_leave_no_tmp_directory(tmp_path):
+    """Another process creates the repo while this one is building it: this one gives way (no
+    error, nothing left behind) and the repo is the other's."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "git"
+    other = (
+        "from gitops.local import LocalGitBackend; from gitops.backend import Author; "
+        f"LocalGitBackend({str(root)!r}, committer=Author('o', 'o@x')).ensure_repo('acme', 'race')"
+    )
+
+    class Racing(LocalGitBackend):
+        raced = False
+
+        def _write_commit(self, *args, **kwargs):  # while this process builds its copy
+            if not Racing.raced:
+                Racing.raced = True
+                subprocess.run([sys.executable, "-c", other], check=True, cwd=settings.BASE_DIR)
+            return super()._write_commit(*args, **kwargs)
+
+    git_backend = Racing(root, committer=Author("t", "t@x"))
+    git_backend.ensure_org("acme")
+    git_backend.ensure_repo("acme", "race")
+    assert Racing.raced
+    assert sorted(p.name for p in (root / "acme").iterdir()) == ["race.git"]
+    assert git_backend.head("acme", "race", "main") is not None

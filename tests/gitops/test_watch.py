@@ -252,3 +252,21 @@ def test_recorded_events_are_stored_once_updated_by_newer_and_pruned(db, setting
     kept = list(ObjectEvent.objects.order_by("-last_seen").values_list("uid", flat=True))
     assert kept == ["e", "d", "c"]  # the newest FLUX_EVENTS_PER_OBJECT per object
     assert store.last_event_resource_version("c", "HelmRelease") == 22
+
+
+def test_relist_reads_in_pages_of_limit_with_continue(
+    kube, fluxd, start_watcher, changes, settings
+):
+    settings.FLUX_LIST_PAGE_SIZE = 3
+    for i in range(7):
+        fluxd.create("Kustomization", f"ks-{i}", labels=ORG)
+    start_watcher()
+    changes.wait(lambda: all(obj("Kustomization", f"ks-{i}") for i in range(7)))
+    lists = [
+        path
+        for method, path in kube.requests
+        if method == "GET" and "/kustomizations" in path and "watch=" not in path
+    ]
+    assert len(lists) == 3, lists  # 3 + 3 + 1, never the whole list in one answer
+    assert all("limit=3" in path for path in lists)
+    assert sum("continue=" in path for path in lists) == 2

@@ -1,14 +1,54 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.test import Client
 
+from gitops import hooks
+from gitops import sync as gitops_sync
 from marketplace import loader
 from marketplace.models import CatalogSource
 from orgs.models import Environment
 from tests.gitops.conftest import changes, fluxd, kube, start_watcher  # noqa: F401 (emulated Flux)
+
+WEBHOOK_SECRET = "hook-secret-for-tests"
+
+
+@pytest.fixture
+def portal(settings: Any, gitea: Any, on_commit: Any) -> Iterator[Any]:
+    """The portal on the Gitea emulator, with its push webhooks delivered to the Django test
+    client (held until the test flushes them, like Gitea's asynchronous hook queue)."""
+    settings.GITEA_URL = gitea.url
+    settings.GITEA_TOKEN = gitea.token
+    settings.PORTAL_URL = "http://testserver"
+    settings.GITEA_WEBHOOK_SECRET = WEBHOOK_SECRET
+    gitops_sync.backend.cache_clear()
+    hooks.forget_hooks()
+    webhook = Client()
+
+    def transport(url: str, body: bytes, headers: dict[str, str]) -> int:
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        extra.pop("HTTP_CONTENT_TYPE", None)
+        return webhook.post(
+            urlsplit(url).path, data=body, content_type="application/json", **extra
+        ).status_code
+
+    gitea.transport = transport
+    gitea.hold_hooks = True
+
+    def flush() -> int:
+        with on_commit():
+            return gitea.flush_hooks()
+
+    gitea.flush = flush
+    yield gitea
+    gitops_sync.backend.cache_clear()
+    hooks.forget_hooks()
+
 
 # the install form of bp-gitea 1.22.0, filled in correctly (tests change one field at a time)
 GITEA_INSTALL_FORM = {
@@ -92,3 +132,23 @@ def publish(db: Any, tmp_path: Any) -> Any:
         return loader.sync_source(source)
 
     return run
+
+
+def share_blueprint(org: str, doc: dict[str, Any]) -> None:
+    """Commit a Blueprint document to the Organization's shared-blueprints repo."""
+    import yaml
+
+    from gitops.backend import Author
+    from gitops.sync import Desired, sync
+
+    sync(
+        Desired(
+            owner=org,
+            repo="shared-blueprints",
+            branch="main",
+            root="blueprints/",
+            files={f"blueprints/{doc['metadata']['name']}.yaml": yaml.safe_dump(doc)},
+        ),
+        author=Author("t", "t@example.test"),
+        message="share",
+    )

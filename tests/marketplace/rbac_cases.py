@@ -87,7 +87,8 @@ CASES: list[Case] = [
         "install into acme-prod (plan)",
         "POST",
         "/marketplace/bp-valkey/install/",
-        expect(302, viewer=403, developer=400, member_b=400, outsider=403),
+        # the dev-scoped admin and developer may install only in acme-dev: a form error
+        expect(302, viewer=403, developer=400, dev_admin=400, member_b=400, outsider=403),
         INSTALL_FORM,
         setup=CATALOG,
     ),

@@ -68,8 +68,13 @@ def test_broken_file_is_reported_and_skipped_rest_syncs(publish):
 
 
 def test_resync_is_idempotent_and_removes_deleted_versions(publish, tmp_path):
+    from marketplace import loader
+    from marketplace.models import CatalogSource
+
     publish(blueprint_doc("bp-one", "1.0.0"), blueprint_doc("bp-one", "1.1.0"))
-    assert publish()["created"] == 0
+    assert publish() == {"unchanged": 1}  # nothing changed: not read again
+    forced = loader.sync_source(CatalogSource.objects.get(name="extra"), force=True)
+    assert forced["created"] == forced["removed"] == 0  # read again: nothing to do
     (tmp_path / "extra-catalog" / "bp-one-1.1.0.yaml").unlink()
     result = publish()
     assert result["removed"] == 1
@@ -81,7 +86,7 @@ def test_resync_is_idempotent_and_removes_deleted_versions(publish, tmp_path):
 
 def test_sync_catalog_command_reports_errors(db, tmp_path):
     (tmp_path / "ok.yaml").write_text(
-        "apiVersion: catalyst.openova.io/v1\nkind: Blueprint\nmetadata: {name: bp-ok}\nspec:\n  version: 1.0.0\n  card: {title: Ok, summary: s, category: misc}\n  manifests: {chart: {repository: 'https://x.test', name: ok, version: '1'}}\n"
+        "apiVersion: catalyst.openova.io/v1\nkind: Blueprint\nmetadata: {name: bp-ok}\nspec:\n  version: 1.0.0\n  card: {title: Ok, summary: s, category: misc}\n  manifests: {chart: {repository: 'https://charts.example.test', name: ok, version: '1'}}\n"
     )
     (tmp_path / "nope.yaml").write_text("kind: Blueprint\n")
     out, err = io.StringIO(), io.StringIO()
@@ -127,3 +132,71 @@ def test_org_shared_blueprints_repo_publishes_private_blueprints(
 def test_load_demo_syncs_the_catalog(db):
     call_command("load_demo", stdout=io.StringIO())
     assert Blueprint.objects.count() >= 12 and CatalogSyncError.objects.count() == 0
+
+
+def _orgs(count: int) -> None:
+    from orgs.models import Organization
+
+    Organization.objects.bulk_create(
+        Organization(slug=f"bulk-{i:04d}", display_name=f"Bulk {i}") for i in range(count)
+    )
+
+
+def _queries_of_a_sync() -> tuple[int, dict[str, dict[str, int]]]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from marketplace import loader
+
+    with CaptureQueriesContext(connection) as queries:
+        results = loader.sync_all()
+    return len(queries), results
+
+
+def test_catalog_sync_is_incremental_only_changed_sources_are_read(catalog, cast):
+    from gitops.backend import Author
+    from gitops.sync import Desired, sync
+
+    _orgs(40)
+    _queries_of_a_sync()  # the first sync reads every source
+    # Nothing changed: the periodic sync costs a few queries, not a walk of every Organization.
+    queries, results = _queries_of_a_sync()
+    assert queries <= 12, queries
+    assert results["org:bulk-0007"] == {"unchanged": 1}
+    assert results["public"] == {"unchanged": 1}
+    from orgs.models import Organization
+
+    Organization.objects.bulk_create(
+        Organization(slug=f"more-{i:04d}", display_name=f"More {i}") for i in range(40)
+    )
+    _queries_of_a_sync()  # the new Organizations' sources are read once
+    queries, _ = _queries_of_a_sync()
+    assert queries <= 12, queries  # does not grow with the number of Organizations
+
+    # A commit on one Organization's repo: that source (only) is read again.
+    doc = "apiVersion: catalyst.openova.io/v1\nkind: Blueprint\nmetadata: {name: bp-bulk-crm}\nspec:\n  version: 1.0.0\n  card: {title: CRM, summary: A CRM, category: crm}\n  manifests: {chart: {repository: 'https://charts.acme.test', name: crm, version: '1.0.0'}}\n"
+    sync(
+        Desired(
+            owner="bulk-0007",
+            repo="shared-blueprints",
+            branch="main",
+            root="blueprints/",
+            files={"blueprints/crm.yaml": doc},
+        ),
+        author=Author("t", "t@example.test"),
+        message="add crm",
+    )
+    _, results = _queries_of_a_sync()
+    assert results["org:bulk-0007"]["blueprints"] == 1
+    assert results["org:bulk-0008"] == {"unchanged": 1}
+    assert Blueprint.objects.get(name="bp-bulk-crm").owner.slug == "bulk-0007"
+
+
+def test_a_source_whose_org_is_archived_is_no_longer_synced(catalog, cast):
+    from orgs.models import Organization, OrgState
+
+    _orgs(3)
+    _queries_of_a_sync()
+    Organization.objects.filter(slug="bulk-0001").update(state=OrgState.ARCHIVED)
+    _, results = _queries_of_a_sync()
+    assert "org:bulk-0001" not in results and "org:bulk-0002" in results

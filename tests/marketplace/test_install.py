@@ -7,6 +7,7 @@ import yaml
 from django.core.exceptions import ValidationError
 
 from core.models import AuditEvent
+from gitops import naming
 from gitops.validation import validate_manifest
 from marketplace import changes, services
 from marketplace.models import Application, BlueprintVersion
@@ -43,7 +44,7 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
     )
     root = "clusters/hz-fsn-rtz-prod/applications/blog/"
     assert sorted(files("acme", "blog", "main")) == sorted(
-        ["README.md"]
+        ["README.md", "values.yaml"]  # the configuration, which people may edit and push
         + [
             root + f
             for f in (
@@ -88,7 +89,7 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
     config = "applications/acme/acme-prod/blog/kustomization-hz-fsn-rtz-prod.yaml"
     kust = yaml.safe_load(show(config))
     assert validate_manifest(kust) == [] and kust["spec"]["dependsOn"] == [
-        {"name": "acme-prod-blog-db-hz-fsn-rtz-prod"}
+        {"name": naming.flux_object_name("acme", "acme-prod", "blog-db", "hz-fsn-rtz-prod")}
     ]
     assert AuditEvent.objects.filter(action="applications.install", org_slug="acme").count() == 2
 

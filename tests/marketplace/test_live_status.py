@@ -12,7 +12,7 @@ from django.test import AsyncClient
 from django.utils.html import escape
 
 from core.models import AuditEvent
-from gitops import store
+from gitops import naming, store
 from gitops.models import FluxObject
 from marketplace.models import Application
 from tests.gitops.test_sse import Stream
@@ -26,13 +26,26 @@ LABELS = {
     "openova.io/managed-by": "flux",
 }
 REGIONAL = {**LABELS, "openova.io/host-cluster": REGION}
-KUSTOMIZATION = f"acme-prod-web-{REGION}"
-SOURCE = "acme-prod-web"
+KUSTOMIZATION = naming.flux_object_name("acme", "acme-prod", "web", REGION)
+SOURCE = naming.flux_object_name("acme", "acme-prod", "web")
 APP_URL = "/marketplace/apps/acme-prod/web/"
 STREAM_URL = "/events/apps/acme/acme-prod/web/"
 HELM_ERROR = (
     'timed out waiting for the condition: pod "web-valkey-0" is CrashLoopBackOff (exit 137)'
 )
+
+
+def applied(rv: int, revision: str) -> dict[str, Any]:
+    """The Application's Kustomization, Ready at `revision`."""
+    return raw(
+        "Kustomization",
+        KUSTOMIZATION,
+        rv,
+        ready="True",
+        reason="ReconciliationSucceeded",
+        message=f"Applied revision: {revision}",
+        revision=revision,
+    )
 
 
 def install_web(client: Any, on_commit: Any) -> Application:
@@ -176,15 +189,7 @@ def test_an_old_revisions_ready_is_not_ready(catalog, cast, client_for, on_commi
         REGION,
         "Kustomization",
         "ADDED",
-        raw(
-            "Kustomization",
-            KUSTOMIZATION,
-            11,
-            ready="True",
-            reason="ReconciliationSucceeded",
-            message=f"Applied revision: {old}",
-            revision=old,
-        ),
+        applied(11, old),
     )
     app.refresh_from_db()
     assert app.state == "reconciling" and app.observed_revision == old
@@ -194,15 +199,7 @@ def test_an_old_revisions_ready_is_not_ready(catalog, cast, client_for, on_commi
         REGION,
         "Kustomization",
         "MODIFIED",
-        raw(
-            "Kustomization",
-            KUSTOMIZATION,
-            12,
-            ready="True",
-            reason="ReconciliationSucceeded",
-            message=f"Applied revision: {want}",
-            revision=want,
-        ),
+        applied(12, want),
     )
     app.refresh_from_db()
     assert app.state == "ready" and app.status_message == f"Applied revision: {want}"
@@ -343,7 +340,7 @@ def test_each_region_is_judged_and_the_worst_is_the_apps_state(
         "ADDED",
         raw(
             "Kustomization",
-            f"acme-prod-web-{other}",
+            naming.flux_object_name("acme", "acme-prod", "web", other),
             51,
             ready="False",
             reason="HealthCheckFailed",

@@ -182,3 +182,19 @@ def test_slug_check_htmx_fragment(cast, client_for):
     assert b"is available" in free.content
     assert b"reserved" in reserved.content
     assert "HX-Request" in free["Vary"]
+
+
+def test_environments_record_the_commit_that_delivered_their_files(cast):
+    from orgs.models import Environment, Organization
+    from tests.gitutil import show
+
+    org = Organization.objects.get(slug="acme")
+    environments = list(Environment.objects.filter(organization=org))
+    assert len(environments) == 2
+    for env in environments:
+        assert env.delivery_state == "delivered", env.name
+        assert env.last_commit_sha == org.last_commit_sha and env.delivered_at is not None
+        committed = show(
+            f"organizations/acme/environments/{env.name}.yaml", branch=env.last_commit_sha
+        )
+        assert f"name: {env.name}" in committed

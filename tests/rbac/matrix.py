@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 ACME_ROLES = ("owner", "admin", "operator", "developer", "viewer")
-ROLES = (*ACME_ROLES, "member_b", "outsider", "sovereign_operator", "anonymous")
+# dev_admin: an admin of acme scoped to `openova.io/env-type=dev` (issue 10: a grant scoped below
+# the Organization acts only in its scope and reads none of the Organization-wide data)
+ROLES = (*ACME_ROLES, "dev_admin", "member_b", "outsider", "sovereign_operator", "anonymous")
+DEV_ADMIN_SCOPE = [
+    {"key": "openova.io/organization", "value": "acme"},
+    {"key": "openova.io/env-type", "value": "dev"},
+]
 MATRIX_CONTEXT_KEYS = (
     "viewer_grant",
     "viewer_id",
@@ -65,12 +71,18 @@ def expect(
     outsider: int = 404,
     sovereign_operator: int | None = None,
     anonymous: int | None = None,
+    dev_admin: int | None = None,
     **roles: int,
 ) -> dict[str, int]:
     """Status per role: `acme` for the five tiers of Organization A unless a role is named;
-    other Organizations' members get 404; anonymous gets 302 (pages) or 401 (API)."""
+    other Organizations' members get 404; anonymous gets 302 (pages) or 401 (API). The
+    dev-scoped admin gets what the admin gets unless named, except where the (equally dev-scoped)
+    developer gets 404: what lies outside the scope is not disclosed to either."""
     codes = {role: acme for role in ACME_ROLES}
     codes.update(roles)
+    if dev_admin is None:
+        dev_admin = 404 if codes["developer"] == 404 else codes["admin"]
+    codes["dev_admin"] = dev_admin
     codes["member_b"] = member_b
     codes["outsider"] = outsider
     codes["sovereign_operator"] = (
@@ -87,7 +99,9 @@ def owner_only(ok: int, *, api: bool = False) -> dict[str, int]:
 
 
 def admins(ok: int, *, api: bool = False) -> dict[str, int]:
-    return expect(403, owner=ok, admin=ok, api=api)
+    """Administration of the whole Organization (members, Environments, billing): the admin
+    scoped to dev sees the Organization but may not (403)."""
+    return expect(403, owner=ok, admin=ok, api=api, dev_admin=403)
 
 
 def everyone(ok: int, *, api: bool = False) -> dict[str, int]:
@@ -96,6 +110,12 @@ def everyone(ok: int, *, api: bool = False) -> dict[str, int]:
 
 def acme_readers(ok: int = 200, *, api: bool = False) -> dict[str, int]:
     return expect(ok, api=api)
+
+
+def org_wide_readers(ok: int = 200, *, api: bool = False) -> dict[str, int]:
+    """Data of the whole Organization (members, the access matrix, billing): readers whose grant
+    covers the Organization; a grant scoped below it is refused (403), developer included."""
+    return expect(ok, api=api, developer=403, dev_admin=403)
 
 
 ENV_STG = {"env_type": "stg", "regions": ["hz-fsn-rtz-prod"]}
@@ -182,8 +202,8 @@ CASES: list[Case] = [
     ),
     Case("global audit", "GET", "/audit/", expect(404, sovereign_operator=200)),
     # --- members and invitations ---
-    Case("members page", "GET", "/orgs/acme/members/", acme_readers()),
-    Case("access matrix", "GET", "/orgs/acme/members/matrix/", acme_readers()),
+    Case("members page", "GET", "/orgs/acme/members/", org_wide_readers()),
+    Case("access matrix", "GET", "/orgs/acme/members/matrix/", org_wide_readers()),
     Case(
         "invite",
         "POST",

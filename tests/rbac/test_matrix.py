@@ -24,10 +24,10 @@ from core.models import AuditEvent, OutboxItem
 from orgs.members import hash_token
 from orgs.models import Environment, Invitation, Organization
 from rbac.models import UserAccess
-from tests.conftest import reset_cache
+from tests.conftest import grant, make_user, reset_cache
 from tests.gitutil import commits
 
-from .matrix import ROLES, Case, cases
+from .matrix import DEV_ADMIN_SCOPE, ROLES, Case, cases
 
 pytestmark = pytest.mark.django_db
 TOKEN = "matrix-invitation-token"
@@ -126,7 +126,9 @@ def world(request: Any, monkeypatch: Any) -> dict[str, Any]:
     case: Case = request.node.callspec.params["case"]
     reset_cache()  # the BSS rate limits count per address: every case starts afresh
     monkeypatch.setattr(outbox, "send", lambda item_id, task_name: True)
-    cast = request.getfixturevalue("cast")
+    cast = dict(request.getfixturevalue("cast"))
+    cast["dev_admin"] = make_user("dev_admin")
+    grant(cast["dev_admin"], "admin", DEV_ADMIN_SCOPE)
     extra: dict[str, Any] = {}
     if {"catalog", "apps"} & set(case.setup):
         setup_catalog()

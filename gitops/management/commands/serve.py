@@ -20,6 +20,19 @@ def _sweep_forever(stop: threading.Event) -> None:
             log.exception("outbox sweep failed")
 
 
+def _reconcile_git_forever(stop: threading.Event) -> None:
+    """Embedded: no Celery beat, and local repos send no webhooks: read Git back from here."""
+    from celery import current_app
+
+    task = settings.CELERY_BEAT_SCHEDULE["reconcile-git"]["task"]
+    while not stop.wait(settings.GIT_RECONCILE_INTERVAL_SECONDS):
+        try:
+            current_app.loader.import_default_modules()
+            current_app.tasks[task].apply()
+        except Exception:
+            log.exception("Git reconcile failed")
+
+
 def _watch_flux_in_process(stop: threading.Event) -> None:
     from gitops import flux
 
@@ -34,7 +47,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--workers", type=int, default=1)
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="worker processes (default: PORTAL_WEB_WORKERS)",
+        )
         parser.add_argument(
             "--watch-flux",
             action="store_true",
@@ -49,6 +67,9 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_sweep_forever, args=(stop,), name="outbox-sweeper", daemon=True
             ).start()
+            threading.Thread(
+                target=_reconcile_git_forever, args=(stop,), name="git-reconcile", daemon=True
+            ).start()
         if opts["watch_flux"]:
             _watch_flux_in_process(stop)
         try:
@@ -56,10 +77,12 @@ class Command(BaseCommand):
                 "catalyst_portal.asgi:application",
                 host=opts["host"],
                 port=opts["port"],
-                workers=opts["workers"],
+                workers=opts["workers"] or settings.WEB_WORKERS,
                 log_level=settings.LOG_LEVEL.lower(),
                 proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
                 lifespan="off",
+                timeout_graceful_shutdown=settings.WEB_SHUTDOWN_GRACE_SECONDS,
+                limit_concurrency=settings.WEB_CONCURRENCY_LIMIT,
             )
         finally:
             stop.set()

@@ -14,6 +14,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--directory", help="sync only this directory (as the public source)")
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="read every source, even those unchanged since their last sync",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts.get("directory"):
@@ -21,9 +26,9 @@ class Command(BaseCommand):
                 name=loader.PUBLIC_SOURCE,
                 defaults={"kind": "directory", "location": str(Path(opts["directory"]).resolve())},
             )
-            results = {source.name: loader.sync_source(source)}
+            results = {source.name: loader.sync_source(source, force=opts["full"])}
         else:
-            results = loader.sync_all()
+            results = loader.sync_all(force=opts["full"])
         for name, result in results.items():
             line = ", ".join(f"{k} {v}" for k, v in result.items())
             self.stdout.write(f"{name}: {line}")

@@ -1,0 +1,201 @@
+"""Promotion (issue 16): "Promote to prod" opens a pull request in Gitea carrying the dev
+Application's values.yaml to the prod branch; the prod EnvironmentPolicy (edited here and
+committed as a CR) is evaluated rule by rule — pr-required, soak, change-window — and the merge
+is refused until every blocking rule passes; merged, prod reads the configuration back (audited,
+on its timeline) while placement stays per Environment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from core.models import AuditEvent
+from marketplace import services
+from marketplace.models import Application, Promotion
+
+pytestmark = pytest.mark.django_db
+APPS = "/api/v1/orgs/acme/environments/{env}/applications/"
+POLICY = "/marketplace/environments/acme-prod/policy/"
+OPERATOR = {"login": "operator", "full_name": "Op Erator", "email": "operator@example.test"}
+
+
+def _install(client, on_commit, env, values=None):
+    with on_commit():
+        response = client.post(
+            APPS.format(env=env),
+            {"name": "cache", "blueprint": "bp-valkey", "values": values or {}},
+            content_type="application/json",
+        )
+    assert response.status_code == 201, response.json()
+    return Application.objects.get(name="cache", environment__name=env)
+
+
+def _policy(client, on_commit, text):
+    with on_commit():
+        return client.post(POLICY, {"rules": text})
+
+
+RULES = """
+- name: review
+  type: pr-required
+  minApprovals: 2
+  approvers: {users: [viewer, operator, admin]}
+- name: soak
+  type: soak
+  duration: 1h
+- name: window
+  type: change-window
+  cron: "0 0 1 1 *"
+  duration: 1m
+"""
+
+
+def test_promotion_blocked_by_each_rule_then_merged(catalog, cast, client_for, on_commit, portal):
+    admin, viewer = client_for(cast["admin"]), client_for(cast["viewer"])
+    dev = _install(admin, on_commit, "acme-dev", {"architecture": "replication"})
+    prod = _install(admin, on_commit, "acme-prod")
+    portal.flush()
+
+    # the policy: per-field errors first, then committed as the EnvironmentPolicy CR
+    bad = _policy(admin, on_commit, "- name: review\n  type: pr-required\n  minApprovals: 0\n")
+    assert bad.status_code == 400 and "rules.0" in bad.content.decode()
+    assert _policy(viewer, on_commit, RULES).status_code == 403
+    assert _policy(admin, on_commit, RULES).status_code == 302
+    cr = yaml.safe_load(portal.read("system", "catalyst-config", "policies/acme-prod-policy.yaml"))
+    assert cr["kind"] == "EnvironmentPolicy" and [r["type"] for r in cr["spec"]["rules"]] == [
+        "pr-required",
+        "soak",
+        "change-window",
+    ]
+
+    # open: a pull request develop's values → main, showing the diff
+    with on_commit():
+        opened = admin.post("/marketplace/apps/acme-dev/cache/promote/")
+    promotion = Promotion.objects.get()
+    assert (
+        opened.status_code == 302
+        and opened["Location"] == f"/marketplace/promotions/{promotion.pk}/"
+    )
+    [pull] = portal.pulls[("acme", "cache")]
+    assert pull["base"]["ref"] == "main" and pull["head"]["ref"] == promotion.branch
+    assert promotion.pr_number == pull["number"]
+    page = viewer.get(f"/marketplace/promotions/{promotion.pk}/").content.decode()
+    assert "-architecture: standalone" in page and "+architecture: replication" in page
+    assert page.count('data-passed="false"') == 3
+
+    def merge(client):
+        with on_commit():
+            return client.post(f"/marketplace/promotions/{promotion.pk}/merge/")
+
+    before = portal.log("acme", "cache")
+    refused = merge(admin)
+    text = refused.content.decode()
+    assert refused.status_code == 409
+    assert "review (pr-required): 0 of 2 approvals" in text and "soak (soak)" in text
+    assert "window (change-window): outside the change window" in text
+    assert merge(viewer).status_code == 403  # the viewer may not change prod
+    assert portal.log("acme", "cache") == before
+
+    # pr-required: the opener does not count; one approval here, one as a review in Gitea
+    assert admin.post(f"/marketplace/promotions/{promotion.pk}/approve/").status_code == 409
+    with on_commit():
+        assert viewer.post(f"/marketplace/promotions/{promotion.pk}/approve/").status_code == 302
+    portal.review_as("acme", "cache", promotion.pr_number, OPERATOR, "APPROVED")
+    assert "review (pr-required)" not in merge(admin).content.decode()
+
+    # soak: dev Ready on the promoted revision, for long enough
+    services.record_flux_state(
+        app=dev,
+        state="ready",
+        reason="ReconciliationSucceeded",
+        message="",
+        revision=f"develop@sha1:{promotion.source_revision}",
+        conditions=[],
+    )
+    assert "soak (soak): acme-dev Ready on" in merge(admin).content.decode()
+    AuditEvent.objects.filter(action="applications.reconcile", target_id=str(dev.pk)).update(
+        created_at=dev.updated_at - timedelta(hours=2)
+    )
+    still = merge(admin).content.decode()
+    assert "soak (soak)" not in still and "window (change-window)" in still
+
+    # change-window: a window that is open now
+    assert _policy(admin, on_commit, RULES.replace('"0 0 1 1 *"', '"* * * * *"')).status_code == 302
+    done = merge(admin)
+    assert done.status_code == 302 and done["Location"] == "/marketplace/apps/acme-prod/cache/"
+    promotion.refresh_from_db()
+    assert promotion.state == "merged" and pull["merged"] is True
+    prod.refresh_from_db()
+    assert prod.values["architecture"] == "replication"
+    event = AuditEvent.objects.get(action="applications.promote")
+    assert event.actor == cast["admin"] and event.after["from"] == "acme-dev"
+    # prod renders its own placement: no dev cluster files reach main
+    tree = portal.tree("acme", "cache", "main")
+    assert not [p for p in tree if "hz-fsn-rtz-dev" in p]
+    rendered = yaml.safe_load(
+        portal.read("acme", "cache", "clusters/hz-fsn-rtz-prod/applications/cache/values.yaml")
+    )
+    assert rendered["architecture"] == "replication"
+    timeline = viewer.get("/marketplace/apps/acme-prod/cache/").content.decode()
+    assert "Promoted from acme-dev" in timeline
+
+
+def test_nothing_to_promote_and_no_higher_environment(catalog, cast, client_for, on_commit, portal):
+    admin = client_for(cast["admin"])
+    _install(admin, on_commit, "acme-dev")
+    with on_commit():
+        nowhere = admin.post("/marketplace/apps/acme-dev/cache/promote/", follow=True)
+    assert "No higher Environment of acme runs cache." in nowhere.content.decode()
+    _install(admin, on_commit, "acme-prod")
+    with on_commit():
+        same = admin.post("/marketplace/apps/acme-dev/cache/promote/", follow=True)
+    assert "already has this configuration" in same.content.decode()
+    assert not Promotion.objects.exists()
+
+
+def test_a_pull_request_opened_in_gitea_is_gated_by_the_policy(
+    catalog, cast, client_for, on_commit, portal
+):
+    """The policy applies whichever surface opened the PR: a PR into main opened in Gitea
+    becomes a promotion here, and its head carries the `catalyst/policy` status."""
+    admin, viewer = client_for(cast["admin"]), client_for(cast["viewer"])
+    _install(admin, on_commit, "acme-dev", {"persistence": {"size": "4Gi"}})
+    prod = _install(admin, on_commit, "acme-prod")
+    rules = (
+        "- name: review\n  type: pr-required\n  minApprovals: 1\n  approvers: {users: [viewer]}\n"
+    )
+    assert _policy(admin, on_commit, rules).status_code == 302
+    portal.flush()
+    # a person branches from main in Gitea, edits values.yaml and opens a PR into main
+    portal.create_branch(
+        "acme", "cache", body={"new_branch_name": "bigger-volume", "old_ref_name": "main"}, query={}
+    )
+    text = portal.read("acme", "cache", "values.yaml").replace(b"size: 2Gi", b"size: 4Gi")
+    portal.commit_directly(
+        "acme", "cache", "bigger-volume", {"values.yaml": text}, as_user=OPERATOR
+    )
+    pull = portal.open_pull_as(
+        "acme", "cache", OPERATOR, head="bigger-volume", base="main", title="More room"
+    )
+    portal.flush()  # the push and pull_request webhooks
+    found = Promotion.objects.get(pr_number=pull["number"])
+    assert found.target == prod and found.source is None and found.branch == "bigger-volume"
+    assert found.opened_in_gitea_by == "operator" and found.opened_by == cast["operator"]
+    assert "-  size: 2Gi\n+  size: 4Gi" in found.diff
+    page = viewer.get(f"/marketplace/promotions/{found.pk}/").content.decode()
+    assert "operator in Gitea" in page and "bigger-volume → acme-prod" in page
+    [status] = portal.statuses[("acme", "cache", pull["head"]["sha"])]
+    assert status["status"] == "failure" and status["context"] == "catalyst/policy"
+    assert status["description"] == "Blocked by review"
+    assert status["target_url"].endswith(f"/marketplace/promotions/{found.pk}/")
+    with on_commit():
+        assert viewer.post(f"/marketplace/promotions/{found.pk}/approve/").status_code == 302
+    latest = portal.statuses[("acme", "cache", pull["head"]["sha"])][-1]
+    assert latest["status"] == "success"
+    with on_commit():
+        merged = admin.post(f"/marketplace/promotions/{found.pk}/merge/")
+    assert merged.status_code == 302, merged.content.decode()[-3000:]
+    prod.refresh_from_db()
+    assert prod.values["persistence"]["size"] == "4Gi"
