@@ -205,3 +205,14 @@ def test_install_journey_by_keyboard_only(page, live_server, world):
     assert Application.objects.get(name="cache").environment.name == "acme-dev"
     # the refused form answered 400 on purpose; nothing else went wrong
     assert [e for e in page.js_errors if "status of 400" not in e] == []
+
+
+def test_environment_page_follows_its_applications_live(page, live_server, world):
+    """The Environment's list refreshes itself: a state Flux reports shows without a reload."""
+    sign_in(page, live_server, "viewer", PASSWORD)
+    page.goto(f"{live_server.url}/orgs/acme/environments/acme-prod/")
+    assert page.locator("tr[data-app-state=committed]").count() == 2
+    Application.objects.filter(name="blog").update(state="ready")
+    page.wait_for_selector("tr[data-app-state=ready]", timeout=15_000)
+    assert "1 ready" in page.locator("#env-apps .summary").inner_text()
+    assert page.js_errors == []
