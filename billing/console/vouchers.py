@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing import vouchers
 from billing.forms import VoucherIssueForm
 from billing.models import Voucher, VoucherState
-from billing.money import format_money
+from billing.money import decimal_text
 from core import confirm
 from core.forms import apply_errors
 from core.models import AuditEvent
@@ -99,7 +99,7 @@ def _csv_rows(qs: Any) -> Iterator[str]:
         row = [
             v.code,
             v.state(now).value,
-            format_money(v.credit_minor, v.currency),
+            decimal_text(v.credit_minor, v.currency),
             v.currency,
             v.redeemed_count,
             v.max_redemptions,
