@@ -29,6 +29,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core import audit, events, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs import members
 from orgs.models import Organization, Sovereign
@@ -55,7 +56,7 @@ def _number(prefix: str) -> str:
     return next_number(Invoice if prefix == "INV" else CreditNote, prefix)
 
 
-def for_order(order: Order, *, by: Any, tax_rate_bp: int) -> Invoice:
+def for_order(order: Order, *, by: Actor, tax_rate_bp: int) -> Invoice:
     """The invoice of an order placed with something left to pay (issued now, numbered)."""
     invoice = Invoice.objects.create(
         number=_number("INV"),
@@ -92,7 +93,7 @@ def for_order(order: Order, *, by: Any, tax_rate_bp: int) -> Invoice:
     return invoice
 
 
-def _issued(invoice: Invoice, *, by: Any, source: dict[str, Any]) -> None:
+def _issued(invoice: Invoice, *, by: Actor, source: dict[str, Any]) -> None:
     """Audit, the platform event and the e-mail of an invoice that was just issued."""
     org = invoice.organization
     after = {
@@ -122,14 +123,14 @@ def _issued(invoice: Invoice, *, by: Any, source: dict[str, Any]) -> None:
     outbox.enqueue(EMAIL_TASK, invoice.pk, audit_event=event)
 
 
-def issue(*, by: Any, invoice_id: int) -> Invoice:
+def issue(*, by: Actor, invoice_id: int) -> Invoice:
     """A draft becomes an issued invoice: its number, the credit applied from the ledger, and
     the order that is paid. Issuing an issued invoice changes nothing."""
     issue_many(by=by, invoice_ids=[invoice_id])
     return Invoice.objects.select_related("organization", "order").get(pk=invoice_id)
 
 
-def issue_many(*, by: Any, invoice_ids: list[int]) -> int:
+def issue_many(*, by: Actor, invoice_ids: list[int]) -> int:
     """Issue the drafts among `invoice_ids` in one transaction (the billing run issues in chunks):
     numbers in id order under one lock, balances read in one query, orders and ledger entries
     written in bulk. Returns how many were issued."""
@@ -204,7 +205,7 @@ def issue_many(*, by: Any, invoice_ids: list[int]) -> int:
                 currency=order.currency,
                 reason="order",
                 reference=f"order:{order.pk}",
-                actor=by if getattr(by, "is_authenticated", False) else None,
+                actor=person(by),
                 created_at=now,
             )
             for order in orders
@@ -249,7 +250,7 @@ def paid_event(invoice: Invoice) -> None:
     )
 
 
-def void(*, by: Any, invoice: Invoice, reason: str) -> CreditNote | None:
+def void(*, by: Actor, invoice: Invoice, reason: str) -> CreditNote | None:
     """Void an invoice. An issued one gets a credit note for what it charged (less refunds
     already noted); an unpaid one's order is cancelled (its credit comes back), a paid one's
     money comes back to the Organization as credit (`void:<number>`). A draft is just void."""
@@ -298,7 +299,7 @@ def void(*, by: Any, invoice: Invoice, reason: str) -> CreditNote | None:
                     currency=locked.currency,
                     reason=reason[:200],
                     kind="void",
-                    created_by=by if getattr(by, "is_authenticated", False) else None,
+                    created_by=person(by),
                 )
             Invoice.objects.filter(pk=locked.pk).update(
                 status=InvoiceStatus.VOID, voided_at=now, void_reason=reason[:200]

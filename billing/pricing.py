@@ -170,7 +170,7 @@ def set_price(
     return price
 
 
-def set_tax_rate(*, by: Any, rate_bp: int) -> Sovereign:
+def set_tax_rate(*, by: Actor, rate_bp: int) -> Sovereign:
     """The Sovereign's tax rate in basis points (500 = 5 %); audited. Issued invoices and shown
     quotes keep the rate they were made with."""
     if not 0 <= rate_bp <= 10_000:
