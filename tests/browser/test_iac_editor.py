@@ -46,6 +46,7 @@ def test_edit_values_as_code_with_validation_then_save(page, live_server, cast, 
     SHOTS.mkdir(parents=True, exist_ok=True)
     sign_in(page, live_server, "admin", PASSWORD)
     page.goto(f"{live_server.url}/marketplace/apps/acme-prod/cache/")
+    page.click("summary:has-text('More actions')")
     page.click("text=Edit as code")
     page.wait_for_selector(".cm-editor .cm-content")
     status = page.locator("[data-editor-status]")
