@@ -213,7 +213,7 @@ def test_voucher_and_invitation_links_use_the_public_urls(cast, client_for, sett
     settings.PORTAL_PUBLIC_URL = "https://console.acme-sovereign.example"
     settings.MARKETPLACE_URL = "https://shop.acme-sovereign.example"
     assert vouchers.redeem_link("ABC").startswith("https://shop.acme-sovereign.example/redeem/")
-    with on_commit():  # the mail leaves through the outbox once the request committed
+    with on_commit():  # the invitation mail leaves through the outbox after the commit
         client_for(cast["owner"]).post(
             "/orgs/acme/members/invite/", {"email": "x@example.test", "tier": "viewer"}
         )
@@ -227,7 +227,7 @@ def test_embedded_mode_says_no_cluster_is_connected(cast, client_for):
 
 
 def test_invitation_landing_names_inviter_tier_and_scope(cast, client_for, on_commit):
-    with on_commit():
+    with on_commit():  # the invitation mail leaves through the outbox after the commit
         client_for(cast["owner"]).post(
             "/orgs/acme/members/invite/",
             {
