@@ -79,8 +79,14 @@ def readiness() -> dict[str, dict[str, Any]]:
     return {name: _run(check, settings.READINESS_TIMEOUT_SECONDS) for name, check in checks.items()}
 
 
+_NOT_AN_OUTAGE = ("no such table", "no such column", "has no column")  # SQLite: a bug, not down
+
+
 def is_unavailable(exc: BaseException | None) -> bool:
-    """The database cannot be reached (refused, gone, pool exhausted), as opposed to a bug."""
+    """The database cannot be reached (refused, gone, pool exhausted, locked), as opposed to a
+    bug (SQLite reports a missing table as an OperationalError too: that stays a 500)."""
+    if isinstance(exc, OperationalError) and any(t in str(exc) for t in _NOT_AN_OUTAGE):
+        return False
     return isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DatabaseError) and "connection" in str(exc).lower()
     )

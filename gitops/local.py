@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from dulwich.file import FileLocked
 from dulwich.index import commit_tree
-from dulwich.object_store import commit_tree_changes, iter_tree_contents, tree_lookup_path
+from dulwich.object_store import iter_tree_contents
 from dulwich.objects import Blob, Commit
-from dulwich.objects import Tree as GitTree
 from dulwich.repo import Repo
 
+from . import trees
 from .backend import Author, CommitInfo, GitConflict, GitError, GitStorageError, Tree
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
@@ -43,11 +43,8 @@ def _subtree(r: Repo, tree_id: bytes, root: str) -> bytes | None:
     """The tree object at directory `root` ("" or "a/b/"), or None when it does not exist."""
     if not root:
         return tree_id
-    try:
-        _mode, sha = tree_lookup_path(r.__getitem__, tree_id, root.rstrip("/").encode())
-    except KeyError:
-        return None
-    return sha if isinstance(r[sha], GitTree) else None
+    found = trees.TreeStore(r.object_store).lookup(tree_id, root.rstrip("/").encode())
+    return found[1] if found and found[0] == trees.DIR_MODE else None
 
 
 STALE_BUILD_SECONDS = 600
@@ -177,11 +174,10 @@ class LocalGitBackend:
             head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
             if head is None:
                 return None
-            try:
-                _mode, sha = tree_lookup_path(r.__getitem__, r[head].tree, path.encode())
-            except KeyError:
+            found = trees.TreeStore(r.object_store).lookup(r[head].tree, path.encode())
+            if found is None:
                 return None
-            obj = r[sha]
+            obj = r[found[1]]
             return obj.data if isinstance(obj, Blob) else None
 
     @_storage_errors
@@ -229,8 +225,9 @@ class LocalGitBackend:
         if expected_head:
             parent = r[expected_head.encode()]
             parents = [parent.id]
-            # Only the subtrees on changed paths are rewritten: cost follows the change, not the repo.
-            tree_id = commit_tree_changes(r.object_store, parent.tree, edits)
+            # Only the trees on changed paths are rewritten, without parsing the rest (trees.py).
+            store = trees.TreeStore(r.object_store)
+            tree_id = store.edit(parent.tree, edits) or store.write(trees.Entries([], []))
         else:
             tree_id = commit_tree(
                 r.object_store, [(p, sha, mode) for p, mode, sha in edits if sha is not None]

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor
 from core.errors import ConflictError
 from gitops import hooks, naming
 from gitops.backend import GitError, blob_sha
@@ -145,7 +146,7 @@ def read_back(
     app: Application,
     *,
     keep_git: bool = False,
-    by: Any = None,
+    by: Actor = None,
     action: str = "",
     extra: dict[str, Any] | None = None,
 ) -> str:
@@ -294,7 +295,7 @@ def _publish(app: Application) -> None:
 # --- resolving ------------------------------------------------------------------------------------
 
 
-def keep_git(*, by: Any, app: Application) -> str:
+def keep_git(*, by: Actor, app: Application) -> str:
     """A person chose Git's values over the portal's pending change: adopt them (audited)."""
     gs = state_of(app)
     if gs.state != GitSyncState.CONFLICT:
@@ -305,7 +306,7 @@ def keep_git(*, by: Any, app: Application) -> str:
     return outcome
 
 
-def use_portal(*, by: Any, app: Application) -> Application:
+def use_portal(*, by: Actor, app: Application) -> Application:
     """Replace Git's change (invalid, or in conflict) with the portal's configuration: an explicit,
     audited overwrite. A push landing after this is guarded against again."""
     owner, repo, branch = where(app)

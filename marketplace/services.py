@@ -211,12 +211,21 @@ FLUX_STATES = (
 )
 
 
-def record_flux_state(*, app: Application) -> Application:
+def record_flux_state(
+    *,
+    app: Application,
+    state: str | None = None,
+    reason: str = "",
+    message: str = "",
+    revision: str = "",
+    conditions: list[dict[str, Any]] | None = None,
+) -> Application:
     """What Flux reports about the Application's last commit, read and stored under the row's
     lock: of two changes handled at once (two watcher threads, a watcher and a worker) the one
     written last is the latest reading, so a HelmRelease that became Ready never leaves the
-    Application `failed`. A state change is audited (no actor). Only a delivered Application
-    follows Flux (not while pending, committing or uninstalling)."""
+    Application `failed`. (`state` and the rest given: record that reading instead.) A state
+    change is audited (no actor). Only a delivered Application follows Flux (not while pending,
+    committing or uninstalling)."""
     with transaction.atomic():
         locked = (
             Application.objects.select_for_update()
@@ -226,14 +235,16 @@ def record_flux_state(*, app: Application) -> Application:
         )
         if locked is None or locked.state not in FLUX_STATES:
             return locked or app
-        current = app_status.app_status(locked)
-        state = app_status.STATE_FOR[current.state]
-        reason, message, revision = current.reason, current.message, current.revision
+        if state is None:
+            current = app_status.app_status(locked)
+            state = app_status.STATE_FOR[current.state]
+            reason, message, revision = current.reason, current.message, current.revision
+            conditions = current.regions
         fields = {
             "status_reason": reason,
             "status_message": message,
             "observed_revision": revision[:128],
-            "conditions": current.regions,
+            "conditions": conditions or [],
         }
         changed = [k for k, v in fields.items() if getattr(locked, k) != v]
         before = {"state": locked.state}

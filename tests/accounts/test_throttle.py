@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from django.test import Client
 
 from core.models import AuditEvent
@@ -66,3 +67,16 @@ def test_wrong_pins_count_as_failed_sign_ins(sovereign: Any, settings: Any) -> N
     assert client.post(confirm, {"pin": "111111"}).status_code == 400
     assert client.post(confirm, {"pin": "222222"}).status_code == 400
     assert client.post(confirm, {"pin": "333333"}).status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_holds_no_database_connection_while_hashing(settings, cast):
+    """PBKDF2 takes about half a second of CPU on purpose: a burst of sign-ins must not hold
+    every pooled connection meanwhile (the other pages would wait for one, then fail)."""
+    from tests.accounts import hashers
+
+    settings.PASSWORD_HASHERS = ["tests.accounts.hashers.RecordingHasher"]
+    hashers.held_during_check.clear()
+    response = Client().post("/login/", {"username": cast["viewer"].username, "password": PASSWORD})
+    assert response.status_code == 302
+    assert hashers.held_during_check == [False]

@@ -30,6 +30,7 @@ PORTAL_VARIABLES = (
     "PORTAL_DB_POOL",
     "PORTAL_DB_POOL_MIN",
     "PORTAL_DB_POOL_MAX",
+    "LOG_FORMAT",
 )
 
 
@@ -78,6 +79,7 @@ def test_a_clean_environment_starts(tmp_path: Path) -> None:
             "API_TOKEN_DEFAULT_DAYS=90 exceeds API_TOKEN_MAX_DAYS=30",
         ),
         ({"PORTAL_WEB_WORKERS": "4"}, "PORTAL_WEB_WORKERS=4 needs VALKEY_URL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml' is not plain or json"),
         ({"PORTAL_WEB_WORKERS": "0"}, "PORTAL_WEB_WORKERS"),
         (
             {"DATABASE_URL": "postgres://u@db/portal?conn_max_age=60"},
