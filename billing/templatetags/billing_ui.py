@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils import timezone
 
 from orgs.models import Organization
 from rbac import access
 
 from .. import ledger, quotes
+from ..models import Price
 
 register = template.Library()
 
@@ -27,3 +29,12 @@ def billing_summary(context: dict[str, Any], org: Organization) -> dict[str, Any
         "balance": ledger.balance(org),
         "currency": ledger.currency(),
     }
+
+
+@register.simple_tag
+def scheduled_prices(plan: Any = None, addon: Any = None) -> list[Price]:
+    """{% scheduled_prices plan as upcoming %}: the prices that take effect later, soonest first."""
+    owner = {"plan": plan} if plan is not None else {"addon": addon}
+    return list(
+        Price.objects.filter(**owner, effective_from__gt=timezone.now()).order_by("effective_from")
+    )

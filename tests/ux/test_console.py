@@ -46,3 +46,20 @@ def test_operators_get_the_console_section(cast, client_for):
     for url in ("/bss/", "/bss/vouchers/", "/bss/plans/", "/bss/orders/", "/audit/"):
         assert f'href="{url}"' in sidebar
     assert re.findall(r'<a href="([^"]+)" aria-current="page"', sidebar) == ["/bss/vouchers/"]
+
+
+def test_plan_list_shows_scheduled_prices(cast, client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import Plan, Price
+    from tests.billing.conftest import seed_price_book
+
+    seed_price_book()
+    plan = Plan.objects.get(code="s")
+    later = timezone.now() + timedelta(days=30)
+    Price.objects.create(plan=plan, amount_minor=18_000, currency="OMR", effective_from=later)
+    page = client_for(cast["sovereign_operator"]).get("/bss/plans/")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.content.decode()))
+    assert re.search(rf"from {later:%Y-%m-%d} \d\d:\d\d UTC ?: OMR 18\.000", text)
