@@ -12,7 +12,7 @@ from .matrix import MATRIX_CONTEXT_KEYS, cases
 
 # Not tenant data, so not in the matrix: liveness, the OIDC handshake (mozilla-django-oidc's own
 # views) and the OpenAPI schema.
-ALLOWED_UNCOVERED = ("healthz", "oidc/", "api/schema/")
+ALLOWED_UNCOVERED = ("healthz", "readyz", "oidc/", "api/schema/")  # probes and protocol endpoints
 
 
 def routes(patterns: list = get_resolver().url_patterns, prefix: str = "") -> Iterator[str]:  # noqa: B008
