@@ -10,8 +10,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from .matrix import MATRIX_CONTEXT_KEYS, cases
 
-# Not tenant data, so not in the matrix: liveness and readiness probes, the OIDC handshake (mozilla-django-oidc's own
-# views) and the OpenAPI schema.
+# Not tenant data, so not in the matrix: the liveness and readiness probes, the OIDC handshake
+# (mozilla-django-oidc's own views) and the OpenAPI schema.
 ALLOWED_UNCOVERED = ("healthz", "readyz", "oidc/", "api/schema/")
 
 
