@@ -10,9 +10,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from .matrix import MATRIX_CONTEXT_KEYS, cases
 
-# Not tenant data, so not in the matrix: liveness, the OIDC handshake (mozilla-django-oidc's own
+# Not tenant data, so not in the matrix: liveness and readiness, the OIDC handshake (mozilla-django-oidc's own
 # views) and the OpenAPI schema.
-ALLOWED_UNCOVERED = ("healthz", "oidc/", "api/schema/")
+ALLOWED_UNCOVERED = ("healthz", "readyz", "oidc/", "api/schema/")
 
 
 def routes(patterns: list = get_resolver().url_patterns, prefix: str = "") -> Iterator[str]:  # noqa: B008
