@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: run test check lint typecheck migrations-check bench assets install install-dev worker beat clean
+.PHONY: fuzz run test check lint typecheck migrations-check bench assets install install-dev worker beat clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ migrations-check: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
 
 check: lint typecheck migrations-check test
+
+# schemathesis over /api/schema/: every operation, positive and negative, fixed seed
+fuzz: install-dev
+	FUZZ=1 PORTAL_TESTING=true $(PY) -m pytest tests/api/test_schema_fuzz.py -p no:randomly -q
 
 bench: install-dev
 	$(PY) -m bench

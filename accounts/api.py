@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api_errors import call_service
+from core.text import DISPLAY_NAME_PATTERN
 
 from . import services
 from .models import ApiToken
@@ -23,6 +24,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
     minted_by: serializers.PrimaryKeyRelatedField[ApiToken] = serializers.PrimaryKeyRelatedField(
         source="parent",
         read_only=True,
+        allow_null=True,
         help_text="The token this one was minted with: revoking it revokes this one.",
     )
 
@@ -49,9 +51,12 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenInput(serializers.Serializer):
-    name = serializers.CharField(max_length=64)
+    name = serializers.RegexField(DISPLAY_NAME_PATTERN, max_length=64)
     days = serializers.IntegerField(
-        required=False, min_value=1, help_text="Days until expiry (default and cap are settings)."
+        required=False,
+        min_value=1,
+        max_value=settings.API_TOKEN_MAX_DAYS,
+        help_text="Days until expiry (default API_TOKEN_DEFAULT_DAYS, at most API_TOKEN_MAX_DAYS).",
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -17,11 +19,20 @@ from rbac import access
 from rbac.permissions import global_permission
 
 from . import ledger, limits, pricing, usage, vouchers
+from .models import Plan
 from .money import format_money
 
 
 class QuoteInput(serializers.Serializer):
-    plan = serializers.CharField(max_length=32)
+    plan = serializers.ChoiceField(  # the plans on offer, read when the serializer is made
+        choices=[], error_messages={"invalid_choice": "Unknown plan “{input}”."}
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        offered = Plan.objects.filter(is_active=True).values_list("code", flat=True)
+        self.fields["plan"].choices = list(offered)  # type: ignore[attr-defined]
+
     addons = serializers.DictField(child=serializers.IntegerField(), required=False, default=dict)
 
 

@@ -329,6 +329,12 @@ def _resume_if_settled(org: Organization) -> None:
 
 def next_number(model: type[Model], prefix: str) -> str:
     """`<prefix>-<year>-000001`: gap-free per year; the Sovereign row is the numbering lock."""
+    return next_numbers(model, prefix, 1)[0]
+
+
+def next_numbers(model: type[Model], prefix: str, count: int) -> list[str]:
+    """The next `count` numbers in order, under one lock (held until the caller's transaction
+    ends, so the numbers are used by it or by nobody: no gap)."""
     year = timezone.now().year
     head = f"{prefix}-{year}-"
     Sovereign.objects.select_for_update().order_by("pk").first()
@@ -338,8 +344,8 @@ def next_number(model: type[Model], prefix: str) -> str:
         .values_list("number", flat=True)
         .first()
     )
-    sequence = int(str(last).rsplit("-", 1)[1]) + 1 if last else 1
-    return f"{head}{sequence:06d}"
+    first = int(str(last).rsplit("-", 1)[1]) + 1 if last else 1
+    return [f"{head}{sequence:06d}" for sequence in range(first, first + count)]
 
 
 def record_payment(

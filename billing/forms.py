@@ -106,6 +106,17 @@ class PriceForm(forms.Form):
     )
 
 
+class TaxForm(forms.Form):
+    rate = forms.DecimalField(
+        min_value=0,
+        max_value=100,
+        max_digits=5,
+        decimal_places=2,
+        label="Tax rate (%)",
+        help_text="Up to two decimals (5.25 %). Applies to quotes and invoices made from now on.",
+    )
+
+
 class PlanForm(forms.Form):
     name = forms.CharField(max_length=64)
     cpu_millicores = forms.IntegerField(min_value=0, max_value=MAX_COUNT, label="CPU (millicores)")

@@ -24,10 +24,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from core import audit, events, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from orgs import members
 from orgs.models import Organization, Sovereign
@@ -38,6 +40,7 @@ from .models import (
     Invoice,
     InvoiceLine,
     InvoiceStatus,
+    LedgerEntry,
     Order,
     OrderStatus,
     QuoteKind,
@@ -53,7 +56,7 @@ def _number(prefix: str) -> str:
     return next_number(Invoice if prefix == "INV" else CreditNote, prefix)
 
 
-def for_order(order: Order, *, by: Any, tax_rate_bp: int) -> Invoice:
+def for_order(order: Order, *, by: Actor, tax_rate_bp: int) -> Invoice:
     """The invoice of an order placed with something left to pay (issued now, numbered)."""
     invoice = Invoice.objects.create(
         number=_number("INV"),
@@ -83,10 +86,14 @@ def for_order(order: Order, *, by: Any, tax_rate_bp: int) -> Invoice:
         for position, line in enumerate(order.lines, start=1)
     )
     _issued(invoice, by=by, source={"order": order.pk, "kind": order.kind})
+    if order.kind == QuoteKind.RENEWAL:  # nobody is at the keyboard: the card on file pays
+        from .payments.events import schedule_card_charge
+
+        schedule_card_charge([order])
     return invoice
 
 
-def _issued(invoice: Invoice, *, by: Any, source: dict[str, Any]) -> None:
+def _issued(invoice: Invoice, *, by: Actor, source: dict[str, Any]) -> None:
     """Audit, the platform event and the e-mail of an invoice that was just issued."""
     org = invoice.organization
     after = {
@@ -116,62 +123,118 @@ def _issued(invoice: Invoice, *, by: Any, source: dict[str, Any]) -> None:
     outbox.enqueue(EMAIL_TASK, invoice.pk, audit_event=event)
 
 
-def issue(*, by: Any, invoice_id: int) -> Invoice:
+def issue(*, by: Actor, invoice_id: int) -> Invoice:
     """A draft becomes an issued invoice: its number, the credit applied from the ledger, and
     the order that is paid. Issuing an issued invoice changes nothing."""
+    issue_many(by=by, invoice_ids=[invoice_id])
+    return Invoice.objects.select_related("organization", "order").get(pk=invoice_id)
+
+
+def issue_many(*, by: Actor, invoice_ids: list[int]) -> int:
+    """Issue the drafts among `invoice_ids` in one transaction (the billing run issues in chunks):
+    numbers in id order under one lock, balances read in one query, orders and ledger entries
+    written in bulk. Returns how many were issued."""
+    from .checkout import next_numbers
+
     with transaction.atomic():
-        draft = Invoice.objects.select_for_update().get(pk=invoice_id)
-        if draft.status != InvoiceStatus.DRAFT:
-            return draft
-        org = Organization.objects.select_for_update().get(pk=draft.organization_id)
-        draft.organization = org
-        gross = draft.gross_minor
-        applied = min(max(ledger.balance(org), 0), max(gross, 0))
-        now = timezone.now()
-        order = Order.objects.create(
-            organization=org,
-            kind=QuoteKind.USAGE,
-            plan_code=org.plan_code,
-            lines=[
-                {
-                    "code": line.code,
-                    "name": line.description,
-                    "kind": line.kind,
-                    "quantity": str(line.quantity.normalize()),
-                    "unit_minor": line.amount_minor,
-                    "amount_minor": line.amount_minor,
-                }
-                for line in draft.lines.all()
-            ],
-            currency=draft.currency,
-            subtotal_minor=draft.subtotal_minor,
-            tax_minor=draft.tax_minor,
-            total_minor=gross,
-            credit_applied_minor=applied,
-            due_minor=gross - applied,
-            status=OrderStatus.AWAITING_PAYMENT if gross - applied else OrderStatus.PAID,
-            paid_at=None if gross - applied else now,
+        drafts = list(
+            Invoice.objects.select_for_update()
+            .filter(pk__in=invoice_ids, status=InvoiceStatus.DRAFT)
+            .order_by("pk")
         )
-        if applied:
-            ledger.append(
-                org=org,
-                amount_minor=-applied,
+        if not drafts:
+            return 0
+        org_ids = sorted({d.organization_id for d in drafts})
+        orgs = {
+            org.pk: org
+            for org in Organization.objects.select_for_update()
+            .filter(pk__in=org_ids)
+            .order_by("pk")
+        }
+        balances: dict[int, int] = dict(
+            LedgerEntry.objects.filter(organization_id__in=org_ids)
+            .values("organization_id")
+            .annotate(total=Sum("amount_minor"))
+            .values_list("organization_id", "total")
+        )
+        lines: dict[int, list[InvoiceLine]] = {}
+        for line in InvoiceLine.objects.filter(invoice__in=drafts).order_by("invoice", "position"):
+            lines.setdefault(line.invoice_id, []).append(line)
+        numbers = next_numbers(Invoice, "INV", len(drafts))
+        now = timezone.now()
+        orders = []
+        for draft in drafts:
+            org = orgs[draft.organization_id]
+            gross = draft.gross_minor
+            applied = min(max(balances.get(org.pk, 0), 0), max(gross, 0))
+            balances[org.pk] = balances.get(org.pk, 0) - applied  # two drafts of one org
+            draft.organization = org
+            draft.credit_applied_minor, draft.total_minor = applied, gross - applied
+            orders.append(
+                Order(
+                    organization=org,
+                    kind=QuoteKind.USAGE,
+                    plan_code=org.plan_code,
+                    lines=[
+                        {
+                            "code": line.code,
+                            "name": line.description,
+                            "kind": line.kind,
+                            "quantity": str(line.quantity.normalize()),
+                            "unit_minor": line.amount_minor,
+                            "amount_minor": line.amount_minor,
+                        }
+                        for line in lines.get(draft.pk, [])
+                    ],
+                    currency=draft.currency,
+                    subtotal_minor=draft.subtotal_minor,
+                    tax_minor=draft.tax_minor,
+                    total_minor=gross,
+                    credit_applied_minor=applied,
+                    due_minor=gross - applied,
+                    status=OrderStatus.AWAITING_PAYMENT if gross - applied else OrderStatus.PAID,
+                    placed_at=now,
+                    paid_at=None if gross - applied else now,
+                )
+            )
+        Order.objects.bulk_create(orders)
+        LedgerEntry.objects.bulk_create(
+            LedgerEntry(
+                organization_id=order.organization_id,
+                amount_minor=-order.credit_applied_minor,
+                currency=order.currency,
                 reason="order",
                 reference=f"order:{order.pk}",
-                in_currency=draft.currency,
+                actor=person(by),
+                created_at=now,
             )
-        draft.number = _number("INV")
-        draft.order = order
-        draft.credit_applied_minor = applied
-        draft.total_minor = gross - applied
-        draft.issued_at = now
-        draft.status = InvoiceStatus.ISSUED if draft.total_minor else InvoiceStatus.PAID
-        draft.paid_at = None if draft.total_minor else now
-        draft.save()
-        _issued(draft, by=by, source={"period": draft.period, "order": order.pk})
-        if draft.status == InvoiceStatus.PAID:
-            paid_event(draft)
-    return draft
+            for order in orders
+            if order.credit_applied_minor
+        )
+        for draft, order, number in zip(drafts, orders, numbers, strict=True):
+            draft.number, draft.order, draft.issued_at = number, order, now
+            draft.status = InvoiceStatus.ISSUED if draft.total_minor else InvoiceStatus.PAID
+            draft.paid_at = None if draft.total_minor else now
+        Invoice.objects.bulk_update(
+            drafts,
+            [
+                "number",
+                "order",
+                "issued_at",
+                "status",
+                "paid_at",
+                "credit_applied_minor",
+                "total_minor",
+            ],
+        )
+        for draft in drafts:
+            _issued(draft, by=by, source={"period": draft.period, "order": draft.order_id})
+            if draft.status == InvoiceStatus.PAID:
+                paid_event(draft)
+        from .payments.events import schedule_card_charge
+
+        schedule_card_charge(orders)
+    return len(drafts)
 
 
 def paid_event(invoice: Invoice) -> None:
@@ -187,7 +250,7 @@ def paid_event(invoice: Invoice) -> None:
     )
 
 
-def void(*, by: Any, invoice: Invoice, reason: str) -> CreditNote | None:
+def void(*, by: Actor, invoice: Invoice, reason: str) -> CreditNote | None:
     """Void an invoice. An issued one gets a credit note for what it charged (less refunds
     already noted); an unpaid one's order is cancelled (its credit comes back), a paid one's
     money comes back to the Organization as credit (`void:<number>`). A draft is just void."""
@@ -236,7 +299,7 @@ def void(*, by: Any, invoice: Invoice, reason: str) -> CreditNote | None:
                     currency=locked.currency,
                     reason=reason[:200],
                     kind="void",
-                    created_by=by if getattr(by, "is_authenticated", False) else None,
+                    created_by=person(by),
                 )
             Invoice.objects.filter(pk=locked.pk).update(
                 status=InvoiceStatus.VOID, voided_at=now, void_reason=reason[:200]

@@ -291,6 +291,20 @@ class LedgerEntry(AppendOnlyModel):
         return f"{self.amount_minor:+d} {self.currency} {self.reference}"
 
 
+class LedgerBalance(models.Model):
+    """An Organization's balance, kept by the database: a trigger adds every ledger entry as it
+    is inserted (migration 0006, PostgreSQL and SQLite). Read by the revenue page's credit
+    liability so it does not sum the whole ledger; the ledger stays the record."""
+
+    organization = models.OneToOneField(
+        Organization, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    balance_minor = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.balance_minor}"
+
+
 class QuoteKind(models.TextChoices):
     NEW = "new", "New Organization"
     PURCHASE = "purchase", "First plan of an existing Organization"

@@ -32,12 +32,18 @@ def exponent(currency: str) -> int:
 
 
 def format_money(minor: int, currency: str) -> str:
-    """`OMR 12.345`, `OMR -1.500`, `JPY 120`."""
+    """`OMR 12.345`, `OMR -1.500`, `JPY 120`, `OMR 1,000.000`."""
+    return f"{currency} {decimal_text(minor, currency, grouped=True)}"
+
+
+def decimal_text(minor: int, currency: str, *, grouped: bool = False) -> str:
+    """The amount as a number in the currency's precision: `1000.000` (CSV: a number column
+    beside a currency column), `1,000.000` grouped for people."""
     exp = exponent(currency)
     sign = "-" if minor < 0 else ""
     units, frac = divmod(abs(int(minor)), 10**exp)
-    number = f"{units:,}" if not exp else f"{units:,}.{frac:0{exp}d}"
-    return f"{currency} {sign}{number}"
+    whole = f"{units:,}" if grouped else str(units)
+    return f"{sign}{whole}" if not exp else f"{sign}{whole}.{frac:0{exp}d}"
 
 
 def parse_money(text: str, currency: str, *, allow_negative: bool = False) -> int:

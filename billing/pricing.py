@@ -170,6 +170,28 @@ def set_price(
     return price
 
 
+def set_tax_rate(*, by: Actor, rate_bp: int) -> Sovereign:
+    """The Sovereign's tax rate in basis points (500 = 5 %); audited. Issued invoices and shown
+    quotes keep the rate they were made with."""
+    if not 0 <= rate_bp <= 10_000:
+        raise ValidationError({"rate": "Enter a rate from 0 to 100 %."})
+    with transaction.atomic():
+        sovereign = Sovereign.objects.select_for_update().order_by("pk").first()
+        if sovereign is None:
+            raise ValidationError({"rate": "No Sovereign is set up yet."})
+        before = {"tax_rate_bp": sovereign.tax_rate_bp}
+        sovereign.tax_rate_bp = rate_bp
+        sovereign.save(update_fields=["tax_rate_bp"])
+        audit.record(
+            "billing.tax.set",
+            actor=by,
+            target=sovereign,
+            before=before,
+            after={"tax_rate_bp": rate_bp},
+        )
+    return sovereign
+
+
 PLAN_FIELDS = ["name", "cpu_millicores", "memory_mib", "disk_gib", "is_flexi", "is_active"]
 
 

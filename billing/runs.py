@@ -4,12 +4,13 @@ previous month, on `BILLING_RUN_DAY`), or Console → BSS → Invoices.
 1. Subscriptions whose period ended by the end of the month are renewed or ended first
    (`subscriptions.advance_due`): their renewal orders are invoiced (or paid from credit) as always.
 2. Every Organization with usage whose window starts in the month gets one **draft** invoice of
-   rated usage (`billing.usage`), tax per line at the Sovereign's rate. Each draft is written in its
-   own transaction, and (organization, period) is unique: an Organization that already has an
-   invoice for the month is skipped, so a second run writes nothing and a run that stopped half-way
-   (killed, crashed) picks up where it stopped.
-3. With `issue` (`BILLING_RUN_ISSUE`, default true) every draft of the month is issued
-   (`billing.invoices.issue`: number, credit applied, e-mail, `catalyst.invoice.issued`).
+   rated usage (`billing.usage`), tax per line at the Sovereign's rate. Drafts are written in
+   chunks of `CHUNK` Organizations, a transaction each, and (organization, period) is unique: an
+   Organization that already has an invoice for the month is skipped, so a second run writes
+   nothing and a run that stopped half-way (killed, crashed) picks up where it stopped.
+3. With `issue` (`BILLING_RUN_ISSUE`, default true) every draft of the month is issued, a chunk
+   per transaction (`billing.invoices.issue_many`: numbers, credit applied, e-mail,
+   `catalyst.invoice.issued`).
 
 Only a month that is over can be billed.
 """
@@ -33,6 +34,7 @@ from .money import line_tax
 from .pricing import _sovereign_terms
 
 log = logging.getLogger(__name__)
+CHUNK = 200  # Organizations drafted, and drafts issued, per transaction
 
 
 @dataclass
@@ -54,43 +56,68 @@ def previous_period(now: datetime | None = None) -> str:
     return f"{year:04d}-{month:02d}"
 
 
-def draft(
-    *, org_id: int, period: str, lines: list[usage.RatedLine], currency: str, tax_rate_bp: int
-) -> Invoice | None:
-    """One Organization's draft for the month (None when it already has an invoice for it)."""
+def _invoice(
+    org_id: int, period: str, lines: list[usage.RatedLine], currency: str, tax_rate_bp: int
+) -> tuple[Invoice, list[InvoiceLine]]:
     subtotal = sum(line.amount_minor for line in lines)
     taxes = [line_tax(line.amount_minor, tax_rate_bp) for line in lines]
+    invoice = Invoice(
+        organization_id=org_id,
+        period=period,
+        currency=currency,
+        tax_rate_bp=tax_rate_bp,
+        subtotal_minor=subtotal,
+        tax_minor=sum(taxes),
+        total_minor=subtotal + sum(taxes),
+        status=InvoiceStatus.DRAFT,
+        issued_at=None,
+    )
+    rows = [
+        InvoiceLine(
+            position=position,
+            kind="usage",
+            code=line.sku,
+            description=line.description,
+            quantity=line.quantity,
+            unit=line.unit,
+            unit_price=line.unit_price,
+            amount_minor=line.amount_minor,
+            tax_minor=tax,
+        )
+        for position, (line, tax) in enumerate(zip(lines, taxes, strict=True), start=1)
+    ]
+    return invoice, rows
+
+
+def draft_chunk(
+    chunk: list[tuple[int, list[usage.RatedLine]]], *, period: str, currency: str, tax_rate_bp: int
+) -> int:
+    """Drafts for a chunk of Organizations in one transaction; if another run wrote one of them
+    meanwhile (the unique (organization, period)), the chunk is written one by one, skipping it.
+    Returns how many drafts were written."""
+    made = [_invoice(org_id, period, lines, currency, tax_rate_bp) for org_id, lines in chunk]
     try:
         with transaction.atomic():
-            invoice = Invoice.objects.create(
-                organization_id=org_id,
-                period=period,
-                currency=currency,
-                tax_rate_bp=tax_rate_bp,
-                subtotal_minor=subtotal,
-                tax_minor=sum(taxes),
-                total_minor=subtotal + sum(taxes),
-                status=InvoiceStatus.DRAFT,
-                issued_at=None,
-            )
-            InvoiceLine.objects.bulk_create(
-                InvoiceLine(
-                    invoice=invoice,
-                    position=position,
-                    kind="usage",
-                    code=line.sku,
-                    description=line.description,
-                    quantity=line.quantity,
-                    unit=line.unit,
-                    unit_price=line.unit_price,
-                    amount_minor=line.amount_minor,
-                    tax_minor=tax,
-                )
-                for position, (line, tax) in enumerate(zip(lines, taxes, strict=True), start=1)
-            )
-    except IntegrityError:  # another run wrote it first
-        return None
-    return invoice
+            Invoice.objects.bulk_create([invoice for invoice, _ in made])
+            for invoice, rows in made:
+                for row in rows:
+                    row.invoice = invoice
+            InvoiceLine.objects.bulk_create([row for _, rows in made for row in rows])
+        return len(made)
+    except IntegrityError:
+        written = 0
+        for org_id, lines in chunk:
+            invoice, rows = _invoice(org_id, period, lines, currency, tax_rate_bp)
+            try:
+                with transaction.atomic():
+                    invoice.save()
+                    for row in rows:
+                        row.invoice = invoice
+                    InvoiceLine.objects.bulk_create(rows)
+                written += 1
+            except IntegrityError:
+                continue
+        return written
 
 
 def check_over(period: str, end: datetime, now: datetime | None = None) -> None:
@@ -114,6 +141,7 @@ def run(period: str, *, issue: bool | None = None, now: datetime | None = None) 
     used = usage.quantities(start, end)
     done = set(Invoice.objects.filter(period=period).values_list("organization_id", flat=True))
     plans = dict(Organization.objects.filter(pk__in=list(used)).values_list("pk", "plan_code"))
+    pending: list[tuple[int, list[usage.RatedLine]]] = []
     for org_id in sorted(used):
         if org_id in done:
             result.skipped += 1
@@ -124,20 +152,20 @@ def run(period: str, *, issue: bool | None = None, now: datetime | None = None) 
             log.error("billing run %s: organization %s not billed: %s", period, org_id, exc)
             result.failed += 1
             continue
-        if not lines:  # only usage its plan includes
-            continue
-        made = draft(
-            org_id=org_id, period=period, lines=lines, currency=currency, tax_rate_bp=tax_rate_bp
-        )
-        if made is None:
-            result.skipped += 1
-        else:
-            result.drafted += 1
+        if lines:  # (none: only usage its plan includes)
+            pending.append((org_id, lines))
+    for start_at in range(0, len(pending), CHUNK):
+        chunk = pending[start_at : start_at + CHUNK]
+        written = draft_chunk(chunk, period=period, currency=currency, tax_rate_bp=tax_rate_bp)
+        result.drafted += written
+        result.skipped += len(chunk) - written
     if issue:
         drafts = Invoice.objects.filter(period=period, status=InvoiceStatus.DRAFT)
-        for invoice_id in drafts.order_by("pk").values_list("pk", flat=True):
-            invoices.issue(by=None, invoice_id=invoice_id)
-            result.issued += 1
+        ids = list(drafts.order_by("pk").values_list("pk", flat=True))
+        for start_at in range(0, len(ids), CHUNK):
+            result.issued += invoices.issue_many(
+                by=None, invoice_ids=ids[start_at : start_at + CHUNK]
+            )
     BillingRun.objects.filter(period=period).update(
         finished_at=timezone.now(),
         invoices_made=Invoice.objects.filter(period=period).count(),

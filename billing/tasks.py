@@ -54,3 +54,12 @@ def billing_run_task(period: str = "") -> None:
     from . import runs
 
     runs.run(period or runs.previous_period())
+
+
+@shared_task(name="billing.tasks.charge_card_on_file_task", ignore_result=True)
+def charge_card_on_file_task(item_id: int) -> None:
+    from .payments import events
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            events.charge_card_on_file(order_id=int(item.key))

@@ -40,6 +40,7 @@ urlpatterns = [
     path("bss/vouchers/<int:pk>/revoke/", voucher_pages.voucher_revoke, name="voucher-revoke"),
     path("bss/vouchers/<int:pk>/active/", voucher_pages.voucher_set_active, name="voucher-active"),
     path("bss/plans/", pricebook.plan_list, name="plans"),
+    path("bss/tax/", pricebook.tax_set, name="tax"),
     path("bss/plans/<slug:code>/", pricebook.plan_edit, name="plan-edit"),
     path("bss/addons/new/", pricebook.addon_create, name="addon-create"),
     path("bss/orders/", customers.order_list, name="orders"),

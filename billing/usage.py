@@ -28,7 +28,6 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from core import events
 from orgs.models import Organization
@@ -75,13 +74,13 @@ def batch_max() -> int:
 
 
 def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 40:
         return None
     try:
-        parsed = parse_datetime(value)
+        parsed = datetime.fromisoformat(value)  # ISO 8601, `Z` included (Python ≥ 3.11)
     except ValueError:
         return None
-    return parsed if parsed is not None and timezone.is_aware(parsed) else None
+    return parsed if parsed.tzinfo is not None and parsed.utcoffset() is not None else None
 
 
 def _quantity(value: Any) -> Decimal | None:
@@ -179,16 +178,30 @@ def clean(records: Any) -> list[dict[str, Any]]:
 
 def _insert(rows: list[dict[str, Any]], now: datetime) -> list[int]:
     """`INSERT … ON CONFLICT DO NOTHING RETURNING id` (PostgreSQL and SQLite): the ids of the
-    rows that were new."""
-    fields = {f.column: f for f in UsageRecord._meta.concrete_fields}
-    table = connection.ops.quote_name(UsageRecord._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
+    rows that were new. Values are adapted once per kind (the ORM's per-field adaptation costs
+    more than the insert itself at 1,000 rows)."""
+    ops = connection.ops
+    labels = UsageRecord._meta.get_field("labels")
+    stamp = ops.adapt_datetimefield_value(now)
+    table = ops.quote_name(UsageRecord._meta.db_table)
+    columns = ", ".join(ops.quote_name(c) for c in _COLUMNS)
     row_sql = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     params: list[Any] = []
     for row in rows:
-        values = {**row, "recorded_at": now}
-        for column in _COLUMNS:
-            params.append(fields[column].get_db_prep_save(values[column], connection))
+        params += [
+            row["organization_id"],
+            row["source"],
+            row["resource"],
+            row["kind"],
+            row["sku"],
+            ops.adapt_decimalfield_value(row["quantity"], 24, 6),
+            row["unit"],
+            ops.adapt_datetimefield_value(row["window_start"]),
+            ops.adapt_datetimefield_value(row["window_end"]),
+            row["region"],
+            labels.get_db_prep_save(row["labels"], connection),
+            stamp,
+        ]
     # Only quoted model column names and placeholders are formatted in: values are parameters.
     sql = (
         f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(rows))} "  # noqa: S608

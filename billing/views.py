@@ -335,7 +335,9 @@ def invoice_view(request: HttpRequest, slug: str, pk: int, fmt: str = "html") ->
     """An issued invoice of the Organization, printable HTML or PDF (drafts are not shown)."""
     from .console.invoices import document_response
 
-    org = access.get_object_for(request.user, Organization, action="billing.read", slug=slug)
+    org = access.get_object_for(
+        request.user, Organization, action="billing.read", slug=slug, strict=True
+    )
     invoice = get_object_or_404(
         Invoice.objects.select_related("organization", "order").exclude(status=InvoiceStatus.DRAFT),
         pk=pk,

@@ -172,7 +172,7 @@ class Shell:
         return items
 
     def cluster_connected(self) -> bool:
-        if settings.FLUX_CLUSTER_CONNECTED or getattr(settings, "SIMULATED_CLUSTER", False):
+        if settings.FLUX_CLUSTER_CONNECTED:
             return True
         from gitops.models import FluxCluster
 

@@ -28,4 +28,5 @@ urlpatterns = [
     path("api/v1/", include("billing.api_urls")),
 ]
 
+handler404 = "core.views.page_not_found"
 handler500 = "core.views.server_error"

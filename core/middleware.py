@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import re
 import uuid
@@ -11,16 +12,32 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from . import context
+from .text import redact_secrets
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    if settings.SECURE_PROXY_SSL_HEADER:  # behind a trusted proxy: its X-Forwarded-For wins
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address as the trusted proxy saw it.
+
+    Behind the proxy (`PORTAL_BEHIND_PROXY`) each of the `PORTAL_TRUSTED_PROXY_HOPS` proxies
+    appends the address it received the request from, so the client is the entry that many
+    places from the RIGHT of X-Forwarded-For. Everything left of it was written by the client and
+    is never trusted (a rotating fake address would escape every per-IP limit). Fewer entries than
+    hops, or an entry that is not an address: the socket's peer."""
+    peer = request.META.get("REMOTE_ADDR") or None
+    if not settings.SECURE_PROXY_SSL_HEADER:
+        return peer
+    entries = [e.strip() for e in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    entries = [e for e in entries if e]
+    hops = settings.PORTAL_TRUSTED_PROXY_HOPS
+    if len(entries) < hops:
+        return peer
+    candidate = entries[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
 
 
 class RequestContextMiddleware:
@@ -94,6 +111,18 @@ class ContentSecurityPolicyMiddleware:
                 settings.CONTENT_SECURITY_POLICY, settings.OIDC_ISSUER
             )
         return response
+
+
+class RedactSecretsLogFilter(logging.Filter):
+    """Invitation tokens, quote ids and voucher codes travel in URLs; every log line (Django's
+    `Not Found: /invitations/<token>/`, uvicorn's access log) gets them replaced."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -42,3 +42,33 @@ def whole_match(pattern: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell a spreadsheet will not run: text starting with `= + - @`, a tab or a carriage
+    return gets a leading `'` (OWASP's CSV-injection advice); numbers and other values pass."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+# Secrets that travel in URLs: an invitation's token, a quote's signed id, a voucher code.
+_SECRETS_IN_URLS = [
+    (re.compile(r"(/invitations/)[^/\s\"?]+"), r"\1[redacted]"),
+    (re.compile(r"(/quotes/)[^/\s\"?]+"), r"\1[redacted]"),
+    (re.compile(r"([?&](?:code|token)=)[^&\s\"#]+"), r"\1[redacted]"),
+]
+
+
+def redact_secrets(text: str) -> str:
+    for pattern, replacement in _SECRETS_IN_URLS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+# A display name as the API publishes it: no control character, at least one visible character.
+_NO_CONTROL = r"[^\u0000-\u001f\u007f-\u009f\u2028\u2029]"
+DISPLAY_NAME_PATTERN = rf"^{_NO_CONTROL}*[^\s\u0000-\u001f\u007f-\u009f\u2028\u2029]{_NO_CONTROL}*$"

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 
 from . import health
 from .models import AuditEvent
+from .text import spreadsheet_safe
 
 
 @require_GET
@@ -46,6 +47,21 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if not ready:
         response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
     return response
+
+
+API_PREFIX = "/api/"
+
+
+def _api_error(status: int, message: str) -> JsonResponse:
+    """The API's error body (`core.api_errors`) for answers Django gives before DRF is reached."""
+    return JsonResponse({"errors": {"detail": [message]}}, status=status)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: under /api/ a JSON error (the schema's `Errors`), a page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return _api_error(404, "Not found.")
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -89,7 +105,7 @@ def audit_response(
     if request.GET.get("format") == "csv":
         writer = csv.writer(_Echo())
         rows = (
-            writer.writerow([getattr(e, c) for c in CSV_COLUMNS])
+            writer.writerow([spreadsheet_safe(getattr(e, c)) for c in CSV_COLUMNS])
             for e in qs.iterator(chunk_size=2000)
         )
         response = StreamingHttpResponse(

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
@@ -34,8 +37,54 @@ from .models import (
 )
 from .views import APP_RELATED, catalog_context, visible_blueprints
 
+IDEMPOTENCY_WAIT_SECONDS = 30  # how long a repeat waits for the first request to finish
+IDEMPOTENCY_ABANDONED_SECONDS = 120  # a claim older than this, still running, was abandoned
+_IN_PROGRESS = 0
+
+
+def _key_conflict() -> Response:
+    return Response(
+        {"errors": {"Idempotency-Key": ["This key was used with a different request body."]}},
+        status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+    )
+
+
+def _claim_key(user: Any, key: str, scope: str, body: str) -> IdempotencyKey | None:
+    """Claim the key for this request (a row marked in progress, committed at once), or None
+    when another request holds it: the unique constraint decides who runs the view."""
+    try:
+        with transaction.atomic():
+            return IdempotencyKey.objects.create(
+                user=user, key=key, scope=scope, body_hash=body, status=_IN_PROGRESS, response={}
+            )
+    except IntegrityError:
+        return None
+
+
+def _await_first(user: Any, key: str, scope: str) -> IdempotencyKey | None:
+    """The first request's finished row (None: it failed or was abandoned, and the key is free)."""
+    deadline = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
+    delay = 0.02
+    while True:
+        row = IdempotencyKey.objects.filter(user=user, key=key, scope=scope).first()
+        if row is None or row.status != _IN_PROGRESS:
+            return row
+        abandoned = timezone.now() - row.created_at > timedelta(
+            seconds=IDEMPOTENCY_ABANDONED_SECONDS
+        )
+        if abandoned or time.monotonic() > deadline:
+            IdempotencyKey.objects.filter(pk=row.pk, status=_IN_PROGRESS).delete()
+            return None
+        time.sleep(delay)  # the first request is running: poll its row, backing off
+        delay = min(delay * 2, 0.5)
+
 
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Same key and body: one execution, the others replay its response (`Idempotent-Replayed`),
+    concurrent repeats included — the first claims the key with a row the unique constraint
+    guards, the others wait for that row's response. A response that is not 2xx is not kept (the
+    claim is dropped), so a repeat runs again."""
+
     @wraps(view)
     def wrapper(request: Request, *args: Any, **kwargs: Any) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip()
@@ -50,34 +99,28 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             json.dumps(request.data, sort_keys=True, default=str).encode()
         ).hexdigest()
         user: Any = request.user
-        seen = IdempotencyKey.objects.filter(user=user, key=key, scope=scope).first()
-        if seen is not None:
+        while True:
+            claim = _claim_key(user, key, scope, body)
+            if claim is not None:
+                break
+            seen = _await_first(user, key, scope)
+            if seen is None:
+                continue  # the first request did not succeed: this one runs
             if seen.body_hash != body:
-                return Response(
-                    {
-                        "errors": {
-                            "Idempotency-Key": ["This key was used with a different request body."]
-                        }
-                    },
-                    status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-                )
+                return _key_conflict()
             return Response(
                 seen.response, status=seen.status, headers={"Idempotent-Replayed": "true"}
             )
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except BaseException:
+            claim.delete()
+            raise
         if 200 <= response.status_code < 300:
-            try:
-                with transaction.atomic():
-                    IdempotencyKey.objects.create(
-                        user=user,
-                        key=key,
-                        scope=scope,
-                        body_hash=body,
-                        status=response.status_code,
-                        response=response.data,
-                    )
-            except IntegrityError:
-                pass  # a concurrent request with the same key stored its response first
+            claim.status, claim.response = response.status_code, response.data
+            claim.save(update_fields=["status", "response"])
+        else:
+            claim.delete()
         return response
 
     return wrapper

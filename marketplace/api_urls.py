@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, curation_api
+from . import api, curation_api, promotion_api
 
 APPS = "orgs/<slug:org>/environments/<slug:env>/applications/"
 APP = APPS + "<slug:app>/"
@@ -22,4 +22,15 @@ urlpatterns = [
     path(APP + "switchover", api.application_switchover, name="api-application-switchover"),
     path(APP + "revisions", api.application_revisions, name="api-application-revisions"),
     path(APP + "rollback", api.application_rollback, name="api-application-rollback"),
+    path(APP + "promote", promotion_api.application_promote, name="api-application-promote"),
+    path("promotions/<int:pk>/", promotion_api.promotion_detail, name="api-promotion"),
+    path(
+        "promotions/<int:pk>/approve", promotion_api.promotion_approve, name="api-promotion-approve"
+    ),
+    path("promotions/<int:pk>/merge", promotion_api.promotion_merge, name="api-promotion-merge"),
+    path(
+        "orgs/<slug:org>/environments/<slug:env>/policy",
+        promotion_api.environment_policy,
+        name="api-environment-policy",
+    ),
 ]

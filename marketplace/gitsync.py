@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor
 from core.errors import ConflictError
 from gitops import hooks, naming
 from gitops.backend import GitError, blob_sha
@@ -52,8 +53,9 @@ UNCHANGED, ADOPTED, INVALID, CONFLICT = "unchanged", "adopted", "invalid", "conf
 
 
 def state_of(app: Application) -> GitSync:
-    found, _ = GitSync.objects.get_or_create(application=app)
-    return found
+    """What the portal knows of the app's branch (unsaved and empty before the first look: a
+    read writes nothing)."""
+    return GitSync.objects.filter(application_id=app.pk).first() or GitSync(application=app)
 
 
 def where(app: Application) -> tuple[str, str, str]:
@@ -145,7 +147,7 @@ def read_back(
     app: Application,
     *,
     keep_git: bool = False,
-    by: Any = None,
+    by: Actor = None,
     action: str = "",
     extra: dict[str, Any] | None = None,
 ) -> str:
@@ -294,7 +296,7 @@ def _publish(app: Application) -> None:
 # --- resolving ------------------------------------------------------------------------------------
 
 
-def keep_git(*, by: Any, app: Application) -> str:
+def keep_git(*, by: Actor, app: Application) -> str:
     """A person chose Git's values over the portal's pending change: adopt them (audited)."""
     gs = state_of(app)
     if gs.state != GitSyncState.CONFLICT:
@@ -305,11 +307,16 @@ def keep_git(*, by: Any, app: Application) -> str:
     return outcome
 
 
-def use_portal(*, by: Any, app: Application) -> Application:
+def use_portal(*, by: Actor, app: Application) -> Application:
     """Replace Git's change (invalid, or in conflict) with the portal's configuration: an explicit,
     audited overwrite. A push landing after this is guarded against again."""
+    if not state_of(app).blocked:
+        raise ConflictError({"git": "Git holds no change to replace."})
     owner, repo, branch = where(app)
-    tree = backend().read_tree(owner, repo, branch, "")
+    try:
+        tree = backend().read_tree(owner, repo, branch, "")
+    except GitError as exc:
+        raise ConflictError({"git": f"Git cannot be read now: {exc}"}) from None
     with transaction.atomic():
         locked = Application.objects.select_for_update().select_related(*RELATED).get(pk=app.pk)
         gs = GitSync.objects.select_for_update().get(application=locked)

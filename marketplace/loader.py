@@ -402,13 +402,19 @@ def _files_revision(files: list[tuple[str, str]]) -> str:
     return "files:" + digest.hexdigest()
 
 
-def _unchanged(source: CatalogSource, revision: str) -> bool:
-    """Read at this revision already, and cleanly: a source that had errors is read again (an
-    error may come from another source, e.g. a Blueprint name another source gave up)."""
+def _sources_with_errors() -> set[int]:
+    """Sources some error is recorded against (one query; few sources ever have one)."""
+    return set(CatalogSyncError.objects.values_list("source_id", flat=True).distinct())
+
+
+def _unchanged(source: CatalogSource, revision: str, erring: set[int] | None) -> bool:
+    """Read at this revision already, and cleanly: a source that had errors, its own or recorded
+    against it by another source (a Blueprint name the Sovereign's catalog took), is read again."""
     return (
         source.last_synced_at is not None
         and source.revision == revision
         and not (source.last_result or {}).get("errors")
+        and source.pk not in (_sources_with_errors() if erring is None else erring)
     )
 
 
@@ -441,14 +447,16 @@ def _refuse_unlisted_repositories(loaded: Loaded) -> None:
             loaded.errors[path] = "; ".join(filter(None, [loaded.errors.get(path), problem]))
 
 
-def sync_source(source: CatalogSource, *, force: bool = False) -> dict[str, int]:
+def sync_source(
+    source: CatalogSource, *, force: bool = False, erring: set[int] | None = None
+) -> dict[str, int]:
     """Load the source's Blueprints unless it has not changed since its last sync (`force`
     reads it anyway): a directory by the digest of its files, a Git source by its head commit."""
     if source.kind == "directory":
         directory = Path(source.location)
         files = directory_files(directory) if directory.is_dir() else []
         revision = _files_revision(files)
-        if not force and _unchanged(source, revision):
+        if not force and _unchanged(source, revision, erring):
             return UNCHANGED
     else:
         from gitops.backend import GitError
@@ -460,7 +468,7 @@ def sync_source(source: CatalogSource, *, force: bool = False) -> dict[str, int]
         except GitError as exc:  # keep what was loaded; the next sync tries again
             log.warning("catalog %s: Git unreachable, kept as is: %s", source.name, exc)
             return {"unreachable": 1}
-        if not force and _unchanged(source, revision):
+        if not force and _unchanged(source, revision, erring):
             return UNCHANGED
         files = git_files(source.location)
     loaded = parse_files(files)
@@ -478,4 +486,7 @@ def sync_source(source: CatalogSource, *, force: bool = False) -> dict[str, int]
 
 
 def sync_all(*, force: bool = False) -> dict[str, dict[str, int]]:
-    return {source.name: sync_source(source, force=force) for source in ensure_sources()}
+    erring = _sources_with_errors()
+    return {
+        source.name: sync_source(source, force=force, erring=erring) for source in ensure_sources()
+    }

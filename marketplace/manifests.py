@@ -324,6 +324,7 @@ def _clusters(app: Application) -> list[HostCluster]:
 
 
 VALUES_FILE = "values.yaml"
+CODEOWNERS = "CODEOWNERS"
 GENERATED = ("kustomization.yaml", "helmrelease.yaml", "values.yaml", "externalsecret.yaml")
 
 
@@ -337,7 +338,30 @@ def owned_paths(app: Application) -> tuple[str, ...]:
         {*app.environment.regions.values_list("name", flat=True), *(app.regions or [])}
     )
     rendered = [f"{app_dir(c, app.name)}{name}" for c in clusters for name in GENERATED]
-    return (VALUES_FILE, *rendered)
+    return (VALUES_FILE, CODEOWNERS, *rendered)
+
+
+def codeowners(app: Application) -> str | None:
+    """`CODEOWNERS` from the approvers of the Environment's policy (`pr-required` rules): users as
+    `@login`, groups as the Organization's teams `@<org>/<group>`; None without approvers."""
+    from .models import EnvironmentPolicy
+
+    policy = EnvironmentPolicy.objects.filter(environment_id=app.environment_id).first()
+    owners: list[str] = []
+    for rule in (policy.rules if policy else []) or []:
+        if rule.get("type") != "pr-required":
+            continue
+        wanted = rule.get("approvers") or {}
+        owners += [f"@{u}" for u in wanted.get("users") or []]
+        org = app.environment.organization.slug
+        owners += [f"@{org}/{g}" for g in wanted.get("groups") or []]
+    if not owners:
+        return None
+    env = app.environment.name
+    return (
+        f"# {env}: approvers from its EnvironmentPolicy (policies/{env}-policy.yaml)\n"
+        f"* {' '.join(dict.fromkeys(owners))}\n"
+    )
 
 
 def values_text(app: Application, current: str | None = None) -> str:
@@ -385,6 +409,9 @@ def app_tree(
         secrets = schema_form.secret_paths(app.blueprint_version.config_schema)
         deps = dependency_apps(app, peers)
         files[VALUES_FILE] = values_text(app, current_values)
+        owners = codeowners(app)
+        if owners:
+            files[CODEOWNERS] = owners
         for index, cluster in enumerate(_clusters(app)):
             files.update(
                 region_files(app, cluster, sovereign, deps, index=index, with_secrets=bool(secrets))

@@ -35,6 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import audit, outbox
+from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import AuditEvent
 from gitops import delivery, hooks, naming
@@ -43,7 +44,7 @@ from gitops.sync import Desired, backend, sync
 from gitops.validation import validate_manifest
 from orgs.models import Environment
 
-from . import gitsync, manifests
+from . import gitsync, manifests, services
 from .models import (
     Application,
     AppState,
@@ -177,7 +178,7 @@ def policy_rules(env: Environment) -> list[dict[str, Any]]:
     return list(found.rules) if found else []
 
 
-def set_policy(*, by: Any, env: Environment, rules: Any) -> EnvironmentPolicy:
+def set_policy(*, by: Actor, env: Environment, rules: Any) -> EnvironmentPolicy:
     """Change the Environment's policy: audited, committed as its EnvironmentPolicy CR."""
     rules = check_rules(env, rules)
     with transaction.atomic():
@@ -196,6 +197,12 @@ def set_policy(*, by: Any, env: Environment, rules: Any) -> EnvironmentPolicy:
             after={"rules": rules},
         )
         outbox.enqueue(POLICY_TASK, policy.pk, actor=by, audit_event=event)
+        for app_id in (
+            Application.objects.filter(environment=env)
+            .exclude(state=AppState.UNINSTALLING)
+            .values_list("pk", flat=True)
+        ):  # their CODEOWNERS name the approvers
+            outbox.enqueue(services.SYNC_TASK, app_id, actor=by)
     return policy
 
 
@@ -380,7 +387,7 @@ def _read(app: Application) -> tuple[str, str]:
     return info.sha, raw.decode("utf-8", "replace")
 
 
-def open_promotion(*, by: Any, app: Application) -> Promotion:
+def open_promotion(*, by: Actor, app: Application) -> Promotion:
     """Open a promotion of `app`'s configuration to the next Environment (a PR on Gitea)."""
     target = target_of(app)
     if target is None:
@@ -419,7 +426,7 @@ def open_promotion(*, by: Any, app: Application) -> Promotion:
             source_revision=revision,
             text=text,
             diff=diff,
-            opened_by=by if getattr(by, "is_authenticated", False) else None,
+            opened_by=person(by),
         )
         audit.record(
             "applications.promote_open",
@@ -433,7 +440,7 @@ def open_promotion(*, by: Any, app: Application) -> Promotion:
     return promotion
 
 
-def _open_pull(promotion: Promotion, by: Any) -> None:
+def _open_pull(promotion: Promotion, by: Actor) -> None:
     git = backend()
     if not hasattr(git, "open_pull"):
         return  # local repos have no pull requests: the promotion here is the request
@@ -457,7 +464,7 @@ def _open_pull(promotion: Promotion, by: Any) -> None:
     promotion.branch, promotion.pr_number, promotion.pr_url = branch, pull.number, pull.url
 
 
-def _commit_values(promotion: Promotion, by: Any, branch: str, message: str) -> str:
+def _commit_values(promotion: Promotion, by: Actor, branch: str, message: str) -> str:
     """Commit the promoted values.yaml on `branch` of the target's repo."""
     git = backend()
     owner, repo, _base = gitsync.where(promotion.target)
@@ -473,7 +480,7 @@ def _commit_values(promotion: Promotion, by: Any, branch: str, message: str) -> 
     )
 
 
-def approve(*, by: Any, promotion: Promotion) -> None:
+def approve(*, by: Actor, promotion: Promotion) -> None:
     if not can_approve(promotion, by):
         raise ConflictError(
             {"approval": "You are not one of this policy's approvers (or you opened it)."}
@@ -491,7 +498,7 @@ def approve(*, by: Any, promotion: Promotion) -> None:
     report(promotion)
 
 
-def merge(*, by: Any, promotion: Promotion, now: datetime | None = None) -> Promotion:
+def merge(*, by: Actor, promotion: Promotion, now: datetime | None = None) -> Promotion:
     """Merge when every blocking rule passes; the target reads the merged values back."""
     if promotion.state != PromotionState.OPEN:
         raise ConflictError({"promotion": "This promotion is not open."})

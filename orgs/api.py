@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from core.api_errors import call_service as call
 from core.models import AuditEvent
+from core.text import DISPLAY_NAME_PATTERN
 from rbac import access
 
 from . import services
@@ -40,7 +41,9 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
 class OrganizationSerializer(serializers.ModelSerializer):
     environments = EnvironmentSerializer(many=True, read_only=True)
-    parent = serializers.CharField(source="parent.slug", default=None, read_only=True)  # type: ignore[assignment]  # a field named like Field.parent
+    parent = serializers.CharField(
+        source="parent.slug", default=None, read_only=True, allow_null=True
+    )  # type: ignore[assignment]  # a field named like Field.parent
 
     class Meta:
         model = Organization
@@ -67,15 +70,24 @@ class EnvironmentInput(serializers.Serializer):
     regions = serializers.ListField(child=serializers.CharField(), min_length=1, max_length=5)
 
 
+# what the service accepts, as the schema publishes it (reserved words and taken slugs aside)
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+
+
 class OrganizationInput(serializers.Serializer):
-    slug = serializers.CharField(max_length=64)
-    display_name = serializers.CharField(max_length=128)
+    slug = serializers.RegexField(
+        SLUG_PATTERN,
+        min_length=3,
+        max_length=32,
+        help_text="3–32 lower-case letters, digits and dashes, starting with a letter; not a reserved word.",
+    )
+    display_name = serializers.RegexField(DISPLAY_NAME_PATTERN, max_length=128)
     default_env_type = serializers.ChoiceField(choices=ENV_TYPES, default="prod")
     environments = EnvironmentInput(many=True, required=False)
 
 
 class OrganizationUpdate(serializers.Serializer):
-    display_name = serializers.CharField(max_length=128)
+    display_name = serializers.RegexField(DISPLAY_NAME_PATTERN, max_length=128)
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -116,15 +128,16 @@ def organizations(request: Request) -> Response:
 def organization(request: Request, slug: str) -> Response:
     action = "organization.read" if request.method == "GET" else "organization.update"
     org = access.get_object_for(request.user, Organization, action=action, slug=slug)
-    if request.method == "PATCH":
-        data = OrganizationUpdate(data=request.data)
+    if request.method == "PATCH":  # a partial update: an empty body changes nothing
+        data = OrganizationUpdate(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        org = call(
-            services.rename_organization,
-            by=request.user,
-            org=org,
-            display_name=data.validated_data["display_name"],
-        )
+        if "display_name" in data.validated_data:
+            org = call(
+                services.rename_organization,
+                by=request.user,
+                org=org,
+                display_name=data.validated_data["display_name"],
+            )
     return Response(OrganizationSerializer(_orgs_for(request).get(pk=org.pk)).data)
 
 

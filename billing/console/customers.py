@@ -143,6 +143,7 @@ def customer_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "currency": ledger.currency(),
             "entries": org.ledger.select_related("actor")[:200],
             "orders": org.orders.all()[:50],
+            "invoices": org.invoices.select_related("order").order_by("-created_at", "-pk")[:50],
             "can_manage": access.is_operator(request.user, "billing.manage"),
         },
         status=400 if form.errors else 200,

@@ -13,9 +13,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from billing import pricing
-from billing.forms import AddOnForm, PlanForm, PriceForm
-from billing.models import AddOn, Plan
+from billing.forms import AddOnForm, PlanForm, PriceForm, TaxForm
+from billing.models import AddOn, Plan, UsagePrice
+from billing.usage import describe
 from core.forms import apply_errors
+from orgs.models import Sovereign
 from rbac import access
 
 from . import require
@@ -28,15 +30,37 @@ def plan_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     plans = [(p, pricing.current_price(plan=p, at=now)) for p in Plan.objects.all()]
     addons = [(a, pricing.current_price(addon=a, at=now)) for a in AddOn.objects.all()]
+    newest: dict[str, UsagePrice] = {}
+    for price in UsagePrice.objects.filter(effective_from__lte=now).order_by("effective_from"):
+        newest[price.sku] = price
+    sovereign = Sovereign.objects.order_by("pk").first()
     return render(
         request,
         "billing/plan_list.html",
         {
             "plans": plans,
             "addons": addons,
+            "usage_prices": [(p, describe(p)) for p in newest.values()],
+            "tax_rate_bp": sovereign.tax_rate_bp if sovereign else 0,
+            "tax_form": TaxForm(),
             "can_manage": access.is_operator(request.user, "billing.manage"),
         },
     )
+
+
+@login_required
+@require_http_methods(["POST"])
+def tax_set(request: HttpRequest) -> HttpResponse:
+    require(request, "billing.manage")
+    form = TaxForm(request.POST)
+    if form.is_valid():
+        rate_bp = int(form.cleaned_data["rate"] * 100)
+        pricing.set_tax_rate(by=request.user, rate_bp=rate_bp)
+        messages.success(request, f"Tax rate set to {form.cleaned_data['rate'].normalize():f} %.")
+    else:
+        problems = [str(message) for message in form.errors.get("rate", [])]
+        messages.error(request, "Tax rate not changed: " + " ".join(problems))
+    return redirect("billing:plans")
 
 
 @login_required

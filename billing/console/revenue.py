@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from billing import ledger, revenue
-from billing.money import format_money
+from billing.money import decimal_text
 
 from . import require
 
@@ -44,7 +44,7 @@ class _Echo:
 
 def _csv(currency: str) -> Iterator[str]:
     writer = csv.writer(_Echo())
-    amount = lambda minor: format_money(minor, currency).split(" ", 1)[1]  # noqa: E731
+    amount = lambda minor: decimal_text(minor, currency)  # noqa: E731
     yield writer.writerow(["section", "key", "series", "value", "currency"])
     for key, value in revenue.kpis().items():
         money = key in ("mrr", "arr", "outstanding", "credit_liability")

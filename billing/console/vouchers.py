@@ -20,10 +20,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing import vouchers
 from billing.forms import VoucherIssueForm
 from billing.models import Voucher, VoucherState
-from billing.money import format_money
+from billing.money import decimal_text
 from core import confirm
 from core.forms import apply_errors
 from core.models import AuditEvent
+from core.text import spreadsheet_safe
 from rbac import access
 
 from . import require
@@ -95,24 +96,23 @@ def _csv_rows(qs: Any) -> Iterator[str]:
     now = timezone.now()
     prefix = vouchers.redeem_link("")
     for v in qs.iterator(chunk_size=2000):
-        yield writer.writerow(
-            [
-                v.code,
-                v.state(now).value,
-                format_money(v.credit_minor, v.currency),
-                v.currency,
-                v.redeemed_count,
-                v.max_redemptions,
-                v.reason,
-                v.description,
-                v.valid_from.isoformat(),
-                v.valid_until.isoformat() if v.valid_until else "",
-                v.plan_code,
-                v.recipient_email,
-                v.batch,
-                prefix + v.code,
-            ]
-        )
+        row = [
+            v.code,
+            v.state(now).value,
+            decimal_text(v.credit_minor, v.currency),
+            v.currency,
+            v.redeemed_count,
+            v.max_redemptions,
+            v.reason,
+            v.description,
+            v.valid_from.isoformat(),
+            v.valid_until.isoformat() if v.valid_until else "",
+            v.plan_code,
+            v.recipient_email,
+            v.batch,
+            prefix + v.code,
+        ]
+        yield writer.writerow([spreadsheet_safe(cell) for cell in row])
 
 
 @login_required

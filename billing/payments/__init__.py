@@ -3,8 +3,8 @@
 * **manual** (bank transfer, receipt): always there; an operator records the payment
   (`billing.checkout.record_payment`, Console → BSS → Orders).
 * **card**: a provider adapter chosen by `PAYMENT_PROVIDER` (today `stripe`). It opens a hosted
-  checkout for an order's `due_minor` (and saves the card for later periods), verifies and
-  parses webhooks, and refunds. Without one, checkout says card payment is not available and
+  checkout for an order's `due_minor` (and saves the card for later periods), charges that saved
+  card off-session for renewals and monthly invoices, verifies and parses webhooks, and refunds. Without one, checkout says card payment is not available and
   offers invoice payment.
 
 Events from a provider are applied once (`billing.payments.events.handle`).
@@ -43,6 +43,16 @@ class ProviderEvent:
 
 
 @dataclass(frozen=True)
+class Charged:
+    """An off-session charge of a saved card: `succeeded`, or why not (declined, needs the
+    customer: the order stays due and is chased as usual)."""
+
+    intent: str
+    succeeded: bool
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class Checkout:
     external_id: str
     url: str
@@ -60,6 +70,8 @@ class CardProvider(Protocol):
     def parse_event(self, body: bytes, headers: dict[str, str]) -> ProviderEvent: ...
 
     def refund(self, *, payment: Payment, amount_minor: int, reason: str) -> str: ...
+
+    def charge_saved_card(self, *, order: Order, customer: str) -> Charged: ...
 
 
 def card_provider() -> CardProvider | None:

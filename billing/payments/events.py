@@ -272,3 +272,90 @@ def refund_order(*, by: Actor, order: Order, amount_minor: int, reason: str) -> 
         reason=reason,
         external_id=f"{provider.name}:{refund_id}",
     )
+
+
+# --- the card on file: renewals and monthly invoices are charged without the customer ------------
+
+CHARGE_TASK = "billing.tasks.charge_card_on_file_task"
+
+
+def schedule_card_charge(orders: list[Order]) -> int:
+    """Inside the caller's transaction: after commit, charge the card on file for each of these
+    orders that has something to pay and whose Organization saved a card (a renewal, a month's
+    usage). Returns how many were scheduled."""
+    provider = card_provider()
+    due = [order for order in orders if order.due_minor > 0]
+    if provider is None or not due:
+        return 0
+    with_card = set(
+        PaymentCustomer.objects.filter(
+            organization_id__in={order.organization_id for order in due}, provider=provider.name
+        ).values_list("organization_id", flat=True)
+    )
+    scheduled = 0
+    for order in due:
+        if order.organization_id in with_card:
+            outbox.enqueue(CHARGE_TASK, order.pk)
+            scheduled += 1
+    return scheduled
+
+
+def charge_card_on_file(*, order_id: int) -> str:
+    """Charge an awaiting order to its Organization's saved card (the outbox task). The provider
+    call is outside any transaction and idempotent per order; a provider error raises (the outbox
+    retries); a declined card leaves the order due: dunning e-mails, the customer pays by card on
+    the billing page (a new checkout) or by transfer."""
+    provider = card_provider()
+    order = Order.objects.select_related("organization").get(pk=order_id)
+    customer = (
+        PaymentCustomer.objects.filter(
+            organization=order.organization, provider=provider.name
+        ).first()
+        if provider
+        else None
+    )
+    if provider is None or customer is None or order.status != OrderStatus.AWAITING_PAYMENT:
+        return "nothing to charge"
+    charged = provider.charge_saved_card(order=order, customer=customer.external_id)
+    external_id = charged.intent or f"off-session-{order.pk}"
+    with transaction.atomic():
+        if Payment.objects.filter(external_id=external_id).exists():
+            return "already charged"
+        payment = Payment.objects.create(
+            order=order,
+            provider=provider.name,
+            external_id=external_id,
+            payment_intent=charged.intent,
+            amount_minor=order.due_minor,
+            currency=order.currency,
+            status=PaymentStatus.OPEN if charged.succeeded else PaymentStatus.EXPIRED,
+            problem=charged.problem[:200],
+        )
+        audit.record(
+            "billing.payment.card_on_file",
+            actor=None,
+            target=payment,
+            org_slug=order.organization.slug,
+            after={
+                "order": order.pk,
+                "amount_minor": order.due_minor,
+                "succeeded": charged.succeeded,
+                "problem": charged.problem,
+            },
+        )
+        if not charged.succeeded:
+            return f"declined: {charged.problem}"
+        try:
+            checkout.record_payment(
+                by=None,
+                order=order,
+                reference=charged.intent,
+                provider=provider.name,
+                amount_minor=payment.amount_minor,
+            )
+        except ConflictError:  # paid another way meanwhile: the money goes back
+            order.refresh_from_db(fields=["status"])
+            return _unapplied(payment, f"order {order.pk} is {order.status}")
+        payment.status = PaymentStatus.SUCCEEDED
+        payment.save(update_fields=["status", "updated_at"])
+    return f"paid order {order.pk}"

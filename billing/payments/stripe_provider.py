@@ -16,7 +16,7 @@ import stripe
 from django.conf import settings
 
 from ..models import Order, Payment
-from . import BadSignature, Checkout, PaymentError, ProviderEvent
+from . import BadSignature, Charged, Checkout, PaymentError, ProviderEvent
 
 
 class StripeProvider:
@@ -123,3 +123,40 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise PaymentError(f"Stripe: {exc.user_message or exc}") from exc
         return str(refund.id)
+
+    def charge_saved_card(self, *, order: Order, customer: str) -> Charged:
+        """Charge the card the customer saved (its first payment method) for the order's
+        `due_minor`, off-session; once per order (idempotency key)."""
+        try:
+            methods = self.client.v1.customers.payment_methods.list(
+                customer, {"type": "card", "limit": 1}
+            )
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe: {exc.user_message or exc}") from exc
+        if not methods.data:
+            return Charged(intent="", succeeded=False, problem="no card on file")
+        try:
+            intent = self.client.v1.payment_intents.create(
+                {
+                    "amount": order.due_minor,
+                    "currency": order.currency.lower(),
+                    "customer": customer,
+                    "payment_method": methods.data[0].id,
+                    "off_session": True,
+                    "confirm": True,
+                    "description": f"Order {order.pk}",
+                    "metadata": {"order": str(order.pk)},
+                },
+                {"idempotency_key": f"order-{order.pk}-off-session"},
+            )
+        except stripe.CardError as exc:
+            failed: Any = (exc.error.payment_intent if exc.error else None) or {}
+            intent_id = str(failed.get("id", "")) if isinstance(failed, dict) else str(failed.id)
+            return Charged(intent=intent_id, succeeded=False, problem=exc.user_message or str(exc))
+        except stripe.StripeError as exc:
+            raise PaymentError(f"Stripe: {exc.user_message or exc}") from exc
+        return Charged(
+            intent=str(intent.id),
+            succeeded=intent.status == "succeeded",
+            problem="" if intent.status == "succeeded" else f"payment {intent.status}",
+        )

@@ -206,6 +206,67 @@ CASES: list[Case] = [
         {"amount": "1", "reason": "matrix"},
         setup=BILLING,
     ),
+    # --- invoices, usage, revenue, tax (issue 14) ---
+    Case(
+        "billing invoice document",
+        "GET",
+        "/billing/acme/invoices/{invoice}/",
+        org_wide_readers(),
+        setup=BILLING,
+    ),
+    Case(
+        "billing invoice pdf",
+        "GET",
+        "/billing/acme/invoices/{invoice}/pdf/",
+        org_wide_readers(),
+        setup=BILLING,
+    ),
+    Case(
+        "another org's invoice through globex",
+        "GET",
+        "/billing/globex/invoices/{invoice}/",
+        expect(404, member_b=404, sovereign_operator=404),
+        setup=BILLING,
+    ),
+    # platform components with a global usage.record grant (the operator tier and above)
+    Case(
+        "api usage ingestion",
+        "POST",
+        "/api/v1/usage",
+        expect(404, sovereign_operator=200, api=True),
+        {
+            "records": [
+                {
+                    "organization": "acme",
+                    "source": "matrix",
+                    "resource": "pod/x",
+                    "kind": "compute",
+                    "sku": "egress-gib",
+                    "quantity": "1",
+                    "unit": "GiB",
+                    "window_start": "2026-10-01T00:00:00Z",
+                    "window_end": "2026-10-01T01:00:00Z",
+                }
+            ]
+        },
+        api=True,
+    ),
+    Case("bss invoices", "GET", "/bss/invoices/", operators(200), setup=BILLING),
+    Case("bss invoice export", "GET", "/bss/invoices/export.csv", operators(200), setup=BILLING),
+    Case("bss invoice document", "GET", "/bss/invoices/{invoice}/", operators(200), setup=BILLING),
+    Case("bss invoice pdf", "GET", "/bss/invoices/{invoice}/pdf/", operators(200), setup=BILLING),
+    Case(
+        "bss invoice void",
+        "POST",
+        "/bss/invoices/{invoice}/void/",
+        operators(302),
+        {"reason": "matrix"},
+        setup=BILLING,
+    ),
+    Case("bss billing run", "POST", "/bss/invoices/run/", operators(302), {"period": "2026-10"}),
+    Case("bss revenue", "GET", "/bss/revenue/", operators(200)),
+    Case("bss revenue export", "GET", "/bss/revenue/export.csv", operators(200)),
+    Case("bss tax rate", "POST", "/bss/tax/", operators(302), {"rate": "5"}),
     Case("bss customers", "GET", "/bss/customers/", operators(200)),
     Case("bss customer", "GET", "/bss/customers/acme/", operators(200)),
     Case(

@@ -8,6 +8,9 @@ from Stripe's public OpenAPI repository) with the fields of each call filled in,
 Served (HTTP/1.1 on 127.0.0.1, a thread):
 * `POST /v1/checkout/sessions` (form-encoded, bracketed keys, `Idempotency-Key` honoured),
   `GET /v1/checkout/sessions/<id>`, `POST /v1/refunds`;
+* a saved card: `GET /v1/customers/<id>/payment_methods` (the card a completed checkout saved)
+  and `POST /v1/payment_intents` with `off_session` and `confirm` (charged at once; declined with
+  a 402 `card_declined` when `decline_off_session` is set);
 * the hosted payment page `GET /pay/<session>` with a *Pay* button (`POST /pay/<session>`), which
   completes the session, sends `checkout.session.completed` to `webhook_url` and redirects to the
   session's `success_url` — what a browser does on checkout.stripe.com.
@@ -96,6 +99,9 @@ class StripeEmulator:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}  # by payment intent
+        self.cards: dict[str, str] = {}  # customer → the payment method a checkout saved
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.decline_off_session = False
         self.idempotent: dict[str, tuple[int, dict[str, Any]]] = {}
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self.violations: list[str] = []
@@ -205,24 +211,31 @@ class StripeEmulator:
                 return session
             intent = self._new_id("pi")
             customer = session.get("customer") or self._new_id("cus")
+            self.cards.setdefault(customer, self._new_id("pm"))
             session.update(
                 status="complete", payment_status="paid", payment_intent=intent, customer=customer
             )
-            self.charges[intent] = self._object(
-                "charge",
-                id=self._new_id("ch"),
-                amount=session["amount_total"],
-                amount_captured=session["amount_total"],
-                amount_refunded=0,
-                captured=True,
-                paid=True,
-                refunded=False,
-                currency=session["currency"],
-                customer=customer,
-                payment_intent=intent,
-                refunds={"object": "list", "data": [], "has_more": False, "url": "/v1/refunds"},
+            self.charges[intent] = self._charge(
+                session["amount_total"], session["currency"], customer, intent
             )
         return session
+
+    def _charge(self, amount: int, currency: str, customer: str, intent: str) -> dict[str, Any]:
+        """A captured charge of `amount` (what refunds are made against)."""
+        return self._object(
+            "charge",
+            id=self._new_id("ch"),
+            amount=amount,
+            amount_captured=amount,
+            amount_refunded=0,
+            captured=True,
+            paid=True,
+            refunded=False,
+            currency=currency,
+            customer=customer,
+            payment_intent=intent,
+            refunds={"object": "list", "data": [], "has_more": False, "url": "/v1/refunds"},
+        )
 
     def expire(self, session_id: str) -> dict[str, Any]:
         with self._lock:
@@ -256,6 +269,52 @@ class StripeEmulator:
             charge["refunded"] = charge["amount_refunded"] == charge["amount"]
             charge["refunds"]["data"].append(refund)
         return 200, refund
+
+    def payment_methods(self, customer: str) -> tuple[int, dict[str, Any]]:
+        card = self.cards.get(customer)
+        if card is None:
+            return 404, _error(f"No such customer: '{customer}'", "resource_missing")
+        method = self._object("payment_method", id=card, customer=customer, type="card")
+        return 200, {"object": "list", "data": [method], "has_more": False, "url": "/v1/x"}
+
+    def create_intent(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        amount, currency = str(params.get("amount", "")), str(params.get("currency", ""))
+        if not amount.isdigit():
+            self.violations.append(f"payment_intents: amount {amount!r} is not minor units")
+        if len(currency) != 3 or currency != currency.lower():
+            self.violations.append(f"payment_intents: currency {currency!r} is not lower-case ISO")
+        customer, method = params.get("customer", ""), params.get("payment_method", "")
+        if self.cards.get(customer) != method:
+            return 400, _error("The payment method is not the customer's.", "resource_missing")
+        if params.get("off_session") != "true" or params.get("confirm") != "true":
+            self.violations.append(
+                "payment_intents: a saved card is charged off_session, confirmed"
+            )
+        intent_id = self._new_id("pi")
+        intent = self._object(
+            "payment_intent",
+            id=intent_id,
+            amount=int(amount or 0),
+            amount_received=int(amount or 0),
+            currency=currency,
+            customer=customer,
+            payment_method=method,
+            metadata=params.get("metadata") or {},
+            status="succeeded",
+            last_payment_error=None,
+            next_action=None,
+            created=int(time.time()),
+        )
+        if self.decline_off_session:
+            intent.update(status="requires_payment_method", amount_received=0)
+            self.intents[intent_id] = intent
+            error = _error("Your card was declined.", "card_declined")
+            error["error"].update(type="card_error", payment_intent=intent)
+            return 402, error
+        with self._lock:
+            self.intents[intent_id] = intent
+            self.charges[intent_id] = self._charge(intent["amount"], currency, customer, intent_id)
+        return 200, intent
 
     # --- webhooks ------------------------------------------------------------------------------
     def event(
@@ -317,6 +376,14 @@ class StripeEmulator:
             )
         if (method, path) == ("POST", "/v1/refunds"):
             return self.create_refund(params)
+        if (
+            method == "GET"
+            and path.startswith("/v1/customers/")
+            and path.endswith("/payment_methods")
+        ):
+            return self.payment_methods(path.split("/")[3])
+        if (method, path) == ("POST", "/v1/payment_intents"):
+            return self.create_intent(params)
         self.violations.append(f"{method} {path}: not an endpoint the emulator knows")
         return 404, _error(f"Unrecognized request URL ({method}: {path}).", "resource_missing")
 

@@ -51,6 +51,10 @@ def test_operators_filter_and_export_invoices(
     by_customer = operator_client.get("/bss/invoices/", {"q": "glob"}).content.decode()
     assert f"invoice-{billed['globex'].pk}" in by_customer
     assert f"invoice-{billed['acme'].pk}" not in by_customer
+    customer = operator_client.get("/bss/customers/acme/").content.decode()
+    assert (
+        billed["acme"].number in customer and f"/bss/invoices/{billed['acme'].pk}/pdf/" in customer
+    )
     other_month = operator_client.get("/bss/invoices/", {"period": "2026-09"}).content.decode()
     assert "No invoices match." in other_month
 
@@ -166,3 +170,26 @@ def test_customers_see_their_invoices_payments_and_balance(
         globex_draft.number is None
         and "(draft)" not in member_b.get("/billing/globex/").content.decode()
     )
+
+
+def test_operators_set_the_sovereigns_tax_rate(
+    cast: dict[str, Any], operator_client: Any, client_for: Any, on_commit: Any
+) -> None:
+    from core.models import AuditEvent
+    from orgs.models import Sovereign
+
+    assert client_for(cast["owner"]).post("/bss/tax/", {"rate": "0"}).status_code == 404
+    bad = operator_client.post("/bss/tax/", {"rate": "150"}, follow=True)
+    assert "Tax rate not changed" in bad.content.decode()
+    assert Sovereign.objects.get().tax_rate_bp == 500
+    operator_client.post("/bss/tax/", {"rate": "5.25"})
+    assert Sovereign.objects.get().tax_rate_bp == 525
+    event = AuditEvent.objects.get(action="billing.tax.set")
+    assert (event.before, event.after) == ({"tax_rate_bp": 500}, {"tax_rate_bp": 525})
+    page = operator_client.get("/bss/plans/").content.decode()
+    assert "5.25 %" in page and "cpu-core-hours" in page
+    use(flexi(cast["acme"]), "cpu-core-hours", "100")  # 1.200 at 5.25 % = 63 baisa
+    with on_commit():
+        runs.run(PERIOD)
+    invoice = Invoice.objects.get(period=PERIOD)
+    assert (invoice.tax_rate_bp, invoice.tax_minor) == (525, 63)

@@ -149,20 +149,21 @@ def test_a_run_that_stops_half_way_resumes_and_bills_each_once(
     orgs = [flexi(cast["acme"]), flexi(cast["globex"])]
     for org in orgs:
         use(org, "cpu-core-hours", "10")
-    real = runs.draft
-    calls: list[int] = []
+    real = runs.draft_chunk
+    calls: list[Any] = []
 
-    def crash_on_second(**kwargs: Any) -> Any:
-        calls.append(kwargs["org_id"])
+    def crash_on_second(chunk: Any, **kwargs: Any) -> Any:
+        calls.append(chunk)
         if len(calls) == 2:
             raise KeyboardInterrupt("killed")
-        return real(**kwargs)
+        return real(chunk, **kwargs)
 
-    monkeypatch.setattr(runs, "draft", crash_on_second)
+    monkeypatch.setattr(runs, "CHUNK", 1)
+    monkeypatch.setattr(runs, "draft_chunk", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         runs.run(PERIOD)
     assert Invoice.objects.filter(period=PERIOD).count() == 1  # the first one, a draft
-    monkeypatch.setattr(runs, "draft", real)
+    monkeypatch.setattr(runs, "draft_chunk", real)
     with on_commit():
         result = runs.run(PERIOD)
     assert (result.drafted, result.skipped, result.issued) == (1, 1, 2)

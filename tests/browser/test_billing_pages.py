@@ -78,6 +78,8 @@ def test_redeem_sign_up_and_check_out_in_the_browser(page, live_server, sovereig
         "/bss/orders/",
         "/bss/customers/",
         "/bss/customers/acme/",
+        "/bss/invoices/",
+        "/bss/revenue/",
         "/billing/acme/",
     ],
 )

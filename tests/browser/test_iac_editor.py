@@ -46,6 +46,7 @@ def test_edit_values_as_code_with_validation_then_save(page, live_server, cast, 
     SHOTS.mkdir(parents=True, exist_ok=True)
     sign_in(page, live_server, "admin", PASSWORD)
     page.goto(f"{live_server.url}/marketplace/apps/acme-prod/cache/")
+    page.click("summary:has-text('More actions')")
     page.click("text=Edit as code")
     page.wait_for_selector(".cm-editor .cm-content")
     status = page.locator("[data-editor-status]")
@@ -147,4 +148,42 @@ def test_edit_dev_in_the_editor_then_promote_to_prod(page, live_server, cast, va
         == "replication"
     )
     assert not [f for f in files("acme", "cache", "main") if "hz-fsn-rtz-dev" in f]
+    assert page.js_errors == []
+
+
+def test_an_invalid_push_is_shown_and_replaced_on_purpose(page, live_server, cast, cache):
+    """Local repositories: a teammate's commit found by the reconcile; the page says Git holds an
+    invalid change, with the error, and the Git page replaces it only when asked."""
+    from gitops.backend import Author
+    from gitops.sync import backend
+    from marketplace.tasks import reconcile_git_task
+
+    git = backend()
+    head = git.read_tree("acme", "cache", "main", "").head
+    git.commit(
+        "acme",
+        "cache",
+        "main",
+        changes={"values.yaml": b"persistence:\n  size: lots\n"},
+        expected_head=head,
+        author=Author("Tina Teammate", "tina@example.test"),
+        message="bigger",
+    )
+    reconcile_git_task()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    sign_in(page, live_server, "admin", PASSWORD)
+    page.goto(f"{live_server.url}/marketplace/apps/acme-prod/cache/")
+    alert = page.locator(".git-alert")
+    assert "Git holds an invalid change" in alert.inner_text()
+    assert "values.persistence.size" in alert.inner_text() and "Tina Teammate" in alert.inner_text()
+    page.screenshot(path=str(SHOTS / "issue16-git-invalid.png"), full_page=True)
+    page.click("text=See both versions and resolve")
+    page.wait_for_selector("[data-git-state=invalid]")
+    assert axe_violations(page) == []
+    page.screenshot(path=str(SHOTS / "issue16-git-page.png"), full_page=True)
+    page.click("text=Replace Git's change with the portal's configuration")
+    page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-prod/cache/")
+    assert page.locator(".git-alert").count() == 0
+    assert commits("acme", "cache")[0] == "applications.git_overwrite: application acme-prod/cache"
+    assert yaml.safe_load(show("values.yaml", "acme", "cache"))["persistence"]["size"] == "2Gi"
     assert page.js_errors == []

@@ -107,6 +107,7 @@ def test_install_wordpress_with_a_new_database_shows_the_wiring(page, live_serve
     assert Application.objects.get(name="blog").dependencies == {"db": "blog-db"}
     assert commits("acme", "blog", "main")[0] == "applications.install: application acme-prod/blog"
     # a day-2 change from the Application page: preview the new size, then confirm
+    page.click("summary:has-text('More actions')")
     page.click("text=Change size")
     page.select_option("#id_size", "medium")
     page.click("main button:has-text('Preview the change')")
@@ -116,6 +117,7 @@ def test_install_wordpress_with_a_new_database_shows_the_wiring(page, live_serve
     page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-prod/blog/")
     assert "size medium" in page.content()
     assert Application.objects.get(name="blog").size == "medium"
+    page.click("summary:has-text('More actions')")
     page.click("text=Revisions")
     assert page.locator("tr[data-revision]").count() == 2
     assert axe_violations(page) == []

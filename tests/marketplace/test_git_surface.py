@@ -53,7 +53,7 @@ def test_portal_creates_a_signed_push_hook_and_writes_the_configuration(
     app = _install(client_for(cast["admin"]), on_commit)
     [hook] = portal.hooks[("acme", "cache")]
     assert hook["config"]["url"] == "http://testserver/hooks/gitea/"
-    assert hook["config"]["secret"] == SECRET and hook["events"] == ["push"]
+    assert hook["config"]["secret"] == SECRET and hook["events"] == ["push", "pull_request"]
     # the configuration file sits at the root, in configSchema space (no rendered chart values)
     assert (
         _git_values(portal)

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from core.models import AuditEvent
-from marketplace import services
+from gitops import naming, store
 from marketplace.models import Application, Promotion
+from tests.marketplace.test_live_status import raw
 
 pytestmark = pytest.mark.django_db
 APPS = "/api/v1/orgs/acme/environments/{env}/applications/"
@@ -63,6 +64,10 @@ def test_promotion_blocked_by_each_rule_then_merged(catalog, cast, client_for, o
     assert bad.status_code == 400 and "rules.0" in bad.content.decode()
     assert _policy(viewer, on_commit, RULES).status_code == 403
     assert _policy(admin, on_commit, RULES).status_code == 302
+    # the approvers are the app repo's code owners on the prod branch (not on develop)
+    owners = portal.read("acme", "cache", "CODEOWNERS", "main").decode()
+    assert owners.splitlines()[-1] == "* @viewer @operator @admin"
+    assert portal.read("acme", "cache", "CODEOWNERS", "develop") is None
     cr = yaml.safe_load(portal.read("system", "catalyst-config", "policies/acme-prod-policy.yaml"))
     assert cr["kind"] == "EnvironmentPolicy" and [r["type"] for r in cr["spec"]["rules"]] == [
         "pr-required",
@@ -106,14 +111,47 @@ def test_promotion_blocked_by_each_rule_then_merged(catalog, cast, client_for, o
     assert "review (pr-required)" not in merge(admin).content.decode()
 
     # soak: dev Ready on the promoted revision, for long enough
-    services.record_flux_state(
-        app=dev,
-        state="ready",
-        reason="ReconciliationSucceeded",
-        message="",
-        revision=f"develop@sha1:{promotion.source_revision}",
-        conditions=[],
+    dev_region = "hz-fsn-rtz-dev"
+    labels = {
+        "openova.io/organization": "acme",
+        "openova.io/environment": "acme-dev",
+        "openova.io/application": "cache",
+        "openova.io/managed-by": "flux",
+        "openova.io/host-cluster": dev_region,
+    }
+    kustomization = naming.flux_object_name("acme", "acme-dev", "cache", dev_region)
+    revision = f"develop@sha1:{promotion.source_revision}"
+    store.apply(
+        dev_region,
+        "HelmRelease",
+        "ADDED",
+        raw(
+            "HelmRelease",
+            "cache",
+            10,
+            ready="True",
+            reason="InstallSucceeded",
+            namespace="acme-dev",
+            labels=labels,
+        ),
     )
+    store.apply(
+        dev_region,
+        "Kustomization",
+        "ADDED",
+        raw(
+            "Kustomization",
+            kustomization,
+            11,
+            ready="True",
+            reason="ReconciliationSucceeded",
+            message=f"Applied revision: {revision}",
+            revision=revision,
+            labels=labels,
+        ),
+    )
+    dev.refresh_from_db()
+    assert dev.state == "ready" and dev.observed_revision == revision
     assert "soak (soak): acme-dev Ready on" in merge(admin).content.decode()
     AuditEvent.objects.filter(action="applications.reconcile", target_id=str(dev.pk)).update(
         created_at=dev.updated_at - timedelta(hours=2)
@@ -199,3 +237,46 @@ def test_a_pull_request_opened_in_gitea_is_gated_by_the_policy(
     assert merged.status_code == 302, merged.content.decode()[-3000:]
     prod.refresh_from_db()
     assert prod.values["persistence"]["size"] == "4Gi"
+
+
+def test_promotion_through_the_api_on_local_repositories(catalog, cast, client_for, on_commit):
+    """Embedded (local bare repos, no pull requests): the promotion is kept in the portal and
+    merging commits the promoted values.yaml to the target branch; same rules, same refusals."""
+    from tests.gitutil import commits, show
+
+    admin, viewer = client_for(cast["admin"]), client_for(cast["viewer"])
+    _install(admin, on_commit, "acme-dev", {"architecture": "replication"})
+    prod = _install(admin, on_commit, "acme-prod")
+    policy = "/api/v1/orgs/acme/environments/acme-prod/policy"
+    review = {"name": "review", "type": "pr-required", "minApprovals": 1}
+    bad = admin.put(policy, {"rules": [review]}, content_type="application/json")
+    assert bad.status_code == 400
+    assert list(bad.json()["errors"]) == ["rules.0"]  # approvers is required
+    review["approvers"] = {"users": ["viewer"]}
+    assert (
+        viewer.put(policy, {"rules": [review]}, content_type="application/json").status_code == 403
+    )
+    assert client_for(cast["member_b"]).get(policy).status_code == 404
+    with on_commit():
+        saved = admin.put(policy, {"rules": [review]}, content_type="application/json")
+    assert saved.status_code == 200 and saved.json()["rules"] == [review]
+    assert "pr-required" in show("policies/acme-prod-policy.yaml")
+
+    with on_commit():
+        opened = admin.post(APPS.format(env="acme-dev") + "cache/promote")
+    assert opened.status_code == 201, opened.json()
+    pk = opened.json()["id"]
+    assert opened.json()["pr_number"] is None and opened.json()["origin"] == "acme-dev"
+    assert [r["passed"] for r in opened.json()["rules"]] == [False]
+    with on_commit():
+        blocked = admin.post(f"/api/v1/promotions/{pk}/merge")
+    assert blocked.status_code == 409
+    assert blocked.json()["errors"]["policy"][0].startswith("review (pr-required): 0 of 1")
+    assert viewer.post(f"/api/v1/promotions/{pk}/merge").status_code == 403
+    with on_commit():
+        assert viewer.post(f"/api/v1/promotions/{pk}/approve").status_code == 200
+        merged = admin.post(f"/api/v1/promotions/{pk}/merge")
+    assert merged.status_code == 200 and merged.json()["state"] == "merged"
+    assert commits("acme", "cache", "main")[1] == "Promote cache from acme-dev (#1)"
+    prod.refresh_from_db()
+    assert prod.values["architecture"] == "replication"

@@ -32,10 +32,12 @@ MATRIX_CONTEXT_KEYS = (
     "owner_api_token",
     # setup "apps": an InstallPlan of the owner's in acme-prod (Applications are named below)
     "install_plan",
-    # setup "billing": an active voucher, its code, acme's order awaiting payment, a quote token
+    # setup "billing": an active voucher, its code, acme's order awaiting payment (and its
+    # invoice), a quote token
     "voucher",
     "voucher_code",
     "order",
+    "invoice",
     "quote",
 )
 # what each setup provides (besides its placeholders): "apps" installs bp-valkey as `cache` in

@@ -115,6 +115,7 @@ def setup_billing(cast: dict[str, Any]) -> dict[str, Any]:
         "voucher": voucher.pk,
         "voucher_code": voucher.code,
         "order": order.pk,
+        "invoice": order.invoice.pk,
         "quote": quotes.token(quote),
     }
 

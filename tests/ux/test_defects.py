@@ -209,13 +209,14 @@ def test_audit_changes_are_a_field_diff(cast, client_for, on_commit):
 # --- settings and first run --------------------------------------------------------------------
 
 
-def test_voucher_and_invitation_links_use_the_public_urls(cast, client_for, settings):
+def test_voucher_and_invitation_links_use_the_public_urls(cast, client_for, settings, on_commit):
     settings.PORTAL_PUBLIC_URL = "https://console.acme-sovereign.example"
     settings.MARKETPLACE_URL = "https://shop.acme-sovereign.example"
     assert vouchers.redeem_link("ABC").startswith("https://shop.acme-sovereign.example/redeem/")
-    client_for(cast["owner"]).post(
-        "/orgs/acme/members/invite/", {"email": "x@example.test", "tier": "viewer"}
-    )
+    with on_commit():  # the mail leaves through the outbox once the request committed
+        client_for(cast["owner"]).post(
+            "/orgs/acme/members/invite/", {"email": "x@example.test", "tier": "viewer"}
+        )
     assert "https://console.acme-sovereign.example/invitations/" in mail.outbox[0].body
 
 
@@ -225,16 +226,17 @@ def test_embedded_mode_says_no_cluster_is_connected(cast, client_for):
     assert "No cluster is connected" in text
 
 
-def test_invitation_landing_names_inviter_tier_and_scope(cast, client_for):
-    client_for(cast["owner"]).post(
-        "/orgs/acme/members/invite/",
-        {
-            "email": "outsider@example.test",
-            "tier": "viewer",
-            "scope_key": "openova.io/environment",
-            "scope_value": "acme-dev",
-        },
-    )
+def test_invitation_landing_names_inviter_tier_and_scope(cast, client_for, on_commit):
+    with on_commit():
+        client_for(cast["owner"]).post(
+            "/orgs/acme/members/invite/",
+            {
+                "email": "outsider@example.test",
+                "tier": "viewer",
+                "scope_key": "openova.io/environment",
+                "scope_value": "acme-dev",
+            },
+        )
     token = re.search(r"/invitations/([^/\s]+)/", mail.outbox[0].body).group(1)
     text = _text(client_for(cast["outsider"]).get(f"/invitations/{token}/"))
     assert "owner invited outsider@example.test" in text

@@ -79,6 +79,7 @@ class Command(BaseCommand):
                 port=opts["port"],
                 workers=opts["workers"] or settings.WEB_WORKERS,
                 log_level=settings.LOG_LEVEL.lower(),
+                log_config=None,  # access lines go through the portal's handler (secrets redacted)
                 proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
                 lifespan="off",
                 timeout_graceful_shutdown=settings.WEB_SHUTDOWN_GRACE_SECONDS,
