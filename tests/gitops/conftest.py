@@ -30,7 +30,7 @@ class Changes:
         with self.cond:
             self.cond.notify_all()
 
-    def wait(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    def wait(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:

@@ -15,7 +15,7 @@ from gitops import events, store
 from orgs import status as org_status
 from tests.gitops.test_org_status import connected_cluster, kustomization
 
-READ_TIMEOUT = 5.0
+READ_TIMEOUT = 20.0  # a ceiling for one event on a loaded machine, not a pause
 
 
 class Stream:

@@ -277,6 +277,6 @@ def test_promotion_through_the_api_on_local_repositories(catalog, cast, client_f
         assert viewer.post(f"/api/v1/promotions/{pk}/approve").status_code == 200
         merged = admin.post(f"/api/v1/promotions/{pk}/merge")
     assert merged.status_code == 200 and merged.json()["state"] == "merged"
-    assert commits("acme", "cache", "main")[1] == "Promote cache from acme-dev (#1)"
+    assert commits("acme", "cache", "main")[1] == f"Promote cache from acme-dev (#{pk})"
     prod.refresh_from_db()
     assert prod.values["architecture"] == "replication"
