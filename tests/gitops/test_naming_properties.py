@@ -46,27 +46,36 @@ def lookalikes(draw: st.DrawFn) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def rendered(org: str, env: str, app: str, cluster: str) -> set[tuple[str, str, str]]:
-    """What one Application puts into shared places: flux-system objects, catalyst-config paths,
-    and the objects in its Environment's namespace."""
+def rendered(org: str, env: str, app: str, cluster: str) -> dict[tuple[str, str, str], tuple]:
+    """What one Application puts into shared places — flux-system objects, catalyst-config paths,
+    the objects in its Environment's namespace on each host cluster — each with the identity that
+    owns it (an Application's GitRepository serves all its regions; the rest is per region)."""
     key = "admin-password"
+    app_id, region_id = (org, env, app), (org, env, app, cluster)
+    on_cluster = f"{cluster}/{env}"  # a namespace of that host cluster
     return {
-        ("GitRepository", "flux-system", naming.flux_object_name(org, env, app)),
-        ("Kustomization", "flux-system", naming.flux_object_name(org, env, app, cluster)),
-        ("path", "", f"applications/{org}/{env}/{app}/kustomization-{cluster}.yaml"),
-        ("HelmRelease", env, app),
-        ("HelmRepository", env, f"{app}-charts"),
-        ("ConfigMap", env, f"{app}-values"),
-        ("Secret", env, f"{app}-credentials"),
-        ("Password", env, naming.generator_name(app, key)),
+        ("GitRepository", "flux-system", naming.flux_object_name(org, env, app)): app_id,
+        (
+            "Kustomization",
+            "flux-system",
+            naming.flux_object_name(org, env, app, cluster),
+        ): region_id,
+        ("path", "", f"applications/{org}/{env}/{app}/kustomization-{cluster}.yaml"): region_id,
+        ("HelmRelease", on_cluster, app): region_id,
+        ("HelmRepository", on_cluster, f"{app}-charts"): region_id,
+        ("ConfigMap", on_cluster, f"{app}-values"): region_id,
+        ("Secret", on_cluster, f"{app}-credentials"): region_id,
+        ("Password", on_cluster, naming.generator_name(app, key)): region_id,
     }
 
 
 def _assert_disjoint(tuples: list[tuple[str, str, str, str]]) -> None:
-    owner: dict[tuple[str, str, str], tuple[str, str, str, str]] = {}
+    owner: dict[tuple[str, str, str], tuple] = {}
     for t in dict.fromkeys(tuples):
-        for obj in rendered(*t):
-            assert owner.setdefault(obj, t) == t, f"{obj} rendered for {owner[obj]} and {t}"
+        for obj, identity in rendered(*t).items():
+            assert owner.setdefault(obj, identity) == identity, (
+                f"{obj} rendered for {owner[obj]} and {identity}"
+            )
             if obj[0] != "path":
                 assert len(obj[2]) <= 63 and DNS_LABEL.match(obj[2]), obj
 
