@@ -479,6 +479,18 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"order-{self.pk}"
 
+    @property
+    def placed_by_billing(self) -> bool:
+        """A renewal or a month's usage: the billing cycle placed it, so it stays due until paid
+        (dunning chases it) instead of lapsing with an expired card checkout."""
+        return self.kind in (QuoteKind.RENEWAL, QuoteKind.USAGE)
+
+    @property
+    def customer_may_cancel(self) -> bool:
+        """Awaiting payment and not a month's usage (what was used cannot be declined; an
+        operator may void the invoice). Cancelling a renewal ends the subscription."""
+        return self.status == OrderStatus.AWAITING_PAYMENT and self.kind != QuoteKind.USAGE
+
 
 class InvoiceStatus(models.TextChoices):
     DRAFT = "draft", "Draft"

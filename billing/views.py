@@ -412,6 +412,10 @@ def order_action(request: HttpRequest, slug: str, pk: int, action: str) -> HttpR
         return _pay_by_card(request, order)
     if order.status != OrderStatus.AWAITING_PAYMENT:
         messages.error(request, f"Order {order.pk} is {order.get_status_display().lower()}.")
+    elif not order.customer_may_cancel:
+        messages.error(
+            request, f"Order {order.pk} is for usage already consumed: it cannot be cancelled."
+        )
     else:
         checkout.cancel_order(by=request.user, order=order, reason="cancelled by the customer")
         messages.success(request, f"Order {order.pk} is cancelled; its invoice is void.")

@@ -31,7 +31,6 @@ from ..models import (
     Payment,
     PaymentCustomer,
     PaymentStatus,
-    QuoteKind,
 )
 from ..models import ProviderEvent as EventRow
 from . import NOT_AVAILABLE, CardProvider, PaymentError, ProviderEvent, card_provider
@@ -189,10 +188,11 @@ def _session_expired(provider: CardProvider, event: ProviderEvent) -> str:
     payment.save(update_fields=["status", "updated_at"])
     order = payment.order
     still_open = order.payments.filter(status=PaymentStatus.OPEN).exists()
-    # a renewal or a month's usage stays due (dunning chases it); only an order the customer
-    # started lapses
-    lapses = order.kind not in (QuoteKind.RENEWAL, QuoteKind.USAGE)
-    if order.status == OrderStatus.AWAITING_PAYMENT and not still_open and lapses:
+    if (
+        order.status == OrderStatus.AWAITING_PAYMENT
+        and not still_open
+        and not order.placed_by_billing
+    ):
         checkout.cancel_order(by=None, order=order, reason="card checkout expired unpaid")
         return f"cancelled order {order.pk}"
     return "expired"

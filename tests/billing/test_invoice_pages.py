@@ -193,3 +193,27 @@ def test_operators_set_the_sovereigns_tax_rate(
         runs.run(PERIOD)
     invoice = Invoice.objects.get(period=PERIOD)
     assert (invoice.tax_rate_bp, invoice.tax_minor) == (525, 63)
+
+
+def test_a_customer_cannot_cancel_a_months_usage(
+    billed: dict[str, Invoice], cast: dict[str, Any], client_for: Any, on_commit: Any
+) -> None:
+    """The usage was consumed: its order stays due (an operator may void the invoice), while an
+    order the customer placed can still be cancelled from the same page."""
+    usage = billed["acme"].order
+    owner = client_for(cast["owner"])
+    page = owner.get("/billing/acme/").content.decode()
+    assert f"Cancel order {usage.pk}<" not in page
+    with on_commit():
+        refused = owner.post(f"/billing/acme/orders/{usage.pk}/cancel/", follow=True)
+    assert "usage" in refused.content.decode() and "cannot be cancelled" in refused.content.decode()
+    usage.refresh_from_db()
+    assert usage.status == OrderStatus.AWAITING_PAYMENT
+    assert Invoice.objects.get(pk=billed["acme"].pk).status == InvoiceStatus.ISSUED
+    placed = order_plan(by=cast["owner"], org=cast["acme"], plan_code="s")
+    assert placed.status == OrderStatus.AWAITING_PAYMENT
+    assert f"Cancel order {placed.pk}<" in owner.get("/billing/acme/").content.decode()
+    with on_commit():
+        owner.post(f"/billing/acme/orders/{placed.pk}/cancel/")
+    placed.refresh_from_db()
+    assert placed.status == OrderStatus.CANCELLED
