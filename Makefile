@@ -41,7 +41,7 @@ run: install assets
 	DEBUG=$${DEBUG:-true} $(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: install-dev assets
-	PORTAL_TESTING=true $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
@@ -57,7 +57,7 @@ check: lint typecheck migrations-check test
 
 # schemathesis over /api/schema/: every operation, positive and negative, fixed seed
 fuzz: install-dev
-	FUZZ=1 PORTAL_TESTING=true $(PY) -m pytest tests/api/test_schema_fuzz.py -p no:randomly -q
+	FUZZ=1 $(PY) -m pytest tests/api/test_schema_fuzz.py -p no:randomly -q
 
 bench: install-dev
 	$(PY) -m bench

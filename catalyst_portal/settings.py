@@ -28,7 +28,6 @@ VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
-TESTING = env_bool("PORTAL_TESTING", False)
 
 
 def _secret_key() -> str:

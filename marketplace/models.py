@@ -403,12 +403,7 @@ class EnvironmentPolicy(DeliveryTracked):
         return f"{self.environment.name}-policy"
 
     def rbac_labels(self) -> dict[str, str]:
-        env = self.environment
-        return {
-            "openova.io/organization": env.organization.slug,
-            "openova.io/environment": env.name,
-            "openova.io/env-type": env.env_type,
-        }
+        return self.environment.rbac_labels()  # a policy is governed like its Environment
 
 
 class PromotionState(models.TextChoices):

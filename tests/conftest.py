@@ -7,7 +7,6 @@ The cast (SPEC §6): owner, admin, operator, developer and viewer of Organizatio
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,10 +27,6 @@ CLUSTERS = [
     ("hetzner", "fsn", "rtz", "dev"),
 ]
 PASSWORD = "correct-horse-battery"
-
-
-def pytest_configure(config: Any) -> None:
-    os.environ.setdefault("PORTAL_TESTING", "true")
 
 
 @pytest.fixture(autouse=True)

@@ -76,7 +76,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
                 "PORTAL_VAR_DIR": str(tmp_path / "var"),
                 "GIT_ROOT": str(tmp_path / "git"),
                 "LOG_LEVEL": "WARNING",
-                "PORTAL_TESTING": "false",
                 "SECRET_KEY": django_settings.SECRET_KEY,
                 "PORTAL_WEB_WORKERS": "1",
                 **env,
