@@ -435,7 +435,10 @@ class ClusterWatcher:
         ]
         for thread in threads:
             thread.start()
-        self.stop.wait()
+        # wake every second: a SIGTERM the kernel hands to another thread only sets a flag, and
+        # the main thread runs its handler (which sets `stop`) when it next runs Python code
+        while not self.stop.wait(1.0):
+            pass
         for w in self.watchers:
             w.interrupt()
         for thread in threads:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
@@ -22,12 +21,18 @@ def test_watch_flux_uses_the_kubeconfig_context_and_stops_on_sigterm(
     settings.FLUX_CONTEXTS = ["hz-fsn-rtz-prod=emu"]
     fluxd.create("Kustomization", "acme", labels={"openova.io/organization": "acme"})
     outcome: dict[str, object] = {}
+    returned = threading.Event()
+    main = threading.get_ident()
 
     def terminate_when_stored() -> None:
         try:
             changes.wait(lambda: FluxObject.objects.filter(name="acme").exists())
         finally:
-            os.kill(os.getpid(), signal.SIGTERM)
+            # the kernel hands a process's SIGTERM to any thread: here, to this one
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+            if not returned.wait(10):  # unnoticed: wake the command the way that always works
+                outcome["missed_sigterm"] = True
+                signal.pthread_kill(main, signal.SIGTERM)
 
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     killer = threading.Thread(target=terminate_when_stored)
@@ -35,10 +40,11 @@ def test_watch_flux_uses_the_kubeconfig_context_and_stops_on_sigterm(
     try:
         call_command("watch_flux")
         outcome["returned"] = True
+        returned.set()
     finally:
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
-        killer.join(timeout=10)
+        killer.join(timeout=15)
     assert outcome == {"returned": True}
     stored = FluxObject.objects.get(name="acme")
     assert stored.cluster == "hz-fsn-rtz-prod" and stored.kind == "Kustomization"
