@@ -49,6 +49,11 @@ def _run_in_processes(work: list[Any], name: str) -> tuple[float, Counter[str], 
     from django.db import connections
 
     connections.close_all()  # children open their own connections
+    for conn in connections.all(initialized_only=True):
+        # A psycopg pool's sockets and filler threads do not survive fork: children sharing the
+        # parent's sockets corrupt each other's transactions and wait on threads that are gone.
+        if hasattr(conn, "close_pool"):
+            conn.close_pool()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     pool = multiprocessing.get_context("fork").Pool(PROCESSES)
     try:
