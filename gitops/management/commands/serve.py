@@ -42,7 +42,10 @@ def _watch_flux_in_process(stop: threading.Event) -> None:
 
 
 class Command(BaseCommand):
-    help = "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper in-process."
+    help = (
+        "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper "
+        "in-process; SIMULATED_CLUSTER=true also runs a simulated cluster (a demo)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -70,6 +73,10 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_reconcile_git_forever, args=(stop,), name="git-reconcile", daemon=True
             ).start()
+        if settings.SIMULATED_CLUSTER:  # a demo: the emulator, a simulated Flux, its watcher
+            from gitops.simulated import SimulatedCluster
+
+            SimulatedCluster(stop=stop).start()
         if opts["watch_flux"]:
             _watch_flux_in_process(stop)
         try:
