@@ -85,11 +85,20 @@ class VoucherIssueForm(forms.Form):
         required=False, help_text="The redeem link is e-mailed to this address."
     )
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
+    confirm_ended = forms.BooleanField(
+        required=False,
+        label="Issue it anyway",
+        help_text="Its validity has already ended: nobody will be able to redeem it.",
+    )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, confirming: bool = False, **kwargs: Any) -> None:
+        """`confirming`: the operator is asked to confirm a validity that has already ended (the
+        checkbox is offered only then)."""
         super().__init__(*args, **kwargs)
         _choice(self, "plan_code").choices = plan_choices("— any plan —")
         self.fields["credit"].help_text = money_help()
+        if not confirming:
+            del self.fields["confirm_ended"]
 
 
 class CreditAdjustForm(forms.Form):

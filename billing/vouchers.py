@@ -113,6 +113,11 @@ class VoucherTerms:
     plan_code: str = ""
     is_active: bool = True
 
+    def has_ended(self, at: datetime | None = None) -> bool:
+        """Whether the validity is over already: nobody could redeem such a voucher (the console
+        asks the operator to confirm before issuing it)."""
+        return self.valid_until is not None and self.valid_until <= (at or timezone.now())
+
 
 def _check_terms(
     terms: VoucherTerms, count: int, code: str, recipient_email: str
@@ -155,6 +160,9 @@ def issue_vouchers(
     now = timezone.now()
     batch = f"B-{uuid.uuid4().hex[:8].upper()}" if count > 1 else ""
     codes = [code] if code else _fresh_codes(count)
+    valid_from = terms.valid_from or now
+    if terms.valid_from is None and terms.valid_until is not None:
+        valid_from = min(now, terms.valid_until)  # validity over already: it opens as it closes
     rows = [
         Voucher(
             code=c,
@@ -163,7 +171,7 @@ def issue_vouchers(
             description=terms.description,
             reason=terms.reason,
             max_redemptions=terms.max_redemptions,
-            valid_from=terms.valid_from or now,
+            valid_from=valid_from,
             valid_until=terms.valid_until,
             plan_code=terms.plan_code,
             recipient_email=recipient_email,

@@ -34,6 +34,22 @@ TENANT_LABEL_KEYS = (
 )
 
 
+def label_key(name: str) -> str:
+    """`openova.io/<name>` for one of the label names above (a typo fails at import)."""
+    if name not in CLUSTER_LABEL_KEYS + TENANT_LABEL_KEYS:
+        raise ValueError(f"unknown label {name!r}")
+    return LABEL_PREFIX + name
+
+
+# Every label key, in the order pickers and validation list them (RBAC scope terms use them).
+LABEL_KEYS = tuple(label_key(name) for name in CLUSTER_LABEL_KEYS + TENANT_LABEL_KEYS)
+ORGANIZATION_LABEL = label_key("organization")
+ENVIRONMENT_LABEL = label_key("environment")
+ENV_TYPE_LABEL = label_key("env-type")
+APPLICATION_LABEL = label_key("application")
+HOST_CLUSTER_LABEL = label_key("host-cluster")
+
+
 def config_repo() -> tuple[str, str, str]:
     """(owner, repo, branch) of the Sovereign's catalyst-config repo."""
     return settings.GIT_SYSTEM_OWNER, settings.GIT_CONFIG_REPO, settings.GIT_CONFIG_BRANCH

@@ -17,11 +17,12 @@ from core import audit, outbox
 from core.actors import Actor, person
 from core.errors import ConflictError
 from core.models import OutboxItem
-from gitops import delivery, events
+from gitops import delivery, events, naming
 from gitops import status as gitops_status
 from gitops.backend import GitDrift
 from gitops.flux import register_handler
 from gitops.sync import sync
+from orgs import members
 from orgs import services as org_services
 from orgs.models import Environment, Organization
 
@@ -398,12 +399,35 @@ def _organization_lifecycle_changed(*, org: Organization, by: Actor, event: Any)
         outbox.enqueue(SYNC_TASK, app_id, actor=by, audit_event=event)
 
 
+def scope_options(org: Organization) -> list[members.ScopeOption]:
+    """The Organization's Applications for the grant scope pickers (an Application is named
+    within its Environment: both terms)."""
+    apps = (
+        Application.objects.in_org(org.slug)
+        .exclude(state=AppState.UNINSTALLING)
+        .select_related("environment")
+        .order_by("environment__name", "name")
+    )
+    return [
+        members.ScopeOption(
+            "Applications",
+            f"{app.name} in {app.environment.name}",
+            (
+                (naming.ENVIRONMENT_LABEL, app.environment.name),
+                (naming.APPLICATION_LABEL, app.name),
+            ),
+        )
+        for app in apps
+    ]
+
+
 def connect() -> None:
     """Called from MarketplaceConfig.ready(): follow Flux and Organization lifecycle changes, Git
-    pushes and promotions."""
+    pushes and promotions; offer Applications to the scope pickers."""
     from . import gitsync, promotion
 
     register_handler(on_flux_changes)
+    members.register_scope_source(scope_options)
     org_services.on_lifecycle_changed(_organization_lifecycle_changed)
     gitsync.connect()
     promotion.connect()

@@ -26,10 +26,10 @@ from gitops.models import FluxCluster, FluxEvent, FluxObject
 
 from .models import Application, AppState
 
-ORG_LABEL = "openova.io/organization"
-ENV_LABEL = "openova.io/environment"
-APP_LABEL = "openova.io/application"
-CLUSTER_LABEL = "openova.io/host-cluster"
+ORG_LABEL = naming.ORGANIZATION_LABEL
+ENV_LABEL = naming.ENVIRONMENT_LABEL
+APP_LABEL = naming.APPLICATION_LABEL
+CLUSTER_LABEL = naming.HOST_CLUSTER_LABEL
 EVENT = "app-status"
 FRAGMENT = "marketplace/app_detail.html#status"
 GONE_HTML = '<p data-app-state="gone">Uninstalled.</p>'

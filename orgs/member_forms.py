@@ -5,7 +5,9 @@ from typing import Any
 from django import forms
 
 from rbac import tiers
-from rbac.services import SCOPE_KEYS
+
+from . import members
+from .models import Organization
 
 
 def invitable_tiers() -> list[tuple[str, str]]:
@@ -15,27 +17,26 @@ def invitable_tiers() -> list[tuple[str, str]]:
 class InviteForm(forms.Form):
     email = forms.EmailField(label="E-mail")
     tier = forms.ChoiceField(choices=invitable_tiers, initial="viewer")
-    scope_key = forms.ChoiceField(
-        choices=[
-            ("", "— whole Organization —"),
-            *[(k, k) for k in SCOPE_KEYS if k != "openova.io/organization"],
-        ],
+    scope = forms.ChoiceField(
         required=False,
-        label="Narrow to label",
-        help_text="Optional: limit the grant to one Environment, env type, application, …",
+        label="Access to",
+        help_text="The whole Organization, or only one Environment, Environment type or Application.",
+        error_messages={"invalid_choice": "Choose one of the Environments or Applications listed."},
     )
-    scope_value = forms.CharField(required=False, max_length=128, label="Label value")
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if bool(data.get("scope_key")) != bool((data.get("scope_value") or "").strip()):
-            self.add_error("scope_value", "Give both a label and its value, or neither.")
-        return data
+    def __init__(self, *args: Any, org: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.options = {o.value: o for o in members.scope_options(org)}
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for option in self.options.values():
+            groups.setdefault(option.group, []).append((option.value, option.label))
+        field = self.fields["scope"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "The whole Organization"), *groups.items()]
 
     def scopes(self) -> list[dict[str, str]]:
-        key = self.cleaned_data.get("scope_key")
-        value = (self.cleaned_data.get("scope_value") or "").strip()
-        return [{"key": key, "value": value}] if key and value else []
+        option = self.options.get(self.cleaned_data.get("scope") or "")
+        return [{"key": k, "value": v} for k, v in option.terms] if option else []
 
 
 class TierForm(forms.Form):

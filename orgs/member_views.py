@@ -50,7 +50,7 @@ def _page(
             "org": org,
             "members": member_list,
             "invitations": invitations,
-            "form": form or InviteForm(),
+            "form": form or InviteForm(org=org),
             "tier_form": TierForm(),
             "transfer_form": TransferForm(
                 members=[
@@ -80,7 +80,7 @@ def member_list(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def member_invite(request: HttpRequest, slug: str) -> HttpResponse:
     org = _org(request, slug, "members.invite")
-    form = InviteForm(request.POST)
+    form = InviteForm(request.POST, org=org)
     if not form.is_valid():
         return _page(request, org, form=form, status=400)
     try:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from django.utils import timezone
 from core import audit, outbox
 from core.actors import Actor, person
 from core.errors import ConflictError
+from gitops import naming
 from rbac import access, tiers
 from rbac import services as rbac_services
 from rbac.models import UserAccess
@@ -38,6 +40,51 @@ OWNER = "owner"
 
 def org_scope(org: Organization) -> list[dict[str, str]]:
     return [{"key": rbac_services.ORG_LABEL, "value": org.slug}]
+
+
+# --- what a grant can be narrowed to: the Organization's real objects, never raw label keys ----
+
+
+@dataclass(frozen=True)
+class ScopeOption:
+    """One choice of a scope picker: its group ("Environments"), how it reads, its label terms
+    (ANDed with the Organization's)."""
+
+    group: str
+    label: str
+    terms: tuple[tuple[str, str], ...]
+
+    @property
+    def value(self) -> str:
+        return ",".join(f"{key}={value}" for key, value in self.terms)
+
+
+ScopeSource = Callable[[Organization], list[ScopeOption]]
+_scope_sources: list[ScopeSource] = []
+
+
+def register_scope_source(source: ScopeSource) -> ScopeSource:
+    """Apps above orgs add their objects to the pickers (marketplace: Applications)."""
+    if source not in _scope_sources:
+        _scope_sources.append(source)
+    return source
+
+
+def scope_options(org: Organization) -> list[ScopeOption]:
+    """The Environments of `org`, its Environment types, then what registered sources offer."""
+    envs = list(org.environments.order_by("name").only("name", "env_type"))
+    options = [
+        ScopeOption("Environments", env.name, ((naming.ENVIRONMENT_LABEL, env.name),))
+        for env in envs
+    ]
+    types = sorted({env.env_type for env in envs}, key=rbac_services.ENV_TYPES.index)
+    options += [
+        ScopeOption("Environment types", f"every {t} Environment", ((naming.ENV_TYPE_LABEL, t),))
+        for t in types
+    ]
+    for source in _scope_sources:
+        options += source(org)
+    return options
 
 
 def hash_token(token: str) -> str:

@@ -23,8 +23,8 @@ from gitops.models import FluxCluster, FluxObject
 
 from .models import Organization, OrgState
 
-ORG_LABEL = "openova.io/organization"
-APP_LABEL = "openova.io/application"
+ORG_LABEL = naming.ORGANIZATION_LABEL
+APP_LABEL = naming.APPLICATION_LABEL
 EVENT = "org-status"
 FRAGMENT = "orgs/partials/flux_status.html"
 FOLLOWED_STATES = (OrgState.PROVISIONING, OrgState.READY, OrgState.FAILED)

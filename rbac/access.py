@@ -27,10 +27,12 @@ from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 
+from gitops import naming
+
 from . import tiers
 from .models import GLOBAL, UserAccess
 
-ORG_LABEL = "openova.io/organization"
+ORG_LABEL = naming.ORGANIZATION_LABEL
 
 M = TypeVar("M", bound=models.Model)
 _CACHE_ATTR = "_rbac_grants"

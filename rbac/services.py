@@ -12,27 +12,15 @@ from django.utils import timezone
 
 from core import audit, outbox
 from core.actors import Actor, person
+from gitops import naming
 
 from . import access, manifests, tiers
 from .models import GLOBAL, UserAccess
 
-ORG_LABEL = "openova.io/organization"
-ENV_LABEL = "openova.io/environment"
+ORG_LABEL = naming.ORGANIZATION_LABEL
+ENV_LABEL = naming.ENVIRONMENT_LABEL
 ENV_TYPES = ("prod", "stg", "uat", "dev", "poc")  # SPEC §4; an Environment is `{org}-{env_type}`
-SCOPE_KEYS = (
-    "openova.io/provider",
-    "openova.io/region",
-    "openova.io/building-block",
-    "openova.io/env-type",
-    "openova.io/sovereign",
-    "openova.io/host-cluster",
-    "openova.io/organization",
-    "openova.io/environment",
-    "openova.io/vcluster",
-    "openova.io/application",
-    "openova.io/blueprint",
-    "openova.io/blueprint-version",
-)
+SCOPE_KEYS = naming.LABEL_KEYS
 GLOBAL_SCOPE = [{"key": GLOBAL, "value": GLOBAL}]
 
 Outcome = Literal["created", "updated", "no-op"]

@@ -31,8 +31,20 @@ def plan_list(request: HttpRequest) -> HttpResponse:
     plans = [(p, pricing.current_price(plan=p, at=now)) for p in Plan.objects.all()]
     addons = [(a, pricing.current_price(addon=a, at=now)) for a in AddOn.objects.all()]
     newest: dict[str, UsagePrice] = {}
-    for price in UsagePrice.objects.filter(effective_from__lte=now).order_by("effective_from"):
-        newest[price.sku] = price
+    upcoming: dict[str, list[tuple[UsagePrice, str]]] = {}
+    for price in UsagePrice.objects.order_by("effective_from", "pk"):
+        if price.effective_from <= now:
+            newest[price.sku] = price
+        else:  # scheduled: shown under the price in force
+            upcoming.setdefault(price.sku, []).append((price, describe(price)))
+    usage_rows = [  # (the SKU's price in force, or its first scheduled one; tiers; scheduled)
+        (
+            newest.get(sku) or upcoming[sku][0][0],
+            describe(newest[sku]) if sku in newest else "",
+            upcoming.get(sku, []),
+        )
+        for sku in sorted(newest.keys() | upcoming.keys())
+    ]
     sovereign = Sovereign.objects.order_by("pk").first()
     return render(
         request,
@@ -40,7 +52,7 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         {
             "plans": plans,
             "addons": addons,
-            "usage_prices": [(p, describe(p)) for p in newest.values()],
+            "usage_prices": usage_rows,
             "tax_rate_bp": sovereign.tax_rate_bp if sovereign else 0,
             "tax_form": TaxForm(),
             "can_manage": access.is_operator(request.user, "billing.manage"),

@@ -127,42 +127,60 @@ def voucher_export(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
+def _terms(data: dict[str, Any]) -> vouchers.VoucherTerms:
+    return vouchers.VoucherTerms(
+        credit_minor=data["credit"],
+        description=data["description"],
+        reason=data["reason"],
+        max_redemptions=data["max_redemptions"],
+        valid_from=data["valid_from"],
+        valid_until=data["valid_until"],
+        plan_code=data["plan_code"],
+        is_active=data["is_active"],
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def voucher_issue(request: HttpRequest) -> HttpResponse:
     require(request, "vouchers.manage")
-    form = VoucherIssueForm(request.POST or None)
+    form = VoucherIssueForm(request.POST or None, confirming="confirm_ended" in request.POST)
+    ended = False
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        terms = vouchers.VoucherTerms(
-            credit_minor=data["credit"],
-            description=data["description"],
-            reason=data["reason"],
-            max_redemptions=data["max_redemptions"],
-            valid_from=data["valid_from"],
-            valid_until=data["valid_until"],
-            plan_code=data["plan_code"],
-            is_active=data["is_active"],
-        )
-        try:
-            issued = vouchers.issue_vouchers(
-                by=request.user,
-                terms=terms,
-                count=data["count"],
-                code=data["code"],
-                recipient_email=data["recipient_email"],
-            )
-        except ValidationError as exc:
-            apply_errors(form, exc)
+        terms = _terms(data)
+        if terms.has_ended() and not data.get("confirm_ended"):
+            # shown again with a warning and a checkbox: issued only once confirmed
+            ended = True
+            form = VoucherIssueForm(request.POST, confirming=True)
+            form.is_valid()
         else:
-            if len(issued) == 1:
-                messages.success(request, f"Voucher {issued[0].code} issued.")
-                return redirect("billing:voucher", pk=issued[0].pk)
-            messages.success(request, f"{len(issued)} vouchers issued in batch {issued[0].batch}.")
-            return redirect(reverse("billing:vouchers") + f"?q={issued[0].batch}")
+            try:
+                issued = vouchers.issue_vouchers(
+                    by=request.user,
+                    terms=terms,
+                    count=data["count"],
+                    code=data["code"],
+                    recipient_email=data["recipient_email"],
+                )
+            except ValidationError as exc:
+                apply_errors(form, exc)
+            else:
+                return _issued(request, issued)
     return render(
-        request, "billing/voucher_issue.html", {"form": form}, status=400 if form.errors else 200
+        request,
+        "billing/voucher_issue.html",
+        {"form": form, "ended": ended},
+        status=400 if form.errors else 200,
     )
+
+
+def _issued(request: HttpRequest, issued: list[Voucher]) -> HttpResponse:
+    if len(issued) == 1:
+        messages.success(request, f"Voucher {issued[0].code} issued.")
+        return redirect("billing:voucher", pk=issued[0].pk)
+    messages.success(request, f"{len(issued)} vouchers issued in batch {issued[0].batch}.")
+    return redirect(reverse("billing:vouchers") + f"?q={issued[0].batch}")
 
 
 @login_required

@@ -29,14 +29,16 @@ SCOPE_WORDS = {
 def scope_words(scopes: list[dict[str, str]] | None) -> str:
     """A grant's or invitation's scope in plain words: the Organization term is implied when a
     narrower one is there (terms are ANDed); `*` reads as "any"."""
+    given = {term.get("key", ""): term.get("value", "") for term in scopes or []}
+    if "*" in given:
+        return "everything on the Sovereign"
+    given.pop(naming.ORGANIZATION_LABEL, None)
+    app, env = given.get(naming.APPLICATION_LABEL), given.get(naming.ENVIRONMENT_LABEL)
     terms = []
-    for term in scopes or []:
-        key, value = term.get("key", ""), term.get("value", "")
-        short = key.removeprefix(naming.LABEL_PREFIX)
-        if key == "*":
-            return "everything on the Sovereign"
-        if short == "organization":
-            continue
-        template = SCOPE_WORDS.get(short, key + "={value}")
+    if app and env and "*" not in (app, env):  # an Application is named within its Environment
+        terms.append(f"the Application {app} in {env}")
+        del given[naming.APPLICATION_LABEL], given[naming.ENVIRONMENT_LABEL]
+    for key, value in given.items():
+        template = SCOPE_WORDS.get(key.removeprefix(naming.LABEL_PREFIX), key + "={value}")
         terms.append(template.format(value="any" if value == "*" else value))
     return " and ".join(terms) or "the whole Organization"

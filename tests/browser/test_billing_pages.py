@@ -9,7 +9,7 @@ from billing.models import LedgerEntry
 from orgs.models import Organization
 from tests.accounts.conftest import last_pin
 from tests.billing.conftest import seed_price_book
-from tests.browser.conftest import axe_violations, sign_in
+from tests.browser.conftest import ROOT, axe_violations, sign_in
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,3 +92,34 @@ def test_billing_pages_have_no_serious_accessibility_violations(page, live_serve
     # the unknown code answers 404 on purpose; Chromium logs that status as a console error
     expected = ["Failed to load resource: the server responded with a status of 404 (Not Found)"]
     assert page.js_errors == (expected if response.status == 404 else [])
+
+
+def test_an_ended_voucher_asks_for_confirmation_in_the_browser(page, live_server, cast):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import Voucher
+
+    seed_price_book()
+    sign_in(page, live_server, "sovereign_operator", PASSWORD)
+    page.goto(f"{live_server.url}/bss/vouchers/new/")
+    assert page.locator("#id_confirm_ended").count() == 0
+    page.fill("#id_credit", "5")
+    ended = timezone.localtime(timezone.now() - timedelta(days=1))
+    page.fill("#id_valid_until", ended.strftime("%Y-%m-%dT%H:%M"))
+    page.click("main form button[type=submit]")
+    page.wait_for_selector(".notice.warning")
+    assert "already ended" in page.locator(".notice.warning").inner_text()
+    assert page.evaluate("document.activeElement.classList.contains('warning')")
+    assert page.input_value("#id_credit") == "5"  # kept
+    assert axe_violations(page) == []
+    page.screenshot(
+        path=str(ROOT / "var" / "screenshots" / "voucher-ended-warning.png"), full_page=True
+    )
+    assert not Voucher.objects.exists()
+    page.check("#id_confirm_ended")
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**/bss/vouchers/*/")
+    assert "issued" in page.locator(".messages").inner_text()
+    assert Voucher.objects.count() == 1

@@ -35,7 +35,7 @@ def test_members_page_lists_who_tier_scope_since(cast, client_for):
     text = page.content.decode()
     for name in ("owner", "admin", "operator", "developer", "viewer"):
         assert name in text
-    assert "openova.io/env-type=dev" in text  # the developer's forced scope is shown
+    assert "every dev Environment" in text  # the developer's forced scope, in words
     assert "member_b" not in text and "Invite by e-mail" not in text  # viewer cannot invite
     assert (
         "Invite by e-mail" in client_for(cast["admin"]).get("/orgs/acme/members/").content.decode()

@@ -10,6 +10,7 @@ from django.core import mail
 from billing import vouchers
 from billing.models import Voucher
 from core.models import AuditEvent
+from gitops import naming
 from marketplace import services
 from marketplace.models import Application, BlueprintVersion
 from orgs.models import Invitation, Organization
@@ -233,8 +234,7 @@ def test_invitation_landing_names_inviter_tier_and_scope(cast, client_for, on_co
             {
                 "email": "outsider@example.test",
                 "tier": "viewer",
-                "scope_key": "openova.io/environment",
-                "scope_value": "acme-dev",
+                "scope": f"{naming.ENVIRONMENT_LABEL}=acme-dev",
             },
         )
     token = re.search(r"/invitations/([^/\s]+)/", mail.outbox[0].body).group(1)
