@@ -258,7 +258,7 @@ def test_a_portal_change_racing_a_push_is_a_conflict_with_both_versions(
     state.refresh_from_db()
     assert state.state == "conflict"
     page = client_for(cast["viewer"]).get(PAGE + "git/").content.decode()
-    assert 'data-version="git"' in page and 'data-version="portal"' in page
+    assert 'id="git-values"' in page and 'id="portal-values"' in page
     assert "+architecture: replication" in page and "size: 4Gi" in page
     with on_commit():
         kept = admin.post(PAGE + "git/", {"choice": "keep-git"})
