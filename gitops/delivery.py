@@ -1,4 +1,5 @@
-"""Glue between the outbox and a Git-delivered object: mark it committed or retrying."""
+"""Glue between the outbox and a Git-delivered object: mark it committed or retrying, and say how
+far an action's delivery got in its success message."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from core.models import DeliveryState, OutboxItem
 
@@ -65,3 +68,28 @@ def deliver(
             delivered_at=now,
         )
     return head
+
+
+COMMITTING = "committing to Git, then watching Flux."
+
+
+def progress_note(obj: models.Model, *, before: str, timeline: str) -> SafeString | str:
+    """The end of an action's success message: the commit it made, linked to `timeline` (where
+    the object's history is shown), when the delivery has run already (in-process tasks, or a
+    fast worker); else that it is being committed. `before`: the object's commit before the
+    action (a commit that did not change is not this action's)."""
+    sha = (
+        type(obj)
+        ._default_manager.filter(pk=obj.pk)
+        .values_list("last_commit_sha", flat=True)
+        .first()
+        or ""
+    )
+    if not sha or sha == before:
+        return COMMITTING
+    return format_html(
+        'committed <a href="{}"><code class="sha" title="{}">{}</code></a> — watching Flux.',
+        timeline,
+        sha,
+        sha[:7],
+    )

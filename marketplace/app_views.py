@@ -35,7 +35,7 @@ from .forms import (
 )
 from .models import Application
 from .schema_form import SchemaForm
-from .views import APP_RELATED, _app, _app_choices
+from .views import APP_RELATED, _app, _app_choices, _done
 
 
 @login_required
@@ -101,10 +101,13 @@ def _change_page(
         try:
             changed = preview(form.cleaned_data)
             if request.POST.get("confirm"):
+                before = application.last_commit_sha
                 commit(form.cleaned_data)
-                messages.success(
+                _done(
                     request,
-                    f"{application.name}: {done(form.cleaned_data)} — committing, then watching Flux.",
+                    application,
+                    f"{application.name}: {done(form.cleaned_data)}",
+                    before=before,
                 )
                 return _back(application)
             shown = previews.change_preview(changed)
@@ -266,13 +269,12 @@ def app_edit(request: HttpRequest, env: str, app: str) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
+            before = application.last_commit_sha
             changes.update_values(by=request.user, app=application, values=form.values)
         except ValidationError as exc:
             form.apply(exc)
         else:
-            messages.success(
-                request, f"{application.name}: values changed — committing, then watching Flux."
-            )
+            _done(request, application, f"{application.name}: values changed", before=before)
             return _back(application)
     return render(
         request,

@@ -7,7 +7,6 @@ import difflib
 import secrets
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -18,7 +17,7 @@ from core.middleware import set_policy_nonce
 
 from . import changes, gitsync, manifests, schema_form
 from .models import GitSyncState
-from .views import _app
+from .views import _app, _done
 
 MAX_EDITOR_BYTES = 256 * 1024
 
@@ -32,6 +31,7 @@ def app_git(request: HttpRequest, env: str, app: str) -> HttpResponse:
     if request.method == "POST":
         application = _app(request, env, app, "applications.update")
         choice = request.POST.get("choice")
+        before = application.last_commit_sha
         try:
             if choice == "keep-git":
                 gitsync.keep_git(by=request.user, app=application)
@@ -44,7 +44,7 @@ def app_git(request: HttpRequest, env: str, app: str) -> HttpResponse:
         except ValidationError as exc:
             errors = exc.messages
         else:
-            messages.success(request, f"{application.name}: {done} — committing.")
+            _done(request, application, f"{application.name}: {done}", before=before)
             return redirect("marketplace:app", env=application.environment.name, app=app)
     owner, repo, branch = gitsync.where(application)
     portal_text = manifests.values_text(application)
@@ -91,6 +91,7 @@ def app_editor(request: HttpRequest, env: str, app: str) -> HttpResponse:
         else:
             values, errors = gitsync.check_values(application, text)
         if not errors and values is not None:
+            before = application.last_commit_sha
             try:
                 changes.update_values(
                     by=request.user,
@@ -102,10 +103,7 @@ def app_editor(request: HttpRequest, env: str, app: str) -> HttpResponse:
             except ValidationError as exc:
                 errors = gitsync.with_lines(text, gitsync.errors_of(exc))
             else:
-                messages.success(
-                    request,
-                    f"{application.name}: values.yaml saved — committing, then watching Flux.",
-                )
+                _done(request, application, f"{application.name}: values.yaml saved", before=before)
                 return redirect("marketplace:app", env=application.environment.name, app=app)
     schema = schema_form.without_secrets(application.blueprint_version.config_schema)
     nonce = secrets.token_urlsafe(16)  # CodeMirror injects its stylesheet: allowed by nonce only

@@ -9,9 +9,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from gitops import delivery
 from orgs.models import Environment
 from rbac import access
 
@@ -317,11 +320,8 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             )
         else:
             bp = plan.blueprint_version
-            messages.success(
-                request,
-                f"{app.name} ({bp.blueprint.title} {bp.version}) installed in "
-                f"{app.environment.name} — committing to Git, then watching Flux.",
-            )
+            what = f"{app.name} ({bp.blueprint.title} {bp.version}) installed in {app.environment.name}"
+            _done(request, app, what, before="")
             return redirect("marketplace:app", env=app.environment.name, app=app.name)
     shown = previews.plan_preview(plan) if plan.applied_at is None else None
     return render(
@@ -336,6 +336,14 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
         },
         status=409 if error else 200,
     )
+
+
+def _done(request: HttpRequest, app: Application, what: str, *, before: str) -> None:
+    """The success message of an action on `app`: what happened, then the commit it made linked
+    to the Application's timeline (or that it is being committed)."""
+    timeline = reverse("marketplace:app", args=[app.environment.name, app.name]) + "#timeline"
+    note = delivery.progress_note(app, before=before, timeline=timeline)
+    messages.success(request, format_html("{} — {}", what, note))
 
 
 def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:

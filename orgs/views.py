@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -20,6 +21,7 @@ from core import confirm
 from core.forms import apply_errors
 from core.models import AuditEvent
 from core.views import audit_response
+from gitops import delivery
 from rbac import access
 
 from . import services
@@ -34,7 +36,15 @@ from .models import Environment, HostCluster, Organization
 from .status import org_status
 
 ORGS_PER_PAGE = 50
-COMMITTING = "committing to Git, then watching Flux."
+
+
+def _done(request: HttpRequest, obj: Organization | Environment, text: str, *, before: str) -> None:
+    """The success message of an action: what happened, then the commit it made linked to the
+    Organization's audit trail (or that it is being committed)."""
+    org = obj if isinstance(obj, Organization) else obj.organization
+    timeline = reverse("orgs:audit", args=[org.slug])
+    note = delivery.progress_note(obj, before=before, timeline=timeline)
+    messages.success(request, format_html("{} — {}", text, note))
 
 
 @login_required
@@ -71,7 +81,7 @@ def organization_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
-            messages.success(request, f"{org.display_name} created — {COMMITTING}")
+            _done(request, org, f"{org.display_name} created", before="")
             return redirect("orgs:detail", slug=org.slug)
     status = 400 if form.errors else 200
     return render(
@@ -127,6 +137,7 @@ def organization_edit(request: HttpRequest, slug: str) -> HttpResponse:
     org = access.get_object_for(request.user, Organization, action="organization.update", slug=slug)
     form = OrganizationEditForm(request.POST or None, instance=org)
     if request.method == "POST" and form.is_valid():
+        before = org.last_commit_sha
         try:
             services.rename_organization(
                 by=request.user,
@@ -137,7 +148,7 @@ def organization_edit(request: HttpRequest, slug: str) -> HttpResponse:
             apply_errors(form, exc)
         else:
             name = form.cleaned_data["display_name"]
-            messages.success(request, f"{name}: name changed — {COMMITTING}")
+            _done(request, org, f"{name}: name changed", before=before)
             return redirect("orgs:detail", slug=org.slug)
     return render(
         request,
@@ -153,6 +164,7 @@ def organization_resume(request: HttpRequest, slug: str) -> HttpResponse:
     org = access.get_object_for(
         request.user, Organization, action="organization.suspend", slug=slug
     )
+    before = org.last_commit_sha
     try:
         services.resume_organization(by=request.user, org=org)
     except ValidationError as exc:
@@ -162,7 +174,7 @@ def organization_resume(request: HttpRequest, slug: str) -> HttpResponse:
             {"org": org, "environments": org.environments.all(), "error": " ".join(exc.messages)},
             status=409,
         )
-    messages.success(request, f"{org.display_name} is resumed — {COMMITTING}")
+    _done(request, org, f"{org.display_name} is resumed", before=before)
     return redirect("orgs:detail", slug=org.slug)
 
 
@@ -184,7 +196,7 @@ SUSPEND = Confirmed(
     "Its Applications are scaled to zero through Git and nothing new can be installed; data "
     "stays. Resume brings everything back the same way.",
     services.suspend_organization,
-    "{name} is suspended — {committing}",
+    "{name} is suspended",
 )
 ARCHIVE = Confirmed(
     "organization.archive",
@@ -192,14 +204,14 @@ ARCHIVE = Confirmed(
     "It leaves the Organization list and stops running. It can be restored for "
     "{days} days; after that it is gone for good.",
     services.archive_organization,
-    "{name} is archived; it can be restored for {days} days — {committing}",
+    "{name} is archived; it can be restored for {days} days",
 )
 RESTORE = Confirmed(
     "organization.archive",
     "Restore",
     "It comes back as it was when it was archived and is delivered through Git again.",
     services.restore_organization,
-    "{name} is restored — {committing}",
+    "{name} is restored",
     danger=False,
 )
 
@@ -214,17 +226,14 @@ def _confirmed(spec: Confirmed) -> Callable[[HttpRequest, str], HttpResponse]:
         if request.method == "POST":
             status = 400
             if form.is_valid():
+                before = org.last_commit_sha
                 try:
                     spec.service(by=request.user, org=org)
                 except ValidationError as exc:
                     status, error = 409, " ".join(exc.messages)
                 else:
-                    done = spec.done.format(
-                        name=org.display_name,
-                        days=settings.ORG_RESTORE_DAYS,
-                        committing=COMMITTING,
-                    )
-                    messages.success(request, done)
+                    done = spec.done.format(name=org.display_name, days=settings.ORG_RESTORE_DAYS)
+                    _done(request, org, done, before=before)
                     return redirect("orgs:detail", slug=org.slug)
         return confirm.page(
             request,
@@ -264,7 +273,7 @@ def environment_create(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             apply_errors(form, exc)
         else:
-            messages.success(request, f"Environment {env.name} created — {COMMITTING}")
+            _done(request, env, f"Environment {env.name} created", before="")
             return redirect("orgs:environment", slug=org.slug, env=env.name)
     return render(
         request,

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing import checkout, invoices, runs, usage
 from billing.forms import PaymentForm
 from billing.models import Invoice, InvoiceStatus, OrderStatus
-from billing.money import format_money
+from billing.money import decimal_text
 from core.errors import ConflictError
 from rbac import access
 
@@ -115,8 +115,8 @@ def _csv_rows(qs: QuerySet[Invoice]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     for inv in qs.iterator(chunk_size=2000):
-        money = [
-            format_money(amount, inv.currency).split(" ", 1)[1]
+        money = [  # numbers without grouping: the currency has its own column
+            decimal_text(amount, inv.currency)
             for amount in (
                 inv.subtotal_minor,
                 inv.tax_minor,

@@ -217,3 +217,18 @@ def test_a_customer_cannot_cancel_a_months_usage(
         owner.post(f"/billing/acme/orders/{placed.pk}/cancel/")
     placed.refresh_from_db()
     assert placed.status == OrderStatus.CANCELLED
+
+
+def test_csv_money_is_a_plain_number_beside_its_currency(
+    cast: dict[str, Any], operator_client: Any, client_for: Any, on_commit: Any
+) -> None:
+    """No grouping separators in a number column: `1612.000`, not `1,612.000` (issue 15)."""
+    assert client_for(cast["owner"]).get("/bss/invoices/export.csv").status_code == 404
+    use(flexi(cast["acme"]), "cpu-core-hours", "200000")
+    with on_commit():
+        runs.run(PERIOD, issue=False)
+    [row] = rows(operator_client.get("/bss/invoices/export.csv"))
+    assert row["currency"] == "OMR"
+    for column in ("subtotal", "tax", "total", "credit_applied", "to_pay"):
+        assert "," not in row[column] and float(row[column]) >= 0, (column, row[column])
+    assert float(row["subtotal"]) > 1000
