@@ -11,9 +11,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import confirm
 from core.forms import apply_errors
 
 from . import identities, services
@@ -165,8 +166,27 @@ def token_list(request: AccountRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def token_revoke(request: AccountRequest, pk: int) -> HttpResponse:
+    """GET: what revoking does (the confirmation page); POST: revoke."""
+    if request.method == "GET":
+        token = ApiToken.objects.filter(
+            pk=pk, user_id=request.user.pk, revoked_at__isnull=True
+        ).first()
+        if token is None:
+            raise Http404
+        return confirm.page(
+            request,
+            title=f"Revoke {token.name}",
+            consequence=[
+                f"Scripts using the token {token.name} ({token.display}) stop working at once, "
+                "and so do the tokens minted with it.",
+                "This cannot be undone: create a new token to give access again.",
+            ],
+            button=f"Revoke {token.name}",
+            cancel_url=reverse("token-list"),
+            crumbs=[("API tokens", reverse("token-list"))],
+        )
     try:
         token = services.revoke_api_token(user=request.user, token_id=pk)
     except ApiToken.DoesNotExist:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core import links
+from core import confirm, links
 from core.errors import ConflictError
 from core.forms import apply_errors
 from orgs import services as org_services
@@ -373,12 +373,17 @@ def change_plan(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def subscription_action(request: HttpRequest, slug: str, action: str) -> HttpResponse:
-    """Cancel at the end of the period, reactivate, or keep the current plan (drop a downgrade)."""
+    """Cancel at the end of the period (a GET shows the confirmation), reactivate, or keep the
+    current plan (drop a downgrade)."""
     if action not in ("cancel", "reactivate", "keep"):
         raise Http404("No such action.")
     org = _manage(request, slug)
+    if request.method == "GET":
+        if action != "cancel":
+            raise Http404("Nothing to confirm.")
+        return _confirm_cancel(request, org)
     try:
         if action == "keep":
             subscriptions.keep_current_plan(by=request.user, org=org)
@@ -398,6 +403,25 @@ def subscription_action(request: HttpRequest, slug: str, action: str) -> HttpRes
     else:
         messages.success(request, text)
     return redirect("billing:account", slug=org.slug)
+
+
+def _confirm_cancel(request: HttpRequest, org: Organization) -> HttpResponse:
+    sub = quotes.live_subscription(org)
+    if sub is None or sub.cancel_at_period_end:
+        raise Http404("No subscription to cancel.")
+    account = reverse("billing:account", args=[org.slug])
+    return confirm.page(
+        request,
+        title=f"Cancel the subscription of {org.display_name}",
+        consequence=[
+            f"Plan {sub.plan_code.upper()} ends on {sub.period_end:%Y-%m-%d}; nothing more is "
+            "charged after that.",
+            "Until then everything keeps running, and you can reactivate it.",
+        ],
+        button="Cancel at the end of the period",
+        cancel_url=account,
+        crumbs=[(org.display_name, reverse("orgs:detail", args=[org.slug])), ("Billing", account)],
+    )
 
 
 @login_required

@@ -100,6 +100,13 @@ CASES: list[Case] = [
         "/billing/acme/subscription/cancel/",
         admins(302),
     ),
+    # the confirmation page: managers reach it (404: nothing to cancel in this world), the rest not
+    Case(
+        "cancel at period end (confirmation page)",
+        "GET",
+        "/billing/acme/subscription/cancel/",
+        admins(404),
+    ),
     Case("reactivate", "POST", "/billing/acme/subscription/reactivate/", admins(302)),
     Case(
         "cancel an awaiting order",

@@ -362,6 +362,12 @@ CASES: list[Case] = [
         api=True,
     ),
     Case(
+        "revoke the owner's token (confirmation page)",
+        "GET",
+        "/account/tokens/{owner_api_token}/revoke/",
+        expect(404, owner=200, sovereign_operator=404),
+    ),
+    Case(
         "revoke the owner's token (page)",
         "POST",
         "/account/tokens/{owner_api_token}/revoke/",

@@ -75,3 +75,41 @@ def test_an_environment_created_links_its_commit_to_the_audit_trail(cast, client
     env = Environment.objects.get(name="acme-stg")
     href, sha = _commit_link(_message(owner.get(done["Location"])))
     assert href == "/orgs/acme/audit/" and env.last_commit_sha.startswith(sha)
+
+
+# --- one confirmation pattern for every destructive action --------------------------------------
+
+
+def test_revoking_an_api_token_is_confirmed_first(cast, client_for):
+    from accounts import services as account_services
+    from accounts.models import ApiToken
+
+    token, _secret = account_services.create_api_token(user=cast["owner"], name="deploy-bot")
+    owner = client_for(cast["owner"])
+    listed = owner.get("/account/tokens/").content.decode()
+    assert f'href="/account/tokens/{token.pk}/revoke/"' in listed  # a link to the confirmation
+    page = owner.get(f"/account/tokens/{token.pk}/revoke/")
+    text = page.content.decode()
+    assert page.status_code == 200 and "Revoke deploy-bot" in text
+    assert "stop working" in text and 'method="post"' in text
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is None  # nothing happened yet
+    assert client_for(cast["admin"]).get(f"/account/tokens/{token.pk}/revoke/").status_code == 404
+    done = owner.post(f"/account/tokens/{token.pk}/revoke/")
+    assert done.status_code == 302 and ApiToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+def test_cancelling_the_subscription_is_confirmed_first(cast, client_for):
+    from billing.models import Subscription
+    from tests.billing.test_subscriptions import on_plan
+
+    sub = on_plan(cast, "m", 100_000)
+    owner = client_for(cast["owner"])
+    account = owner.get("/billing/acme/").content.decode()
+    assert 'href="/billing/acme/subscription/cancel/"' in account
+    page = owner.get("/billing/acme/subscription/cancel/")
+    text = page.content.decode()
+    assert page.status_code == 200 and f"ends on {sub.period_end:%Y-%m-%d}" in text
+    assert not Subscription.objects.get(pk=sub.pk).cancel_at_period_end
+    assert client_for(cast["viewer"]).get("/billing/acme/subscription/cancel/").status_code == 403
+    assert owner.post("/billing/acme/subscription/cancel/").status_code == 302
+    assert Subscription.objects.get(pk=sub.pk).cancel_at_period_end
