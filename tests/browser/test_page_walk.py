@@ -4,15 +4,21 @@ journey by keyboard only (issue 15, "Checks")."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
-from billing import vouchers
+from accounts.services import create_api_token
+from billing import checkout, quotes, vouchers
+from gitops import naming
 from marketplace import loader, services
 from marketplace.models import Application, BlueprintVersion, CatalogSource
+from orgs.members import hash_token
+from orgs.models import Invitation
 from tests.billing.conftest import seed_price_book
 from tests.billing.helpers import order_plan
 from tests.browser.conftest import AXE, sign_in
@@ -51,6 +57,22 @@ CUSTOMER_PAGES = [
     "/redeem/",
     "/account/",
     "/account/tokens/",
+    # issue 15, "every page": the rest of what a customer can open
+    "/orgs/acme/archive/",
+    "/orgs/acme/members/invitations/{invitation}/revoke/",
+    "/orgs/acme/members/{admin_id}/remove/",
+    "/marketplace/plans/{install_plan}/",
+    "/marketplace/apps/acme-prod/blog/upgrade/",
+    "/marketplace/apps/acme-prod/blog/rollback/",
+    "/marketplace/apps/acme-prod/blog/switchover/",
+    "/marketplace/apps/acme-prod/blog/git/",
+    "/marketplace/environments/acme-prod/policy/",
+    "/billing/acme/invoices/{invoice}/",
+    "/billing/acme/subscription/cancel/",
+    "/quotes/{quote}/",
+    "/account/email/",
+    "/account/password/",
+    "/account/tokens/{api_token}/revoke/",
 ]
 OPERATOR_PAGES = [
     "/bss/",
@@ -64,10 +86,24 @@ OPERATOR_PAGES = [
     "/bss/orders/",
     "/bss/customers/",
     "/bss/customers/acme/",
+    "/bss/invoices/",
+    "/bss/invoices/{invoice}/",
+    "/bss/revenue/",
     "/audit/",
     "/marketplace/curation/",
+    "/marketplace/sync-errors/",
 ]
-ANONYMOUS_PAGES = ["/", "/login/", "/login/pin/", "/signup/", "/password-reset/", "/redeem/"]
+ANONYMOUS_PAGES = [
+    "/",
+    "/login/",
+    "/login/pin/",
+    "/signup/",
+    "/password-reset/",
+    "/password-reset/sent/",
+    "/password-reset/done/",
+    "/redeem/",
+    "/redeem/?code={voucher_code}",
+]
 
 
 @pytest.fixture
@@ -89,8 +125,35 @@ def world(cast: dict[str, Any], on_commit: Any) -> dict[str, Any]:
     voucher = vouchers.issue_vouchers(
         by=None, terms=vouchers.VoucherTerms(credit_minor=5000, description="Spring campaign")
     )[0]
-    order_plan(by=cast["owner"], org=cast["acme"], plan_code="m")
-    return {"voucher": voucher.pk}
+    order = order_plan(by=cast["owner"], org=cast["acme"], plan_code="m")
+    checkout.record_payment(by=cast["sovereign_operator"], order=order, reference="TR-1")
+    quote = quotes.save(quotes.for_plan_change(by=cast["owner"], org=cast["acme"], plan_code="l"))
+    plan = services.make_plan(
+        by=cast["owner"],
+        env=cast["acme"].environments.get(env_type="prod"),
+        version=BlueprintVersion.objects.get(blueprint__name="bp-valkey", version="2.0.0"),
+        name="cache",
+        values={},
+    )
+    invitation = Invitation.objects.create(
+        organization=cast["acme"],
+        email="newcomer@example.test",
+        tier="viewer",
+        scopes=[{"key": naming.ORGANIZATION_LABEL, "value": "acme"}],
+        token_hash=hash_token("walk-invitation-token"),
+        expires_at=timezone.now() + timedelta(hours=1),
+        invited_by=cast["owner"],
+    )
+    return {
+        "voucher": voucher.pk,
+        "voucher_code": voucher.code,
+        "invoice": order.invoice.pk,
+        "quote": quotes.token(quote),
+        "install_plan": plan.pk,
+        "invitation": invitation.pk,
+        "admin_id": cast["admin"].pk,
+        "api_token": create_api_token(user=cast["owner"], name="walk", days=5)[0].pk,
+    }
 
 
 def check(page: Any, url: str, name: str) -> list[str]:
@@ -138,7 +201,7 @@ def walk(page: Any, base: str, paths: list[str], prefix: str, **fill: Any) -> li
 
 def test_customer_pages(page, live_server, world):
     sign_in(page, live_server, "owner", PASSWORD)
-    problems = walk(page, live_server.url, CUSTOMER_PAGES, "owner-")
+    problems = walk(page, live_server.url, CUSTOMER_PAGES, "owner-", **world)
     assert not problems, "\n".join(problems)
     assert page.js_errors == []
 
@@ -151,7 +214,7 @@ def test_operator_pages(page, live_server, world):
 
 
 def test_public_pages(page, live_server, world):
-    problems = walk(page, live_server.url, ANONYMOUS_PAGES, "public-")
+    problems = walk(page, live_server.url, ANONYMOUS_PAGES, "public-", **world)
     assert not problems, "\n".join(problems)
 
 
