@@ -33,12 +33,36 @@ PAGES = [
     ("owner", "/marketplace/bp-gitea/install/"),
     ("owner", "/marketplace/apps/acme-prod/blog/"),
     ("owner", "/billing/acme/"),
+    ("owner", "/orgs/new/"),
+    ("owner", "/orgs/acme/environments/new/"),
+    ("owner", "/orgs/acme/members/matrix/"),
+    ("owner", "/orgs/acme/suspend/"),
+    ("owner", "/marketplace/apps/"),
+    ("owner", "/marketplace/apps/acme-prod/blog/edit/"),
+    ("owner", "/marketplace/apps/acme-prod/blog/size/"),
+    ("owner", "/marketplace/apps/acme-prod/blog/upgrade/"),
+    ("owner", "/marketplace/apps/acme-prod/blog/revisions/"),
+    ("owner", "/marketplace/apps/acme-prod/blog/uninstall/"),
+    ("owner", "/checkout/"),
+    ("owner", "/account/"),
+    ("owner", "/account/tokens/"),
     ("operator", "/bss/"),
     ("operator", "/bss/vouchers/"),
+    ("operator", "/bss/vouchers/new/"),
+    ("operator", "/bss/plans/"),
+    ("operator", "/bss/orders/"),
+    ("operator", "/bss/invoices/"),
+    ("operator", "/bss/revenue/"),
+    ("operator", "/bss/customers/"),
+    ("operator", "/marketplace/curation/"),
     ("operator", "/audit/"),
     (None, "/login/"),
+    (None, "/signup/"),
+    (None, "/password-reset/"),
     (None, "/redeem/"),
 ]
+# The IaC editor (CodeMirror) is excepted from the JavaScript target (issue 15); shown apart.
+EXCEPTED = [("owner", "/marketplace/apps/acme-prod/blog/editor/")]
 LCP_JS = """() => new Promise(done => {
   new PerformanceObserver(list => { const e = list.getEntries(); done(e[e.length - 1].startTime); })
     .observe({type: 'largest-contentful-paint', buffered: true});
@@ -144,7 +168,7 @@ def main() -> None:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
             )
-            for user, path in PAGES:
+            for user, path in PAGES + EXCEPTED:
                 _measure(browser, clients[user], path)  # warm-up: templates, first queries
                 runs = [_measure(browser, clients[user], path) for _ in range(3)]
                 rows.append((user or "anonymous", path, runs))
@@ -154,6 +178,11 @@ def main() -> None:
     for user, path, runs in rows:
         total, js, html = (runs[0][k] / KB for k in ("total", "js", "html"))
         lcp = statistics.median(r["lcp"] for r in runs)
+        if (None if user == "anonymous" else user, path) in EXCEPTED:
+            print(
+                f"  {user + ' ' + path:48} {total:7.1f} {js:6.1f} {html:8.1f} {lcp:7.0f} (excepted)"
+            )
+            continue
         worst = {
             "total": max(worst["total"], total),
             "js": max(worst["js"], js),
