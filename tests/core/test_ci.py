@@ -27,3 +27,11 @@ def test_no_assertion_is_short_circuited_with_or_true():
         if re.search(r"\bassert\b.*\bor True\b", line) and path.name != "test_ci.py"
     ]
     assert offenders == []
+
+
+def test_ci_keeps_the_page_walk_screenshots_as_an_artifact():
+    script = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^trap collect_screenshots EXIT$", script, re.M)  # pass or fail
+    assert "tar czf var/ci-artifacts/screenshots.tar.gz -C var screenshots" in script
+    walk = (ROOT / "tests" / "browser" / "test_page_walk.py").read_text()
+    assert '"var" / "screenshots" / "walk"' in walk
