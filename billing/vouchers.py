@@ -147,15 +147,23 @@ def _check_terms(
     return errors
 
 
+def check_issue(
+    terms: VoucherTerms, *, count: int = 1, code: str = "", recipient_email: str = ""
+) -> None:
+    """Raise the ValidationError `issue_vouchers` would raise for these terms (a page asks its
+    questions, such as confirming an ended validity, only about terms that can be issued)."""
+    errors = _check_terms(terms, count, normalize(code), (recipient_email or "").strip())
+    if errors:
+        raise ValidationError(errors)
+
+
 def issue_vouchers(
     *, by: Actor, terms: VoucherTerms, count: int = 1, code: str = "", recipient_email: str = ""
 ) -> list[Voucher]:
     """Issue one voucher (typed or generated code) or a batch of `count` generated codes."""
+    check_issue(terms, count=count, code=code, recipient_email=recipient_email)
     code = normalize(code)
     recipient_email = (recipient_email or "").strip()
-    errors = _check_terms(terms, count, code, recipient_email)
-    if errors:
-        raise ValidationError(errors)
     currency = ledger.currency()
     now = timezone.now()
     batch = f"B-{uuid.uuid4().hex[:8].upper()}" if count > 1 else ""

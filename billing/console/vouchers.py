@@ -149,24 +149,20 @@ def voucher_issue(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         terms = _terms(data)
-        if terms.has_ended() and not data.get("confirm_ended"):
-            # shown again with a warning and a checkbox: issued only once confirmed
-            ended = True
-            form = VoucherIssueForm(request.POST, confirming=True)
-            form.is_valid()
-        else:
-            try:
-                issued = vouchers.issue_vouchers(
-                    by=request.user,
-                    terms=terms,
-                    count=data["count"],
-                    code=data["code"],
-                    recipient_email=data["recipient_email"],
-                )
-            except ValidationError as exc:
-                apply_errors(form, exc)
+        batch = {k: data[k] for k in ("count", "code", "recipient_email")}
+        try:
+            vouchers.check_issue(terms, **batch)
+            if terms.has_ended() and not data.get("confirm_ended"):
+                # shown again with a warning and a checkbox: issued only once confirmed
+                ended = True
+                form = VoucherIssueForm(request.POST, confirming=True)
+                form.is_valid()
             else:
-                return _issued(request, issued)
+                return _issued(
+                    request, vouchers.issue_vouchers(by=request.user, terms=terms, **batch)
+                )
+        except ValidationError as exc:
+            apply_errors(form, exc)
     return render(
         request,
         "billing/voucher_issue.html",
