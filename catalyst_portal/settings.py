@@ -587,6 +587,15 @@ CELERY_BEAT_SCHEDULE["billing-monthly-run"] = {
 }
 # How long an archived Organization can be restored.
 ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)
+# Argon2id at OWASP's recommended cost (accounts/hashers.py); PBKDF2 hashes of older versions
+# are still accepted and re-hashed with Argon2id at the next sign-in.
+PASSWORD_ARGON2_MEMORY_KIB = env_int("PASSWORD_ARGON2_MEMORY_KIB", 19456, minimum=8192)
+PASSWORD_ARGON2_TIME_COST = env_int("PASSWORD_ARGON2_TIME_COST", 2, minimum=1)
+PASSWORD_HASHERS = [
+    "accounts.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 # Password hashes computed at once per process (sign-in bursts queue; accounts/backends.py).
 PASSWORD_HASH_CONCURRENCY = env_int(
     "PASSWORD_HASH_CONCURRENCY", max(1, os.cpu_count() or 1), minimum=1
