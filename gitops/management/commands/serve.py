@@ -10,19 +10,24 @@ from django.core.management.base import BaseCommand, CommandParser
 log = logging.getLogger(__name__)
 
 
+# The background threads borrow a pooled connection per round and return it before they sleep.
 def _sweep_forever(stop: threading.Event) -> None:
-    from core import outbox
+    from core import dbconn, outbox
 
     while not stop.wait(settings.OUTBOX_SWEEP_INTERVAL_SECONDS):
         try:
             outbox.sweep()
         except Exception:
             log.exception("outbox sweep failed")
+        finally:
+            dbconn.release()
 
 
 def _reconcile_git_forever(stop: threading.Event) -> None:
     """Embedded: no Celery beat, and local repos send no webhooks: read Git back from here."""
     from celery import current_app
+
+    from core import dbconn
 
     task = settings.CELERY_BEAT_SCHEDULE["reconcile-git"]["task"]
     while not stop.wait(settings.GIT_RECONCILE_INTERVAL_SECONDS):
@@ -31,6 +36,8 @@ def _reconcile_git_forever(stop: threading.Event) -> None:
             current_app.tasks[task].apply()
         except Exception:
             log.exception("Git reconcile failed")
+        finally:
+            dbconn.release()
 
 
 def _watch_flux_in_process(stop: threading.Event) -> None:
