@@ -272,6 +272,17 @@ FLUX_STALE_SECONDS = env_int("FLUX_STALE_SECONDS", 2 * FLUX_WATCH_TIMEOUT_SECOND
 # involvedObject.kind), shown on the Application page; how many are kept per object.
 FLUX_WATCH_EVENTS = env_bool("FLUX_WATCH_EVENTS", True)
 FLUX_EVENTS_PER_OBJECT = env_int("FLUX_EVENTS_PER_OBJECT", 20, minimum=1)
+# Leader election (gitops/leader.py): one active watcher per cluster, the others stand by and
+# poll every renew interval; a dead leader is replaced within lease + renew seconds.
+FLUX_LEASE_SECONDS = env_int("FLUX_LEASE_SECONDS", 15, minimum=2)
+FLUX_LEASE_RENEW_SECONDS = env_int(
+    "FLUX_LEASE_RENEW_SECONDS", max(1, FLUX_LEASE_SECONDS // 3), minimum=1
+)
+if FLUX_LEASE_RENEW_SECONDS >= FLUX_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"FLUX_LEASE_RENEW_SECONDS={FLUX_LEASE_RENEW_SECONDS} must be shorter than "
+        f"FLUX_LEASE_SECONDS={FLUX_LEASE_SECONDS}."
+    )
 EVENTS_STREAM_KEY = env_str("EVENTS_STREAM_KEY", "portal:events")
 EVENTS_REPLAY_SIZE = env_int("EVENTS_REPLAY_SIZE", 1000, minimum=1)
 SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1)

@@ -37,8 +37,13 @@ def _watch_flux_in_process(stop: threading.Event) -> None:
     from gitops import flux
 
     for target in flux.targets():
-        watcher = flux.ClusterWatcher(target.name, target.api_client(), stop=stop)
-        threading.Thread(target=watcher.run, name=f"flux-{target.name}", daemon=True).start()
+        threading.Thread(
+            target=flux.watch_elected,
+            args=(target.name, target.api_client()),
+            kwargs={"stop": stop},
+            name=f"flux-{target.name}",
+            daemon=True,
+        ).start()
 
 
 class Command(BaseCommand):
