@@ -6,6 +6,7 @@ in-process after commit, local-memory cache. README.md lists every variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.MetricsMiddleware",
     "core.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -180,6 +182,22 @@ if WEB_WORKERS > 1 and not _REDIS_URL:
         f"PORTAL_WEB_WORKERS={WEB_WORKERS} needs VALKEY_URL: without it the cache, rate limits "
         "and live-status events live in one process."
     )
+# Prometheus metrics (core/metrics.py): /metrics answers a bearer token, or a client in one of
+# these networks (loopback by default; empty: the token only). Processes without a web server
+# (Celery worker, watch_flux) serve the same on PORTAL_METRICS_PORT when it is set.
+METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN")
+METRICS_NETWORKS = env_list("PORTAL_METRICS_NETWORKS", ["127.0.0.1/32", "::1/128"])
+for _net in METRICS_NETWORKS:
+    try:
+        ipaddress.ip_network(_net, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"PORTAL_METRICS_NETWORKS: {_net!r} is not a network (10.0.0.0/8, ::1/128)."
+        ) from None
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("PORTAL_METRICS_TOKEN must be at least 16 characters long.")
+METRICS_PORT = env_int("PORTAL_METRICS_PORT", 0, minimum=0)
+METRICS_HOST = env_str("PORTAL_METRICS_HOST", "0.0.0.0")  # noqa: S104 - a pod is scraped on its IP
 # On SIGTERM the server stops accepting, finishes requests in flight for this long, then exits.
 WEB_SHUTDOWN_GRACE_SECONDS = env_int("PORTAL_SHUTDOWN_GRACE_SECONDS", 20, minimum=1)
 # The ASGI server's bound on connections in flight per worker: beyond it new ones get 503.

@@ -35,6 +35,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from core import metrics
+
 from . import events, leader, store
 from .models import FluxCluster, rv_int
 
@@ -207,6 +209,33 @@ class Heartbeat:
                 self._flip(False, error)
 
 
+class WatchLagCollector(metrics.DatabaseCollector):
+    """Per cluster, read when scraped: seconds since the watcher last heard from the apiserver
+    (`portal_flux_watch_lag_seconds`: about FLUX_HEARTBEAT_SECONDS while healthy, growing while
+    the watcher is dead or cut off) and whether it reports the cluster connected."""
+
+    def gauges(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        now = timezone.now()
+        lag = GaugeMetricFamily(
+            "portal_flux_watch_lag_seconds",
+            "Seconds since the Flux watcher last heard from the cluster's apiserver",
+            labels=["cluster"],
+        )
+        up = GaugeMetricFamily(
+            "portal_flux_cluster_connected",
+            "1 while the Flux watcher reports the cluster connected",
+            labels=["cluster"],
+        )
+        rows = FluxCluster.objects.values_list("name", "connected", "last_contact_at")
+        for name, connected, contact in rows:
+            if contact is not None:
+                lag.add_metric([name], max(0.0, (now - contact).total_seconds()))
+            up.add_metric([name], 1.0 if connected else 0.0)
+        return [lag, up]
+
+
 class KindWatcher:
     """List-then-watch loop for one kind on one cluster; runs until `stop` is set."""
 
@@ -335,6 +364,7 @@ class KindWatcher:
             self.heartbeat.contact(event=True)
         elif not self.kind.is_events and kind in ("ADDED", "MODIFIED", "DELETED"):
             store.apply(self.cluster, self.kind.kind, kind, obj, fence=self.fence)
+            metrics.FLUX_EVENTS.labels(self.cluster, self.kind.kind).inc()
             self.heartbeat.contact(event=True)
         return max(rv, new_rv or rv)
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from typing import Any
 
@@ -47,7 +50,11 @@ def _watch_flux_in_process(stop: threading.Event) -> None:
 
 
 class Command(BaseCommand):
-    help = "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper in-process."
+    help = (
+        "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper "
+        "in-process. With several workers, /metrics adds up every worker's metrics "
+        "(prometheus_client's multiprocess mode)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -67,6 +74,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         import uvicorn
 
+        workers = opts["workers"] or settings.WEB_WORKERS
+        own_metrics_dir = ""
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # prometheus_client's multiprocess mode: every worker writes its values under this
+            # directory and /metrics adds them up (the workers read it when they start)
+            own_metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=settings.VAR_DIR)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
         stop = threading.Event()
         if settings.CELERY_TASK_ALWAYS_EAGER:  # no Celery beat: retry deliveries from here
             threading.Thread(
@@ -82,7 +96,7 @@ class Command(BaseCommand):
                 "catalyst_portal.asgi:application",
                 host=opts["host"],
                 port=opts["port"],
-                workers=opts["workers"] or settings.WEB_WORKERS,
+                workers=workers,
                 log_level=settings.LOG_LEVEL.lower(),
                 log_config=None,  # access lines go through the portal's handler (secrets redacted)
                 proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
@@ -92,3 +106,5 @@ class Command(BaseCommand):
             )
         finally:
             stop.set()
+            if own_metrics_dir:
+                shutil.rmtree(own_metrics_dir, ignore_errors=True)

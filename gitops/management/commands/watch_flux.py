@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core import metrics
 from gitops import flux
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         if len(targets) > 1:
             self._supervise(targets)
             return
+        metrics.serve_exporter()  # PORTAL_METRICS_PORT: one port per process (not per child)
         target = targets[0]
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
