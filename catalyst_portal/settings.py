@@ -157,11 +157,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 VALKEY_URL = env_url("VALKEY_URL", schemes=("redis", "rediss", "valkey", "valkeys", "unix"))
 # Celery/kombu speaks redis:// to Valkey (there is no valkey:// transport).
 _REDIS_URL = VALKEY_URL.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1)
+# A Valkey Cluster (any one node's address; the client finds the others): the cache, rate limits
+# and the live-status fan-out go there. Celery's broker stays the single node of VALKEY_URL
+# (kombu has no cluster transport); without VALKEY_URL tasks run in-process.
+VALKEY_CLUSTER_URL = env_url("VALKEY_CLUSTER_URL", schemes=("redis", "rediss", "valkey", "valkeys"))
+_CLUSTER_URL = VALKEY_CLUSTER_URL.replace("valkey://", "redis://", 1).replace(
+    "valkeys://", "rediss://", 1
+)
+# Where the state every process shares lives (cache, rate limits, SSE fan-out): the cluster, else
+# the single node, else nowhere (embedded: in the process).
+SHARED_VALKEY_URL = _CLUSTER_URL or _REDIS_URL
+SHARED_VALKEY_CLUSTER = bool(_CLUSTER_URL)
 
-if _REDIS_URL:
+if SHARED_VALKEY_URL:
     # Rate-limit counters and short locks; while Valkey is down they fall back to a cache local
     # to the process (core/cache.py) instead of failing the request.
-    CACHES = {"default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": _REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "core.cache.ResilientRedisCache",
+            "LOCATION": SHARED_VALKEY_URL,
+            "OPTIONS": {"cluster": SHARED_VALKEY_CLUSTER},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Sessions live in the database only (one primary-key read a request): a Valkey outage signs
@@ -176,11 +193,13 @@ READINESS_TIMEOUT_SECONDS = env_int("PORTAL_READINESS_TIMEOUT_SECONDS", 3, minim
 # Worker processes: sync views run in threads, and one process is one core (the GIL). Several
 # workers need the shared services (Valkey for cache, rate limits and live-status fan-out):
 # embedded runs keep one.
-WEB_WORKERS = env_int("PORTAL_WEB_WORKERS", (os.cpu_count() or 1) if _REDIS_URL else 1, minimum=1)
-if WEB_WORKERS > 1 and not _REDIS_URL:
+WEB_WORKERS = env_int(
+    "PORTAL_WEB_WORKERS", (os.cpu_count() or 1) if SHARED_VALKEY_URL else 1, minimum=1
+)
+if WEB_WORKERS > 1 and not SHARED_VALKEY_URL:
     raise ImproperlyConfigured(
-        f"PORTAL_WEB_WORKERS={WEB_WORKERS} needs VALKEY_URL: without it the cache, rate limits "
-        "and live-status events live in one process."
+        f"PORTAL_WEB_WORKERS={WEB_WORKERS} needs VALKEY_URL (or VALKEY_CLUSTER_URL): without it "
+        "the cache, rate limits and live-status events live in one process."
     )
 # Prometheus metrics (core/metrics.py): /metrics answers a bearer token, or a client in one of
 # these networks (loopback by default; empty: the token only). Processes without a web server
