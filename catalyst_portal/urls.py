@@ -11,6 +11,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.metrics_view, name="metrics"),
     path("hooks/gitea/", git_hooks.gitea_webhook, name="gitea-webhook"),
     path("", include("accounts.urls")),
     path("audit/", org_views.global_audit, name="audit"),

@@ -17,7 +17,8 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
-from . import dbconn, health
+from . import dbconn, health, metrics
+from .middleware import client_ip
 from .models import AuditEvent
 from .text import spreadsheet_safe
 
@@ -46,6 +47,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
     response["Cache-Control"] = "no-store"
     if not ready:
         response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
+    return response
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, for the bearer token or an internal address (core/metrics.py)."""
+    if not metrics.allowed(request.headers.get("Authorization", ""), client_ip(request)):
+        response = HttpResponse(status=metrics.refusal_status())
+        if response.status_code == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    response = HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+    response["Cache-Control"] = "no-store"
     return response
 
 

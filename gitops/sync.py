@@ -21,6 +21,8 @@ from functools import cache, cached_property
 
 from django.conf import settings
 
+from core import metrics
+
 from .backend import Author, GitBackend, GitConflict, GitDrift, blob_sha
 from .validation import validate_files
 
@@ -166,16 +168,23 @@ def sync(
             return SyncResult(
                 head=tree.head, committed=False, changes={}, blobs=desired.owned_blobs(tree.blobs)
             )
+        repo_kind = (
+            "config"
+            if (desired.owner, desired.repo)
+            == (settings.GIT_SYSTEM_OWNER, settings.GIT_CONFIG_REPO)
+            else "other"
+        )
         try:
-            head = git.commit(
-                desired.owner,
-                desired.repo,
-                desired.branch,
-                changes=changes,
-                expected_head=tree.head,
-                author=author,
-                message=message,
-            )
+            with metrics.timed(metrics.GIT_COMMIT_SECONDS, repo_kind):
+                head = git.commit(
+                    desired.owner,
+                    desired.repo,
+                    desired.branch,
+                    changes=changes,
+                    expected_head=tree.head,
+                    author=author,
+                    message=message,
+                )
         except GitConflict:
             log.info(
                 "branch %s of %s/%s moved; re-reading", desired.branch, desired.owner, desired.repo

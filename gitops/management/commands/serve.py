@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from typing import Any
 
@@ -44,12 +47,21 @@ def _watch_flux_in_process(stop: threading.Event) -> None:
     from gitops import flux
 
     for target in flux.targets():
-        watcher = flux.ClusterWatcher(target.name, target.api_client(), stop=stop)
-        threading.Thread(target=watcher.run, name=f"flux-{target.name}", daemon=True).start()
+        threading.Thread(
+            target=flux.watch_elected,
+            args=(target.name, target.api_client()),
+            kwargs={"stop": stop},
+            name=f"flux-{target.name}",
+            daemon=True,
+        ).start()
 
 
 class Command(BaseCommand):
-    help = "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper in-process."
+    help = (
+        "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper "
+        "in-process. With several workers, /metrics adds up every worker's metrics "
+        "(prometheus_client's multiprocess mode)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
@@ -69,6 +81,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         import uvicorn
 
+        workers = opts["workers"] or settings.WEB_WORKERS
+        own_metrics_dir = ""
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # prometheus_client's multiprocess mode: every worker writes its values under this
+            # directory and /metrics adds them up (the workers read it when they start)
+            own_metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=settings.VAR_DIR)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
         stop = threading.Event()
         if settings.CELERY_TASK_ALWAYS_EAGER:  # no Celery beat: retry deliveries from here
             threading.Thread(
@@ -84,7 +103,7 @@ class Command(BaseCommand):
                 "catalyst_portal.asgi:application",
                 host=opts["host"],
                 port=opts["port"],
-                workers=opts["workers"] or settings.WEB_WORKERS,
+                workers=workers,
                 log_level=settings.LOG_LEVEL.lower(),
                 log_config=None,  # access lines go through the portal's handler (secrets redacted)
                 proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
@@ -94,3 +113,5 @@ class Command(BaseCommand):
             )
         finally:
             stop.set()
+            if own_metrics_dir:
+                shutil.rmtree(own_metrics_dir, ignore_errors=True)
