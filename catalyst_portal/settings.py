@@ -320,6 +320,16 @@ if FLUX_LEASE_RENEW_SECONDS >= FLUX_LEASE_SECONDS:
         f"FLUX_LEASE_RENEW_SECONDS={FLUX_LEASE_RENEW_SECONDS} must be shorter than "
         f"FLUX_LEASE_SECONDS={FLUX_LEASE_SECONDS}."
     )
+# A demo without a cluster (gitops/simulated.py): `manage.py serve` runs the Kubernetes API
+# emulator with a simulated Flux that follows the portal's commits, one step every
+# SIMULATED_CLUSTER_STEP_SECONDS, and watches it; every page says so.
+SIMULATED_CLUSTER = env_bool("SIMULATED_CLUSTER", False)
+SIMULATED_CLUSTER_STEP_SECONDS = env_int("SIMULATED_CLUSTER_STEP_SECONDS", 2, minimum=0)
+if SIMULATED_CLUSTER and (FLUX_IN_CLUSTER or FLUX_CONTEXTS):
+    raise ImproperlyConfigured(
+        "SIMULATED_CLUSTER=true is a demo without a cluster: unset FLUX_IN_CLUSTER and "
+        "FLUX_CONTEXTS, or leave SIMULATED_CLUSTER off to watch a real one."
+    )
 EVENTS_STREAM_KEY = env_str("EVENTS_STREAM_KEY", "portal:events")
 EVENTS_REPLAY_SIZE = env_int("EVENTS_REPLAY_SIZE", 1000, minimum=1)
 SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1)
@@ -546,7 +556,7 @@ CELERY_BEAT_SCHEDULE["sync-catalog"] = {
 }
 # Whether a Flux watcher reports cluster status; without one an uninstalled Application's row is
 # removed as soon as its files are gone (nothing can report "drained").
-FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
+FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", SIMULATED_CLUSTER)
 # Reference values of the charts Blueprints install (<chart>/<version>/values.yaml[, .schema.json]):
 # Blueprint values are checked against them where the chart version is known (curation review, tests).
 CHART_SPECS_DIR = Path(

@@ -59,8 +59,9 @@ def _watch_flux_in_process(stop: threading.Event) -> None:
 class Command(BaseCommand):
     help = (
         "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper "
-        "in-process. With several workers, /metrics adds up every worker's metrics "
-        "(prometheus_client's multiprocess mode)."
+        "in-process; SIMULATED_CLUSTER=true also runs a simulated cluster (a demo). With "
+        "several workers, /metrics adds up every worker's metrics (prometheus_client's "
+        "multiprocess mode)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -96,6 +97,10 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_reconcile_git_forever, args=(stop,), name="git-reconcile", daemon=True
             ).start()
+        if settings.SIMULATED_CLUSTER:  # a demo: the emulator, a simulated Flux, its watcher
+            from gitops.simulated import SimulatedCluster
+
+            SimulatedCluster(stop=stop).start()
         if opts["watch_flux"]:
             _watch_flux_in_process(stop)
         try:
