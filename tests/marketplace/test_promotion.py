@@ -173,7 +173,7 @@ def test_promotion_blocked_by_each_rule_then_merged(catalog, cast, client_for, o
     tree = portal.tree("acme", "cache", "main")
     assert not [p for p in tree if "hz-fsn-rtz-dev" in p]
     rendered = yaml.safe_load(
-        portal.read("acme", "cache", "clusters/hz-fsn-rtz-prod/applications/cache/values.yaml")
+        portal.read("acme", "cache", "overlays/acme-prod/hz-fsn-rtz-prod/values.yaml")
     )
     assert rendered["architecture"] == "replication"
     timeline = viewer.get("/marketplace/apps/acme-prod/cache/").content.decode()
