@@ -55,3 +55,13 @@ def sync_policy_task(item_id: int) -> None:
     with outbox.claim(item_id) as item:
         if item is not None:
             promotion.deliver_policy(policy_id=int(item.key), item=item)
+
+
+@shared_task(name="marketplace.tasks.open_promotion_task", ignore_result=True)
+def open_promotion_task(item_id: int) -> None:
+    """Open a promotion's pull request on Gitea (retry-safe by its outbox row)."""
+    from . import promotion
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            promotion.open_pull(promotion_id=int(item.key), item=item)
