@@ -274,6 +274,8 @@ GIT_CONFIG_BRANCH = env_str("GIT_CONFIG_BRANCH", "main")
 PORTAL_URL = env_url("PORTAL_URL", schemes=("http", "https"))
 GITEA_WEBHOOK_SECRET = env_str("GITEA_WEBHOOK_SECRET")
 GIT_RECONCILE_INTERVAL_SECONDS = env_int("GIT_RECONCILE_INTERVAL_SECONDS", 300, minimum=5)
+# The pushes Gitea reported (gitops.GitPush) are pruned by that reconcile after this many days.
+GIT_PUSH_RETENTION_DAYS = env_int("GIT_PUSH_RETENTION_DAYS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE["reconcile-git"] = {
     "task": "marketplace.tasks.reconcile_git_task",
     "schedule": GIT_RECONCILE_INTERVAL_SECONDS,
