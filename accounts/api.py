@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api_errors import call_service
+from core.api_fields import StrictRegexField
 from core.text import DISPLAY_NAME_PATTERN
 
 from . import services
@@ -51,7 +52,7 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenInput(serializers.Serializer):
-    name = serializers.RegexField(DISPLAY_NAME_PATTERN, max_length=64)
+    name = StrictRegexField(DISPLAY_NAME_PATTERN, max_length=64)
     days = serializers.IntegerField(
         required=False,
         min_value=1,
