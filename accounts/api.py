@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from core import pagination
 from core.api_errors import call_service
+from core.api_fields import StrictRegexField
 from core.api_schema import PAGE_PARAMETERS
 from core.text import DISPLAY_NAME_PATTERN
 
@@ -53,13 +54,24 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenInput(serializers.Serializer):
-    name = serializers.RegexField(DISPLAY_NAME_PATTERN, max_length=64)
-    days = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=settings.API_TOKEN_MAX_DAYS,
-        help_text="Days until expiry (default API_TOKEN_DEFAULT_DAYS, at most API_TOKEN_MAX_DAYS).",
-    )
+    name = StrictRegexField(DISPLAY_NAME_PATTERN, max_length=64)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """`days` is bounded by the setting as it is now (a bound read when the module was first
+        imported would keep whatever value the settings had then)."""
+        fields = super().get_fields()
+        top = settings.API_TOKEN_MAX_DAYS
+        fields["days"] = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=top,
+            error_messages={
+                "min_value": f"Choose between 1 and {top} days.",
+                "max_value": f"Choose between 1 and {top} days.",
+            },
+            help_text="Days until expiry (default API_TOKEN_DEFAULT_DAYS, at most API_TOKEN_MAX_DAYS).",
+        )
+        return fields
 
 
 def _no_store(response: Response) -> Response:
