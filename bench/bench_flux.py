@@ -311,8 +311,8 @@ def main() -> None:
 
         settings.ALLOWED_HOSTS = ["*"]
         from gitops import events, flux
+        from gitops.kubesim import Flux, KubeEmulator
         from tests.gitops.conftest import Changes
-        from tests.gitops.kube_emulator import Flux, KubeEmulator
 
         events.reset()
         with throwaway_database(), KubeEmulator(bookmark_seconds=30) as kube:

@@ -1,5 +1,6 @@
 """The shell every signed-in page shares (UX.md "Layout"): primary navigation for the current
-Organization, the operator console, the Organization switcher and whether a cluster reports back.
+Organization, the operator console, the Organization switcher and whether a cluster reports back
+(or is the simulated demo cluster: every page says so).
 
 Everything here is lazy: a page that does not render the shell (a fragment, an error page) runs no
 query, and a page that does runs at most two (the Organizations for the switcher, the current
@@ -192,5 +193,6 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "shell": shell,
         "nav_is_operator": shell.is_operator,
         "cluster_connected": shell.cluster_connected,
+        "simulated_cluster": settings.SIMULATED_CLUSTER,
         "local_signup_enabled": settings.LOCAL_SIGNUP_ENABLED,
     }

@@ -274,6 +274,8 @@ GIT_CONFIG_BRANCH = env_str("GIT_CONFIG_BRANCH", "main")
 PORTAL_URL = env_url("PORTAL_URL", schemes=("http", "https"))
 GITEA_WEBHOOK_SECRET = env_str("GITEA_WEBHOOK_SECRET")
 GIT_RECONCILE_INTERVAL_SECONDS = env_int("GIT_RECONCILE_INTERVAL_SECONDS", 300, minimum=5)
+# The pushes Gitea reported (gitops.GitPush) are pruned by that reconcile after this many days.
+GIT_PUSH_RETENTION_DAYS = env_int("GIT_PUSH_RETENTION_DAYS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE["reconcile-git"] = {
     "task": "marketplace.tasks.reconcile_git_task",
     "schedule": GIT_RECONCILE_INTERVAL_SECONDS,
@@ -319,6 +321,16 @@ if FLUX_LEASE_RENEW_SECONDS >= FLUX_LEASE_SECONDS:
     raise ImproperlyConfigured(
         f"FLUX_LEASE_RENEW_SECONDS={FLUX_LEASE_RENEW_SECONDS} must be shorter than "
         f"FLUX_LEASE_SECONDS={FLUX_LEASE_SECONDS}."
+    )
+# A demo without a cluster (gitops/simulated.py): `manage.py serve` runs the Kubernetes API
+# emulator with a simulated Flux that follows the portal's commits, one step every
+# SIMULATED_CLUSTER_STEP_SECONDS, and watches it; every page says so.
+SIMULATED_CLUSTER = env_bool("SIMULATED_CLUSTER", False)
+SIMULATED_CLUSTER_STEP_SECONDS = env_int("SIMULATED_CLUSTER_STEP_SECONDS", 2, minimum=0)
+if SIMULATED_CLUSTER and (FLUX_IN_CLUSTER or FLUX_CONTEXTS):
+    raise ImproperlyConfigured(
+        "SIMULATED_CLUSTER=true is a demo without a cluster: unset FLUX_IN_CLUSTER and "
+        "FLUX_CONTEXTS, or leave SIMULATED_CLUSTER off to watch a real one."
     )
 EVENTS_STREAM_KEY = env_str("EVENTS_STREAM_KEY", "portal:events")
 EVENTS_REPLAY_SIZE = env_int("EVENTS_REPLAY_SIZE", 1000, minimum=1)
@@ -546,7 +558,7 @@ CELERY_BEAT_SCHEDULE["sync-catalog"] = {
 }
 # Whether a Flux watcher reports cluster status; without one an uninstalled Application's row is
 # removed as soon as its files are gone (nothing can report "drained").
-FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", False)
+FLUX_CLUSTER_CONNECTED = env_bool("FLUX_CLUSTER_CONNECTED", SIMULATED_CLUSTER)
 # Reference values of the charts Blueprints install (<chart>/<version>/values.yaml[, .schema.json]):
 # Blueprint values are checked against them where the chart version is known (curation review, tests).
 CHART_SPECS_DIR = Path(
@@ -635,6 +647,15 @@ CELERY_BEAT_SCHEDULE["billing-monthly-run"] = {
 }
 # How long an archived Organization can be restored.
 ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)
+# Argon2id at OWASP's recommended cost (accounts/hashers.py); PBKDF2 hashes of older versions
+# are still accepted and re-hashed with Argon2id at the next sign-in.
+PASSWORD_ARGON2_MEMORY_KIB = env_int("PASSWORD_ARGON2_MEMORY_KIB", 19456, minimum=8192)
+PASSWORD_ARGON2_TIME_COST = env_int("PASSWORD_ARGON2_TIME_COST", 2, minimum=1)
+PASSWORD_HASHERS = [
+    "accounts.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 # Password hashes computed at once per process (sign-in bursts queue; accounts/backends.py).
 PASSWORD_HASH_CONCURRENCY = env_int(
     "PASSWORD_HASH_CONCURRENCY", max(1, os.cpu_count() or 1), minimum=1

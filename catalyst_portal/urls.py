@@ -29,5 +29,6 @@ urlpatterns = [
     path("api/v1/", include("billing.api_urls")),
 ]
 
+handler403 = "core.views.permission_denied"
 handler404 = "core.views.page_not_found"
 handler500 = "core.views.server_error"

@@ -47,3 +47,30 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                     {"description": description, "content": {"application/json": {"schema": ref}}},
                 )
     return result
+
+
+def _page_parameters() -> list[Any]:
+    from drf_spectacular.types import OpenApiTypes
+    from drf_spectacular.utils import OpenApiParameter
+
+    return [
+        OpenApiParameter(
+            "after",
+            OpenApiTypes.STR,
+            description="Where the page starts: the cursor of the `Link` header's next page.",
+        ),
+        OpenApiParameter(
+            "size", OpenApiTypes.INT, description="Rows per page, 1 to 500 (default 100)."
+        ),
+        OpenApiParameter(
+            "Link",
+            OpenApiTypes.STR,
+            location=OpenApiParameter.HEADER,
+            response=[200],
+            description='`<url>; rel="next"`: the next page; absent on the last page.',
+        ),
+    ]
+
+
+# The query parameters and response header of a keyset-paginated list (core/pagination.py).
+PAGE_PARAMETERS = _page_parameters()

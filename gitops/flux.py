@@ -7,6 +7,8 @@ were deleted while we were away); reconnect with capped exponential backoff and 
 Every stored change calls the handlers registered with `register_handler` (domain apps map Flux
 objects onto their own objects there). A heartbeat row per cluster (FluxCluster) says when the
 watcher last heard from the apiserver, so pages can say "connection lost since …".
+A watch thread borrows a pooled database connection only to store what it read, never while it
+waits on the apiserver (six kinds a cluster would otherwise pin six of the pool's connections).
 
 Active/standby (`watch_elected`, what `manage.py watch_flux` runs): several watchers of one cluster
 elect a leader through a lease with a fencing token (gitops/leader.py). Only the leader watches and
@@ -35,7 +37,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from core import metrics
+from core import dbconn, metrics
 
 from . import events, leader, store
 from .models import FluxCluster, rv_int
@@ -311,6 +313,7 @@ class KindWatcher:
                 store.record_events(self.cluster, page, fence=self.fence)
             else:
                 items += page
+            dbconn.release()  # the next page is read from the apiserver
             token = metadata.get("continue") or ""
             if not token:
                 break
@@ -319,6 +322,7 @@ class KindWatcher:
         self.relists += 1
         if not self.kind.is_events:
             store.reconcile_list(self.cluster, self.kind.kind, items, list_rv, fence=self.fence)
+        dbconn.release()
         return list_rv
 
     def watch(self, rv: int) -> int:
@@ -338,10 +342,12 @@ class KindWatcher:
             if self.stop.is_set():
                 return rv
             self.heartbeat.connected()
+            dbconn.release()
             for line in iter_resp_lines(resp):
                 if not line.strip():
                     continue
                 rv = self._handle(json.loads(line), rv)
+                dbconn.release()  # not held while the stream waits for the next event
                 if self.stop.is_set():
                     break
         finally:
@@ -402,6 +408,7 @@ class KindWatcher:
                             else store.last_resource_version(self.cluster, self.kind.kind)
                         )
                         resumed = True
+                        dbconn.release()
                     if rv is None:
                         rv = self.relist()
                     started = time.monotonic()

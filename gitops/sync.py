@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 from django.conf import settings
 
@@ -59,7 +59,17 @@ class Desired:
     def owns(self, path: str) -> bool:
         if not path.startswith(self.root):
             return False
-        return not self.owned or any(fnmatch.fnmatchcase(path, p) for p in self.owned)
+        if not self.owned:
+            return True
+        exact, globs = self._owned_split
+        return path in exact or any(fnmatch.fnmatchcase(path, p) for p in globs)
+
+    @cached_property
+    def _owned_split(self) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Plain paths compared as strings (fnmatch compiles a regex per new pattern: costly
+        when every Application brings its own paths), glob patterns matched."""
+        globs = tuple(p for p in self.owned if any(c in p for c in "*?["))
+        return frozenset(self.owned) - frozenset(globs), globs
 
     def owned_blobs(self, blobs: dict[str, str]) -> dict[str, str]:
         return {p: sha for p, sha in blobs.items() if self.owns(p)}

@@ -38,6 +38,8 @@ CARD_FIELDS = [
     "tags",
     "latest_version",
     "visibility",
+    "license",
+    "docs",
 ]
 APP_RELATED = ("blueprint_version__blueprint", "environment__organization")
 

@@ -13,7 +13,9 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import pagination
 from core.api_errors import call_service as _call
+from core.api_schema import PAGE_PARAMETERS
 
 from . import access, services, tiers
 from .models import GLOBAL, UserAccess
@@ -104,12 +106,12 @@ def assign(request: Request) -> Response:
     return Response(body, status=code)
 
 
-@extend_schema(responses=GrantSerializer(many=True))
+@extend_schema(responses=GrantSerializer(many=True), parameters=PAGE_PARAMETERS)
 @api_view(["GET"])
 def grants(request: Request) -> Response:
     """Grants the caller may read: those of Organizations where they hold rbac.read, and every
     grant for global readers. `?org=<slug>` narrows to one Organization."""
-    qs = UserAccess.objects.select_related("user").order_by("org_slug", "id")
+    qs = UserAccess.objects.select_related("user")
     if not access.is_global(request.user, "rbac.read"):
         # only Organizations a grant covers whole: a grant scoped below one reads none of them
         slugs = [
@@ -129,7 +131,10 @@ def grants(request: Request) -> Response:
     org = request.query_params.get("org")
     if org:
         qs = qs.filter(org_slug=org)
-    return Response(GrantSerializer(qs, many=True).data)
+    page = pagination.paginate_request(
+        request, qs, order=("org_slug", "id"), size=pagination.API_PAGE_SIZE
+    )
+    return pagination.api_response(request, page, GrantSerializer(page.items, many=True).data)
 
 
 @extend_schema(request=None, responses={204: None})

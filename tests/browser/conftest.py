@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.marketplace.conftest import catalog  # noqa: F401 (the starter catalog, synced)
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in fixtures are still sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -72,3 +76,36 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
     )
     return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+@pytest.fixture
+def asgi_server(settings: Any) -> Iterator[str]:
+    """The portal under uvicorn on loopback (SSE needs ASGI; live_server is WSGI)."""
+    import uvicorn
+
+    from gitops import events
+
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    events.reset()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            "catalyst_portal.asgi:application",
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    started = threading.Event()
+    while not started.wait(0.02):  # uvicorn exposes `started` as a flag only
+        if server.started:
+            started.set()
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    events.reset()

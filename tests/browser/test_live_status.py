@@ -5,11 +5,8 @@ Django's WSGI live_server."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from django.test import Client
@@ -19,36 +16,6 @@ from gitops import events, naming, store
 from gitops.models import FluxCluster
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def asgi_server(settings: Any) -> Iterator[str]:
-    import uvicorn
-
-    settings.ALLOWED_HOSTS = ["127.0.0.1"]
-    events.reset()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            "catalyst_portal.asgi:application",
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    started = threading.Event()
-    while not started.wait(0.02):  # uvicorn exposes `started` as a flag only
-        if server.started:
-            started.set()
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    events.reset()
 
 
 def wait_for_subscribers(count: int, timeout: float = 10) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gitops import flux
-from tests.gitops.kube_emulator import Flux, KubeEmulator
+from gitops.kubesim import Flux, KubeEmulator
 
 
 class Changes:

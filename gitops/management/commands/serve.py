@@ -13,19 +13,24 @@ from django.core.management.base import BaseCommand, CommandParser
 log = logging.getLogger(__name__)
 
 
+# The background threads borrow a pooled connection per round and return it before they sleep.
 def _sweep_forever(stop: threading.Event) -> None:
-    from core import outbox
+    from core import dbconn, outbox
 
     while not stop.wait(settings.OUTBOX_SWEEP_INTERVAL_SECONDS):
         try:
             outbox.sweep()
         except Exception:
             log.exception("outbox sweep failed")
+        finally:
+            dbconn.release()
 
 
 def _reconcile_git_forever(stop: threading.Event) -> None:
     """Embedded: no Celery beat, and local repos send no webhooks: read Git back from here."""
     from celery import current_app
+
+    from core import dbconn
 
     task = settings.CELERY_BEAT_SCHEDULE["reconcile-git"]["task"]
     while not stop.wait(settings.GIT_RECONCILE_INTERVAL_SECONDS):
@@ -34,6 +39,8 @@ def _reconcile_git_forever(stop: threading.Event) -> None:
             current_app.tasks[task].apply()
         except Exception:
             log.exception("Git reconcile failed")
+        finally:
+            dbconn.release()
 
 
 def _watch_flux_in_process(stop: threading.Event) -> None:
@@ -52,8 +59,9 @@ def _watch_flux_in_process(stop: threading.Event) -> None:
 class Command(BaseCommand):
     help = (
         "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper "
-        "in-process. With several workers, /metrics adds up every worker's metrics "
-        "(prometheus_client's multiprocess mode)."
+        "in-process; SIMULATED_CLUSTER=true also runs a simulated cluster (a demo). With "
+        "several workers, /metrics adds up every worker's metrics (prometheus_client's "
+        "multiprocess mode)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -89,6 +97,10 @@ class Command(BaseCommand):
             threading.Thread(
                 target=_reconcile_git_forever, args=(stop,), name="git-reconcile", daemon=True
             ).start()
+        if settings.SIMULATED_CLUSTER:  # a demo: the emulator, a simulated Flux, its watcher
+            from gitops.simulated import SimulatedCluster
+
+            SimulatedCluster(stop=stop).start()
         if opts["watch_flux"]:
             _watch_flux_in_process(stop)
         try:

@@ -2,6 +2,10 @@
 the official `kubernetes` client (protocol: ../shared/specs/README.md), plus a tiny "Flux" that
 moves objects through the condition sequences the real controllers produce.
 
+It stands in for a cluster where none can run: the test suite and the benchmarks drive it, and
+`SIMULATED_CLUSTER=true` runs it inside the portal as a demo (gitops/simulated.py). It is never a
+real cluster: nothing it "applies" runs anywhere.
+
 Protocol: list with labelSelector; chunked watch (`watch=true&resourceVersion=N
 &allowWatchBookmarks=true&timeoutSeconds=S`) streaming newline-delimited events; an expired
 resourceVersion answers an ERROR event with a 410 Status; one global increasing resourceVersion;
@@ -25,7 +29,6 @@ import bisect
 import contextlib
 import copy
 import json
-import os
 import re
 import socket
 import threading
@@ -40,8 +43,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 from jsonschema import Draft7Validator
-
-DEFAULT_CRDS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "flux-crds"
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class Store:
         self.rv += 1
         return str(self.rv)
 
-    def list(
+    def list_objects(
         self,
         res: Resource,
         namespace: str | None,
@@ -372,7 +373,11 @@ class KubeEmulator:
         port: int = 0,
         bookmark_seconds: float = 1.0,
     ) -> None:
-        crd_dir = Path(crd_dir or os.environ.get("FLUX_CRDS_DIR") or DEFAULT_CRDS)
+        if crd_dir is None:
+            from django.conf import settings
+
+            crd_dir = settings.FLUX_CRDS_DIR
+        crd_dir = Path(crd_dir)
         self.store = Store(load_resources(crd_dir))
         self.port = port
         self.bookmark_seconds = bookmark_seconds
@@ -530,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if query.get("watch") in ("true", "1"):
                     self._watch(res, ns, query)
                     return
-                found = store.list(
+                found = store.list_objects(
                     res,
                     ns,
                     query.get("labelSelector", ""),
@@ -819,7 +824,9 @@ class Flux:
             },
         )
 
-    def _status(self, kind: str, name: str, namespace: str, **status: Any) -> dict[str, Any]:
+    def set_status(self, kind: str, name: str, namespace: str, **status: Any) -> dict[str, Any]:
+        """Merge `status` into the object's status (conditions by type, each stamped with the
+        current generation), as a controller writes its /status subresource."""
         res = self._res(kind)
         obj = self.emu.store.get(res, namespace, name)
         generation = obj["metadata"]["generation"]
@@ -854,13 +861,13 @@ class Flux:
             condition("Reconciling", "True", "Progressing", msg, 0),
             condition("Ready", "Unknown", "Progressing", "Reconciliation in progress", 0),
         ]
-        return self._status(kind, name, namespace, conditions=conds)
+        return self.set_status(kind, name, namespace, conditions=conds)
 
     def ready(
         self, kind: str, name: str, revision: str, *, namespace: str = "flux-system"
     ) -> dict[str, Any]:
         if kind == "Kustomization":
-            return self._status(
+            return self.set_status(
                 kind,
                 name,
                 namespace,
@@ -878,7 +885,7 @@ class Flux:
             )
         if kind == "GitRepository":
             sha = revision.rsplit(":", 1)[-1]
-            return self._status(
+            return self.set_status(
                 kind,
                 name,
                 namespace,
@@ -907,34 +914,54 @@ class Flux:
                     "size": 1024,
                 },
             )
+        return self.released(name, namespace=namespace, fresh=True)
+
+    def released(
+        self,
+        name: str,
+        *,
+        namespace: str = "flux-system",
+        config_digest: str = "",
+        fresh: bool = False,
+    ) -> dict[str, Any]:
+        """helm-controller installed the release (`fresh`, or no history yet), or upgraded it
+        (its spec or its values changed): a new Helm revision on top of the history, with the
+        digest of the values it was released with."""
+        obj = self.emu.store.get(self._res("HelmRelease"), namespace, name)
+        history = [] if fresh else (obj.get("status") or {}).get("history") or []
         chart = self._chart(name, namespace)
-        release = f"{namespace}/{name}.v1"
-        message = f"Helm install succeeded for release {release} with chart {chart[0]}@{chart[1]}"
-        return self._status(
-            kind,
+        action = "upgrade" if history else "install"
+        reason = "UpgradeSucceeded" if history else "InstallSucceeded"
+        version = history[0]["version"] + 1 if history else 1
+        message = (
+            f"Helm {action} succeeded for release {namespace}/{name}.v{version} "
+            f"with chart {chart[0]}@{chart[1]}"
+        )
+        entry = {
+            "name": name,
+            "namespace": namespace,
+            "version": version,
+            "status": "deployed",
+            "chartName": chart[0],
+            "chartVersion": chart[1],
+            "appVersion": chart[1],
+            "configDigest": config_digest or "sha256:" + "1" * 64,
+            "digest": "sha256:" + "2" * 64,
+            "firstDeployed": history[0]["firstDeployed"] if history else now_rfc3339(),
+            "lastDeployed": now_rfc3339(),
+        }
+        superseded = [{**h, "status": "superseded"} for h in history[:4]]
+        return self.set_status(
+            "HelmRelease",
             name,
             namespace,
             conditions=[
-                condition("Ready", "True", "InstallSucceeded", message, 0),
-                condition("Released", "True", "InstallSucceeded", message, 0),
+                condition("Ready", "True", reason, message, 0),
+                condition("Released", "True", reason, message, 0),
             ],
             lastAttemptedRevision=chart[1],
-            lastAttemptedReleaseAction="install",
-            history=[
-                {
-                    "name": name,
-                    "namespace": namespace,
-                    "version": 1,
-                    "status": "deployed",
-                    "chartName": chart[0],
-                    "chartVersion": chart[1],
-                    "appVersion": chart[1],
-                    "configDigest": "sha256:" + "1" * 64,
-                    "digest": "sha256:" + "2" * 64,
-                    "firstDeployed": now_rfc3339(),
-                    "lastDeployed": now_rfc3339(),
-                }
-            ],
+            lastAttemptedReleaseAction=action,
+            history=[entry, *superseded],
         )
 
     def _chart(self, name: str, namespace: str) -> tuple[str, str]:
@@ -950,7 +977,7 @@ class Flux:
         rolling back while retries last); the deployed release stays the previous one."""
         chart = self._chart(name, namespace)
         message = f"Helm upgrade failed for release {namespace}/{name} with chart {chart[0]}@{chart[1]}: {error}"
-        return self._status(
+        return self.set_status(
             "HelmRelease",
             name,
             namespace,
@@ -970,7 +997,7 @@ class Flux:
         message = (
             f"Helm install failed for release {namespace}/{name} with chart podinfo@6.5.4: {error}"
         )
-        return self._status(
+        return self.set_status(
             "HelmRelease",
             name,
             namespace,
@@ -990,7 +1017,7 @@ class Flux:
     def dependency_not_ready(
         self, kind: str, name: str, dependency: str, *, namespace: str = "flux-system"
     ) -> dict[str, Any]:
-        return self._status(
+        return self.set_status(
             kind,
             name,
             namespace,
@@ -1008,7 +1035,7 @@ class Flux:
     def source_not_found(
         self, kind: str, name: str, source: str, *, namespace: str = "flux-system"
     ) -> dict[str, Any]:
-        return self._status(
+        return self.set_status(
             kind,
             name,
             namespace,
@@ -1020,7 +1047,7 @@ class Flux:
     def build_failed(
         self, name: str, revision: str, error: str, *, namespace: str = "flux-system"
     ) -> dict[str, Any]:
-        return self._status(
+        return self.set_status(
             "Kustomization",
             name,
             namespace,
