@@ -164,10 +164,13 @@ def test_each_process_runs_its_command():
     job = pod_specs()["catalyst-portal-migrate"]
     assert job["containers"][0]["command"] == ["python", "manage.py", "sync_catalog"]
     deployments = objects("Deployment")
-    # exactly one beat and one watcher, never two during a rollout
-    for name in ("catalyst-portal-beat", "catalyst-portal-watch-flux"):
-        assert deployments[name]["spec"]["replicas"] == 1
-        assert deployments[name]["spec"]["strategy"]["type"] == "Recreate"
+    # exactly one beat, never two during a rollout
+    beat = deployments["catalyst-portal-beat"]["spec"]
+    assert beat["replicas"] == 1 and beat["strategy"]["type"] == "Recreate"
+    # the watcher runs active/standby (a fenced lease elects the writer): always one to take over
+    watcher = deployments["catalyst-portal-watch-flux"]["spec"]
+    assert watcher["replicas"] == 2 and watcher["strategy"]["type"] == "RollingUpdate"
+    assert watcher["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
 def test_every_setting_is_wired_to_the_configmap_the_secret_or_deliberately_defaulted():
