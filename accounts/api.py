@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from core import pagination
 from core.api_errors import call_service
+from core.api_fields import StrictRegexField
 from core.api_schema import PAGE_PARAMETERS
 from core.text import DISPLAY_NAME_PATTERN
 
@@ -53,7 +54,7 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenInput(serializers.Serializer):
-    name = serializers.RegexField(DISPLAY_NAME_PATTERN, max_length=64)
+    name = StrictRegexField(DISPLAY_NAME_PATTERN, max_length=64)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         """`days` is bounded by the setting as it is now (a bound read when the module was first

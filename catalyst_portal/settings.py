@@ -500,6 +500,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api_schema.document_errors",
+        "orgs.api_schema.environment_choices",
+        "billing.api_schema.quote_choices",
+        "rbac.api_schema.assign_input",
     ],
     "ENUM_NAME_OVERRIDES": {
         "EnvTypeEnum": "orgs.naming.ENV_TYPES",

@@ -5,7 +5,8 @@ from typing import Any
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -114,6 +115,7 @@ def _orgs_for(request: Request) -> Any:
 )
 @extend_schema(methods=["GET"], parameters=PAGE_PARAMETERS)
 @api_view(["GET", "POST"])
+@parser_classes([JSONParser])  # nested objects: JSON only (a form cannot carry them)
 def organizations(request: Request) -> Response:
     if request.method == "GET":
         page = pagination.paginate_request(

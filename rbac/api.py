@@ -9,7 +9,9 @@ from django.db.models import Q
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -64,13 +66,13 @@ class GrantSerializer(serializers.ModelSerializer):
 
 
 def find_user(identifier: str) -> Any:
-    """A user by username or e-mail (case-insensitive e-mail), or a 400 on the `user` field."""
+    """A user by username or e-mail (case-insensitive e-mail), or a 404 naming the `user` field."""
     users = get_user_model().objects.filter(
         Q(username=identifier) | Q(email__iexact=identifier), is_active=True
     )
     found = list(users[:2])
-    if len(found) != 1:
-        raise serializers.ValidationError({"user": [f"No single active user {identifier!r}."]})
+    if len(found) != 1:  # the request names a user who is not there: 404, like any lookup
+        raise NotFound({"user": [f"No single active user {identifier!r}."]})
     return found[0]
 
 
@@ -80,6 +82,7 @@ def find_user(identifier: str) -> Any:
     operation_id="rbac_assign",
 )
 @api_view(["POST"])
+@parser_classes([JSONParser])  # nested objects: JSON only (a form cannot carry them)
 def assign(request: Request) -> Response:
     data = AssignInput(data=request.data)
     data.is_valid(raise_exception=True)
