@@ -111,17 +111,23 @@ def paginate(
 
 
 def paginate_request(
-    request: HttpRequest, qs: QuerySet[M], *, order: tuple[str, ...], size: int = 50
+    request: HttpRequest,
+    qs: QuerySet[M],
+    *,
+    order: tuple[str, ...],
+    size: int = 50,
+    param: str = "after",
 ) -> KeysetPage[M]:
-    """`paginate` with the cursor and `?size=` of the request (default `size`); the page's links
-    keep the request's other parameters (filters)."""
+    """`paginate` with the cursor (`?after=`, or `param` where a page holds several lists, each
+    paged on its own) and `?size=` of the request (default `size`); the page's links keep the
+    request's other parameters (filters, the other lists' cursors)."""
     page = paginate(
-        qs, order=order, cursor=request.GET.get("after", ""), size=page_size(request, size)
+        qs, order=order, cursor=request.GET.get(param, ""), size=page_size(request, size)
     )
-    params = {k: v for k, v in request.GET.items() if k != "after"}
+    params = {k: v for k, v in request.GET.items() if k != param}
     page.first_query = urlencode(params)
     if page.next_cursor:
-        page.next_query = urlencode({**params, "after": page.next_cursor})
+        page.next_query = urlencode({**params, param: page.next_cursor})
     return page
 
 

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from core import pagination
 from orgs.models import Environment
 from rbac import access
 
@@ -354,7 +355,11 @@ def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
 @require_GET
 def sync_errors(request: HttpRequest) -> HttpResponse:
     access.require_global(request.user, "audit.read")  # operator page: 404 for everyone else
-    errors = CatalogSyncError.objects.select_related("source")
+    errors = pagination.paginate_request(
+        request,
+        CatalogSyncError.objects.select_related("source"),
+        order=("source__name", "path", "id"),
+    )
     return render(
         request,
         "marketplace/sync_errors.html",
