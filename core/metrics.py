@@ -166,6 +166,18 @@ def multiprocess_dir() -> str:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 
+def use_multiprocess_dir(path: str) -> None:
+    """Switch this process (and the processes it forks or spawns from now on) to multiprocess
+    mode writing under `path`. Call it before any metric has a value, e.g. in a Celery worker
+    before its pool forks: every metric here has labels, so a value is made at its first
+    `.labels()` and takes the value class in force then."""
+    from prometheus_client import values
+
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    values.ValueClass = values.get_value_class()
+
+
 def exposition() -> bytes:
     """The text exposition: this process's metrics (or every process's, in multiprocess mode),
     then the gauges read from the database."""

@@ -27,3 +27,12 @@ def test_no_assertion_is_short_circuited_with_or_true():
         if re.search(r"\bassert\b.*\bor True\b", line) and path.name != "test_ci.py"
     ]
     assert offenders == []
+
+
+def test_ci_runs_the_valkey_cluster_tests_and_a_subset_through_pgbouncer():
+    script = (ROOT / ".ci" / "run").read_text()
+    commands = "\n".join(_commands(script))
+    assert "tests/core/test_valkey_cluster.py -q" in commands
+    assert "pool_mode = transaction" in script and "start_pgbouncer" in commands
+    assert "PORTAL_DB_PGBOUNCER=true" in commands and "tests/pgbouncer" in commands
+    assert "127.0.0.1:6432/" in commands  # the tests' database URL is PgBouncer's port
