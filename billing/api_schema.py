@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.api_schema import reads_database
+
 from .pricing import MAX_ADDON_QUANTITY, PriceBook
 
 
+@reads_database
 def quote_choices(result: dict[str, Any], generator: Any, request: Any, public: bool) -> Any:
     quote = result.get("components", {}).get("schemas", {}).get("QuoteInput")
     if quote is None:

@@ -121,9 +121,8 @@ def paginate_request(
     """`paginate` with the cursor (`?after=`, or `param` where a page holds several lists, each
     paged on its own) and `?size=` of the request (default `size`); the page's links keep the
     request's other parameters (filters, the other lists' cursors)."""
-    page = paginate(
-        qs, order=order, cursor=request.GET.get(param, ""), size=page_size(request, size)
-    )
+    size = api_page_size(request, size) if _is_api(request) else page_size(request, size)
+    page = paginate(qs, order=order, cursor=request.GET.get(param, ""), size=size)
     params = {k: v for k, v in request.GET.items() if k != param}
     page.first_query = urlencode(params)
     if page.next_cursor:
@@ -137,6 +136,26 @@ def page_size(request: HttpRequest, default: int = 50) -> int:
         return max(1, min(int(request.GET.get("size", default)), MAX_PAGE_SIZE))
     except ValueError:
         return default
+
+
+def _is_api(request: Any) -> bool:
+    from rest_framework.request import Request
+
+    return isinstance(request, Request)
+
+
+def api_page_size(request: Any, default: int = API_PAGE_SIZE) -> int:
+    """The API's `?size=`: absent is `default`; anything but a whole number from 1 to
+    MAX_PAGE_SIZE is a 400 naming the parameter (a page quietly falls back; an API client
+    asked for something else and should know)."""
+    from rest_framework.exceptions import ValidationError
+
+    raw = request.GET.get("size")
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE_SIZE:
+        return int(raw)
+    raise ValidationError({"size": [f"A whole number from 1 to {MAX_PAGE_SIZE}."]})
 
 
 def api_response(request: Any, page: KeysetPage[Any], data: Any) -> Any:

@@ -14,9 +14,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,7 +37,7 @@ from .models import (
     IdempotencyKey,
     Placement,
 )
-from .views import APP_RELATED, catalog_context, visible_blueprints
+from .views import APP_RELATED, MAX_PAGE, catalog_context, visible_blueprints
 
 IDEMPOTENCY_WAIT_SECONDS = 30  # how long a repeat waits for the first request to finish
 IDEMPOTENCY_ABANDONED_SECONDS = 120  # a claim older than this, still running, was abandoned
@@ -275,13 +274,20 @@ class UninstallInput(serializers.Serializer):
 @extend_schema(
     responses=BlueprintSerializer(many=True),
     parameters=[
-        OpenApiParameter("page", OpenApiTypes.INT, description="Page number (60 cards a page)."),
+        OpenApiParameter(
+            "page",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            description="Page number (60 cards a page); anything else is a 400.",
+        ),
         *(p for p in PAGE_PARAMETERS if p.name == "Link"),
     ],
 )
 @api_view(["GET"])
 def blueprints(request: Request) -> Response:
     """The catalog's cards, a page of them (as the catalog page shows), the next in `Link`."""
+    raw = request.query_params.get("page")
+    if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE):
+        raise exceptions.ValidationError({"page": [f"A whole number from 1 to {MAX_PAGE}."]})
     context = catalog_context(request.user, request.query_params)
     response = Response(BlueprintSerializer(context["blueprints"], many=True).data)
     if context["has_next"]:

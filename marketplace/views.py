@@ -30,6 +30,7 @@ from .models import (
 from .schema_form import SchemaForm
 
 PAGE_SIZE = 60
+MAX_PAGE = 100_000  # a page past every catalog (an OFFSET beyond 64 bits is a database error)
 CARD_FIELDS = [
     "name",
     "title",
@@ -70,7 +71,7 @@ def catalog_context(user: Any, params: dict[str, Any]) -> dict[str, Any]:
     if data["tag"]:
         qs = qs.filter(tags_text__contains=f"|{data['tag']}|")
     try:
-        page = max(int(params.get("page") or 1), 1)
+        page = min(max(int(params.get("page") or 1), 1), MAX_PAGE)
     except ValueError:
         page = 1
     offset = (page - 1) * PAGE_SIZE

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.api_schema import reads_database
+
 from .naming import ENV_TYPES, RESERVED, placement_problem
 
 
+@reads_database
 def environment_choices(result: dict[str, Any], generator: Any, request: Any, public: bool) -> Any:
     from .models import MAX_REGIONS, HostCluster
 

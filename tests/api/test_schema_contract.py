@@ -84,3 +84,30 @@ def test_a_number_is_not_a_token_name_and_a_code_holds_no_control_character(cast
         content_type="application/json",
     )
     assert nul.status_code == 400 and "code" in nul.json()["errors"]
+
+
+@pytest.mark.parametrize("size", ["", "0", "501", "ten", "1.5", "-3"])
+def test_a_list_refuses_a_page_size_outside_its_schema(cast, client_for, size):
+    """The fuzz sent `?size=` empty: the lists answered 200 with the default page."""
+    owner = client_for(cast["owner"])
+    for url in ("/api/v1/orgs/", "/api/v1/rbac/grants/", "/api/v1/tokens/"):
+        response = owner.get(url, {"size": size})
+        assert response.status_code == 400, (url, response.content)
+        assert list(response.json()["errors"]) == ["size"]
+    assert len(owner.get("/api/v1/rbac/grants/", {"size": "1"}).json()) == 1
+    published = client_for(cast["owner"]).get("/api/schema/?format=json").json()
+    (size_param,) = [
+        p for p in published["paths"]["/api/v1/orgs/"]["get"]["parameters"] if p["name"] == "size"
+    ]
+    assert size_param["schema"] == {"type": "integer", "minimum": 1, "maximum": 500}
+
+
+@pytest.mark.parametrize("page", ["true", "0", "99999999999999999999"])
+def test_the_catalog_api_refuses_a_page_outside_its_schema(cast, client_for, page):
+    """`?page=true` answered 200 and a page past 64 bits a 500 (the OFFSET overflowed)."""
+    owner = client_for(cast["owner"])
+    response = owner.get("/api/v1/blueprints/", {"page": page})
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == ["page"]
+    # the catalog page itself shows an empty page past the end, never an error
+    assert owner.get("/marketplace/", {"page": page}).status_code == 200
