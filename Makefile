@@ -27,11 +27,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 # The IaC editor (CodeMirror 6 and its YAML, lint, merge and JSON-Schema packages from npm),
-# bundled once at set-up into build/static/ (served like static/; never a CDN).
+# bundled once at set-up into build/static/ (served like static/; never a CDN) by package.json's
+# `build` script, the same command the container image runs (Containerfile).
 EDITOR_BUNDLE := build/static/marketplace/editor.js
-$(EDITOR_BUNDLE): node_modules/.package-lock.json marketplace/assets/editor.js
-	node_modules/.bin/esbuild marketplace/assets/editor.js --bundle --minify --format=esm \
-		--target=es2020 --log-level=warning --outfile=$@
+$(EDITOR_BUNDLE): node_modules/.package-lock.json marketplace/assets/editor.js package.json
+	npm run --silent build
 
 assets: node_modules/.package-lock.json $(EDITOR_BUNDLE)
 

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core import confirm
+from core import confirm, pagination
 from core.forms import apply_errors
 
 from . import identities, services
@@ -154,7 +154,11 @@ def token_list(request: AccountRequest) -> HttpResponse:
             apply_errors(form, exc)
         else:
             form = ApiTokenForm()
-    tokens = ApiToken.objects.filter(user_id=request.user.pk).select_related("parent")
+    tokens = pagination.paginate_request(
+        request,
+        ApiToken.objects.filter(user_id=request.user.pk).select_related("parent"),
+        order=("-created_at", "-id"),
+    )
     response = render(
         request,
         "accounts/token_list.html",

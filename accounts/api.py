@@ -10,7 +10,10 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import pagination
 from core.api_errors import call_service
+from core.api_fields import StrictRegexField
+from core.api_schema import PAGE_PARAMETERS
 from core.text import DISPLAY_NAME_PATTERN
 
 from . import services
@@ -51,13 +54,24 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
 
 class ApiTokenInput(serializers.Serializer):
-    name = serializers.RegexField(DISPLAY_NAME_PATTERN, max_length=64)
-    days = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=settings.API_TOKEN_MAX_DAYS,
-        help_text="Days until expiry (default API_TOKEN_DEFAULT_DAYS, at most API_TOKEN_MAX_DAYS).",
-    )
+    name = StrictRegexField(DISPLAY_NAME_PATTERN, max_length=64)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """`days` is bounded by the setting as it is now (a bound read when the module was first
+        imported would keep whatever value the settings had then)."""
+        fields = super().get_fields()
+        top = settings.API_TOKEN_MAX_DAYS
+        fields["days"] = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=top,
+            error_messages={
+                "min_value": f"Choose between 1 and {top} days.",
+                "max_value": f"Choose between 1 and {top} days.",
+            },
+            help_text="Days until expiry (default API_TOKEN_DEFAULT_DAYS, at most API_TOKEN_MAX_DAYS).",
+        )
+        return fields
 
 
 def _no_store(response: Response) -> Response:
@@ -69,12 +83,20 @@ def _no_store(response: Response) -> Response:
     request=ApiTokenInput,
     responses={200: ApiTokenSerializer(many=True), 201: ApiTokenCreatedSerializer},
 )
+@extend_schema(methods=["GET"], parameters=PAGE_PARAMETERS)
 @api_view(["GET", "POST"])
 def tokens(request: Request) -> Response:
     user = account_of(request)
     if request.method == "GET":
-        mine = ApiToken.objects.filter(user=user)
-        return Response(ApiTokenSerializer(mine, many=True).data)
+        page = pagination.paginate_request(
+            request,
+            ApiToken.objects.filter(user=user),
+            order=("-created_at", "-id"),
+            size=pagination.API_PAGE_SIZE,
+        )
+        return pagination.api_response(
+            request, page, ApiTokenSerializer(page.items, many=True).data
+        )
     data = ApiTokenInput(data=request.data)
     data.is_valid(raise_exception=True)
     # A token minted with a token is its child: it never outlives it and dies with it.

@@ -77,6 +77,8 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import setup_test_environment, teardown_test_environment
 
+    # the generated Blueprints take their charts from a repository the allow-list must name
+    settings.CHART_REPOSITORIES = [*settings.CHART_REPOSITORIES, "https://charts.example.test"]
     with tempfile.TemporaryDirectory() as tmp:
         settings.GIT_ROOT = Path(tmp) / "git"
         settings.GITEA_URL = ""

@@ -10,7 +10,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_fields import StrictRegexField
 from core.errors import ConflictError
+from core.text import NO_CONTROL_PATTERN as CODE_PATTERN
 from orgs.api import call
 from orgs.models import Organization
 from rbac import access
@@ -26,7 +28,8 @@ class QuoteInput(serializers.Serializer):
 
 
 class CodeInput(serializers.Serializer):
-    code = serializers.CharField(max_length=64)
+    # as typed (spaces, any dash, any case: vouchers.normalize), never a control character
+    code = StrictRegexField(CODE_PATTERN, max_length=64)
 
 
 class RedeemInput(CodeInput):

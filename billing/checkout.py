@@ -365,7 +365,9 @@ def record_payment(
         )
     with transaction.atomic():
         locked = (
-            Order.objects.select_for_update(of=("self",)).select_related("invoice").get(pk=order.pk)
+            Order.objects.select_for_update(of=("self",))
+            .select_related("invoice", "quote")
+            .get(pk=order.pk)
         )
         if locked.status != OrderStatus.AWAITING_PAYMENT:
             raise ConflictError(

@@ -17,6 +17,7 @@ fixed plans include their quota.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -177,9 +178,13 @@ def clean(records: Any) -> list[dict[str, Any]]:
 
 
 def _insert(rows: list[dict[str, Any]], now: datetime) -> list[int]:
-    """`INSERT … ON CONFLICT DO NOTHING RETURNING id` (PostgreSQL and SQLite): the ids of the
-    rows that were new. Values are adapted once per kind (the ORM's per-field adaptation costs
-    more than the insert itself at 1,000 rows)."""
+    """`INSERT … ON CONFLICT DO NOTHING RETURNING id`: the ids of the rows that were new.
+
+    PostgreSQL gets one array per column (`INSERT … SELECT … FROM unnest(…)`): a short statement
+    whatever the batch size (a VALUES list of 12,000 placeholders costs the driver more to parse
+    than the server to insert). SQLite gets a VALUES list with values adapted once per kind."""
+    if connection.vendor == "postgresql":
+        return _insert_unnest(rows, now)
     ops = connection.ops
     labels = UsageRecord._meta.get_field("labels")
     stamp = ops.adapt_datetimefield_value(now)
@@ -205,6 +210,54 @@ def _insert(rows: list[dict[str, Any]], now: datetime) -> list[int]:
     # Only quoted model column names and placeholders are formatted in: values are parameters.
     sql = (
         f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(rows))} "  # noqa: S608
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+# PostgreSQL array type of each column but the last (`recorded_at`, one value for the batch).
+_ARRAY_TYPES = (
+    "bigint[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "text[]",
+    "numeric[]",
+    "text[]",
+    "timestamptz[]",
+    "timestamptz[]",
+    "text[]",
+    "text[]",  # labels as JSON text, cast per row to jsonb
+)
+
+
+def _insert_unnest(rows: list[dict[str, Any]], now: datetime) -> list[int]:
+    ops = connection.ops
+    table = ops.quote_name(UsageRecord._meta.db_table)
+    columns = ", ".join(ops.quote_name(c) for c in _COLUMNS)
+    names = [f"c{i}" for i in range(len(_ARRAY_TYPES))]
+    arrays = ", ".join(f"%s::{kind}" for kind in _ARRAY_TYPES)
+    selected = ", ".join(names[:-1]) + f", {names[-1]}::jsonb, %s"
+    params: list[Any] = [
+        now,  # the SELECT list's placeholder comes before unnest's
+        [row["organization_id"] for row in rows],
+        [row["source"] for row in rows],
+        [row["resource"] for row in rows],
+        [row["kind"] for row in rows],
+        [row["sku"] for row in rows],
+        [row["quantity"] for row in rows],
+        [row["unit"] for row in rows],
+        [row["window_start"] for row in rows],
+        [row["window_end"] for row in rows],
+        [row["region"] for row in rows],
+        [json.dumps(row["labels"], sort_keys=True) for row in rows],
+    ]
+    # Only quoted model column names, fixed type names and placeholders are formatted in.
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {selected} "  # noqa: S608
+        f"FROM unnest({arrays}) AS t({', '.join(names)}) "
         "ON CONFLICT DO NOTHING RETURNING id"
     )
     with connection.cursor() as cursor:

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core import confirm, links
+from core import confirm, links, pagination
 from core.errors import ConflictError
 from core.forms import apply_errors
 from orgs import services as org_services
@@ -39,6 +39,7 @@ from .payments import NOT_AVAILABLE, BadSignature, PaymentError, card_provider
 from .payments import events as payment_events
 
 SESSION_KEY = "voucher_code"
+NEWEST = ("-created_at", "-id")  # ledger entries, the latest first
 
 
 def _status_for(exc: ValidationError) -> int:
@@ -312,12 +313,27 @@ def account(request: HttpRequest, slug: str) -> HttpResponse:
             "org": org,
             "balance": ledger.balance(org),
             "currency": ledger.currency(),
-            "entries": org.ledger.all()[:100],
-            "orders": org.orders.select_related("invoice").all()[:50],
-            "invoices": org.invoices.exclude(status=InvoiceStatus.DRAFT)
-            .select_related("order")
-            .order_by("-issued_at", "-pk")[:100],
-            "payments": org.ledger.filter(reason="payment")[:100],
+            # four lists, each paged on its own (a cursor parameter each)
+            "entries": pagination.paginate_request(
+                request, org.ledger.all(), order=NEWEST, param="entries"
+            ),
+            "orders": pagination.paginate_request(
+                request,
+                org.orders.select_related("invoice"),
+                order=("-placed_at", "-id"),
+                param="orders",
+            ),
+            "invoices": pagination.paginate_request(
+                request,
+                org.invoices.exclude(status=InvoiceStatus.DRAFT)
+                .exclude(issued_at=None)
+                .select_related("order"),
+                order=("-issued_at", "-id"),
+                param="invoices",
+            ),
+            "payments": pagination.paginate_request(
+                request, org.ledger.filter(reason="payment"), order=NEWEST, param="payments"
+            ),
             "subscription": sub,
             "can_manage": access.can(request.user, "billing.manage", org),
             "card_available": card_provider() is not None,

@@ -6,6 +6,7 @@ in-process after commit, local-memory cache. README.md lists every variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.middleware.MetricsMiddleware",
     "core.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -155,11 +157,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 VALKEY_URL = env_url("VALKEY_URL", schemes=("redis", "rediss", "valkey", "valkeys", "unix"))
 # Celery/kombu speaks redis:// to Valkey (there is no valkey:// transport).
 _REDIS_URL = VALKEY_URL.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1)
+# A Valkey Cluster (any one node's address; the client finds the others): the cache, rate limits
+# and the live-status fan-out go there. Celery's broker stays the single node of VALKEY_URL
+# (kombu has no cluster transport); without VALKEY_URL tasks run in-process.
+VALKEY_CLUSTER_URL = env_url("VALKEY_CLUSTER_URL", schemes=("redis", "rediss", "valkey", "valkeys"))
+_CLUSTER_URL = VALKEY_CLUSTER_URL.replace("valkey://", "redis://", 1).replace(
+    "valkeys://", "rediss://", 1
+)
+# Where the state every process shares lives (cache, rate limits, SSE fan-out): the cluster, else
+# the single node, else nowhere (embedded: in the process).
+SHARED_VALKEY_URL = _CLUSTER_URL or _REDIS_URL
+SHARED_VALKEY_CLUSTER = bool(_CLUSTER_URL)
 
-if _REDIS_URL:
+if SHARED_VALKEY_URL:
     # Rate-limit counters and short locks; while Valkey is down they fall back to a cache local
     # to the process (core/cache.py) instead of failing the request.
-    CACHES = {"default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": _REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "core.cache.ResilientRedisCache",
+            "LOCATION": SHARED_VALKEY_URL,
+            "OPTIONS": {"cluster": SHARED_VALKEY_CLUSTER},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Sessions live in the database only (one primary-key read a request): a Valkey outage signs
@@ -174,12 +193,30 @@ READINESS_TIMEOUT_SECONDS = env_int("PORTAL_READINESS_TIMEOUT_SECONDS", 3, minim
 # Worker processes: sync views run in threads, and one process is one core (the GIL). Several
 # workers need the shared services (Valkey for cache, rate limits and live-status fan-out):
 # embedded runs keep one.
-WEB_WORKERS = env_int("PORTAL_WEB_WORKERS", (os.cpu_count() or 1) if _REDIS_URL else 1, minimum=1)
-if WEB_WORKERS > 1 and not _REDIS_URL:
+WEB_WORKERS = env_int(
+    "PORTAL_WEB_WORKERS", (os.cpu_count() or 1) if SHARED_VALKEY_URL else 1, minimum=1
+)
+if WEB_WORKERS > 1 and not SHARED_VALKEY_URL:
     raise ImproperlyConfigured(
-        f"PORTAL_WEB_WORKERS={WEB_WORKERS} needs VALKEY_URL: without it the cache, rate limits "
-        "and live-status events live in one process."
+        f"PORTAL_WEB_WORKERS={WEB_WORKERS} needs VALKEY_URL (or VALKEY_CLUSTER_URL): without it "
+        "the cache, rate limits and live-status events live in one process."
     )
+# Prometheus metrics (core/metrics.py): /metrics answers a bearer token, or a client in one of
+# these networks (loopback by default; empty: the token only). Processes without a web server
+# (Celery worker, watch_flux) serve the same on PORTAL_METRICS_PORT when it is set.
+METRICS_TOKEN = env_str("PORTAL_METRICS_TOKEN")
+METRICS_NETWORKS = env_list("PORTAL_METRICS_NETWORKS", ["127.0.0.1/32", "::1/128"])
+for _net in METRICS_NETWORKS:
+    try:
+        ipaddress.ip_network(_net, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"PORTAL_METRICS_NETWORKS: {_net!r} is not a network (10.0.0.0/8, ::1/128)."
+        ) from None
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("PORTAL_METRICS_TOKEN must be at least 16 characters long.")
+METRICS_PORT = env_int("PORTAL_METRICS_PORT", 0, minimum=0)
+METRICS_HOST = env_str("PORTAL_METRICS_HOST", "0.0.0.0")  # noqa: S104 - a pod is scraped on its IP
 # On SIGTERM the server stops accepting, finishes requests in flight for this long, then exits.
 WEB_SHUTDOWN_GRACE_SECONDS = env_int("PORTAL_SHUTDOWN_GRACE_SECONDS", 20, minimum=1)
 # The ASGI server's bound on connections in flight per worker: beyond it new ones get 503.
@@ -237,6 +274,8 @@ GIT_CONFIG_BRANCH = env_str("GIT_CONFIG_BRANCH", "main")
 PORTAL_URL = env_url("PORTAL_URL", schemes=("http", "https"))
 GITEA_WEBHOOK_SECRET = env_str("GITEA_WEBHOOK_SECRET")
 GIT_RECONCILE_INTERVAL_SECONDS = env_int("GIT_RECONCILE_INTERVAL_SECONDS", 300, minimum=5)
+# The pushes Gitea reported (gitops.GitPush) are pruned by that reconcile after this many days.
+GIT_PUSH_RETENTION_DAYS = env_int("GIT_PUSH_RETENTION_DAYS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE["reconcile-git"] = {
     "task": "marketplace.tasks.reconcile_git_task",
     "schedule": GIT_RECONCILE_INTERVAL_SECONDS,
@@ -272,6 +311,17 @@ FLUX_STALE_SECONDS = env_int("FLUX_STALE_SECONDS", 2 * FLUX_WATCH_TIMEOUT_SECOND
 # involvedObject.kind), shown on the Application page; how many are kept per object.
 FLUX_WATCH_EVENTS = env_bool("FLUX_WATCH_EVENTS", True)
 FLUX_EVENTS_PER_OBJECT = env_int("FLUX_EVENTS_PER_OBJECT", 20, minimum=1)
+# Leader election (gitops/leader.py): one active watcher per cluster, the others stand by and
+# poll every renew interval; a dead leader is replaced within lease + renew seconds.
+FLUX_LEASE_SECONDS = env_int("FLUX_LEASE_SECONDS", 15, minimum=2)
+FLUX_LEASE_RENEW_SECONDS = env_int(
+    "FLUX_LEASE_RENEW_SECONDS", max(1, FLUX_LEASE_SECONDS // 3), minimum=1
+)
+if FLUX_LEASE_RENEW_SECONDS >= FLUX_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"FLUX_LEASE_RENEW_SECONDS={FLUX_LEASE_RENEW_SECONDS} must be shorter than "
+        f"FLUX_LEASE_SECONDS={FLUX_LEASE_SECONDS}."
+    )
 # A demo without a cluster (gitops/simulated.py): `manage.py serve` runs the Kubernetes API
 # emulator with a simulated Flux that follows the portal's commits, one step every
 # SIMULATED_CLUSTER_STEP_SECONDS, and watches it; every page says so.
@@ -450,6 +500,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api_schema.document_errors",
+        "orgs.api_schema.environment_choices",
+        "billing.api_schema.quote_choices",
+        "rbac.api_schema.assign_input",
     ],
     "ENUM_NAME_OVERRIDES": {
         "EnvTypeEnum": "orgs.naming.ENV_TYPES",
@@ -597,6 +650,15 @@ CELERY_BEAT_SCHEDULE["billing-monthly-run"] = {
 }
 # How long an archived Organization can be restored.
 ORG_RESTORE_DAYS = env_int("ORG_RESTORE_DAYS", 30, minimum=0)
+# Argon2id at OWASP's recommended cost (accounts/hashers.py); PBKDF2 hashes of older versions
+# are still accepted and re-hashed with Argon2id at the next sign-in.
+PASSWORD_ARGON2_MEMORY_KIB = env_int("PASSWORD_ARGON2_MEMORY_KIB", 19456, minimum=8192)
+PASSWORD_ARGON2_TIME_COST = env_int("PASSWORD_ARGON2_TIME_COST", 2, minimum=1)
+PASSWORD_HASHERS = [
+    "accounts.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
 # Password hashes computed at once per process (sign-in bursts queue; accounts/backends.py).
 PASSWORD_HASH_CONCURRENCY = env_int(
     "PASSWORD_HASH_CONCURRENCY", max(1, os.cpu_count() or 1), minimum=1

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from core import dbconn
 from gitops import events
 from gitops.flux import CLUSTERS_TOPIC
 from rbac import access
@@ -27,11 +27,9 @@ from rbac import access
 Snapshot = Callable[[], Awaitable[tuple[str, str]]]
 
 
-def release_connection() -> None:
-    """Close this thread's database connection: a stream lives for minutes and must not hold
-    one of the database's connections all that time (500 streams would exhaust PostgreSQL)."""
-    if not connection.in_atomic_block:
-        connection.close()
+# A stream lives for minutes: each database read releases its connection at once (500 streams
+# must not hold 500 of the pool's connections).
+release_connection = dbconn.release
 
 
 RETRY_MS = 2000

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_views.metrics_view, name="metrics"),
     path("hooks/gitea/", git_hooks.gitea_webhook, name="gitea-webhook"),
     path("", include("accounts.urls")),
     path("audit/", org_views.global_audit, name="audit"),
@@ -28,5 +29,6 @@ urlpatterns = [
     path("api/v1/", include("billing.api_urls")),
 ]
 
+handler403 = "core.views.permission_denied"
 handler404 = "core.views.page_not_found"
 handler500 = "core.views.server_error"

@@ -53,7 +53,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     data = response.data
-    if isinstance(exc, (exceptions.ValidationError, Conflict)) and isinstance(data, (dict, list)):
+    # a NotFound may name the field whose reference was not found (its detail a dict)
+    field_errors = (exceptions.ValidationError, exceptions.NotFound, Conflict)
+    if isinstance(exc, field_errors) and isinstance(data, (dict, list)):
         response.data = {"errors": flatten(data)}
     else:
         message = data.get("detail", data) if isinstance(data, dict) else data

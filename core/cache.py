@@ -5,6 +5,12 @@ When Valkey cannot be reached, `ResilientRedisCache` answers from a cache local 
 instead of raising: limits still hold (per process) and no page fails. After a failure it leaves
 Valkey alone for `RETRY_SECONDS` (no connect timeout paid by every request), then tries again.
 Sessions do not live here: they are in the database (settings.SESSION_ENGINE).
+
+On a Valkey **Cluster** (`VALKEY_CLUSTER_URL`, `OPTIONS={"cluster": True}`) the cache talks to it
+through redis-py's cluster client (`RedisClusterCacheClient`): every key goes to the node owning
+its hash slot, the client follows MOVED/ASK redirections and re-reads the slot map after a
+failover; multi-key reads and writes are split per slot (not atomic across keys, which Django's
+cache never promised) and `clear()` empties every primary.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +46,62 @@ _GUARDED = (
 def _unreachable_errors() -> tuple[type[BaseException], ...]:
     import redis
 
-    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+    return (
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        redis.exceptions.ClusterDownError,  # a slot's primary is down and not yet replaced
+        redis.exceptions.RedisClusterException,  # no node answers, a slot is not covered
+        OSError,
+    )
+
+
+class RedisClusterCacheClient(RedisCacheClient):
+    """Django's Redis cache client on a Valkey Cluster: one `RedisCluster` (it keeps a
+    connection pool per node) found from the first address; multi-key commands split per slot."""
+
+    def __init__(self, servers: list[str], **options: Any) -> None:
+        options.pop("pool_class", None)  # the cluster client keeps a pool per node itself
+        options.pop("parser_class", None)
+        super().__init__(servers, **options)
+        self._seed = servers[0]  # any node: the client reads the slot map from it
+        self._cluster_options = {k: v for k, v in options.items() if k != "serializer"}
+        self._codec: Any = vars(self)["_serializer"]  # Django's (pickle; integers as they are)
+        self._cluster: Any = None
+        self._cluster_lock = threading.Lock()
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        if self._cluster is None:
+            from redis.cluster import RedisCluster
+
+            with self._cluster_lock:
+                if self._cluster is None:
+                    self._cluster = RedisCluster.from_url(self._seed, **self._cluster_options)
+        return self._cluster
+
+    def get_many(self, keys: Any) -> dict[Any, Any]:
+        keys = list(keys)
+        values = self.get_client(None).mget_nonatomic(keys)
+        return {k: self._codec.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def set_many(self, data: Mapping[Any, Any], timeout: Any) -> None:
+        if timeout == 0:  # Django: a non-positive timeout deletes
+            self.get_client(None, write=True).delete(*data)
+            return
+        pipeline = self.get_client(None, write=True).pipeline()
+        for key, value in data.items():
+            pipeline.set(key, self._codec.dumps(value), ex=timeout)
+        pipeline.execute()
 
 
 class ResilientRedisCache(RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         options = dict(params.get("OPTIONS") or {})
+        cluster = bool(options.pop("cluster", False))
         options.setdefault("socket_connect_timeout", 1)
         options.setdefault("socket_timeout", 2)
         super().__init__(server, {**params, "OPTIONS": options})
+        if cluster:
+            self._class = RedisClusterCacheClient
         self._local = LocMemCache(
             f"resilient-fallback-{id(self)}", {"TIMEOUT": self.default_timeout}
         )

@@ -73,7 +73,7 @@ def _run(check: Callable[[], None], deadline: float) -> dict[str, Any]:
 
 def readiness() -> dict[str, dict[str, Any]]:
     checks: dict[str, Callable[[], None]] = {"database": _database}
-    if settings.VALKEY_URL:
+    if settings.SHARED_VALKEY_URL:
         checks["valkey"] = _valkey
     checks.update(_checks)
     return {name: _run(check, settings.READINESS_TIMEOUT_SECONDS) for name, check in checks.items()}

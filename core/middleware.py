@@ -4,6 +4,7 @@ import functools
 import ipaddress
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from . import context
+from . import context, metrics
 from .text import redact_secrets
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}\Z")
@@ -131,16 +132,35 @@ class RequestIdLogFilter(logging.Filter):
         return True
 
 
+class MetricsMiddleware:
+    """Outermost: counts every request (probes included) by method, route and status, with the
+    time to answer it (core/metrics.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        metrics.observe_request(request, response.status_code, time.perf_counter() - started)
+        return response
+
+
 class ProbeMiddleware:
-    """First in the chain: /healthz and /readyz answer before sessions, host checks and HTTPS
-    redirects. A kubelet probes the pod's IP over plain HTTP without cookies, and liveness must
-    not depend on the database a session lives in."""
+    """First in the chain after the metrics: /healthz, /readyz and /metrics answer before
+    sessions, host checks and HTTPS redirects. A kubelet probes (and Prometheus scrapes) the pod's
+    IP over plain HTTP without cookies, and liveness must not depend on the database a session
+    lives in."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         from . import views
 
         self.get_response = get_response
-        self.probes = {"/healthz": views.healthz, "/readyz": views.readyz}
+        self.probes = {
+            "/healthz": views.healthz,
+            "/readyz": views.readyz,
+            "/metrics": views.metrics_view,
+        }
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         probe = self.probes.get(request.path_info)

@@ -12,6 +12,7 @@ import importlib
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import context
+from . import context, metrics
 from .errors import DeliveryError
 from .models import AuditEvent, OutboxItem
 
@@ -130,10 +131,13 @@ def claim(item_id: int) -> Iterator[OutboxItem | None]:
     item = OutboxItem.objects.select_related("actor", "audit_event").get(pk=item_id)
     token = context.bind(context.RequestMeta(request_id=item.request_id))
     heartbeat = _Heartbeat(item_id, claim_token)
+    started = time.perf_counter()
     try:
         yield item
     except Exception as exc:
         heartbeat.stop()
+        metrics.TASKS.labels(item.task_name, "failed").inc()
+        metrics.TASK_SECONDS.labels(item.task_name, "failed").observe(time.perf_counter() - started)
         _reschedule(item, exc, claim_token)
         if isinstance(exc, DeliveryError):
             reason = " ".join(str(exc).split())  # one line, whatever the error carries
@@ -148,6 +152,11 @@ def claim(item_id: int) -> Iterator[OutboxItem | None]:
         OutboxItem.objects.pending().filter(
             task_name=item.task_name, key=item.key, created_at__lte=item.created_at
         ).update(done_at=done, claimed_until=None, last_error="")
+        metrics.TASKS.labels(item.task_name, "done").inc()
+        metrics.TASK_SECONDS.labels(item.task_name, "done").observe(time.perf_counter() - started)
+        metrics.TASK_LATENCY.labels(item.task_name).observe(
+            max(0.0, (done - item.created_at).total_seconds())
+        )
     finally:
         heartbeat.stop()
         context.reset(token)

@@ -72,3 +72,5 @@ def redact_secrets(text: str) -> str:
 # A display name as the API publishes it: no control character, at least one visible character.
 _NO_CONTROL = r"[^\u0000-\u001f\u007f-\u009f\u2028\u2029]"
 DISPLAY_NAME_PATTERN = rf"^{_NO_CONTROL}*[^\s\u0000-\u001f\u007f-\u009f\u2028\u2029]{_NO_CONTROL}*$"
+# any text without a control character (voucher codes as typed, …)
+NO_CONTROL_PATTERN = rf"^{_NO_CONTROL}+$"

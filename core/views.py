@@ -17,7 +17,8 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_GET
 
-from . import health
+from . import dbconn, health, metrics
+from .middleware import client_ip
 from .models import AuditEvent
 from .text import spreadsheet_safe
 
@@ -49,6 +50,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return response
 
 
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, for the bearer token or an internal address (core/metrics.py)."""
+    if not metrics.allowed(request.headers.get("Authorization", ""), client_ip(request)):
+        response = HttpResponse(status=metrics.refusal_status())
+        if response.status_code == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    response = HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 API_PREFIX = "/api/"
 
 
@@ -57,6 +71,10 @@ def _api_error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"errors": {"detail": [message]}}, status=status)
 
 
+# The error handlers release this thread's connection: under ASGI, Django renders the page for an
+# exception in a thread of the event loop's executor that no end-of-request cleanup visits (the
+# shell's context reads the database), so each error page would keep a pooled connection.
+@dbconn.releasing
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: under /api/ a JSON error (the schema's `Errors`), a page elsewhere."""
     if request.path.startswith(API_PREFIX):
@@ -64,6 +82,13 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
+@dbconn.releasing
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler403: Django's 403 page (the shell reads the database)."""
+    return defaults.permission_denied(request, exception)
+
+
+@dbconn.releasing
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a dependency that is down answers 503 with Retry-After, anything else 500."""
     exc = sys.exc_info()[1]

@@ -6,8 +6,9 @@ class GitopsConfig(AppConfig):
     verbose_name = "GitOps: the one door to Git and Flux"
 
     def ready(self) -> None:
-        from core import health
+        from core import health, metrics
 
-        from . import sync
+        from . import flux, sync
 
         health.register("git", lambda: sync.backend().ping())
+        metrics.register(flux.WatchLagCollector())

@@ -4,10 +4,12 @@
 `subscribe(topics, last_event_id=...)` yields what was missed since `last_event_id` (when it is
 still in the buffer) and then live events, each exactly once, in order.
 
-Backends: with settings.VALKEY_URL, a Valkey stream (XADD with MAXLEN is the replay buffer; one
-XREAD BLOCK reader per server process fans events out to that process's subscribers, so 500
-clients cost one Valkey connection). Without it, an in-process buffer (the watcher must then run
-in the server process: `manage.py serve --watch-flux`).
+Backends: with Valkey (settings.SHARED_VALKEY_URL: VALKEY_CLUSTER_URL, else VALKEY_URL), a Valkey
+stream (XADD with MAXLEN is the replay buffer; one XREAD BLOCK reader per server process fans
+events out to that process's subscribers, so 500 clients cost one Valkey connection). On a Valkey
+Cluster the stream is one key, so it lives in one hash slot on one primary: the cluster clients
+route every command there and follow it through a failover. Without Valkey, an in-process buffer
+(the watcher must then run in the server process: `manage.py serve --watch-flux`).
 """
 
 from __future__ import annotations
@@ -111,9 +113,9 @@ class InProcessBroker(Broker):
 
 
 class ValkeyBroker(Broker):
-    def __init__(self, url: str, stream: str, size: int) -> None:
+    def __init__(self, url: str, stream: str, size: int, *, cluster: bool = False) -> None:
         super().__init__()
-        self.url, self.stream, self.size = url, stream, size
+        self.url, self.stream, self.size, self.cluster = url, stream, size, cluster
         self._sync: Any = None
         self._readers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._async: dict[asyncio.AbstractEventLoop, Any] = {}
@@ -122,17 +124,23 @@ class ValkeyBroker(Broker):
     def _client(self) -> Any:
         if self._sync is None:
             import valkey
+            import valkey.cluster
 
-            self._sync = valkey.Valkey.from_url(self.url)
+            factory = valkey.cluster.ValkeyCluster if self.cluster else valkey.Valkey
+            self._sync = factory.from_url(self.url)
         return self._sync
 
     def _aclient(self) -> Any:
         loop = asyncio.get_running_loop()
         if loop not in self._async:
             import valkey.asyncio
+            import valkey.asyncio.cluster
 
+            factory = (
+                valkey.asyncio.cluster.ValkeyCluster if self.cluster else valkey.asyncio.Valkey
+            )
             # XREAD BLOCK waits up to 15 s: no socket read timeout on this client.
-            self._async[loop] = valkey.asyncio.Valkey.from_url(
+            self._async[loop] = factory.from_url(
                 self.url, socket_timeout=None, socket_connect_timeout=5
             )
         return self._async[loop]
@@ -221,12 +229,12 @@ def broker() -> Broker:
     global _broker
     with _broker_lock:
         if _broker is None:
-            url = settings.VALKEY_URL.replace("valkeys://", "rediss://").replace(
-                "valkey://", "redis://"
-            )
+            url = settings.SHARED_VALKEY_URL
             size = settings.EVENTS_REPLAY_SIZE
             _broker = (
-                ValkeyBroker(url, settings.EVENTS_STREAM_KEY, size)
+                ValkeyBroker(
+                    url, settings.EVENTS_STREAM_KEY, size, cluster=settings.SHARED_VALKEY_CLUSTER
+                )
                 if url
                 else InProcessBroker(size)
             )

@@ -7,6 +7,15 @@ were deleted while we were away); reconnect with capped exponential backoff and 
 Every stored change calls the handlers registered with `register_handler` (domain apps map Flux
 objects onto their own objects there). A heartbeat row per cluster (FluxCluster) says when the
 watcher last heard from the apiserver, so pages can say "connection lost since …".
+A watch thread borrows a pooled database connection only to store what it read, never while it
+waits on the apiserver (six kinds a cluster would otherwise pin six of the pool's connections).
+
+Active/standby (`watch_elected`, what `manage.py watch_flux` runs): several watchers of one cluster
+elect a leader through a lease with a fencing token (gitops/leader.py). Only the leader watches and
+writes; every write it makes (objects, events, the heartbeat row) checks its token in the write's
+transaction, so a leader that was replaced while it stalled has its writes refused and stands by
+again. The status handlers run after a stored change and re-read what is stored (level-triggered):
+they need no fence of their own.
 """
 
 from __future__ import annotations
@@ -25,10 +34,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from . import events, store
+from core import dbconn, metrics
+
+from . import events, leader, store
 from .models import FluxCluster, rv_int
 
 log = logging.getLogger(__name__)
@@ -136,22 +147,29 @@ class Heartbeat:
     """Writes the FluxCluster row: connected/lost flips at once, contact times at most every
     FLUX_HEARTBEAT_SECONDS. A flip is also published on CLUSTERS_TOPIC."""
 
-    def __init__(self, cluster: str) -> None:
+    def __init__(self, cluster: str, fence: leader.Fence | None = None) -> None:
         self.cluster = cluster
+        self.fence = fence
         self.watcher = f"{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.Lock()
         self._last_write: datetime | None = None
         self._connected: bool | None = None
 
+    def _fenced(self) -> None:
+        if self.fence is not None:
+            self.fence.check()
+
     def _flip(self, connected: bool, error: str = "") -> None:
         now = timezone.now()
-        row, _ = FluxCluster.objects.get_or_create(name=self.cluster)
-        values: dict[str, Any] = {"watcher": self.watcher, "last_error": error[:2000]}
-        if connected:
-            values.update(last_contact_at=now)
-        if row.connected != connected:
-            values.update(connected=connected, since=now)
-        FluxCluster.objects.filter(pk=row.pk).update(**values)
+        with transaction.atomic():
+            self._fenced()
+            row, _ = FluxCluster.objects.get_or_create(name=self.cluster)
+            values: dict[str, Any] = {"watcher": self.watcher, "last_error": error[:2000]}
+            if connected:
+                values.update(last_contact_at=now)
+            if row.connected != connected:
+                values.update(connected=connected, since=now)
+            FluxCluster.objects.filter(pk=row.pk).update(**values)
         if row.connected != connected:
             events.publish(
                 CLUSTERS_TOPIC,
@@ -179,7 +197,9 @@ class Heartbeat:
         values: dict[str, Any] = {"last_contact_at": now}
         if event:
             values["last_event_at"] = now
-        FluxCluster.objects.filter(name=self.cluster).update(**values)
+        with transaction.atomic():
+            self._fenced()
+            FluxCluster.objects.filter(name=self.cluster).update(**values)
 
     def lost(self, error: str) -> None:
         # The row is written under the lock: a kind that connects while another loses the
@@ -189,6 +209,33 @@ class Heartbeat:
             self._connected = False
             if was is not False:
                 self._flip(False, error)
+
+
+class WatchLagCollector(metrics.DatabaseCollector):
+    """Per cluster, read when scraped: seconds since the watcher last heard from the apiserver
+    (`portal_flux_watch_lag_seconds`: about FLUX_HEARTBEAT_SECONDS while healthy, growing while
+    the watcher is dead or cut off) and whether it reports the cluster connected."""
+
+    def gauges(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        now = timezone.now()
+        lag = GaugeMetricFamily(
+            "portal_flux_watch_lag_seconds",
+            "Seconds since the Flux watcher last heard from the cluster's apiserver",
+            labels=["cluster"],
+        )
+        up = GaugeMetricFamily(
+            "portal_flux_cluster_connected",
+            "1 while the Flux watcher reports the cluster connected",
+            labels=["cluster"],
+        )
+        rows = FluxCluster.objects.values_list("name", "connected", "last_contact_at")
+        for name, connected, contact in rows:
+            if contact is not None:
+                lag.add_metric([name], max(0.0, (now - contact).total_seconds()))
+            up.add_metric([name], 1.0 if connected else 0.0)
+        return [lag, up]
 
 
 class KindWatcher:
@@ -209,6 +256,7 @@ class KindWatcher:
         from kubernetes import client
 
         self.cluster, self.kind = cluster, kind
+        self.fence = heartbeat.fence
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.stop, self.heartbeat, self.backoff = stop, heartbeat, backoff
@@ -262,9 +310,10 @@ class KindWatcher:
                 list_rv = rv_int(metadata.get("resourceVersion")) or 0
             page = result.get("items") or []
             if self.kind.is_events:  # Events are recorded page by page (nothing is tombstoned)
-                store.record_events(self.cluster, page)
+                store.record_events(self.cluster, page, fence=self.fence)
             else:
                 items += page
+            dbconn.release()  # the next page is read from the apiserver
             token = metadata.get("continue") or ""
             if not token:
                 break
@@ -272,7 +321,8 @@ class KindWatcher:
                 return list_rv
         self.relists += 1
         if not self.kind.is_events:
-            store.reconcile_list(self.cluster, self.kind.kind, items, list_rv)
+            store.reconcile_list(self.cluster, self.kind.kind, items, list_rv, fence=self.fence)
+        dbconn.release()
         return list_rv
 
     def watch(self, rv: int) -> int:
@@ -292,10 +342,12 @@ class KindWatcher:
             if self.stop.is_set():
                 return rv
             self.heartbeat.connected()
+            dbconn.release()
             for line in iter_resp_lines(resp):
                 if not line.strip():
                     continue
                 rv = self._handle(json.loads(line), rv)
+                dbconn.release()  # not held while the stream waits for the next event
                 if self.stop.is_set():
                     break
         finally:
@@ -313,10 +365,12 @@ class KindWatcher:
         if kind == "BOOKMARK":
             self.heartbeat.contact()
         elif self.kind.is_events and kind in ("ADDED", "MODIFIED"):
-            store.record_events(self.cluster, [obj])  # a deleted (expired) Event stays on record
+            # a deleted (expired) Event stays on record
+            store.record_events(self.cluster, [obj], fence=self.fence)
             self.heartbeat.contact(event=True)
         elif not self.kind.is_events and kind in ("ADDED", "MODIFIED", "DELETED"):
-            store.apply(self.cluster, self.kind.kind, kind, obj)
+            store.apply(self.cluster, self.kind.kind, kind, obj, fence=self.fence)
+            metrics.FLUX_EVENTS.labels(self.cluster, self.kind.kind).inc()
             self.heartbeat.contact(event=True)
         return max(rv, new_rv or rv)
 
@@ -332,6 +386,8 @@ class KindWatcher:
         try:
             connection.close()
             self.heartbeat.lost(error)
+        except leader.Deposed:
+            self.stop.set()
         except Exception:
             log.exception("%s: cannot record the lost connection", self.cluster)
             with contextlib.suppress(Exception):
@@ -352,6 +408,7 @@ class KindWatcher:
                             else store.last_resource_version(self.cluster, self.kind.kind)
                         )
                         resumed = True
+                        dbconn.release()
                     if rv is None:
                         rv = self.relist()
                     started = time.monotonic()
@@ -361,6 +418,10 @@ class KindWatcher:
                     else:  # a server that ends every watch at once must not make us spin
                         self.stop.wait(self.backoff.next())
                     continue
+                except leader.Deposed as exc:
+                    log.warning("%s %s: %s; stopping", self.cluster, self.kind.name, exc)
+                    self.stop.set()
+                    break
                 except Expired:
                     log.info(
                         "%s %s: resourceVersion %s expired, relisting",
@@ -406,10 +467,11 @@ class ClusterWatcher:
         label_selector: str | None = None,
         timeout_seconds: int | None = None,
         backoff: Callable[[], Backoff] | None = None,
+        fence: leader.Fence | None = None,
     ) -> None:
         self.cluster = cluster
         self.stop = stop or threading.Event()
-        self.heartbeat = Heartbeat(cluster)
+        self.heartbeat = Heartbeat(cluster, fence)
         make_backoff = backoff or (
             lambda: Backoff(settings.FLUX_BACKOFF_BASE_MS / 1000, settings.FLUX_BACKOFF_MAX_SECONDS)
         )
@@ -445,3 +507,33 @@ class ClusterWatcher:
             thread.join(timeout=10)
         connection.close()
         log.info("%s: watcher stopped", self.cluster)
+
+
+def lease_name(cluster: str) -> str:
+    return f"flux-watch:{cluster}"
+
+
+def watch_elected(
+    cluster: str,
+    api: Any,
+    *,
+    stop: threading.Event,
+    elector: leader.Elector | None = None,
+    **watcher_options: Any,
+) -> None:
+    """Active/standby: wait for the cluster's lease, watch while holding it (every write fenced by
+    its token), stand by again when it is lost; release it on `stop`."""
+    elector = elector or leader.Elector(lease_name(cluster))
+    while not stop.is_set():
+        fence = elector.acquire(stop)
+        if fence is None:
+            break
+        term = threading.Event()  # ends this term: stop, a lost renewal, or a refused write
+        keeper = threading.Thread(
+            target=elector.keep, args=(fence, stop, term), name=f"lease-{cluster}", daemon=True
+        )
+        keeper.start()
+        ClusterWatcher(cluster, api, stop=term, fence=fence, **watcher_options).run()
+        keeper.join(timeout=elector.renew_seconds + 10)
+        if not stop.is_set():
+            log.warning("%s: no longer the leader (token %s); standing by", cluster, fence.token)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TREE_PAGE_SIZE = 1000  # Gitea's default (and maximum) for git/trees
 _TREE_CACHE_SIZE = 64
+PULL_PAGE, MAX_PULL_PAGES = 50, 20
 
 
 def _q(value: str) -> str:
@@ -213,6 +214,25 @@ class GiteaBackend:
         if created.status_code != 201:
             raise self._fail(created, f"open a pull request {head} → {base} in {owner}/{repo}")
         return _pull(created.json())
+
+    def find_pull(self, owner: str, repo: str, *, head: str, base: str) -> PullRequest | None:
+        """The open pull request from branch `head` into `base`, if any (a retry of an opening
+        whose answer was lost finds it instead of asking for a second one)."""
+        for page in range(1, MAX_PULL_PAGES + 1):
+            found = self._call(
+                "GET",
+                f"/repos/{_q(owner)}/{_q(repo)}/pulls",
+                params={"state": "open", "base_branch": base, "page": page, "limit": PULL_PAGE},
+            )
+            if found.status_code != 200:
+                raise self._fail(found, f"list the pull requests into {base} of {owner}/{repo}")
+            pulls = found.json() or []
+            for data in pulls:
+                if (data.get("head") or {}).get("ref") == head:
+                    return _pull(data)
+            if len(pulls) < PULL_PAGE:
+                return None
+        raise GitError(f"{owner}/{repo} has more than {MAX_PULL_PAGES * PULL_PAGE} open pulls")
 
     def set_status(
         self,

@@ -5,7 +5,8 @@ pointing at `PORTAL_URL` + `/hooks/gitea/`, signed with `GITEA_WEBHOOK_SECRET`. 
 accepted only with a valid `X-Gitea-Signature` (HMAC-SHA256 of the raw body, hex); it is recorded
 as a `GitPush` and handed to the registered push handlers (marketplace reads the change back),
 which only enqueue work: the answer is quick, and a lost delivery is caught by the periodic
-reconcile of each domain app.
+reconcile of each domain app. `GitPush` rows are kept `GIT_PUSH_RETENTION_DAYS` (`prune_pushes`,
+run by that reconcile): long enough to name a pusher and to recognise Gitea's redeliveries.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -225,3 +228,22 @@ def pusher_of(owner: str, repo: str, branch: str, after: str) -> str:
         .first()
     )
     return found or ""
+
+
+PRUNE_BATCH = 5000
+
+
+def prune_pushes() -> int:
+    """Delete the pushes received more than GIT_PUSH_RETENTION_DAYS ago (in batches, so one
+    run never holds a long lock); returns how many went."""
+    cutoff = timezone.now() - timedelta(days=settings.GIT_PUSH_RETENTION_DAYS)
+    pruned = 0
+    while True:
+        batch = list(
+            GitPush.objects.filter(received_at__lt=cutoff).values_list("pk", flat=True)[
+                :PRUNE_BATCH
+            ]
+        )
+        if not batch:
+            return pruned
+        pruned += GitPush.objects.filter(pk__in=batch).delete()[0]

@@ -171,6 +171,21 @@ class FluxCluster(models.Model):
         return self.last_contact_at
 
 
+class Lease(models.Model):
+    """A named lease one process holds at a time (gitops/leader.py: leader election of
+    `watch_flux`). `token` is the fencing token: it grows by one each time the lease changes
+    hands, and every write of the holder checks it in its own transaction."""
+
+    name = models.CharField(max_length=128, unique=True)
+    holder = models.CharField(max_length=128, blank=True, help_text="host:pid; empty: released")
+    token = models.BigIntegerField(default=0)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(help_text="on the database's clock")
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'} (token {self.token})"
+
+
 class GitPush(models.Model):
     """A push a Git server reported through its webhook (signature verified): who moved which
     branch to which commit. The read-back names the pusher from it; a redelivery is ignored."""

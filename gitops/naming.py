@@ -125,3 +125,32 @@ RESERVED_APP_PREFIXES = ("kube-", "flux-", "catalyst-", "openova-")
 
 def reserved_app_name(name: str) -> bool:
     return name in RESERVED_APP_NAMES or name.startswith(RESERVED_APP_PREFIXES)
+
+
+# --- an Application's repository layout (issue 16) ------------------------------------------------
+# The base, shared by every Environment's branch (what a promotion carries): the configuration, a
+# root kustomization and the secret references. Per Environment and host cluster: an overlay, a
+# kustomize Component that Flux adds to the root (`spec.components`); kustomize refuses an overlay
+# that lives below its own base, so the root composes the overlay rather than the other way round.
+APP_CONFIG_FILE = "values.yaml"
+APP_KUSTOMIZATION = "kustomization.yaml"
+APP_CODEOWNERS = "CODEOWNERS"
+APP_SECRETS_DIR = "secrets/"
+APP_OVERLAYS_DIR = "overlays/"
+PROMOTION_BRANCH_PREFIX = "promote/"
+
+
+def overlay_dir(env: str, cluster: str) -> str:
+    """`overlays/<env>/<host-cluster>/`: one Environment's placement, size and replicas in one
+    region (slugs hold no `/`, so the path is unambiguous)."""
+    return f"{APP_OVERLAYS_DIR}{env}/{cluster}/"
+
+
+def legacy_app_dir(cluster: str, app: str) -> str:
+    """Where the portal rendered an Application's files before the overlay layout; the sync
+    deletes the rendered files found there (a person's own files there are kept)."""
+    return f"clusters/{cluster}/applications/{app}/"
+
+
+def promotion_branch(origin: str, target_env: str, promotion_id: int) -> str:
+    return f"{PROMOTION_BRANCH_PREFIX}{origin}-to-{target_env}-{promotion_id}"

@@ -10,8 +10,8 @@ Three parts, all in the serving process:
    the emulator, one step every `SIMULATED_CLUSTER_STEP_SECONDS`:
    - a GitRepository stores the head of its branch as its artifact (`<branch>@sha1:<sha>`);
    - a Kustomization waits for its source and its `dependsOn`, goes *Progressing*, then applies
-     the Flux objects found under its `path` (a `kustomization.yaml`'s `resources`, else every
-     YAML file), records them in `status.inventory`, prunes what left Git (with what the pruned
+     the Flux objects found under its `path` (the `resources` of its `kustomization.yaml` and of
+     each Component in `spec.components`, else every YAML file), records them in `status.inventory`, prunes what left Git (with what the pruned
      Kustomizations applied) and reports Ready for the source revision;
    - a HelmRelease whose spec or values (the files its Kustomization generates ConfigMaps from)
      changed goes *Progressing*, then *InstallSucceeded* or *UpgradeSucceeded*;
@@ -307,27 +307,45 @@ class SimulatedFlux:
         tree = self.git.read_tree(owner, repo, branch, root)
         if tree.head is None or revision.rsplit(":", 1)[-1] != tree.head:
             raise _NotYet  # the branch moved on: the source catches up on its next pass
-        overlay: dict[str, Any] = {}
-        if f"{root}{KUSTOMIZE_FILE}" in tree.blobs:
-            docs = self._docs(owner, repo, branch, f"{root}{KUSTOMIZE_FILE}", tree.blobs)
-            overlay = next((d for d in docs if _is_kustomize(d)), {})
-        if overlay:
-            paths = [f"{root}{r}" for r in overlay.get("resources") or [] if isinstance(r, str)]
+        # the root's kustomization.yaml, then each Component the Kustomization adds
+        # (`spec.components`, relative to its path), as kustomize composes them
+        layers: list[tuple[str, dict[str, Any]]] = []
+        for folder in [root] + [
+            f"{root}{c.removeprefix('./').strip('/')}/"
+            for c in spec.get("components") or []
+            if isinstance(c, str)
+        ]:
+            if f"{folder}{KUSTOMIZE_FILE}" in tree.blobs:
+                docs = self._docs(owner, repo, branch, f"{folder}{KUSTOMIZE_FILE}", tree.blobs)
+                layer = next((d for d in docs if _is_kustomize(d)), {})
+                if layer:
+                    layers.append((folder, layer))
+        if layers:
+            paths = [
+                f"{folder}{r}"
+                for folder, layer in layers
+                for r in layer.get("resources") or []
+                if isinstance(r, str)
+            ]
         else:
             paths = sorted(p for p in tree.blobs if p.endswith((".yaml", ".yml")))
         found = []
         for path in paths:
             if path in tree.blobs:
                 found.extend(self._docs(owner, repo, branch, path, tree.blobs))
-        namespace = spec.get("targetNamespace") or overlay.get("namespace") or ""
+        namespace = spec.get("targetNamespace") or next(
+            (layer["namespace"] for _, layer in reversed(layers) if layer.get("namespace")), ""
+        )
         labels: dict[str, str] = {}
-        for entry in overlay.get("labels") or []:
-            labels.update((entry or {}).get("pairs") or {})
+        for _, layer in layers:
+            for entry in layer.get("labels") or []:
+                labels.update((entry or {}).get("pairs") or {})
         # the values files a configMapGenerator turns into the ConfigMaps releases read: a change
         # there upgrades the release, as helm-controller sees a new config digest
         generated = sorted(
-            tree.blobs.get(f"{root}{f}", "")
-            for generator in overlay.get("configMapGenerator") or []
+            tree.blobs.get(f"{folder}{f}", "")
+            for folder, layer in layers
+            for generator in layer.get("configMapGenerator") or []
             for f in generator.get("files") or []
         )
         digest = "sha256:" + hashlib.sha256("".join(generated).encode()).hexdigest()
@@ -420,9 +438,10 @@ class _NotYet(Exception):
 
 
 def _is_kustomize(doc: dict[str, Any]) -> bool:
-    return doc.get("kind") == "Kustomization" and str(doc.get("apiVersion", "")).startswith(
-        KUSTOMIZE_API
-    )
+    """A kustomize file: a Kustomization or a Component (an overlay Flux adds to the root)."""
+    return doc.get("kind") in ("Kustomization", "Component") and str(
+        doc.get("apiVersion", "")
+    ).startswith(KUSTOMIZE_API)
 
 
 class SimulatedCluster:

@@ -2,7 +2,9 @@
 
 Every write compares resourceVersions: an event whose object is not newer than the stored row is
 ignored, so replays after a reconnect and two watchers on one cluster do no harm. Deletions keep
-a tombstone with the deleting resourceVersion.
+a tombstone with the deleting resourceVersion. A write given a `fence` (gitops/leader.py: the
+elected watcher's lease token) checks it in its own transaction and is refused (`Deposed`) once
+another watcher has taken the lease over.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from .leader import Fence
 from .models import FluxEvent, FluxObject, ObjectEvent, rv_int
 
 log = logging.getLogger(__name__)
@@ -167,8 +170,12 @@ def _timeline(
     return rows
 
 
-def _apply_once(cluster: str, kind: str, event: str, seen: Observed) -> FluxObject | None:
+def _apply_once(
+    cluster: str, kind: str, event: str, seen: Observed, fence: Fence | None
+) -> FluxObject | None:
     with transaction.atomic():
+        if fence is not None:
+            fence.check()
         obj = (
             FluxObject.objects.select_for_update()
             .filter(cluster=cluster, kind=kind, namespace=seen.namespace, name=seen.name)
@@ -201,20 +208,27 @@ def _apply_once(cluster: str, kind: str, event: str, seen: Observed) -> FluxObje
         return obj
 
 
-def apply(cluster: str, kind: str, event: str, raw: dict[str, Any]) -> FluxObject | None:
+def apply(
+    cluster: str, kind: str, event: str, raw: dict[str, Any], *, fence: Fence | None = None
+) -> FluxObject | None:
     """Store one watch event (ADDED, MODIFIED, DELETED). None when it changed nothing."""
     seen = Observed.parse(kind, raw)
     try:
-        obj = _apply_once(cluster, kind, event, seen)
+        obj = _apply_once(cluster, kind, event, seen, fence)
     except IntegrityError:  # another watcher created the row between our read and insert
-        obj = _apply_once(cluster, kind, event, seen)
+        obj = _apply_once(cluster, kind, event, seen, fence)
     if obj is not None:
         _notify(obj)
     return obj
 
 
 def reconcile_list(
-    cluster: str, kind: str, items: Iterable[dict[str, Any]], list_rv: int
+    cluster: str,
+    kind: str,
+    items: Iterable[dict[str, Any]],
+    list_rv: int,
+    *,
+    fence: Fence | None = None,
 ) -> list[FluxObject]:
     """Store a full list; objects missing from it (deleted while we were away) become tombstones.
 
@@ -225,9 +239,9 @@ def reconcile_list(
         observed = Observed.parse(kind, raw)
         seen[(observed.namespace, observed.name)] = observed
     try:
-        changed = _reconcile_batch(cluster, kind, seen, list_rv)
+        changed = _reconcile_batch(cluster, kind, seen, list_rv, fence)
     except IntegrityError:
-        changed = _reconcile_one_by_one(cluster, kind, seen, list_rv)
+        changed = _reconcile_one_by_one(cluster, kind, seen, list_rv, fence)
     else:
         _notify_all(changed)
     return changed
@@ -294,10 +308,16 @@ _EVENT_FIELDS = [
 
 
 def _reconcile_batch(
-    cluster: str, kind: str, seen: dict[tuple[str, str], Observed], list_rv: int
+    cluster: str,
+    kind: str,
+    seen: dict[tuple[str, str], Observed],
+    list_rv: int,
+    fence: Fence | None,
 ) -> list[FluxObject]:
     now = timezone.now()
     with transaction.atomic():
+        if fence is not None:
+            fence.check()
         rows = FluxObject.objects.select_for_update().filter(cluster=cluster, kind=kind)
         known = {
             (ns, name): (pk, rv, deleted)
@@ -369,11 +389,15 @@ def _reconcile_batch(
 
 
 def _reconcile_one_by_one(
-    cluster: str, kind: str, seen: dict[tuple[str, str], Observed], list_rv: int
+    cluster: str,
+    kind: str,
+    seen: dict[tuple[str, str], Observed],
+    list_rv: int,
+    fence: Fence | None,
 ) -> list[FluxObject]:
     changed = []
     for observed in seen.values():
-        obj = apply(cluster, kind, "ADDED", _raw(observed))
+        obj = apply(cluster, kind, "ADDED", _raw(observed), fence=fence)
         if obj is not None:
             changed.append(obj)
     gone = FluxObject.objects.live().filter(
@@ -383,7 +407,7 @@ def _reconcile_one_by_one(
         if (namespace, name) in seen:
             continue
         meta = {"namespace": namespace, "name": name, "resourceVersion": str(list_rv)}
-        obj = apply(cluster, kind, "DELETED", {"metadata": meta})
+        obj = apply(cluster, kind, "DELETED", {"metadata": meta}, fence=fence)
         if obj is not None:
             changed.append(obj)
     return changed
@@ -493,7 +517,9 @@ EVENT_FIELDS = [
 ]
 
 
-def record_events(cluster: str, items: Iterable[dict[str, Any]]) -> list[FluxObject]:
+def record_events(
+    cluster: str, items: Iterable[dict[str, Any]], *, fence: Fence | None = None
+) -> list[FluxObject]:
     """Store Kubernetes Events (a watch event or a whole list), newest resourceVersion wins;
     keep FLUX_EVENTS_PER_OBJECT per object; the Flux objects they concern, for the handlers."""
     from django.conf import settings
@@ -502,6 +528,8 @@ def record_events(cluster: str, items: Iterable[dict[str, Any]]) -> list[FluxObj
     if not rows:
         return []
     with transaction.atomic():
+        if fence is not None:
+            fence.check()
         known = dict(
             ObjectEvent.objects.filter(cluster=cluster, uid__in=[r.uid for r in rows]).values_list(
                 "uid", "resource_version"

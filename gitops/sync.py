@@ -17,9 +17,11 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 from django.conf import settings
+
+from core import metrics
 
 from .backend import Author, GitBackend, GitConflict, GitDrift, blob_sha
 from .validation import validate_files
@@ -57,7 +59,17 @@ class Desired:
     def owns(self, path: str) -> bool:
         if not path.startswith(self.root):
             return False
-        return not self.owned or any(fnmatch.fnmatchcase(path, p) for p in self.owned)
+        if not self.owned:
+            return True
+        exact, globs = self._owned_split
+        return path in exact or any(fnmatch.fnmatchcase(path, p) for p in globs)
+
+    @cached_property
+    def _owned_split(self) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Plain paths compared as strings (fnmatch compiles a regex per new pattern: costly
+        when every Application brings its own paths), glob patterns matched."""
+        globs = tuple(p for p in self.owned if any(c in p for c in "*?["))
+        return frozenset(self.owned) - frozenset(globs), globs
 
     def owned_blobs(self, blobs: dict[str, str]) -> dict[str, str]:
         return {p: sha for p, sha in blobs.items() if self.owns(p)}
@@ -156,16 +168,23 @@ def sync(
             return SyncResult(
                 head=tree.head, committed=False, changes={}, blobs=desired.owned_blobs(tree.blobs)
             )
+        repo_kind = (
+            "config"
+            if (desired.owner, desired.repo)
+            == (settings.GIT_SYSTEM_OWNER, settings.GIT_CONFIG_REPO)
+            else "other"
+        )
         try:
-            head = git.commit(
-                desired.owner,
-                desired.repo,
-                desired.branch,
-                changes=changes,
-                expected_head=tree.head,
-                author=author,
-                message=message,
-            )
+            with metrics.timed(metrics.GIT_COMMIT_SECONDS, repo_kind):
+                head = git.commit(
+                    desired.owner,
+                    desired.repo,
+                    desired.branch,
+                    changes=changes,
+                    expected_head=tree.head,
+                    author=author,
+                    message=message,
+                )
         except GitConflict:
             log.info(
                 "branch %s of %s/%s moved; re-reading", desired.branch, desired.owner, desired.repo

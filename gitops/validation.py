@@ -70,9 +70,12 @@ def _errors(validator: Draft7Validator, doc: Any) -> list[str]:
     ]
 
 
+_OBJECT_VALIDATOR = Draft7Validator(_OBJECT_SCHEMA)
+
+
 def validate_manifest(doc: dict[str, Any]) -> list[str]:
     """The problems with one manifest document ([] when valid)."""
-    problems = _errors(Draft7Validator(_OBJECT_SCHEMA), doc)
+    problems = _errors(_OBJECT_VALIDATOR, doc)
     if problems:
         return problems
     api_version, kind = doc["apiVersion"], doc["kind"]

@@ -14,13 +14,15 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import pagination
 from core.api_errors import call_service as call
+from core.api_schema import PAGE_PARAMETERS
 from orgs.models import Environment
 from rbac import access
 
@@ -35,7 +37,7 @@ from .models import (
     IdempotencyKey,
     Placement,
 )
-from .views import APP_RELATED, catalog_context, visible_blueprints
+from .views import APP_RELATED, MAX_PAGE, catalog_context, visible_blueprints
 
 IDEMPOTENCY_WAIT_SECONDS = 30  # how long a repeat waits for the first request to finish
 IDEMPOTENCY_ABANDONED_SECONDS = 120  # a claim older than this, still running, was abandoned
@@ -196,7 +198,11 @@ class ApplicationSerializer(serializers.ModelSerializer):
     def get_git(self, obj: Application) -> dict[str, Any]:
         """The branch as the portal last read it: in-sync, or the Git change it could not take in
         (invalid: errors by field path; conflict: Git's values beside the portal's)."""
-        found = GitSync.objects.filter(application_id=obj.pk).first()
+        found: GitSync | None
+        if Application.git_sync.is_cached(obj):  # a list loads it with the rows
+            found = getattr(obj, "git_sync", None)
+        else:
+            found = GitSync.objects.filter(application_id=obj.pk).first()
         if found is None:
             return {"state": GitSyncState.IN_SYNC.value, "head": ""}
         out: dict[str, Any] = {"state": found.state, "head": found.head}
@@ -265,11 +271,31 @@ class UninstallInput(serializers.Serializer):
     )
 
 
-@extend_schema(responses=BlueprintSerializer(many=True))
+@extend_schema(
+    responses=BlueprintSerializer(many=True),
+    parameters=[
+        OpenApiParameter(
+            "page",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            description="Page number (60 cards a page); anything else is a 400.",
+        ),
+        *(p for p in PAGE_PARAMETERS if p.name == "Link"),
+    ],
+)
 @api_view(["GET"])
 def blueprints(request: Request) -> Response:
+    """The catalog's cards, a page of them (as the catalog page shows), the next in `Link`."""
+    raw = request.query_params.get("page")
+    if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE):
+        raise exceptions.ValidationError({"page": [f"A whole number from 1 to {MAX_PAGE}."]})
     context = catalog_context(request.user, request.query_params)
-    return Response(BlueprintSerializer(context["blueprints"], many=True).data)
+    response = Response(BlueprintSerializer(context["blueprints"], many=True).data)
+    if context["has_next"]:
+        query = request.query_params.copy()
+        query["page"] = str(context["page"] + 1)
+        url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        response["Link"] = f'<{url}>; rel="next"'
+    return response
 
 
 def _blueprint(request: Request, name: str) -> Blueprint:
@@ -334,6 +360,7 @@ def _install_kwargs(request: Request) -> dict[str, Any]:
     request=InstallInput,
     responses={200: ApplicationSerializer(many=True), 201: ApplicationSerializer},
 )
+@extend_schema(methods=["GET"], parameters=PAGE_PARAMETERS)
 @api_view(["GET", "POST"])
 @idempotent
 def applications(request: Request, org: str, env: str) -> Response:
@@ -342,10 +369,17 @@ def applications(request: Request, org: str, env: str) -> Response:
     if request.method == "GET":
         apps = access.visible(
             request.user,
-            Application.objects.filter(environment=environment).select_related(*APP_RELATED),
+            Application.objects.filter(environment=environment).select_related(
+                *APP_RELATED, "git_sync"
+            ),
             "applications.read",
         )
-        return Response(ApplicationSerializer(apps, many=True).data)
+        page = pagination.paginate_request(
+            request, apps, order=("name", "id"), size=pagination.API_PAGE_SIZE
+        )
+        return pagination.api_response(
+            request, page, ApplicationSerializer(page.items, many=True).data
+        )
     app = call(services.install, by=request.user, env=environment, **_install_kwargs(request))
     app = Application.objects.select_related(*APP_RELATED).get(pk=app.pk)
     return Response(ApplicationSerializer(app).data, status=status.HTTP_201_CREATED)

@@ -11,7 +11,9 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import pagination
 from core.api_errors import call_service as call
+from core.api_schema import PAGE_PARAMETERS
 from rbac import access
 
 from . import curation
@@ -54,12 +56,17 @@ def propose(request: Request, name: str) -> Response:
     return Response(ProposalSerializer(proposal).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses=ProposalSerializer(many=True))
+@extend_schema(responses=ProposalSerializer(many=True), parameters=PAGE_PARAMETERS)
 @api_view(["GET"])
 def proposals(request: Request) -> Response:
     access.require_global(request.user, CURATE)
-    rows = CatalogProposal.objects.select_related("organization")[:200]
-    return Response(ProposalSerializer(rows, many=True).data)
+    page = pagination.paginate_request(
+        request,
+        CatalogProposal.objects.select_related("organization"),
+        order=("-created_at", "-id"),
+        size=pagination.API_PAGE_SIZE,
+    )
+    return pagination.api_response(request, page, ProposalSerializer(page.items, many=True).data)
 
 
 def _proposal(request: Request, pk: int) -> CatalogProposal:

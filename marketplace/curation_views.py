@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core import pagination
 from orgs.models import Organization
 from rbac import access
 
@@ -62,9 +63,16 @@ def _proposer(user: Any, bp: Blueprint, slug: str) -> Organization:
 def queue(request: HttpRequest) -> HttpResponse:
     access.require_global(request.user, CURATE)
     proposals = CatalogProposal.objects.select_related("organization", "proposed_by")
-    pending = [p for p in proposals if p.state == ProposalState.PENDING]
-    done = [p for p in proposals if p.state != ProposalState.PENDING][:50]
-    return render(request, "marketplace/curation_queue.html", {"pending": pending, "done": done})
+    decided = request.GET.get("state") == "decided"
+    page = pagination.paginate_request(
+        request,
+        proposals.exclude(state=ProposalState.PENDING)
+        if decided
+        else proposals.filter(state=ProposalState.PENDING),
+        # waiting: the oldest first (a queue); decided: the latest first
+        order=("-created_at", "-id") if decided else ("created_at", "id"),
+    )
+    return render(request, "marketplace/curation_queue.html", {"page": page, "decided": decided})
 
 
 @login_required

@@ -1,11 +1,28 @@
 """Render an Application's desired files (SPEC §4, §7) as {path: text}; gitops validates and commits.
 
-App repo `<org>/<app>`, branch by env type: `values.yaml` at the root (the Application's
-configuration, which people may edit and push: see gitsync.py), and per region
-`clusters/<host-cluster>/applications/<app>/{kustomization.yaml,helmrelease.yaml,values.yaml}`
-(+ `externalsecret.yaml` when the Blueprint has password fields). Other files are kept. In `system/catalyst-config`,
-under `applications/<org>/<env>/<app>/`, a Flux GitRepository for the app repo and one Flux
-Kustomization per region. (`organizations/<org>/` belongs to orgs/manifests.py, which prunes it.)
+App repo `<org>/<app>`, branch by env type. The layout (paths in `gitops.naming`) separates what
+every Environment shares from what is each Environment's own, so that promoting (merging `develop`
+into `main`, or the portal's promotion pull request) carries the base and never placement:
+
+- the base: `values.yaml` (the Application's configuration, which people may edit and push: see
+  gitsync.py), `kustomization.yaml` (the root kustomization: the resources every Environment
+  shares) and `secrets/externalsecret.yaml` (ExternalSecret references only, when the Blueprint
+  has password fields);
+- per Environment and host cluster, `overlays/<env>/<host-cluster>/`: a kustomize Component
+  (`kustomization.yaml`: namespace, SPEC §4 labels, the `<app>-values` ConfigMap) with the chart
+  (`helmrelease.yaml`) and the chart values for that Environment's size, role and wiring
+  (`values.yaml`);
+- `CODEOWNERS`: the approvers of the Environment's policy, on its branch.
+
+Flux builds the root with one overlay (`spec.path: ./`, `spec.components`): an overlay cannot
+include the directory above it (kustomize refuses the cycle). Other files are kept, including
+another Environment's overlays that a merge between branches brings along (nothing of this
+Environment builds them). Repos in the old layout (`clusters/<host-cluster>/applications/<app>/`)
+are rewritten by the next sync: the rendered files there are owned, so they are deleted.
+
+In `system/catalyst-config`, under `applications/<org>/<env>/<app>/`, a Flux GitRepository for the
+app repo and one Flux Kustomization per region. (`organizations/<org>/` belongs to
+orgs/manifests.py, which prunes it.)
 
 Secrets: a password field becomes a key of the Secret `<app>-credentials`, generated in-cluster by
 an ExternalSecret Password generator and injected by the HelmRelease `valuesFrom` targetPath, so
@@ -248,9 +265,9 @@ SCALE_TO_ZERO = [
 ]
 
 
-def _external_secret(
-    app: Application, paths: list[str], labels: dict[str, str]
-) -> list[dict[str, Any]]:
+def _external_secret(app: Application, paths: list[str]) -> list[dict[str, Any]]:
+    """The base's secret references: the same on every Environment's branch (the overlay's
+    Component gives them their namespace and labels)."""
     docs: list[dict[str, Any]] = []
     data_from = []
     for path in paths:
@@ -259,7 +276,7 @@ def _external_secret(
             {
                 "apiVersion": "generators.external-secrets.io/v1alpha1",
                 "kind": "Password",
-                "metadata": {"name": generator, "labels": labels},
+                "metadata": {"name": generator},
                 "spec": {
                     "length": 32,
                     "digits": 6,
@@ -285,7 +302,7 @@ def _external_secret(
         {
             "apiVersion": "external-secrets.io/v1beta1",
             "kind": "ExternalSecret",
-            "metadata": {"name": secret_name(app), "labels": labels},
+            "metadata": {"name": secret_name(app)},
             "spec": {
                 "refreshInterval": "0",
                 "target": {
@@ -300,22 +317,33 @@ def _external_secret(
     return docs
 
 
-def _kustomize(app: Application, labels: dict[str, str], with_secrets: bool) -> dict[str, Any]:
-    resources = ["helmrelease.yaml"] + (["externalsecret.yaml"] if with_secrets else [])
+def _root_kustomization(app: Application, with_secrets: bool) -> dict[str, Any]:
+    """The base every Environment builds (with its own overlay as a Component)."""
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "metadata": {"name": app.name},
+        "resources": [SECRETS_FILE] if with_secrets else [],
+    }
+
+
+def _component(app: Application, labels: dict[str, str]) -> dict[str, Any]:
+    """One Environment's overlay in one region: its namespace and labels on everything (the base
+    too), the chart, and the ConfigMap of chart values the HelmRelease reads."""
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": app.name},
         "namespace": app.environment.name,
         "labels": [{"pairs": labels, "includeSelectors": False}],
-        "resources": resources,
+        "resources": ["helmrelease.yaml"],
         "configMapGenerator": [{"name": f"{app.name}-values", "files": ["values.yaml"]}],
         "generatorOptions": {"disableNameSuffixHash": True, "labels": labels},
     }
 
 
-def app_dir(cluster_name: str, app_name: str) -> str:
-    return f"clusters/{cluster_name}/applications/{app_name}/"
+def overlay_dir(app: Application, cluster_name: str) -> str:
+    return naming.overlay_dir(app.environment.name, cluster_name)
 
 
 def _clusters(app: Application) -> list[HostCluster]:
@@ -323,22 +351,29 @@ def _clusters(app: Application) -> list[HostCluster]:
     return [by_name[name] for name in app.regions if name in by_name]
 
 
-VALUES_FILE = "values.yaml"
-CODEOWNERS = "CODEOWNERS"
-GENERATED = ("kustomization.yaml", "helmrelease.yaml", "values.yaml", "externalsecret.yaml")
+VALUES_FILE = naming.APP_CONFIG_FILE
+CODEOWNERS = naming.APP_CODEOWNERS
+ROOT_KUSTOMIZATION = naming.APP_KUSTOMIZATION
+SECRETS_FILE = f"{naming.APP_SECRETS_DIR}externalsecret.yaml"
+BASE_FILES = (VALUES_FILE, ROOT_KUSTOMIZATION, SECRETS_FILE)
+OVERLAY_FILES = ("kustomization.yaml", "helmrelease.yaml", "values.yaml")
+LEGACY_FILES = ("kustomization.yaml", "helmrelease.yaml", "values.yaml", "externalsecret.yaml")
 
 
 def owned_paths(app: Application) -> tuple[str, ...]:
-    """The app repo's files the portal owns on this Environment's branch: the configuration
-    `values.yaml` at the root and the files it renders for the Environment's host clusters.
-    Anything else is kept: a README, an overlay someone adds, and the rendered files of another
-    Environment's clusters that a merge between branches brings along (no Flux Kustomization of
-    this Environment points at them)."""
+    """The app repo's files the portal owns on this Environment's branch: the base, `CODEOWNERS`
+    and the overlays of the Environment's host clusters — plus the files the old layout rendered
+    for those clusters, which the sync therefore deletes. Anything else is kept: a README, an
+    overlay file someone adds, and another Environment's overlays that a merge between branches
+    brings along (no Flux Kustomization of this Environment builds them)."""
     clusters = sorted(
         {*app.environment.regions.values_list("name", flat=True), *(app.regions or [])}
     )
-    rendered = [f"{app_dir(c, app.name)}{name}" for c in clusters for name in GENERATED]
-    return (VALUES_FILE, CODEOWNERS, *rendered)
+    overlays = [f"{overlay_dir(app, c)}{name}" for c in clusters for name in OVERLAY_FILES]
+    legacy = [
+        f"{naming.legacy_app_dir(c, app.name)}{name}" for c in clusters for name in LEGACY_FILES
+    ]
+    return (*BASE_FILES, CODEOWNERS, *overlays, *legacy)
 
 
 def codeowners(app: Application) -> str | None:
@@ -370,9 +405,10 @@ def values_text(app: Application, current: str | None = None) -> str:
     if current is not None and config_of(app, current) == app.values:
         return current
     bp = app.blueprint_version
-    head = (
-        f"# {app.environment.name}/{app.name}: {bp.blueprint.name} {bp.version}\n"
-        "# The Application's configuration, checked against the Blueprint's configSchema.\n"
+    head = (  # the same in every Environment: this file is the base a promotion carries
+        f"# {app.name}: {bp.blueprint.name} {bp.version}\n"
+        "# The Application's configuration, checked against the Blueprint's configSchema; the\n"
+        "# base every Environment shares (placement and size are in overlays/<env>/).\n"
         "# Edit and push (or use the portal); passwords are never here: they are generated in\n"
         "# the cluster.\n"
     )
@@ -409,13 +445,14 @@ def app_tree(
         secrets = schema_form.secret_paths(app.blueprint_version.config_schema)
         deps = dependency_apps(app, peers)
         files[VALUES_FILE] = values_text(app, current_values)
+        files[ROOT_KUSTOMIZATION] = dump(_root_kustomization(app, bool(secrets)))
+        if secrets:
+            files[SECRETS_FILE] = dump_all(_external_secret(app, secrets))
         owners = codeowners(app)
         if owners:
             files[CODEOWNERS] = owners
         for index, cluster in enumerate(_clusters(app)):
-            files.update(
-                region_files(app, cluster, sovereign, deps, index=index, with_secrets=bool(secrets))
-            )
+            files.update(overlay_files(app, cluster, sovereign, deps, index=index))
     return Desired(
         owner=env.organization.slug,
         repo=app.name,
@@ -428,31 +465,26 @@ def app_tree(
     )
 
 
-def region_files(
+def overlay_files(
     app: Application,
     cluster: HostCluster,
     sovereign: Sovereign,
     deps: dict[str, Application],
     *,
     index: int,
-    with_secrets: bool,
 ) -> dict[str, str]:
-    """One region's files of the app repo (the first region is the active one)."""
+    """One region's overlay of the Environment (the first region is the active one)."""
     standby = app.placement == Placement.HOT_STANDBY and index > 0
     labels = _labels(app, cluster, sovereign)
     rendered = render_values(app, deps, standby=standby)
-    root = app_dir(cluster.name, app.name)
-    files = {
-        f"{root}kustomization.yaml": dump(_kustomize(app, labels, with_secrets)),
+    root = overlay_dir(app, cluster.name)
+    return {
+        f"{root}kustomization.yaml": dump(_component(app, labels)),
         f"{root}helmrelease.yaml": dump_all(
             [_helm_repository(app, labels), _helm_release(app, labels, rendered, standby=standby)]
         ),
         f"{root}values.yaml": dump(rendered.values),
     }
-    if with_secrets:
-        secrets = schema_form.secret_paths(app.blueprint_version.config_schema)
-        files[f"{root}externalsecret.yaml"] = dump_all(_external_secret(app, secrets, labels))
-    return files
 
 
 def config_root(app: Application) -> str:
@@ -514,7 +546,9 @@ def config_tree(
             ]
             spec: dict[str, Any] = {
                 "interval": "10m",
-                "path": f"./{app_dir(cluster.name, app.name).rstrip('/')}",
+                # the root kustomization (the base) with this Environment's overlay of the region
+                "path": "./",
+                "components": [f"./{overlay_dir(app, cluster.name).rstrip('/')}"],
                 "prune": True,
                 "wait": True,
                 "timeout": "10m",

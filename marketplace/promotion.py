@@ -3,8 +3,9 @@
 "Promote to staging/prod" carries an Application's configuration (its `values.yaml`, the base)
 from its Environment's branch to the next higher Environment's (`develop` → `staging` → `main`)
 as a pull request: on Gitea a branch `promote/<from>-to-<to>-<id>` made from the target branch
-with the source's values.yaml on top, so the PR's diff is exactly what is promoted and placement
-(the rendered per-region files) stays per Environment. The target Environment's policy
+with the source's values.yaml on top (the base), so the PR's diff is exactly what is promoted and
+placement (`overlays/<env>/`) stays per Environment. The PR is opened by a task through the outbox,
+retry-safe by its row (`open_pull`): the promotion is recorded at once, the PR follows. The target Environment's policy
 (`policies/{org}-{env}-policy.yaml` in catalyst-config, edited here and committed) is evaluated
 rule by rule:
 
@@ -57,6 +58,7 @@ from .models import (
 log = logging.getLogger(__name__)
 ENV_ORDER = ["dev", "stg", "prod"]
 POLICY_TASK = "marketplace.tasks.sync_policy_task"
+OPEN_PULL_TASK = "marketplace.tasks.open_promotion_task"
 MAX_WINDOW = timedelta(days=7)
 _DURATION = re.compile(r"^([0-9]{1,4})(m|h|d)$")
 
@@ -403,7 +405,7 @@ def open_promotion(*, by: Actor, app: Application) -> Promotion:
         current = gitsync.committed_text(target)
     except GitError as exc:
         raise ConflictError({"git": f"Git cannot be read now: {exc}"}) from None
-    text = text.replace(
+    text = text.replace(  # the header of the layout before issue 16 named the Environment
         f"# {app.environment.name}/{app.name}:", f"# {target.environment.name}/{target.name}:", 1
     )
     _values, errors = gitsync.check_values(target, text)
@@ -419,6 +421,7 @@ def open_promotion(*, by: Actor, app: Application) -> Promotion:
             tofile=f"b/{app.environment.name}@{revision[:10]}/values.yaml",
         )
     )
+    pulls = hasattr(backend(), "open_pull")  # local repos have none: the promotion is the request
     with transaction.atomic():
         promotion = Promotion.objects.create(
             source=app,
@@ -428,40 +431,53 @@ def open_promotion(*, by: Actor, app: Application) -> Promotion:
             diff=diff,
             opened_by=person(by),
         )
-        audit.record(
+        event = audit.record(
             "applications.promote_open",
             actor=by,
             target=target,
             org_slug=target.environment.organization.slug,
             after={"promotion": promotion.pk, "from": app.environment.name, "revision": revision},
         )
-    _open_pull(promotion, by)
-    report(promotion)
+        if pulls:  # the pull request is opened by a task (retried until Gitea answers)
+            promotion.branch = naming.promotion_branch(
+                app.environment.name, target.environment.name, promotion.pk
+            )
+            promotion.save(update_fields=["branch"])
+            outbox.enqueue(OPEN_PULL_TASK, promotion.pk, actor=by, audit_event=event)
     return promotion
 
 
-def _open_pull(promotion: Promotion, by: Actor) -> None:
-    git = backend()
-    if not hasattr(git, "open_pull"):
-        return  # local repos have no pull requests: the promotion here is the request
+def open_pull(*, promotion_id: int, item: Any) -> None:
+    """Open the promotion's pull request on Gitea: the branch `promote/<from>-to-<to>-<id>` made
+    from the target branch with the promoted values.yaml on top, then the PR. Retry-safe (the
+    task runs again for the same outbox row until it succeeds): the branch is made once, the
+    values committed once, and a PR that Gitea opened before its answer got lost is found instead
+    of asked for again."""
+    promotion = (
+        Promotion.objects.select_related(*(f"target__{r}" for r in gitsync.RELATED))
+        .filter(pk=promotion_id)
+        .first()
+    )
+    if promotion is None or promotion.state != PromotionState.OPEN or promotion.pr_number:
+        return
+    git: Any = backend()
     target, origin_env = promotion.target, origin(promotion)
     owner, repo, base = gitsync.where(target)
-    branch = f"promote/{origin_env}-to-{target.environment.name}-{promotion.pk}"
+    branch = promotion.branch
     title = f"Promote {target.name} from {origin_env} to {target.environment.name}"
-    try:
-        git.ensure_branch(owner, repo, branch, from_branch=base)
+    git.ensure_branch(owner, repo, branch, from_branch=base)
+    if git.read_file(owner, repo, branch, manifests.VALUES_FILE) != promotion.text.encode():
         _commit_values(
-            promotion, by, branch, f"{title} (revision {promotion.source_revision[:10]})"
+            promotion, item.actor, branch, f"{title} (revision {promotion.source_revision[:10]})"
         )
-        body = f"Opened in the portal by {getattr(by, 'username', 'someone')}.\n\n```diff\n{promotion.diff}```\n"
+    pull = git.find_pull(owner, repo, head=branch, base=base)
+    if pull is None:
+        opener = item.actor.get_username() if item.actor is not None else "someone"
+        body = f"Opened in the portal by {opener}.\n\n```diff\n{promotion.diff}```\n"
         pull = git.open_pull(owner, repo, head=branch, base=base, title=title, body=body)
-    except GitError as exc:
-        Promotion.objects.filter(pk=promotion.pk).update(state=PromotionState.CLOSED)
-        raise ConflictError({"git": f"The pull request could not be opened: {exc}"}) from None
-    Promotion.objects.filter(pk=promotion.pk).update(
-        branch=branch, pr_number=pull.number, pr_url=pull.url
-    )
-    promotion.branch, promotion.pr_number, promotion.pr_url = branch, pull.number, pull.url
+    Promotion.objects.filter(pk=promotion.pk).update(pr_number=pull.number, pr_url=pull.url)
+    promotion.pr_number, promotion.pr_url = pull.number, pull.url
+    report(promotion)
 
 
 def _commit_values(promotion: Promotion, by: Actor, branch: str, message: str) -> str:
@@ -509,6 +525,10 @@ def merge(*, by: Actor, promotion: Promotion, now: datetime | None = None) -> Pr
     owner, repo, branch = gitsync.where(target)
     title = f"Promote {target.name} from {origin(promotion)} (#{promotion.pk})"
     git = backend()
+    if promotion.branch and not promotion.pr_number and hasattr(git, "merge_pull"):
+        raise ConflictError(
+            {"promotion": "Its pull request is still being opened in Gitea; try again shortly."}
+        )
     try:
         if promotion.pr_number and hasattr(git, "merge_pull"):
             sha = git.merge_pull(
@@ -590,12 +610,21 @@ def on_pull(event: hooks.PullEvent) -> None:
     if target is None:
         return
     found = Promotion.objects.filter(target=target, pr_number=event.number).first()
+    ours = event.head.startswith(naming.PROMOTION_BRANCH_PREFIX)
+    if found is None and ours:  # the portal's own PR, announced before the task recorded it
+        found = Promotion.objects.filter(target=target, branch=event.head).first()
+        if found is not None and found.pr_number is None:
+            Promotion.objects.filter(pk=found.pk).update(pr_number=event.number, pr_url=event.url)
     if event.action == "closed":
         if found is not None and found.state == PromotionState.OPEN:
             state = PromotionState.MERGED if event.merged else PromotionState.CLOSED
             Promotion.objects.filter(pk=found.pk).update(state=state)
         return
     if event.action not in ("opened", "reopened", "synchronized"):
+        return
+    if found is not None and ours:  # what it promotes is the portal's: the source's revision
+        promotion_id = found.pk
+        transaction.on_commit(lambda: report(Promotion.objects.get(pk=promotion_id)))
         return
     try:
         raw = backend().read_file(event.owner, event.repo, event.head, manifests.VALUES_FILE)

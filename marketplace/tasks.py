@@ -40,11 +40,15 @@ def read_back_task(item_id: int) -> None:
 
 @shared_task(name="marketplace.tasks.reconcile_git_task", ignore_result=True)
 def reconcile_git_task() -> None:
-    """Periodic: every Application's branch against what the portal last saw (lost webhooks)."""
+    """Periodic: every Application's branch against what the portal last saw (lost webhooks);
+    the pushes older than GIT_PUSH_RETENTION_DAYS go."""
+    from gitops import hooks
+
     from . import gitsync, promotion
 
     gitsync.reconcile_all()
     promotion.report_open()
+    hooks.prune_pushes()
 
 
 @shared_task(name="marketplace.tasks.sync_policy_task", ignore_result=True)
@@ -55,3 +59,13 @@ def sync_policy_task(item_id: int) -> None:
     with outbox.claim(item_id) as item:
         if item is not None:
             promotion.deliver_policy(policy_id=int(item.key), item=item)
+
+
+@shared_task(name="marketplace.tasks.open_promotion_task", ignore_result=True)
+def open_promotion_task(item_id: int) -> None:
+    """Open a promotion's pull request on Gitea (retry-safe by its outbox row)."""
+    from . import promotion
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            promotion.open_pull(promotion_id=int(item.key), item=item)

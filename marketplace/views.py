@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from core import pagination
 from gitops import delivery
 from orgs.models import Environment
 from rbac import access
@@ -32,6 +33,7 @@ from .models import (
 from .schema_form import SchemaForm
 
 PAGE_SIZE = 60
+MAX_PAGE = 100_000  # a page past every catalog (an OFFSET beyond 64 bits is a database error)
 CARD_FIELDS = [
     "name",
     "title",
@@ -41,6 +43,8 @@ CARD_FIELDS = [
     "tags",
     "latest_version",
     "visibility",
+    "license",
+    "docs",
 ]
 APP_RELATED = ("blueprint_version__blueprint", "environment__organization")
 
@@ -70,7 +74,7 @@ def catalog_context(user: Any, params: dict[str, Any]) -> dict[str, Any]:
     if data["tag"]:
         qs = qs.filter(tags_text__contains=f"|{data['tag']}|")
     try:
-        page = max(int(params.get("page") or 1), 1)
+        page = min(max(int(params.get("page") or 1), 1), MAX_PAGE)
     except ValueError:
         page = 1
     offset = (page - 1) * PAGE_SIZE
@@ -360,7 +364,11 @@ def _app(request: HttpRequest, env: str, app: str, action: str) -> Application:
 @require_GET
 def sync_errors(request: HttpRequest) -> HttpResponse:
     access.require_global(request.user, "audit.read")  # operator page: 404 for everyone else
-    errors = CatalogSyncError.objects.select_related("source")
+    errors = pagination.paginate_request(
+        request,
+        CatalogSyncError.objects.select_related("source"),
+        order=("source__name", "path", "id"),
+    )
     return render(
         request,
         "marketplace/sync_errors.html",

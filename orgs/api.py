@@ -5,11 +5,14 @@ from typing import Any
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import pagination
 from core.api_errors import call_service as call
+from core.api_schema import PAGE_PARAMETERS
 from core.models import AuditEvent
 from core.text import DISPLAY_NAME_PATTERN
 from rbac import access
@@ -110,10 +113,17 @@ def _orgs_for(request: Request) -> Any:
     request=OrganizationInput,
     responses={200: OrganizationSerializer(many=True), 201: OrganizationSerializer},
 )
+@extend_schema(methods=["GET"], parameters=PAGE_PARAMETERS)
 @api_view(["GET", "POST"])
+@parser_classes([JSONParser])  # nested objects: JSON only (a form cannot carry them)
 def organizations(request: Request) -> Response:
     if request.method == "GET":
-        return Response(OrganizationSerializer(_orgs_for(request), many=True).data)
+        page = pagination.paginate_request(
+            request, _orgs_for(request), order=("slug",), size=pagination.API_PAGE_SIZE
+        )
+        return pagination.api_response(
+            request, page, OrganizationSerializer(page.items, many=True).data
+        )
     data = OrganizationInput(data=request.data)
     data.is_valid(raise_exception=True)
     org = call(services.create_organization, by=request.user, **data.validated_data)
@@ -191,14 +201,18 @@ def environment(request: Request, slug: str, env: str) -> Response:
     return Response(EnvironmentSerializer(obj).data)
 
 
-@extend_schema(responses=AuditEventSerializer(many=True))
+@extend_schema(responses=AuditEventSerializer(many=True), parameters=PAGE_PARAMETERS)
 @api_view(["GET"])
 def organization_audit(request: Request, slug: str) -> Response:
+    """The Organization's audit events, newest first."""
     org = access.get_object_for(request.user, Organization, action="audit.read", slug=slug)
     events = access.visible(
         request.user, AuditEvent.objects.for_org(org.slug), "audit.read", strict=True
-    )[:200]
-    return Response(AuditEventSerializer(events, many=True).data)
+    )
+    page = pagination.paginate_request(
+        request, events, order=("-created_at", "-id"), size=pagination.API_PAGE_SIZE
+    )
+    return pagination.api_response(request, page, AuditEventSerializer(page.items, many=True).data)
 
 
 @extend_schema(responses={200: dict})

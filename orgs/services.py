@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -22,6 +22,9 @@ from rbac import services as rbac_services
 from . import manifests
 from .models import MAX_REGIONS, Environment, HostCluster, Organization, OrgState
 from .naming import ENV_TYPES, placement_problem, slug_problem
+
+if TYPE_CHECKING:
+    from .status import OrgStatus
 
 SYNC_TASK = "orgs.tasks.sync_organization_task"
 ORG_FIELDS = [
@@ -381,14 +384,21 @@ def _grants_changed(*, org_slug: str, by: Actor, event: AuditEvent) -> None:
         _schedule_sync(org, by=by, event=event)
 
 
-def record_flux_state(*, org: Organization, state: str, reason: str, message: str) -> Organization:
-    """Flux reported the Organization ready or failed: record the new state, audited (no actor)."""
+def record_flux_state(*, org: Organization) -> tuple[Organization, OrgStatus]:
+    """What Flux reports about the Organization's last commit, read and stored under the row's
+    lock: of two changes handled at once (two watcher threads, a relist beside a watch) the one
+    written last is the latest reading, so a Kustomization that became Ready never leaves the
+    Organization `failed`. A state change is audited (no actor). Only a provisioning, ready or
+    failed Organization follows Flux (not while pending, suspended or archived). Returns the row
+    and the reading."""
+    from . import status as org_status
+
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
-        if locked.state not in (OrgState.PROVISIONING, OrgState.READY, OrgState.FAILED):
-            return locked  # suspended or archived meanwhile: Flux does not change that
-        if locked.state == state:
-            return locked
+        current = org_status.org_status(locked)
+        state = org_status.STATE_FOR.get(current.state, OrgState.PROVISIONING)
+        if locked.state not in org_status.FOLLOWED_STATES or locked.state == state:
+            return locked, current
         before = {"state": locked.state}
         locked.state = state
         locked.save(update_fields=["state", "updated_at"])
@@ -398,6 +408,6 @@ def record_flux_state(*, org: Organization, state: str, reason: str, message: st
             target=locked,
             org_slug=locked.slug,
             before=before,
-            after={"state": state, "reason": reason, "message": message},
+            after={"state": state, "reason": current.reason, "message": current.message},
         )
-    return locked
+    return locked, current

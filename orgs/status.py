@@ -102,15 +102,11 @@ def render_fragment(org: Organization, current: OrgStatus | None = None) -> str:
 
 
 def refresh(org: Organization) -> OrgStatus:
-    """Re-read the Organization's Flux state, record a state change, publish the fragment."""
+    """Re-read the Organization's Flux state and record a state change (both under its row lock:
+    services.record_flux_state), then publish the fragment."""
     from . import services
 
-    current = org_status(org)
-    target = STATE_FOR.get(current.state, OrgState.PROVISIONING)
-    if org.state in FOLLOWED_STATES and org.state != target:
-        org = services.record_flux_state(
-            org=org, state=target, reason=current.reason, message=current.message
-        )
+    org, current = services.record_flux_state(org=org)
     events.publish(topic(org.slug), {"event": EVENT, "html": render_fragment(org, current)})
     return current
 

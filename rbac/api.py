@@ -9,11 +9,15 @@ from django.db.models import Q
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import pagination
 from core.api_errors import call_service as _call
+from core.api_schema import PAGE_PARAMETERS
 
 from . import access, services, tiers
 from .models import GLOBAL, UserAccess
@@ -62,13 +66,13 @@ class GrantSerializer(serializers.ModelSerializer):
 
 
 def find_user(identifier: str) -> Any:
-    """A user by username or e-mail (case-insensitive e-mail), or a 400 on the `user` field."""
+    """A user by username or e-mail (case-insensitive e-mail), or a 404 naming the `user` field."""
     users = get_user_model().objects.filter(
         Q(username=identifier) | Q(email__iexact=identifier), is_active=True
     )
     found = list(users[:2])
-    if len(found) != 1:
-        raise serializers.ValidationError({"user": [f"No single active user {identifier!r}."]})
+    if len(found) != 1:  # the request names a user who is not there: 404, like any lookup
+        raise NotFound({"user": [f"No single active user {identifier!r}."]})
     return found[0]
 
 
@@ -78,6 +82,7 @@ def find_user(identifier: str) -> Any:
     operation_id="rbac_assign",
 )
 @api_view(["POST"])
+@parser_classes([JSONParser])  # nested objects: JSON only (a form cannot carry them)
 def assign(request: Request) -> Response:
     data = AssignInput(data=request.data)
     data.is_valid(raise_exception=True)
@@ -104,12 +109,12 @@ def assign(request: Request) -> Response:
     return Response(body, status=code)
 
 
-@extend_schema(responses=GrantSerializer(many=True))
+@extend_schema(responses=GrantSerializer(many=True), parameters=PAGE_PARAMETERS)
 @api_view(["GET"])
 def grants(request: Request) -> Response:
     """Grants the caller may read: those of Organizations where they hold rbac.read, and every
     grant for global readers. `?org=<slug>` narrows to one Organization."""
-    qs = UserAccess.objects.select_related("user").order_by("org_slug", "id")
+    qs = UserAccess.objects.select_related("user")
     if not access.is_global(request.user, "rbac.read"):
         # only Organizations a grant covers whole: a grant scoped below one reads none of them
         slugs = [
@@ -129,7 +134,10 @@ def grants(request: Request) -> Response:
     org = request.query_params.get("org")
     if org:
         qs = qs.filter(org_slug=org)
-    return Response(GrantSerializer(qs, many=True).data)
+    page = pagination.paginate_request(
+        request, qs, order=("org_slug", "id"), size=pagination.API_PAGE_SIZE
+    )
+    return pagination.api_response(request, page, GrantSerializer(page.items, many=True).data)
 
 
 @extend_schema(request=None, responses={204: None})

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core import audit, outbox
 from core.actors import Actor, person
+from core.errors import ConflictError
 from gitops import naming
 
 from . import access, manifests, tiers
@@ -53,8 +54,8 @@ def normalize_scopes(tier: str, scopes: list[dict[str, str]]) -> list[dict[str, 
             )
         if not value:
             raise ValidationError({f"scope[{index}].value": "Enter a value (or * for any)."})
-        if key in terms and terms[key] != value:
-            raise ValidationError(
+        if key in terms and terms[key] != value:  # terms contradicting each other: 409
+            raise ConflictError(
                 {f"scope[{index}].key": f"{key} is given twice with different values."}
             )
         terms[key] = value
@@ -82,10 +83,8 @@ def _derive_organization(terms: dict[str, str]) -> None:
         raise ValidationError(
             {"scope": f"{env!r} is not an Environment name ({{org}}-{{env_type}})."}
         )
-    if terms.get(ORG_LABEL, org) not in (org, GLOBAL):
-        raise ValidationError(
-            {"scope": f"Environment {env} does not belong to {terms[ORG_LABEL]}."}
-        )
+    if terms.get(ORG_LABEL, org) not in (org, GLOBAL):  # terms contradicting each other: 409
+        raise ConflictError({"scope": f"Environment {env} does not belong to {terms[ORG_LABEL]}."})
     terms[ORG_LABEL] = org
 
 

@@ -22,7 +22,12 @@ def database_url() -> str:
 
 
 def start_worker(
-    *, git_root: Path, log_path: Path, timeout: float = 60.0
+    *,
+    git_root: Path,
+    log_path: Path,
+    timeout: float = 60.0,
+    pool: str = "threads",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Launch `celery worker` with the same database, broker, queue and Git root; wait until it is
     ready. The queue is settings.CELERY_TASK_DEFAULT_QUEUE: give each run its own, so another
@@ -35,6 +40,7 @@ def start_worker(
         "PORTAL_TASKS_EAGER": "false",
         "PORTAL_VAR_DIR": str(git_root.parent / "worker-var"),
         "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        **(env or {}),
     }
     log = open(log_path, "wb")  # noqa: SIM115 (kept open for the worker's lifetime)
     proc = subprocess.Popen(
@@ -45,7 +51,7 @@ def start_worker(
             "-A",
             "catalyst_portal",
             "worker",
-            "--pool=threads",
+            f"--pool={pool}",
             "--concurrency=4",
             "--loglevel=INFO",
             "--without-gossip",

@@ -16,6 +16,7 @@ from billing.forms import CreditAdjustForm, PaymentForm, RefundForm
 from billing.models import Order, OrderStatus
 from billing.payments import PaymentError
 from billing.payments import events as payment_events
+from core import pagination
 from core.forms import apply_errors
 from orgs.models import Organization
 from rbac import access
@@ -141,9 +142,22 @@ def customer_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "form": form,
             "balance": ledger.balance(org),
             "currency": ledger.currency(),
-            "entries": org.ledger.select_related("actor")[:200],
-            "orders": org.orders.all()[:50],
-            "invoices": org.invoices.select_related("order").order_by("-created_at", "-pk")[:50],
+            # three lists, each paged on its own (a cursor parameter each)
+            "entries": pagination.paginate_request(
+                request,
+                org.ledger.select_related("actor"),
+                order=("-created_at", "-id"),
+                param="entries",
+            ),
+            "orders": pagination.paginate_request(
+                request, org.orders.all(), order=("-placed_at", "-id"), param="orders"
+            ),
+            "invoices": pagination.paginate_request(
+                request,
+                org.invoices.select_related("order"),
+                order=("-created_at", "-id"),
+                param="invoices",
+            ),
             "can_manage": access.is_operator(request.user, "billing.manage"),
         },
         status=400 if form.errors else 200,

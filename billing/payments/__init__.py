@@ -12,6 +12,7 @@ Events from a provider are applied once (`billing.payments.events.handle`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -75,9 +76,29 @@ class CardProvider(Protocol):
 
 
 def card_provider() -> CardProvider | None:
-    """The configured card provider, or None (invoice payment only)."""
+    """The configured card provider, or None (invoice payment only). One client per
+    configuration, reused by every request (its HTTP session keeps connections alive)."""
     if settings.PAYMENT_PROVIDER == "stripe":
-        from .stripe_provider import StripeProvider
-
-        return StripeProvider.from_settings()
+        return _stripe(
+            settings.STRIPE_SECRET_KEY,
+            settings.STRIPE_WEBHOOK_SECRET,
+            settings.STRIPE_API_BASE,
+            settings.STRIPE_TIMEOUT_SECONDS,
+            settings.STRIPE_CHECKOUT_ORIGIN,
+        )
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _stripe(
+    api_key: str, webhook_secret: str, api_base: str, timeout: int, checkout_origin: str
+) -> CardProvider:
+    from .stripe_provider import StripeProvider
+
+    return StripeProvider(
+        api_key=api_key,
+        webhook_secret=webhook_secret,
+        api_base=api_base,
+        timeout=timeout,
+        checkout_origin=checkout_origin,
+    )

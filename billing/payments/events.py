@@ -142,15 +142,18 @@ def _session_completed(provider: CardProvider, event: ProviderEvent) -> str:
     payment.status = PaymentStatus.SUCCEEDED
     payment.save(update_fields=["status", "payment_intent", "updated_at"])
     if session.get("customer"):  # the card stays on file for the next periods
-        kept = PaymentCustomer.objects.filter(
-            organization_id=order.organization_id, provider=provider.name
+        PaymentCustomer.objects.bulk_create(  # one upsert: the saved card stays
+            [
+                PaymentCustomer(
+                    organization_id=order.organization_id,
+                    provider=provider.name,
+                    external_id=str(session["customer"]),
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["organization", "provider"],
+            update_fields=["external_id", "updated_at"],
         )
-        if not kept.update(external_id=str(session["customer"])):
-            PaymentCustomer.objects.create(
-                organization_id=order.organization_id,
-                provider=provider.name,
-                external_id=str(session["customer"]),
-            )
     return f"paid order {order.pk}"
 
 

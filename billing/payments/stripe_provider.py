@@ -40,16 +40,6 @@ class StripeProvider:
             http_client=stripe.RequestsClient(timeout=timeout),
         )
 
-    @classmethod
-    def from_settings(cls) -> StripeProvider:
-        return cls(
-            api_key=settings.STRIPE_SECRET_KEY,
-            webhook_secret=settings.STRIPE_WEBHOOK_SECRET,
-            api_base=settings.STRIPE_API_BASE,
-            timeout=settings.STRIPE_TIMEOUT_SECONDS,
-            checkout_origin=settings.STRIPE_CHECKOUT_ORIGIN,
-        )
-
     def start_checkout(
         self, *, order: Order, success_url: str, cancel_url: str, customer: str | None
     ) -> Checkout:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import re
 from datetime import timedelta
@@ -72,6 +73,27 @@ def test_ui_shows_the_secret_once_and_stores_only_its_hash(
     event = AuditEvent.objects.get(action="account.token.create", target_id=str(token.pk))
     assert event.actor == users["owner"]
     assert secret not in repr(event.after)
+
+
+def test_the_api_cap_is_the_setting_at_request_time(
+    users: dict[str, Any], client_for: Any, settings: Any
+) -> None:
+    """The bound used to be read when the module was imported: a raised cap was ignored, and a
+    test lowering it made later requests fail depending on test order."""
+    importlib.import_module("accounts.api")  # loaded before the setting changes, as in a server
+    settings.API_TOKEN_MAX_DAYS = 400
+    client = client_for(users["owner"])
+    response = client.post(
+        "/api/v1/tokens/", {"name": "long", "days": 390}, content_type="application/json"
+    )
+    assert response.status_code == 201, response.content
+    settings.API_TOKEN_MAX_DAYS = 5
+    refused = client.post(
+        "/api/v1/tokens/", {"name": "short", "days": 6}, content_type="application/json"
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {"errors": {"days": ["Choose between 1 and 5 days."]}}
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["long"]
 
 
 def test_ui_refuses_an_expiry_past_the_cap(

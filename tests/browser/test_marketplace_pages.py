@@ -48,7 +48,7 @@ def test_install_from_the_catalog(page, live_server, cast, catalog):
     page.fill("#id_name", "cache")
     page.click("main button[type=submit]")
     page.wait_for_selector("text=Files to commit")
-    assert "clusters/hz-fsn-rtz-prod/applications/cache/helmrelease.yaml" in page.content()
+    assert "overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml" in page.content()
     page.click("main form button[type=submit]")
     page.wait_for_url(f"{live_server.url}/marketplace/apps/acme-prod/cache/")
     assert Application.objects.get(name="cache").state == "committed"

@@ -80,3 +80,41 @@ def test_the_sweeper_task_redelivers_a_row_the_broker_never_got(worker):
     app.tasks["core.tasks.sweep_outbox_task"].apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
     assert wait_for(lambda: Organization.objects.get(pk=org.pk).delivery_state == "delivered")
     assert commits() == ["organization.create: organization xavier-co", "Initial commit"]
+
+
+def test_a_prefork_worker_serves_the_metrics_of_the_children_that_ran_the_tasks(
+    settings, tmp_path, sovereign
+):
+    """PORTAL_METRICS_PORT: the worker serves /metrics; its prefork children deliver, and their
+    counts reach the exporter (multiprocess mode switched on before the pool forks)."""
+    import httpx
+
+    from tests.core.test_metrics import sample
+    from tests.serving import free_port
+
+    if connection.vendor != "postgresql" or not settings.VALKEY_URL:
+        pytest.skip("needs DATABASE_URL (PostgreSQL) and VALKEY_URL")
+    settings.CELERY_TASK_DEFAULT_QUEUE = f"test-{uuid.uuid4().hex}"
+    port = free_port()
+    proc = start_worker(
+        git_root=settings.GIT_ROOT,
+        log_path=tmp_path / "worker.log",
+        pool="prefork",
+        env={"PORTAL_METRICS_PORT": str(port), "PORTAL_METRICS_HOST": "127.0.0.1"},
+    )
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"  # loopback: an internal address
+        task = {"task": "orgs.tasks.sync_organization_task", "outcome": "done"}
+        before = sample(httpx.get(url, timeout=10).text, "portal_tasks_total", **task)
+        from orgs import services
+
+        services.create_organization(by=make_user("yara"), slug="yara-co", display_name="Yara")
+        assert wait_for(lambda: not OutboxItem.objects.pending().exists(), timeout=60)
+        after = httpx.get(url, timeout=10).text
+        assert sample(after, "portal_tasks_total", **task) == before + 1
+        assert sample(after, "portal_git_commit_duration_seconds_count", repo="config") >= 1
+    finally:
+        app.conf.task_always_eager = True
+        stop_worker(proc)

@@ -35,3 +35,12 @@ def test_ci_keeps_the_page_walk_screenshots_as_an_artifact():
     assert "tar czf var/ci-artifacts/screenshots.tar.gz -C var screenshots" in script
     walk = (ROOT / "tests" / "browser" / "test_page_walk.py").read_text()
     assert '"var" / "screenshots" / "walk"' in walk
+
+
+def test_ci_runs_the_valkey_cluster_tests_and_a_subset_through_pgbouncer():
+    script = (ROOT / ".ci" / "run").read_text()
+    commands = "\n".join(_commands(script))
+    assert "tests/core/test_valkey_cluster.py -q" in commands
+    assert "pool_mode = transaction" in script and "start_pgbouncer" in commands
+    assert "PORTAL_DB_PGBOUNCER=true" in commands and "tests/pgbouncer" in commands
+    assert "127.0.0.1:6432/" in commands  # the tests' database URL is PgBouncer's port

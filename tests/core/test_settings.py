@@ -13,6 +13,7 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 PORTAL_VARIABLES = (
     "DATABASE_URL",
     "VALKEY_URL",
+    "VALKEY_CLUSTER_URL",
     "NATS_URL",
     "DEBUG",
     "SECRET_KEY",
@@ -60,6 +61,16 @@ def test_a_clean_environment_starts(tmp_path: Path) -> None:
         ({"DATABASE_URL": "nonsense"}, "DATABASE_URL='nonsense' is not a database URL"),
         ({"DATABASE_URL": "postgres://host-only"}, "DATABASE_URL is not a valid PostgreSQL URL"),
         ({"VALKEY_URL": "ftp://x"}, "VALKEY_URL='ftp://x' is not a valid URL"),
+        (
+            {"VALKEY_CLUSTER_URL": "unix:///run/valkey.sock"},
+            "VALKEY_CLUSTER_URL='unix:///run/valkey.sock' is not a valid URL",
+        ),
+        ({"PORTAL_METRICS_NETWORKS": "10.0.0.0/33"}, "PORTAL_METRICS_NETWORKS: '10.0.0.0/33'"),
+        ({"PORTAL_METRICS_TOKEN": "short"}, "PORTAL_METRICS_TOKEN must be at least 16"),
+        (
+            {"FLUX_LEASE_SECONDS": "4", "FLUX_LEASE_RENEW_SECONDS": "4"},
+            "FLUX_LEASE_RENEW_SECONDS=4 must be shorter than FLUX_LEASE_SECONDS=4",
+        ),
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         (
             {"OIDC_ISSUER": "https://idp.example"},

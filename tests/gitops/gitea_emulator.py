@@ -276,6 +276,7 @@ class GiteaEmulator:
             ("PUT", "/repos/{owner}/{repo}/contents/{filepath}", self.update_file),
             ("DELETE", "/repos/{owner}/{repo}/contents/{filepath}", self.delete_file),
             ("POST", "/repos/{owner}/{repo}/pulls", self.create_pull),
+            ("GET", "/repos/{owner}/{repo}/pulls", self.list_pulls),
             ("GET", "/repos/{owner}/{repo}/pulls/{index}", self.get_pull),
             ("GET", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.list_reviews),
             ("POST", "/repos/{owner}/{repo}/pulls/{index}/reviews", self.create_review),
@@ -782,6 +783,19 @@ class GiteaEmulator:
             pulls.append(pull)
         self._notify_pull(owner, repo, "opened", pull, self._opener)
         return 201, pull
+
+    def list_pulls(self, owner: str, repo: str, *, body: Any, query: Any) -> tuple[int, Any]:
+        """`state` (open, closed, all) and `base_branch` filters; `page`/`limit` pagination."""
+        if (owner, repo) not in self.repos:
+            raise ApiError(404, "The target couldn't be found.")
+        state, base = query.get("state", "open"), query.get("base_branch")
+        found = [
+            p
+            for p in self.pulls.get((owner, repo), [])
+            if (state == "all" or p["state"] == state) and (not base or p["base"]["ref"] == base)
+        ]
+        page, limit = int(query.get("page", 1)), int(query.get("limit", 30))
+        return 200, found[(page - 1) * limit : page * limit]
 
     _opener: dict[str, Any] | None = None
 

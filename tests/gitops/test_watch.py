@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from kubernetes import client
 
 from gitops import flux
 from gitops.models import FluxCluster, FluxEvent, FluxObject
+from tests.pooling import checked_out, small_pool, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -270,3 +272,23 @@ def test_relist_reads_in_pages_of_limit_with_continue(
     assert len(lists) == 3, lists  # 3 + 3 + 1, never the whole list in one answer
     assert all("limit=3" in path for path in lists)
     assert sum("continue=" in path for path in lists) == 2
+
+
+@pytest.mark.postgres
+def test_idle_watch_streams_hold_no_pooled_connection(kube, fluxd, start_watcher, changes):
+    """Six kinds watched on one cluster through a pool of two: each watch stream borrows a
+    connection only to store what it read, never while it waits on the apiserver."""
+    with small_pool(max_size=2) as pool:
+        fluxd.create("Kustomization", "acme", labels=ORG)
+        start_watcher()
+        changes.wait(lambda: obj("Kustomization", "acme"))
+        fluxd.progressing("Kustomization", "acme", REV1)
+        fluxd.ready("Kustomization", "acme", REV1)
+        ks = changes.wait(
+            lambda: (o := obj("Kustomization", "acme")) and o.ready_status == "True" and o
+        )
+        assert ks.applied_revision == REV1
+        cluster = FluxCluster.objects.get(name="hz-fsn-rtz-prod")
+        assert cluster.connected and cluster.last_error == "", cluster.last_error
+        connection.close()
+        assert wait_for(lambda: checked_out() == 0), f"watch streams keep {pool.get_stats()}"

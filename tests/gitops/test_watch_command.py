@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from gitops import flux
 from gitops.models import FluxCluster, FluxObject
@@ -28,6 +29,7 @@ def test_watch_flux_uses_the_kubeconfig_context_and_stops_on_sigterm(
         try:
             changes.wait(lambda: FluxObject.objects.filter(name="acme").exists())
         finally:
+            connection.close()  # this thread's pooled connection goes back before it ends
             # the kernel hands a process's SIGTERM to any thread: here, to this one
             signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
             if not returned.wait(10):  # unnoticed: wake the command the way that always works

@@ -156,7 +156,7 @@ def test_plan_endpoint_previews_without_writing(catalog, cast, client_for):
     body = response.json()
     assert [a["name"] for a in body["apps"]] == ["git-db", "git"]
     paths = {f["path"] for f in body["files"]}
-    assert "clusters/hz-fsn-rtz-prod/applications/git/kustomization.yaml" in paths
+    assert "overlays/acme-prod/hz-fsn-rtz-prod/kustomization.yaml" in paths
     assert "applications/acme/acme-prod/git/gitrepository.yaml" in paths
     assert all(
         f["status"] == "added" and f["diff"].startswith("--- /dev/null") for f in body["files"]

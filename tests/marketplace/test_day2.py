@@ -31,11 +31,11 @@ def _install(client: Any, on_commit: Any, name: str, blueprint: str, **body: Any
 
 
 def _values(app: str, region: str = FSN) -> dict:
-    return yaml.safe_load(show(f"clusters/{region}/applications/{app}/values.yaml", "acme", app))
+    return yaml.safe_load(show(f"overlays/acme-prod/{region}/values.yaml", "acme", app))
 
 
 def _role(app: str, region: str) -> str:
-    path = f"clusters/{region}/applications/{app}/helmrelease.yaml"
+    path = f"overlays/acme-prod/{region}/helmrelease.yaml"
     release = list(yaml.safe_load_all(show(path, "acme", app)))[1]
     return release["metadata"]["annotations"]["catalyst.openova.io/role"]
 
@@ -99,12 +99,12 @@ def test_placement_single_to_hotstandby_and_back(catalog, cast, client_for, on_c
     )
     assert preview.status_code == 200
     paths = {f["path"]: f["status"] for f in preview.json()["files"]}
-    assert paths[f"clusters/{HEL}/applications/pgsql/values.yaml"] == "added"
+    assert paths[f"overlays/acme-prod/{HEL}/values.yaml"] == "added"
     assert paths[f"applications/acme/acme-prod/pgsql/kustomization-{HEL}.yaml"] == "added"
     assert (
         preview.json()["price"]["total"] == "OMR 6.300"
     )  # small (in the plan) + a standby region 6.000
-    assert f"clusters/{HEL}/applications/pgsql/values.yaml" not in files("acme", "pgsql")
+    assert f"overlays/acme-prod/{HEL}/values.yaml" not in files("acme", "pgsql")
     denied = client_for(cast["viewer"]).post(
         API + "pgsql/placement", body, content_type="application/json"
     )
@@ -188,7 +188,7 @@ def test_switchover_makes_the_standby_active(catalog, cast, client_for, on_commi
 def _tree(app: str, ref: str) -> dict[str, str]:
     """The app's files at a commit, read with the git CLI."""
     names = git("acme", app, "ls-tree", "-r", "--name-only", ref).split()
-    return {n: git("acme", app, "show", f"{ref}:{n}") for n in names if n.startswith("clusters/")}
+    return {n: git("acme", app, "show", f"{ref}:{n}") for n in names if n.startswith("overlays/")}
 
 
 def test_rollback_to_an_earlier_revision_restores_its_files(catalog, cast, client_for, on_commit):
@@ -331,7 +331,7 @@ def test_uninstall_offers_the_dependencies_nothing_else_uses(catalog, cast, clie
         )
     assert done.status_code == 302
     assert not Application.objects.filter(name__in=["blog", "blog-db"]).exists()
-    assert [f for f in files("acme", "blog") if f.startswith("clusters/")] == []
-    assert [f for f in files("acme", "blog-db") if f.startswith("clusters/")] == []
+    assert [f for f in files("acme", "blog") if f.startswith("overlays/")] == []
+    assert [f for f in files("acme", "blog-db") if f.startswith("overlays/")] == []
     assert AuditEvent.objects.filter(action="applications.uninstall").count() == 3
     assert not OutboxItem.objects.filter(done_at__isnull=True).exists()

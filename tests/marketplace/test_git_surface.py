@@ -26,7 +26,7 @@ from tests.marketplace.conftest import WEBHOOK_SECRET as SECRET
 pytestmark = pytest.mark.django_db
 API = "/api/v1/orgs/acme/environments/acme-prod/applications/"
 PAGE = "/marketplace/apps/acme-prod/cache/"
-REGION_VALUES = "clusters/hz-fsn-rtz-prod/applications/cache/values.yaml"
+REGION_VALUES = "overlays/acme-prod/hz-fsn-rtz-prod/values.yaml"
 TEAMMATE = {"login": "tina", "full_name": "Tina Teammate", "email": "tina@example.test"}
 
 
@@ -79,7 +79,7 @@ def test_a_valid_push_is_adopted_with_its_pusher(catalog, cast, client_for, on_c
         "architecture: replication\n"
         "persistence:\n  size: 8Gi\n"
     )
-    extra = "clusters/hz-fsn-rtz-prod/applications/cache/extra-configmap.yaml"
+    extra = "overlays/acme-prod/hz-fsn-rtz-prod/extra-configmap.yaml"
     pushed = _push(
         portal,
         {"values.yaml": text.encode(), "overlays/notes.md": b"mine\n", extra: b"kind: ConfigMap\n"},
@@ -308,9 +308,7 @@ def test_suspension_scales_down_even_while_git_holds_an_invalid_change(
         org_services.suspend_organization(by=cast["sovereign_operator"], org=cast["acme"])
     release = list(
         yaml.safe_load_all(
-            portal.read(
-                "acme", "cache", "clusters/hz-fsn-rtz-prod/applications/cache/helmrelease.yaml"
-            )
+            portal.read("acme", "cache", "overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml")
         )
     )[1]
     assert release["metadata"]["annotations"]["catalyst.openova.io/role"] == "suspended"

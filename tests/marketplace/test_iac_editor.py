@@ -95,7 +95,7 @@ def test_save_commits_with_the_message(cache, cast, client_for, on_commit):
     event = AuditEvent.objects.filter(action="applications.update").get()
     assert event.actor == cast["admin"] and event.after["message"].startswith("Room for sessions")
     rendered = yaml.safe_load(
-        show("clusters/hz-fsn-rtz-prod/applications/cache/values.yaml", "acme", "cache")
+        show("overlays/acme-prod/hz-fsn-rtz-prod/values.yaml", "acme", "cache")
     )
     assert rendered["architecture"] == "replication"
     # the wrong role changes nothing

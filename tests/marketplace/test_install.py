@@ -42,18 +42,12 @@ def test_install_commits_app_repo_and_flux_objects_with_labels(catalog, cast, ac
         app.last_commit_sha
         and commits("acme", "blog", "main")[0] == "applications.install: application acme-prod/blog"
     )
-    root = "clusters/hz-fsn-rtz-prod/applications/blog/"
+    root = "overlays/acme-prod/hz-fsn-rtz-prod/"
     assert sorted(files("acme", "blog", "main")) == sorted(
-        ["README.md", "values.yaml"]  # the configuration, which people may edit and push
-        + [
-            root + f
-            for f in (
-                "externalsecret.yaml",
-                "helmrelease.yaml",
-                "kustomization.yaml",
-                "values.yaml",
-            )
-        ]
+        # the base: the configuration (which people may edit and push), the root kustomization,
+        # the secret references; then the Environment's overlay of its region
+        ["README.md", "values.yaml", "kustomization.yaml", "secrets/externalsecret.yaml"]
+        + [root + f for f in ("helmrelease.yaml", "kustomization.yaml", "values.yaml")]
     )
     docs = list(yaml.safe_load_all(show(root + "helmrelease.yaml", "acme", "blog", "main")))
     release = docs[1]
@@ -114,10 +108,7 @@ def test_ui_catalog_form_plan_preview_install(catalog, cast, client_for, on_comm
     plan_url = response["Location"]
     preview = client.get(plan_url)
     assert preview.status_code == 200
-    assert (
-        b"acme/git@main:clusters/hz-fsn-rtz-prod/applications/git/helmrelease.yaml"
-        in preview.content
-    )
+    assert b"acme/git@main:overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml" in preview.content
     assert b"+  name: git" in preview.content and b"git-db" in preview.content
     assert (
         Application.objects.count() == 0 and commits("acme", "git", "main") == []
@@ -152,17 +143,17 @@ def test_standby_region_renders_the_blueprints_standby_values(catalog, cast, acm
             regions=["hz-fsn-rtz-prod", "hz-hel-rtz-prod"],
         )
     active = yaml.safe_load(
-        show("clusters/hz-fsn-rtz-prod/applications/pgsql/values.yaml", "acme", "pgsql", "main")
+        show("overlays/acme-prod/hz-fsn-rtz-prod/values.yaml", "acme", "pgsql", "main")
     )
     standby = yaml.safe_load(
-        show("clusters/hz-hel-rtz-prod/applications/pgsql/values.yaml", "acme", "pgsql", "main")
+        show("overlays/acme-prod/hz-hel-rtz-prod/values.yaml", "acme", "pgsql", "main")
     )
     assert active["cluster"]["instances"] == 3 and standby["cluster"]["instances"] == 1
     assert "replicaCount" not in standby  # the cluster chart has no such key
     for cluster, role in (("hz-fsn-rtz-prod", "active"), ("hz-hel-rtz-prod", "standby")):
         release = list(
             yaml.safe_load_all(
-                show(f"clusters/{cluster}/applications/pgsql/helmrelease.yaml", "acme", "pgsql")
+                show(f"overlays/acme-prod/{cluster}/helmrelease.yaml", "acme", "pgsql")
             )
         )[1]
         assert release["metadata"]["annotations"]["catalyst.openova.io/role"] == role
@@ -172,7 +163,8 @@ def test_standby_region_renders_the_blueprints_standby_values(catalog, cast, acm
         )
         assert (
             validate_manifest(kust) == []
-            and kust["spec"]["path"] == f"./clusters/{cluster}/applications/pgsql"
+            and kust["spec"]["path"] == "./"
+            and kust["spec"]["components"] == [f"./overlays/acme-prod/{cluster}"]
         )
     repo = yaml.safe_load(show("applications/acme/acme-prod/pgsql/gitrepository.yaml"))
     assert validate_manifest(repo) == [] and repo["spec"]["ref"]["branch"] == "main"
@@ -190,9 +182,7 @@ def test_dev_environment_commits_to_develop_branch(catalog, cast, acme_dev, on_c
     assert (
         commits("acme", "cache", "develop")[0] == "applications.install: application acme-dev/cache"
     )
-    assert "clusters/hz-fsn-rtz-dev/applications/cache/values.yaml" in files(
-        "acme", "cache", "develop"
-    )
+    assert "overlays/acme-dev/hz-fsn-rtz-dev/values.yaml" in files("acme", "cache", "develop")
 
 
 def test_change_values_commits_again_and_same_values_is_noop(catalog, cast, acme_prod, on_commit):
@@ -247,7 +237,7 @@ def test_upgrade_allowed_and_refused(catalog, cast, acme_prod, on_commit):
     release = list(
         yaml.safe_load_all(
             show(
-                "clusters/hz-fsn-rtz-prod/applications/blog/helmrelease.yaml",
+                "overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml",
                 "acme",
                 "blog",
                 "main",

@@ -31,7 +31,7 @@ def test_tenant_kustomizations_and_helmreleases_are_locked_to_the_tenant(
         assert kust["spec"]["targetNamespace"] == "acme-prod"
         assert validate_manifest(kust) == []
     docs = yaml.safe_load_all(
-        show("clusters/hz-fsn-rtz-prod/applications/web/helmrelease.yaml", "acme", "web", "main")
+        show("overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml", "acme", "web", "main")
     )
     release = next(d for d in docs if d["kind"] == "HelmRelease")
     assert release["spec"]["serviceAccountName"] == tenant

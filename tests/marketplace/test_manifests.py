@@ -48,7 +48,7 @@ def test_rendering_is_deterministic_and_holds_no_secret(catalog, acme_prod):
     )
     first = [d.files for d in manifests.trees(app)]
     assert first == [d.files for d in manifests.trees(app)]
-    values = yaml.safe_load(first[0]["clusters/hz-fsn-rtz-prod/applications/sso/values.yaml"])
+    values = yaml.safe_load(first[0]["overlays/acme-prod/hz-fsn-rtz-prod/values.yaml"])
     assert "adminPassword" not in values
     # keycloakx's extraEnv is a template string: the password is a secretKeyRef in it, no value
     env = yaml.safe_load(values["extraEnv"])
@@ -56,10 +56,8 @@ def test_rendering_is_deterministic_and_holds_no_secret(catalog, acme_prod):
         "name": "KEYCLOAK_ADMIN_PASSWORD",
         "valueFrom": {"secretKeyRef": {"name": "sso-credentials", "key": "adminpassword"}},
     }
-    release = first[0]["clusters/hz-fsn-rtz-prod/applications/sso/helmrelease.yaml"]
+    release = first[0]["overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml"]
     assert "targetPath" not in release and "valuesKey: values.yaml" in release
-    secret = yaml.safe_load_all(
-        first[0]["clusters/hz-fsn-rtz-prod/applications/sso/externalsecret.yaml"]
-    )
+    secret = yaml.safe_load_all(first[0]["secrets/externalsecret.yaml"])
     kinds = [d["kind"] for d in secret]
     assert kinds == ["Password", "ExternalSecret"]

@@ -173,7 +173,7 @@ def test_promotion_blocked_by_each_rule_then_merged(catalog, cast, client_for, o
     tree = portal.tree("acme", "cache", "main")
     assert not [p for p in tree if "hz-fsn-rtz-dev" in p]
     rendered = yaml.safe_load(
-        portal.read("acme", "cache", "clusters/hz-fsn-rtz-prod/applications/cache/values.yaml")
+        portal.read("acme", "cache", "overlays/acme-prod/hz-fsn-rtz-prod/values.yaml")
     )
     assert rendered["architecture"] == "replication"
     timeline = viewer.get("/marketplace/apps/acme-prod/cache/").content.decode()
@@ -280,3 +280,65 @@ def test_promotion_through_the_api_on_local_repositories(catalog, cast, client_f
     assert commits("acme", "cache", "main")[1] == f"Promote cache from acme-dev (#{pk})"
     prod.refresh_from_db()
     assert prod.values["architecture"] == "replication"
+
+
+def test_opening_a_promotion_goes_through_the_outbox_and_a_retry_opens_one_pull_request(
+    catalog, cast, client_for, on_commit, portal
+):
+    """The pull request is opened by a task retry-safe by its outbox row: Gitea creating the PR
+    but its answer getting lost is retried later without a second PR (nor a second promotion
+    from the pull_request webhook); the person's request does not fail meanwhile."""
+    from django.utils import timezone
+    from werkzeug.wrappers import Response
+
+    from core import outbox
+    from core.models import OutboxItem
+
+    admin = client_for(cast["admin"])
+    _install(admin, on_commit, "acme-dev", {"architecture": "replication"})
+    _install(admin, on_commit, "acme-prod")
+    portal.flush()
+
+    def answer_lost(request):
+        if request.method == "POST" and request.path.endswith("/repos/acme/cache/pulls"):
+            portal.before.remove(answer_lost)
+            portal.create_pull("acme", "cache", body=request.get_json(), query={})
+            return Response('{"message": "gateway timeout"}', 504, content_type="application/json")
+        return None
+
+    portal.before.append(answer_lost)
+    with on_commit():
+        opened = admin.post(APPS.format(env="acme-dev") + "cache/promote")
+    assert opened.status_code == 201, opened.json()
+    body = opened.json()
+    assert body["state"] == "open" and body["pr_number"] is None
+    assert body["branch"] == f"promote/acme-dev-to-acme-prod-{body['id']}"
+    item = OutboxItem.objects.get(
+        task_name="marketplace.tasks.open_promotion_task", key=str(body["id"])
+    )
+    assert item.done_at is None and "504" in item.last_error
+    page = client_for(cast["viewer"]).get(f"/marketplace/promotions/{body['id']}/")
+    assert "being opened" in page.content.decode()
+    portal.flush()  # Gitea's pull_request webhook for the PR it did create
+    assert Promotion.objects.count() == 1
+
+    OutboxItem.objects.filter(pk=item.pk).update(available_at=timezone.now())
+    with on_commit():
+        assert outbox.sweep() == 1
+    [pull] = portal.pulls[("acme", "cache")]
+    promotion = Promotion.objects.get()
+    assert promotion.pr_number == pull["number"] and promotion.pr_url == pull["html_url"]
+    assert pull["head"]["ref"] == body["branch"] and pull["base"]["ref"] == "main"
+    # the branch carries the promoted base once, and the policy's verdict is on its head
+    subjects = portal.log("acme", "cache", body["branch"])
+    assert subjects[0].startswith("Promote cache from acme-dev")
+    assert sum(s.startswith("Promote cache") for s in subjects) == 1
+    [status] = portal.statuses[("acme", "cache", pull["head"]["sha"])]
+    assert status["status"] == "success"
+    # the portal's promotion keeps the revision it promotes, whatever the webhook says
+    portal.flush()
+    assert Promotion.objects.get().source_revision == body["source_revision"]
+    assert outbox.sweep() == 0
+    with on_commit():
+        merged = admin.post(f"/api/v1/promotions/{promotion.pk}/merge")
+    assert merged.status_code == 200 and merged.json()["state"] == "merged"

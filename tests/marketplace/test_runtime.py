@@ -22,9 +22,7 @@ def test_runtime_per_region_from_the_watch(
     app = install_web(client_for(cast["admin"]), on_commit)
     want = f"main@sha1:{app.last_commit_sha}"
     committed = list(
-        yaml.safe_load_all(
-            show(f"clusters/{REGION}/applications/web/helmrelease.yaml", "acme", "web")
-        )
+        yaml.safe_load_all(show(f"overlays/acme-prod/{REGION}/helmrelease.yaml", "acme", "web"))
     )[1]
     # the emulated cluster runs the HelmRelease the portal committed (bitnami valkey 2.0.1)
     fluxd.create("Kustomization", KUSTOMIZATION, labels=REGIONAL)

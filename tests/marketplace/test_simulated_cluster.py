@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gitops import naming
 from gitops.kubesim import ApiError
 from gitops.models import FluxCluster, FluxObject
 from gitops.simulated import CLUSTER_NAME, SimulatedCluster
@@ -72,9 +73,8 @@ def test_install_goes_from_committed_to_ready_on_the_simulated_cluster(
     release = simulated.kube.store.get(
         simulated.kube.store.by_kind["HelmRelease"], "acme-prod", "web"
     )
-    rendered = backend().read_file(
-        "acme", "web", "main", "clusters/hz-fsn-rtz-prod/applications/web/helmrelease.yaml"
-    )
+    overlay = naming.overlay_dir("acme-prod", "hz-fsn-rtz-prod")
+    rendered = backend().read_file("acme", "web", "main", f"{overlay}helmrelease.yaml")
     docs = {d["kind"]: d for d in yaml.safe_load_all(rendered)}
     assert release["spec"] == docs["HelmRelease"]["spec"]
     assert release["status"]["history"][0]["status"] == "deployed"

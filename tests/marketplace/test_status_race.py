@@ -4,16 +4,13 @@ Ready never leaves the Application `failed` because an older reading was written
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 import pytest
-from django.db import connection
 
 from gitops import store
 from marketplace import status as app_status
 from marketplace.models import Application
 from tests.marketplace.test_live_status import REGION, applied, install_web, raw
+from tests.races import stale_reading_race
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HELM_FAILED = "install retries exhausted"
@@ -44,50 +41,22 @@ def test_a_stale_failed_reading_never_overwrites_a_later_ready(
 
     # Thread A handles a change and reads "failed"; before it writes, the HelmRelease becomes
     # Ready and that change is handled in this thread.
-    computed, go = threading.Event(), threading.Event()
-    real = app_status.app_status
-
-    def slow_reading(*args: Any, **kwargs: Any) -> Any:
-        reading = real(*args, **kwargs)
-        if threading.current_thread().name == "watcher-a" and not computed.is_set():
-            computed.set()
-            go.wait(10)
-        return reading
-
-    monkeypatch.setattr(app_status, "app_status", slow_reading)
-
-    def watcher_a() -> None:
-        try:
-            store.apply(
-                REGION,
-                "HelmRelease",
-                "MODIFIED",
-                raw(
-                    "HelmRelease",
-                    "web",
-                    12,
-                    ready="False",
-                    reason="InstallFailed",
-                    message=HELM_FAILED + " (again)",
-                    **hr,
-                ),
-            )
-        finally:
-            connection.close()
-
-    a = threading.Thread(target=watcher_a, name="watcher-a")
-    a.start()
-    assert computed.wait(10)
-    release = threading.Timer(1.0, go.set)  # this thread may block on A's lock meanwhile
-    release.start()
-    store.apply(
-        REGION,
+    failed_again = raw(
         "HelmRelease",
-        "MODIFIED",
-        raw("HelmRelease", "web", 13, ready="True", reason="InstallSucceeded", **hr),
+        "web",
+        12,
+        ready="False",
+        reason="InstallFailed",
+        message=HELM_FAILED + " (again)",
+        **hr,
     )
-    go.set()
-    a.join(10)
-    release.cancel()
+    ready = raw("HelmRelease", "web", 13, ready="True", reason="InstallSucceeded", **hr)
+    stale_reading_race(
+        monkeypatch,
+        app_status,
+        "app_status",
+        stale=lambda: store.apply(REGION, "HelmRelease", "MODIFIED", failed_again),
+        fresh=lambda: store.apply(REGION, "HelmRelease", "MODIFIED", ready),
+    )
     app.refresh_from_db()
     assert app.state == "ready", (app.state, app.status_message)

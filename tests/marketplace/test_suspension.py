@@ -14,7 +14,7 @@ from orgs.models import Organization
 from tests.gitutil import commits, show
 
 pytestmark = pytest.mark.django_db
-RELEASE = "clusters/hz-fsn-rtz-prod/applications/cache/helmrelease.yaml"
+RELEASE = "overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml"
 
 
 def release() -> dict:

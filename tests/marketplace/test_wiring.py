@@ -28,8 +28,8 @@ WP_FORM = {
     "database__user": "wordpress",
     "dep__db": "new",
 }
-RELEASE = "clusters/hz-fsn-rtz-prod/applications/{app}/helmrelease.yaml"
-VALUES = "clusters/hz-fsn-rtz-prod/applications/{app}/values.yaml"
+RELEASE = "overlays/acme-prod/hz-fsn-rtz-prod/helmrelease.yaml"
+VALUES = "overlays/acme-prod/hz-fsn-rtz-prod/values.yaml"
 
 
 def _release(app: str) -> dict:

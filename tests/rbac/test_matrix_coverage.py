@@ -10,9 +10,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from .matrix import MATRIX_CONTEXT_KEYS, cases
 
-# Not tenant data, so not in the matrix: the liveness and readiness probes, the OIDC handshake
+# Not tenant data, so not in the matrix: the liveness and readiness probes, the Prometheus metrics
+# (a token or an internal address, not a role: tests/core/test_metrics.py), the OIDC handshake
 # (mozilla-django-oidc's own views) and the OpenAPI schema.
-ALLOWED_UNCOVERED = ("healthz", "readyz", "oidc/", "api/schema/")
+ALLOWED_UNCOVERED = ("healthz", "readyz", "metrics", "oidc/", "api/schema/")
 
 
 def routes(patterns: list = get_resolver().url_patterns, prefix: str = "") -> Iterator[str]:  # noqa: B008

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from typing import Any
 
@@ -10,19 +13,24 @@ from django.core.management.base import BaseCommand, CommandParser
 log = logging.getLogger(__name__)
 
 
+# The background threads borrow a pooled connection per round and return it before they sleep.
 def _sweep_forever(stop: threading.Event) -> None:
-    from core import outbox
+    from core import dbconn, outbox
 
     while not stop.wait(settings.OUTBOX_SWEEP_INTERVAL_SECONDS):
         try:
             outbox.sweep()
         except Exception:
             log.exception("outbox sweep failed")
+        finally:
+            dbconn.release()
 
 
 def _reconcile_git_forever(stop: threading.Event) -> None:
     """Embedded: no Celery beat, and local repos send no webhooks: read Git back from here."""
     from celery import current_app
+
+    from core import dbconn
 
     task = settings.CELERY_BEAT_SCHEDULE["reconcile-git"]["task"]
     while not stop.wait(settings.GIT_RECONCILE_INTERVAL_SECONDS):
@@ -31,20 +39,29 @@ def _reconcile_git_forever(stop: threading.Event) -> None:
             current_app.tasks[task].apply()
         except Exception:
             log.exception("Git reconcile failed")
+        finally:
+            dbconn.release()
 
 
 def _watch_flux_in_process(stop: threading.Event) -> None:
     from gitops import flux
 
     for target in flux.targets():
-        watcher = flux.ClusterWatcher(target.name, target.api_client(), stop=stop)
-        threading.Thread(target=watcher.run, name=f"flux-{target.name}", daemon=True).start()
+        threading.Thread(
+            target=flux.watch_elected,
+            args=(target.name, target.api_client()),
+            kwargs={"stop": stop},
+            name=f"flux-{target.name}",
+            daemon=True,
+        ).start()
 
 
 class Command(BaseCommand):
     help = (
         "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper "
-        "in-process; SIMULATED_CLUSTER=true also runs a simulated cluster (a demo)."
+        "in-process; SIMULATED_CLUSTER=true also runs a simulated cluster (a demo). With "
+        "several workers, /metrics adds up every worker's metrics (prometheus_client's "
+        "multiprocess mode)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -65,6 +82,13 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         import uvicorn
 
+        workers = opts["workers"] or settings.WEB_WORKERS
+        own_metrics_dir = ""
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # prometheus_client's multiprocess mode: every worker writes its values under this
+            # directory and /metrics adds them up (the workers read it when they start)
+            own_metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=settings.VAR_DIR)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
         stop = threading.Event()
         if settings.CELERY_TASK_ALWAYS_EAGER:  # no Celery beat: retry deliveries from here
             threading.Thread(
@@ -84,7 +108,7 @@ class Command(BaseCommand):
                 "catalyst_portal.asgi:application",
                 host=opts["host"],
                 port=opts["port"],
-                workers=opts["workers"] or settings.WEB_WORKERS,
+                workers=workers,
                 log_level=settings.LOG_LEVEL.lower(),
                 log_config=None,  # access lines go through the portal's handler (secrets redacted)
                 proxy_headers=bool(settings.SECURE_PROXY_SSL_HEADER),
@@ -94,3 +118,5 @@ class Command(BaseCommand):
             )
         finally:
             stop.set()
+            if own_metrics_dir:
+                shutil.rmtree(own_metrics_dir, ignore_errors=True)

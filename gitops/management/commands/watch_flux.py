@@ -1,3 +1,10 @@
+"""`manage.py watch_flux`: watch Flux on one cluster (or supervise one child per context).
+
+Run it on several nodes for high availability: the watchers of one cluster elect a leader through
+a fenced lease (gitops/leader.py); the others stand by and take over within
+FLUX_LEASE_SECONDS + FLUX_LEASE_RENEW_SECONDS of the leader's death.
+"""
+
 from __future__ import annotations
 
 import logging
@@ -10,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core import metrics
 from gitops import flux
 
 log = logging.getLogger(__name__)
@@ -19,7 +27,8 @@ class Command(BaseCommand):
     help = (
         "Watch Flux Kustomizations, HelmReleases and GitRepositories and store their status. "
         "One process per cluster: with several FLUX_CONTEXTS and no --context, one child "
-        "process is started per context. Stops cleanly on SIGTERM."
+        "process is started per context. Several processes of one cluster elect a leader "
+        "(the others stand by). Stops cleanly on SIGTERM (releasing the lease)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,6 +48,7 @@ class Command(BaseCommand):
         if len(targets) > 1:
             self._supervise(targets)
             return
+        metrics.serve_exporter()  # PORTAL_METRICS_PORT: one port per process (not per child)
         target = targets[0]
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -49,8 +59,10 @@ class Command(BaseCommand):
             raise CommandError(
                 f"cannot load the cluster configuration of {target.name}: {exc}"
             ) from exc
-        self.stdout.write(f"watching Flux on {target.name} ({settings.FLUX_LABEL_SELECTOR})")
-        flux.ClusterWatcher(target.name, api, stop=stop).run()
+        self.stdout.write(
+            f"watching Flux on {target.name} ({settings.FLUX_LABEL_SELECTOR}) once elected"
+        )
+        flux.watch_elected(target.name, api, stop=stop)
 
     def _supervise(self, targets: list[flux.Target]) -> None:
         children = [
