@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 
 from orgs.models import HostCluster
 
@@ -55,9 +56,8 @@ class DateTimeInput(forms.DateTimeInput):
 
 
 class VoucherIssueForm(forms.Form):
-    count = forms.IntegerField(
+    count = forms.IntegerField(  # at most VOUCHER_BATCH_MAX, set per form (see __init__)
         min_value=1,
-        max_value=settings.VOUCHER_BATCH_MAX,
         initial=1,
         help_text="More than 1 issues a batch of generated codes.",
     )
@@ -95,6 +95,12 @@ class VoucherIssueForm(forms.Form):
         """`confirming`: the operator is asked to confirm a validity that has already ended (the
         checkbox is offered only then)."""
         super().__init__(*args, **kwargs)
+        # the batch bound is the setting now, not as it was when the module was imported
+        count = self.fields["count"]
+        assert isinstance(count, forms.IntegerField)
+        count.max_value = settings.VOUCHER_BATCH_MAX
+        count.validators.append(MaxValueValidator(settings.VOUCHER_BATCH_MAX))
+        count.widget.attrs["max"] = settings.VOUCHER_BATCH_MAX
         _choice(self, "plan_code").choices = plan_choices("— any plan —")
         self.fields["credit"].help_text = money_help()
         if not confirming:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -88,6 +90,21 @@ def test_duplicate_code_is_refused(operator_client):
     assert response.status_code == 400
     assert "already in use" in " ".join(response.context["form"].errors["code"])
     assert Voucher.objects.count() == 1
+
+
+def test_the_batch_bound_is_the_setting_when_the_form_is_used(operator_client, settings):
+    """It was read when billing.forms was imported: the form offered and checked the bound of
+    that moment (max="10000" after the setting said 3; a raised bound refused by the form)."""
+    importlib.import_module("billing.forms")  # loaded first, as in a running server
+    settings.VOUCHER_BATCH_MAX = 3
+    page = operator_client.get("/bss/vouchers/new/").content.decode()
+    assert re.search(r'name="count"[^>]*max="3"', page), page
+    refused = issue(operator_client, count=4)
+    assert refused.status_code == 400
+    assert "less than or equal to 3" in " ".join(refused.context["form"].errors["count"])
+    assert Voucher.objects.count() == 0
+    assert issue(operator_client, count=3).status_code == 302
+    assert Voucher.objects.count() == 3
 
 
 def test_batch_issue_list_and_csv_export(operator_client):
