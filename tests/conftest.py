@@ -121,6 +121,27 @@ def sovereign(db: Any) -> Sovereign:
     return sov
 
 
+def make_tokens(user: Any, count: int) -> None:
+    """`count` live API tokens of `user` named token-000, token-001, … (rows only: no secret)."""
+    import secrets
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import ApiToken
+
+    ApiToken.objects.bulk_create(
+        ApiToken(
+            user=user,
+            name=f"token-{i:03d}",
+            lookup=secrets.token_hex(8),
+            hashed="x" * 64,
+            expires_at=timezone.now() + timedelta(days=30),
+        )
+        for i in range(count)
+    )
+
+
 def make_user(username: str, **extra: Any) -> Any:
     user = get_user_model().objects.create_user(
         username=username, email=f"{username}@example.test", password=PASSWORD, **extra

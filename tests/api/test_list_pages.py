@@ -10,22 +10,20 @@ forged cursor leak nothing.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from accounts.models import ApiToken
 from core.models import AuditEvent
 from marketplace.models import Application, BlueprintVersion, CatalogProposal
 from orgs.models import Environment, Organization
 from rbac.models import UserAccess
+from tests.conftest import make_tokens
 from tests.marketplace.conftest import catalog, publish
 
 pytestmark = pytest.mark.django_db
@@ -140,23 +138,10 @@ def test_grants(cast, client_for):
     assert {row["org_slug"] for page in pages for row in page} == {"acme"}
 
 
-def _tokens(user: Any, count: int) -> None:
-    ApiToken.objects.bulk_create(
-        ApiToken(
-            user=user,
-            name=f"t{i}",
-            lookup=secrets.token_hex(8),
-            hashed="x" * 64,
-            expires_at=timezone.now() + timedelta(days=30),
-        )
-        for i in range(count)
-    )
-
-
 def test_api_tokens(cast, client_for):
     owner = cast["owner"]
-    _tokens(owner, 30)
-    _tokens(cast["viewer"], 5)
+    make_tokens(owner, 30)
+    make_tokens(cast["viewer"], 5)
     expected = list(
         ApiToken.objects.filter(user=owner)
         .order_by("-created_at", "-id")
@@ -168,7 +153,7 @@ def test_api_tokens(cast, client_for):
         size=10,
         key=lambda row: row["id"],
         expected=expected,
-        more=lambda: _tokens(owner, 60),
+        more=lambda: make_tokens(owner, 60),
     )
 
 

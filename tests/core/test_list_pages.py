@@ -5,18 +5,16 @@ not grow with the rows (core/pagination.py, core/keyset_nav.html)."""
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from accounts.models import ApiToken
 from marketplace.models import CatalogProposal, CatalogSource, CatalogSyncError
+from tests.conftest import make_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -54,23 +52,10 @@ def check(
     assert len(queries) <= max(costs), "a page's cost grows with the rows"
 
 
-def _tokens(user: Any, count: int) -> None:
-    ApiToken.objects.bulk_create(
-        ApiToken(
-            user=user,
-            name=f"token-{i:03d}",
-            lookup=secrets.token_hex(8),
-            hashed="x" * 64,
-            expires_at=timezone.now() + timedelta(days=30),
-        )
-        for i in range(count)
-    )
-
-
 def test_api_tokens_page(cast, client_for):
     owner = cast["owner"]
-    _tokens(owner, 70)
-    _tokens(cast["viewer"], 3)
+    make_tokens(owner, 70)
+    make_tokens(cast["viewer"], 3)
     expected = list(
         ApiToken.objects.filter(user=owner)
         .order_by("-created_at", "-id")
@@ -81,7 +66,7 @@ def test_api_tokens_page(cast, client_for):
         "/account/tokens/",
         re.compile(r"<td>(token-\d+)</td>"),
         expected,
-        more=lambda: _tokens(owner, 150),
+        more=lambda: make_tokens(owner, 150),
     )
 
 
