@@ -30,28 +30,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_database_url() -> str:
-    """The URL of the test database this process uses (the server must see the same rows)."""
+def test_database_url(application_name: str = APP_NAME) -> str:
+    """The URL of the test database this process uses (the server must see the same rows).
+
+    `application_name` tells this process's connections apart in pg_stat_activity: every server
+    gets its own, so other processes on the test database (a watcher another test started, one
+    still closing) are not counted as the server's.
+    """
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{Path(db['NAME']).resolve()}"
     auth = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}?application_name={APP_NAME}"
+    return (
+        f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        f"?application_name={quote(application_name)}"
+    )
 
 
-def held_connections() -> int:
-    """PostgreSQL connections the server holds (its application_name)."""
+def held_connections(server: Server) -> int:
+    """PostgreSQL connections `server` holds (its own application_name)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP_NAME]
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [server.application_name],
         )
         return int(cursor.fetchone()[0])
 
 
 class Server:
-    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, application_name: str) -> None:
         self.process = process
         self.url = url
+        self.application_name = application_name
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -67,12 +77,13 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     def start(**env: str) -> Server:
         port = free_port()
+        application_name = f"{APP_NAME}-{port}"
         process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--port", str(port)],
             cwd=ROOT,
             env={
                 **os.environ,
-                "DATABASE_URL": test_database_url(),
+                "DATABASE_URL": test_database_url(application_name),
                 "PORTAL_VAR_DIR": str(tmp_path / "var"),
                 "GIT_ROOT": str(tmp_path / "git"),
                 "LOG_LEVEL": "WARNING",
@@ -81,7 +92,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
                 **env,
             },
         )
-        server = Server(process, f"http://127.0.0.1:{port}")
+        server = Server(process, f"http://127.0.0.1:{port}", application_name)
         started.append(server)
         deadline = time.monotonic() + 60
         pause = threading.Event()

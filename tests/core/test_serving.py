@@ -30,7 +30,7 @@ def test_twenty_concurrent_users_get_no_errors_and_connections_stay_bounded(serv
     statuses = browse(client, ["/orgs/", "/orgs/acme/", "/healthz"], users=20, rounds=5)
     assert statuses == Counter({200: 300})
     # Two worker processes, each holding at most its pool: not one connection per request thread.
-    assert held_connections() <= 2 * 4
+    assert held_connections(server) <= 2 * 4
 
 
 def test_serve_runs_the_configured_number_of_worker_processes(serve):

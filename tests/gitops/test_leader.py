@@ -71,7 +71,7 @@ class Watchers:
         log = self.tmp / f"watcher-{n}.log"
         env = {
             **os.environ,
-            "DATABASE_URL": serving.test_database_url(),
+            "DATABASE_URL": serving.test_database_url(f"portal-watch-flux-test-{n}"),
             "PORTAL_VAR_DIR": str(self.tmp / f"var-{n}"),
             "SECRET_KEY": django_settings.SECRET_KEY,
             "FLUX_KUBECONFIG": str(self.kubeconfig),
