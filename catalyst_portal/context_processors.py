@@ -4,7 +4,9 @@ Organization, the operator console, the Organization switcher and whether a clus
 
 Everything here is lazy: a page that does not render the shell (a fragment, an error page) runs no
 query, and a page that does runs at most two (the Organizations for the switcher, the current
-Organization's Environments) on top of the grants every page reads anyway.
+Organization's Environments) on top of the grants every page reads anyway. The Sovereign's name
+and whether a cluster reports back come from the cache (`site_facts`, renewed by every write of
+them), and the navigation is rendered once though the page shows it twice.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import SimpleLazyObject
 
+from core.versioned import SITE
 from rbac import access
 
 SWITCHER_SIZE = 20
@@ -172,24 +177,38 @@ class Shell:
         _mark_current(self.request.path, items)
         return items
 
+    @cached_property
+    def nav_html(self) -> str:
+        """The primary navigation, rendered once: the page shows it twice (menu and sidebar)."""
+        return render_to_string("partials/nav.html", {"shell": self})
+
+    @cached_property
+    def site(self) -> tuple[str, bool]:
+        return site_facts()
+
     def cluster_connected(self) -> bool:
-        if settings.FLUX_CLUSTER_CONNECTED:
-            return True
-        from gitops.models import FluxCluster
-
-        return FluxCluster.objects.exists()
+        return settings.FLUX_CLUSTER_CONNECTED or self.site[1]
 
 
-def sovereign_name() -> str:
+def _read_site_facts() -> tuple[str, bool]:
+    from gitops.models import FluxCluster
     from orgs.models import Sovereign
 
-    return Sovereign.objects.order_by("pk").values_list("fqdn", flat=True).first() or "Catalyst"
+    name = Sovereign.objects.order_by("pk").values_list("fqdn", flat=True).first()
+    return name or "Catalyst", FluxCluster.objects.exists()
+
+
+def site_facts() -> tuple[str, bool]:
+    """The Sovereign's name, and whether any Flux cluster reports back: from the cache while
+    neither changed (core.versioned.SITE), else two queries."""
+    (facts,) = SITE.fetch({"facts": _read_site_facts})
+    return facts
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:
     shell = Shell(request)
     return {
-        "sovereign_name": sovereign_name(),
+        "sovereign_name": SimpleLazyObject(lambda: shell.site[0]),
         "shell": shell,
         "nav_is_operator": shell.is_operator,
         "cluster_connected": shell.cluster_connected,

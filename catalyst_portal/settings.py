@@ -184,6 +184,10 @@ else:
 # Sessions live in the database only (one primary-key read a request): a Valkey outage signs
 # nobody out, and a session ended while Valkey was down cannot come back from a stale cache.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Pages cache what they render from rarely changing data (the catalog's cards, the shell's
+# Sovereign name) under versions kept on Valkey (core/versioned.py). Only with a shared Valkey:
+# a process-local cache would not see another process's changes.
+PAGE_CACHE = env_bool("PORTAL_PAGE_CACHE", bool(SHARED_VALKEY_URL))
 
 # --- Serving (`manage.py serve`: uvicorn) -----------------------------------------------------
 # When a dependency is down: the Retry-After of 503 answers, and how long /readyz waits for each

@@ -25,7 +25,7 @@ from gitops import delivery
 from gitops.sync import Desired, backend, sync
 from orgs.models import Organization
 
-from . import chart_values, loader, manifests, schema_form, versions, wiring
+from . import catalog_cache, chart_values, loader, manifests, schema_form, versions, wiring
 from .models import Blueprint, CatalogProposal, ProposalState
 
 PUBLISH_TASK = "marketplace.tasks.publish_proposal_task"
@@ -306,4 +306,5 @@ def _hand_over(proposal: CatalogProposal) -> None:
         Blueprint.objects.filter(
             name=proposal.name, source__organization=proposal.organization
         ).update(source=source, owner=None)
+        catalog_cache.CATALOG.bump()  # an update() sends no signal: renew cached cards
     loader.sync_source(source)

@@ -27,7 +27,7 @@ from jsonschema.exceptions import SchemaError
 
 from orgs.models import Organization
 
-from . import schema_form, versions, when, wiring
+from . import catalog_cache, schema_form, versions, when, wiring
 from .models import Blueprint, BlueprintVersion, CatalogSource, CatalogSyncError
 
 log = logging.getLogger(__name__)
@@ -316,6 +316,8 @@ def store(source: CatalogSource, loaded: Loaded) -> dict[str, int]:
         .delete()[1]
         .get("marketplace.Blueprint", 0)
     )
+    if to_create or to_update or removed:  # bulk writes send no signal: renew cached cards
+        catalog_cache.CATALOG.bump()
     CatalogSyncError.objects.filter(source=source).delete()
     CatalogSyncError.objects.bulk_create(
         [CatalogSyncError(source=source, path=p, error=e) for p, e in sorted(loaded.errors.items())]

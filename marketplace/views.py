@@ -9,8 +9,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
@@ -19,7 +21,18 @@ from gitops import delivery
 from orgs.models import Environment
 from rbac import access
 
-from . import curation, plans, previews, prices, schema_form, services, versions, when, wiring
+from . import (
+    catalog_cache,
+    curation,
+    plans,
+    previews,
+    prices,
+    schema_form,
+    services,
+    versions,
+    when,
+    wiring,
+)
 from .forms import CatalogFilterForm, InstallForm, PriceForm
 from .models import (
     Application,
@@ -62,36 +75,57 @@ def visible_blueprints(user: Any) -> BlueprintQuerySet:
     return Blueprint.objects.visible_to(slugs, everything=everything)
 
 
-def catalog_context(user: Any, params: dict[str, Any]) -> dict[str, Any]:
+def catalog_filters(params: Any) -> tuple[CatalogFilterForm, dict[str, str], int]:
+    """The search form, its cleaned filters (q, category, tag) and the page number."""
     form = CatalogFilterForm(params)
     form.is_valid()
     data = {k: (form.cleaned_data.get(k) or "").strip() for k in ("q", "category", "tag")}
-    slugs, everything = org_scope(user)
-    listed = Blueprint.objects.listed_for(slugs, everything=everything)
-    qs = visible_blueprints(user).search(data["q"]) if data["q"] else listed
-    if data["category"]:
-        qs = qs.filter(category=data["category"])
-    if data["tag"]:
-        qs = qs.filter(tags_text__contains=f"|{data['tag']}|")
     try:
         page = min(max(int(params.get("page") or 1), 1), MAX_PAGE)
     except ValueError:
         page = 1
+    return form, data, page
+
+
+def catalog_cards(user: Any, filters: dict[str, str], page: int) -> tuple[list[Blueprint], bool]:
+    """One page of the cards the filters select among what the user may see; whether more."""
+    slugs, everything = org_scope(user)
+    listed = Blueprint.objects.listed_for(slugs, everything=everything)
+    qs = visible_blueprints(user).search(filters["q"]) if filters["q"] else listed
+    if filters["category"]:
+        qs = qs.filter(category=filters["category"])
+    if filters["tag"]:
+        qs = qs.filter(tags_text__contains=f"|{filters['tag']}|")
     offset = (page - 1) * PAGE_SIZE
     rows = list(qs.only(*CARD_FIELDS)[offset : offset + PAGE_SIZE + 1])
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+
+
+def catalog_facets(user: Any) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Categories and the 30 most used tags of the cards the user sees, with their counts."""
+    slugs, everything = org_scope(user)
     categories: Counter[str] = Counter()
     tags: Counter[str] = Counter()
-    for category, card_tags in listed.values_list("category", "tags"):
+    for category, card_tags in Blueprint.objects.listed_for(
+        slugs, everything=everything
+    ).values_list("category", "tags"):
         categories[category] += 1
         tags.update(card_tags)
+    return sorted(categories.items()), sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:30]
+
+
+def catalog_context(user: Any, params: Any) -> dict[str, Any]:
+    form, data, page = catalog_filters(params)
+    rows, has_next = catalog_cards(user, data, page)
+    categories, tags = catalog_facets(user)
     return {
         "form": form,
         "filters": data,
-        "blueprints": rows[:PAGE_SIZE],
+        "blueprints": rows,
         "page": page,
-        "has_next": len(rows) > PAGE_SIZE,
-        "categories": sorted(categories.items()),
-        "tags": sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:30],
+        "has_next": has_next,
+        "categories": categories,
+        "tags": tags,
     }
 
 
@@ -99,10 +133,41 @@ def catalog_context(user: Any, params: dict[str, Any]) -> dict[str, Any]:
 @require_GET
 @vary_on_headers("HX-Request")
 def catalog(request: HttpRequest) -> HttpResponse:
-    context = catalog_context(request.user, request.GET)
-    htmx = getattr(request, "htmx", False)
-    template = "marketplace/catalog.html#results" if htmx else "marketplace/catalog.html"
-    return render(request, template, context)
+    """The catalog page. Its cards (as HTML) and facets come from the cache when the catalog
+    has not changed since (marketplace/catalog_cache.py), for viewers of the same scope."""
+    form, filters, page = catalog_filters(request.GET)
+    scope = catalog_cache.scope_key(*org_scope(request.user))
+    selected = (filters["category"], filters["tag"])
+    environment = request.GET.get("environment", "")
+    results_key = catalog_cache.entry(
+        "results", scope, *selected, filters["q"], str(page), environment
+    )
+
+    def results() -> str:
+        rows, has_next = catalog_cards(request.user, filters, page)
+        context = {"filters": filters, "blueprints": rows, "page": page, "has_next": has_next}
+        return str(render_to_string("marketplace/catalog.html#results", context, request))
+
+    if getattr(request, "htmx", False):
+        (html,) = catalog_cache.CATALOG.fetch({results_key: results})
+        return HttpResponse(html)
+
+    def facets() -> str:
+        categories, tags = catalog_facets(request.user)
+        context = {"filters": filters, "categories": categories, "tags": tags}
+        return str(render_to_string("marketplace/catalog.html#facets", context, request))
+
+    html, facets_html = catalog_cache.CATALOG.fetch(
+        {results_key: results, catalog_cache.entry("facets", scope, *selected): facets}
+    )
+    context = {
+        "form": form,
+        "filters": filters,
+        # rendered by the template's partials, escaped there
+        "results": mark_safe(html),  # noqa: S308
+        "facets": mark_safe(facets_html),  # noqa: S308
+    }
+    return render(request, "marketplace/catalog.html", context)
 
 
 def _blueprint(user: Any, name: str) -> Blueprint:

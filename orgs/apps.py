@@ -7,6 +7,9 @@ class OrgsConfig(AppConfig):
 
     def ready(self) -> None:
         # register the grant-delivery hook, the last-owner guard and the Organization directory
+        from core.versioned import SITE
+
         from . import members, services, status  # noqa: F401
 
         status.connect()
+        SITE.renew_on_write("orgs.Sovereign")  # pages cache its name

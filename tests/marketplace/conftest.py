@@ -112,6 +112,12 @@ def blueprint_doc(name: str, version: str, **spec: Any) -> dict[str, Any]:
     }
 
 
+def private_blueprint_doc(name: str, owner: str, title: str, **card: Any) -> dict[str, Any]:
+    """A private Blueprint of `owner` (only its members see it) with this card title."""
+    card = {"summary": "x", "category": "testing", **card, "title": title}
+    return blueprint_doc(name, "1.0.0", visibility="private", owner=owner, card=card)
+
+
 @pytest.fixture
 def publish(db: Any, tmp_path: Any) -> Any:
     """Write Blueprint documents as files of a second directory source and sync it."""

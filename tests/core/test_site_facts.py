@@ -1,0 +1,54 @@
+"""The shell's site facts (catalyst_portal/context_processors.py `site_facts`): the Sovereign's
+name and whether any Flux cluster reports back are cached under core.versioned.SITE, and every
+write of either shows on the next page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gitops.models import FluxCluster
+from orgs.models import Sovereign
+from tests.conftest import reset_cache
+from tests.marketplace.test_catalog_pages import count_queries
+
+pytestmark = pytest.mark.django_db
+BANNER = b"No cluster is connected."
+
+
+@pytest.fixture
+def page_cache(settings: Any) -> Iterator[None]:
+    settings.PAGE_CACHE = True
+    settings.FLUX_CLUSTER_CONNECTED = False
+    settings.SIMULATED_CLUSTER = False
+    reset_cache()
+    yield
+    reset_cache()
+
+
+def test_a_new_cluster_or_name_shows_on_the_next_page(cast, client_for, page_cache):
+    client = client_for(cast["viewer"])
+    for _ in range(2):  # stored, then from the cache
+        page = client.get("/orgs/").content
+        assert BANNER in page and "<title>Organizations · demo.local</title>".encode() in page
+    cluster = FluxCluster.objects.create(name="hz-fsn-rtz-prod", connected=True)
+    assert BANNER not in client.get("/orgs/").content
+    sovereign = Sovereign.objects.get()
+    sovereign.fqdn = "cloud.example.om"
+    sovereign.save()
+    page = client.get("/orgs/").content
+    assert b"cloud.example.om" in page and b"demo.local" not in page and BANNER not in page
+    cluster.delete()
+    assert BANNER in client.get("/orgs/").content
+
+
+def test_cached_facts_save_two_queries_a_page(cast, client_for, settings, page_cache):
+    client = client_for(cast["viewer"])
+    client.get("/orgs/")
+    cached, page = count_queries(lambda: client.get("/orgs/"))
+    settings.PAGE_CACHE = False
+    uncached, plain = count_queries(lambda: client.get("/orgs/"))
+    assert BANNER in page.content and BANNER in plain.content
+    assert cached == uncached - 2
