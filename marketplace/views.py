@@ -18,7 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from core import pagination
 from gitops import delivery
-from orgs.models import Environment
+from orgs.models import READ_ONLY_STATES, Environment
 from rbac import access
 
 from . import (
@@ -222,7 +222,7 @@ def blueprint_detail(request: HttpRequest, name: str) -> HttpResponse:
             "version": version,
             "dependencies": deps,
             "installed": installed,
-            "can_install": bool(_install_envs(request.user)),
+            "can_install": _can_install(request.user),
             "price_form": price_form,
             "price": _blueprint_price(version, *price_form.chosen()),
             "proposals": access.visible(
@@ -258,6 +258,12 @@ def _blueprint_price(
             (alias, size, placement if follows else "single-region", regions if follows else 1)
         )
     return prices.monthly(units)
+
+
+def _can_install(user: Any) -> bool:
+    """Whether the user may install into any Environment (of a writable Organization)."""
+    qs = Environment.objects.exclude(organization__state__in=READ_ONLY_STATES)
+    return access.visible(user, qs, "applications.install").exists()
 
 
 def _install_envs(user: Any) -> list[Environment]:

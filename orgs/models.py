@@ -81,6 +81,9 @@ class OrgState(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+READ_ONLY_STATES = (OrgState.SUSPENDED, OrgState.ARCHIVED)  # nothing of theirs changes
+
+
 class OrganizationQuerySet(models.QuerySet["Organization"]):
     def active(self) -> OrganizationQuerySet:
         return self.exclude(state=OrgState.ARCHIVED)
@@ -138,7 +141,7 @@ class Organization(DeliveryTracked):
 
     @property
     def is_writable(self) -> bool:
-        return self.state not in (OrgState.SUSPENDED, OrgState.ARCHIVED)
+        return self.state not in READ_ONLY_STATES
 
 
 class Environment(DeliveryTracked):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from orgs.models import Organization, OrgState
 from tests.marketplace.conftest import blueprint_doc, private_blueprint_doc
 
 pytestmark = pytest.mark.django_db
@@ -112,3 +113,20 @@ def test_a_private_dependencys_title_is_not_disclosed(publish, cast, client_for)
     assert own.status_code == 200 and b"Acme Secret Sauce" in own.content
     assert other.status_code == 200 and b"Acme Secret Sauce" not in other.content
     assert b"bp-internal" in other.content
+
+
+def test_the_install_button_follows_the_right_to_install(catalog, cast, client_for, settings):
+    settings.PAGE_CACHE = False
+    install = b'href="/marketplace/bp-wordpress/install/?version=2.0.0"'
+    admin = client_for(cast["admin"])
+    count, page = count_queries(lambda: admin.get("/marketplace/bp-wordpress/"))
+    assert page.status_code == 200 and install in page.content
+    # whether any Environment takes an install is one query (not every Environment with its
+    # regions): session, user, grants, Blueprint, versions, dependency titles, installed
+    # Applications, that one, the price (versions of the dependency, Sovereign, prices), the
+    # proposals and proposers, the shell's Organizations and Environments, Sovereign, cluster
+    assert count <= 17
+    for who in ("viewer", "outsider"):
+        assert install not in client_for(cast[who]).get("/marketplace/bp-wordpress/").content
+    Organization.objects.filter(slug="acme").update(state=OrgState.SUSPENDED)
+    assert install not in admin.get("/marketplace/bp-wordpress/").content
