@@ -118,3 +118,20 @@ def test_without_valkey_nothing_is_cached(catalog, publish, cast, client_for, se
     client.get("/marketplace/")
     again, _ = count_queries(lambda: client.get("/marketplace/"))
     assert again == 9
+
+
+def test_while_valkey_is_unreachable_nothing_is_cached(
+    catalog, publish, cast, client_for, settings
+):
+    """Valkey down: the cache answers from this process only, which another process's sync could
+    not renew, so every page reads the catalog (and a sync still shows at once)."""
+    settings.PAGE_CACHE = True
+    settings.CACHES = {
+        "default": {"BACKEND": "core.cache.ResilientRedisCache", "LOCATION": "redis://127.0.0.1:1"}
+    }
+    client = client_for(cast["viewer"])
+    client.get("/marketplace/")
+    again, page = count_queries(lambda: client.get("/marketplace/"))
+    assert page.status_code == 200 and b"WordPress" in page.content and again == 9
+    _internal(publish)
+    assert b"Acme Internal" in client.get("/marketplace/").content
