@@ -123,16 +123,22 @@ def lost_clusters(app: Application) -> list[FluxCluster]:
     return [c for c in FluxCluster.objects.filter(name__in=app.regions) if not c.is_healthy]
 
 
-def render_fragment(app: Application) -> str:
+def fragment_context(app: Application) -> dict[str, Any]:
+    """What the status fragment shows (on the page and in each live update): the timeline, the
+    lost clusters and the runtime per region, from the app's Flux objects read once."""
     from .runtime import regions
 
-    context = {
+    seen = flux_objects(app, live=False) if app.pk is not None else []
+    return {
         "app": app,
-        "timeline": timeline(app),
+        "timeline": timeline(app, seen=seen),
         "lost_clusters": lost_clusters(app),
-        "runtime": regions(app),
+        "runtime": regions(app, [o for o in seen if o.deleted_at is None]),
     }
-    return render_to_string(FRAGMENT, context)
+
+
+def render_fragment(app: Application) -> str:
+    return render_to_string(FRAGMENT, fragment_context(app))
 
 
 # --- timeline ------------------------------------------------------------------------------------
@@ -158,8 +164,11 @@ GIT_TITLES = {
 }
 
 
-def timeline(app: Application, limit: int = 50) -> list[Step]:
-    """Portal action → audit event → task → commit → Flux conditions, oldest first."""
+def timeline(
+    app: Application, limit: int = 50, *, seen: list[FluxObject] | None = None
+) -> list[Step]:
+    """Portal action → audit event → task → commit → Flux conditions, oldest first. `seen`: the
+    app's Flux objects, deleted ones too (read here when not given)."""
     if app.pk is None:
         return []
     audits = list(
@@ -202,9 +211,8 @@ def timeline(app: Application, limit: int = 50) -> list[Step]:
             steps.append(Step(item.done_at, "task", f"Task done{tries}", ""))
         elif item.last_error:
             steps.append(Step(item.available_at, "task", "Task retrying", item.last_error))
-    flux = FluxEvent.objects.filter(
-        obj__in=flux_objects(app, live=False), at__gte=app.created_at
-    ).select_related("obj")
+    seen = flux_objects(app, live=False) if seen is None else seen
+    flux = FluxEvent.objects.filter(obj__in=seen, at__gte=app.created_at).select_related("obj")
     for ev in flux.order_by("at", "id"):
         where = ev.obj.labels.get(CLUSTER_LABEL) or ev.obj.cluster
         if ev.event == "deleted":
@@ -239,4 +247,13 @@ def affected(objs: list[FluxObject]) -> Any:
     )
 
 
-__all__ = ["EVENT", "AppStatus", "affected", "app_status", "render_fragment", "timeline", "topic"]
+__all__ = [
+    "EVENT",
+    "AppStatus",
+    "affected",
+    "app_status",
+    "fragment_context",
+    "render_fragment",
+    "timeline",
+    "topic",
+]
