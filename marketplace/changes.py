@@ -325,7 +325,7 @@ def revisions(app: Application) -> list[Revision]:
             by_commit[after["commit"]] = max(
                 by_commit.get(after["commit"], 0), after["audit_event"]
             )
-    actions = AuditEvent.objects.in_bulk(list(by_commit.values()))
+    actions = AuditEvent.objects.defer("before").in_bulk(list(by_commit.values()))
     found: list[tuple[AuditEvent, str]] = []
     for sha, event_id in by_commit.items():
         action = actions.get(event_id)

@@ -119,3 +119,43 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
         API + "cache/rollback", {"revision": 2}, content_type="application/json"
     )
     assert refused.status_code == 403 and Application.objects.get(name="cache").size == "small"
+
+
+def test_the_status_timeline_reads_a_bounded_history(catalog, cast, client_for, on_commit):
+    """The fragment published after every delivery shows the last 50 steps: it reads at most 50
+    rows of each source, whatever the history — and shows exactly the steps it showed when it
+    read everything (a task retried for long counts by its last step, not its first)."""
+    from django.utils import timezone
+
+    from core.models import OutboxItem
+    from marketplace import status
+
+    admin = client_for(cast["admin"])
+    _install_and_resize(admin, on_commit)
+    for size in ["small", "medium"] * 7:
+        with on_commit():
+            done = admin.post(API + "cache/resize", {"size": size}, content_type="application/json")
+        assert done.status_code == 200, done.json()
+    app = Application.objects.get(name="cache")
+    oldest = (
+        OutboxItem.objects.filter(
+            audit_event__target_type="marketplace.application", audit_event__target_id=str(app.pk)
+        )
+        .order_by("pk")
+        .first()
+    )
+    assert oldest is not None
+    OutboxItem.objects.filter(pk=oldest.pk).update(
+        done_at=None, last_error="Gitea answered 503", available_at=timezone.now()
+    )
+    everything = status.timeline(app, limit=10_000)
+    assert len(everything) > 60  # more history than is shown
+    with CaptureQueriesContext(connection) as queries:
+        shown = status.timeline(app, seen=[])
+    assert shown == everything[-50:]
+    assert shown[-1].title == "Task retrying" and shown[-1].detail == "Gitea answered 503"
+    assert len(_statements(queries)) == 2  # the audit events, the tasks
+    assert all(" LIMIT 50" in sql for sql in _statements(queries))
+    # the page shows it to a reader
+    page = client_for(cast["viewer"]).get("/marketplace/apps/acme-prod/cache/").content.decode()
+    assert page.count('data-step="') == 50 and "Gitea answered 503" in page
