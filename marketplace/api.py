@@ -319,10 +319,12 @@ def blueprint(request: Request, name: str) -> Response:
 
 
 def _resolve_version(request: Request, name: str, version: str | None) -> BlueprintVersion:
-    bp = visible_blueprints(request.user).filter(name=name).first()
-    if bp is None:
+    visible = visible_blueprints(request.user).filter(name=name)
+    rows = list(  # the versions with their Blueprint, in one query
+        BlueprintVersion.objects.filter(blueprint__in=visible).select_related("blueprint")
+    )
+    if not rows and not visible.exists():
         raise serializers.ValidationError({"blueprint": [f"Unknown Blueprint “{name}”."]})
-    rows = list(bp.versions.all())
     if version:
         found = next((v for v in rows if v.version == version), None)
         if found is None:

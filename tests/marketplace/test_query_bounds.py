@@ -62,9 +62,10 @@ def test_the_wordpress_preview_reads_each_thing_once(catalog, cast, client_for):
     assert body["price"] is not None and Application.objects.count() == 0  # nothing installed
     statements = _statements(queries)
     assert _repeated(statements) == {}
-    # session, user, Environment + regions + grants, Blueprint + versions, the dependency's
-    # versions, the names taken, the plan, the Sovereign and the policy to render, the price
-    assert len(statements) <= 15, "\n".join(statements)
+    # session, user, Environment + regions + grants, the versions with their Blueprint, the
+    # dependency's versions, the names taken, the plan, the Sovereign and the policy to render,
+    # the price (Sovereign terms, prices)
+    assert len(statements) <= 14, "\n".join(statements)
     # the wrong role is refused
     viewer = client_for(cast["viewer"]).post(
         API + "plan", WORDPRESS, content_type="application/json"
