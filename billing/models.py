@@ -641,14 +641,20 @@ class PaymentCustomer(models.Model):
 
 
 class ProviderEvent(models.Model):
-    """A webhook event applied once: the unique (provider, event id) is the idempotency key."""
+    """A webhook event received once and applied once: the unique (provider, event id) is the
+    idempotency key. It is recorded (verified) when it arrives and applied by a worker after the
+    response (`applied_at`, `outcome`)."""
 
     provider = models.CharField(max_length=16)
     event_id = models.CharField(max_length=255)
     type = models.CharField(max_length=64)
     created = models.DateTimeField(help_text="when the provider created the event")
+    payload = models.JSONField(
+        default=dict, blank=True, help_text="the event's object, as verified on arrival"
+    )
     outcome = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
+    applied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]

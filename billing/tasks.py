@@ -21,6 +21,15 @@ def refund_unapplied_payment_task(item_id: int) -> None:
             events.refund_unapplied(payment_id=int(item.key))
 
 
+@shared_task(name="billing.tasks.apply_provider_event_task", ignore_result=True)
+def apply_provider_event_task(item_id: int) -> None:
+    from .payments import events
+
+    with outbox.claim(item_id) as item:
+        if item is not None:
+            events.apply_received(event_row_id=int(item.key))
+
+
 @shared_task(name="billing.tasks.send_dunning_email_task", ignore_result=True)
 def send_dunning_email_task(item_id: int) -> None:
     from . import dunning

@@ -474,6 +474,4 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"errors": {"signature": ["The signature does not verify."]}}, status=400
         )
-    except payment_events.NotYet as exc:
-        return JsonResponse({"errors": {"event": [str(exc)]}}, status=409)
     return JsonResponse({"outcome": outcome})

@@ -9,6 +9,7 @@ from django.templatetags.static import static
 from django.utils import timezone
 
 from core.models import DeliveryTracked
+from gitops import naming
 from orgs.models import Environment, Organization
 
 
@@ -182,12 +183,12 @@ class ApplicationQuerySet(models.QuerySet["Application"]):
 
 class Application(DeliveryTracked):
     RBAC_LOOKUPS = {
-        "openova.io/organization": "environment__organization__slug",
-        "openova.io/environment": "environment__name",
-        "openova.io/env-type": "environment__env_type",
-        "openova.io/application": "name",
-        "openova.io/blueprint": "blueprint_version__blueprint__name",
-        "openova.io/blueprint-version": "blueprint_version__version",
+        naming.ORGANIZATION_LABEL: "environment__organization__slug",
+        naming.ENVIRONMENT_LABEL: "environment__name",
+        naming.ENV_TYPE_LABEL: "environment__env_type",
+        naming.APPLICATION_LABEL: "name",
+        naming.label_key("blueprint"): "blueprint_version__blueprint__name",
+        naming.label_key("blueprint-version"): "blueprint_version__version",
     }
 
     environment = models.ForeignKey(

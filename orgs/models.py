@@ -6,6 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.models import DeliveryTracked
+from gitops import naming
 
 from .naming import ENV_TYPES, PROVIDERS, host_cluster_name
 
@@ -87,7 +88,7 @@ class OrganizationQuerySet(models.QuerySet["Organization"]):
 
 
 class Organization(DeliveryTracked):
-    RBAC_LOOKUPS = {"openova.io/organization": "slug"}
+    RBAC_LOOKUPS = {naming.ORGANIZATION_LABEL: "slug"}
 
     slug = models.SlugField(max_length=32, unique=True)
     display_name = models.CharField(max_length=128)
@@ -134,7 +135,7 @@ class Organization(DeliveryTracked):
         return self.slug
 
     def rbac_labels(self) -> dict[str, str]:
-        return {"openova.io/organization": self.slug}
+        return {naming.ORGANIZATION_LABEL: self.slug}
 
     @property
     def is_writable(self) -> bool:
@@ -143,9 +144,9 @@ class Organization(DeliveryTracked):
 
 class Environment(DeliveryTracked):
     RBAC_LOOKUPS = {
-        "openova.io/organization": "organization__slug",
-        "openova.io/environment": "name",
-        "openova.io/env-type": "env_type",
+        naming.ORGANIZATION_LABEL: "organization__slug",
+        naming.ENVIRONMENT_LABEL: "name",
+        naming.ENV_TYPE_LABEL: "env_type",
     }
 
     organization = models.ForeignKey(
@@ -176,9 +177,9 @@ class Environment(DeliveryTracked):
 
     def rbac_labels(self) -> dict[str, str]:
         return {
-            "openova.io/organization": self.organization.slug,
-            "openova.io/environment": self.name,
-            "openova.io/env-type": self.env_type,
+            naming.ORGANIZATION_LABEL: self.organization.slug,
+            naming.ENVIRONMENT_LABEL: self.name,
+            naming.ENV_TYPE_LABEL: self.env_type,
         }
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from gitops import naming
+
 from .models import UserAccess
 
 
@@ -29,7 +31,7 @@ def user_access_manifest(grant: UserAccess) -> dict[str, Any]:
         "kind": "UserAccess",
         "metadata": {
             "name": f"grant-{grant.pk}",
-            "labels": {"openova.io/managed-by": "flux", "app.kubernetes.io/managed-by": "flux"},
+            "labels": dict(naming.MANAGED_BY),
         },
         "spec": spec,
     }
@@ -41,7 +43,6 @@ GLOBAL_ROOT = "access/global/"
 def global_tree() -> Any:
     """Desired files of the grants bound to no single Organization (Sovereign operators and
     grants across Organizations); org grants are delivered with their Organization."""
-    from gitops import naming
     from gitops.sync import Desired
 
     owner, repo, branch = naming.config_repo()

@@ -1,8 +1,11 @@
 """Card payments: open a hosted checkout for an order, and apply the provider's webhooks once.
 
-Every event is verified (signature and age) by the provider adapter, then recorded in
-ProviderEvent under a unique (provider, event id) in the same transaction that applies it: a
-replayed event finds its row and changes nothing. Events can arrive in any order:
+A webhook is acknowledged before it is applied (Stripe's advice: answer 2xx before any complex
+logic): `handle()` verifies it (signature and age, by the provider adapter), records it in
+ProviderEvent under a unique (provider, event id) with its object, and queues
+`apply_provider_event_task` through the outbox, in one transaction; a replayed event finds its row
+and queues nothing. The worker's `apply_received()` applies the row once under its lock (a row
+run twice is applied once) and stores the outcome. Events can arrive and be applied in any order:
 
 * `checkout.session.completed` pays the order when the amount and currency are exactly the
   order's `due_minor` in its currency; a payment that cannot be applied (the order was cancelled
@@ -10,19 +13,25 @@ replayed event finds its row and changes nothing. Events can arrive in any order
   refunded through the provider, never kept;
 * `checkout.session.expired` cancels a card order whose checkout ran out (its held credit goes
   back); after a completed payment it changes nothing;
-* `charge.refunded` issues a credit note per refund; arriving before the payment it refunds,
-  it is answered 409 so the provider retries it later.
+* `charge.refunded` issues a credit note per refund; arriving before the payment it refunds, it
+  waits in the outbox (retried with backoff) until the payment is applied.
+
+With in-process tasks (the embedded default) the row is applied as soon as it is recorded, and
+the response says what was done; with a worker it says "received".
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core import audit, outbox
 from core.actors import Actor
-from core.errors import ConflictError
+from core.errors import ConflictError, DeliveryError
 
 from .. import checkout
 from ..models import (
@@ -36,11 +45,16 @@ from ..models import ProviderEvent as EventRow
 from . import NOT_AVAILABLE, CardProvider, PaymentError, ProviderEvent, card_provider
 
 REFUND_TASK = "billing.tasks.refund_unapplied_payment_task"
+APPLY_TASK = "billing.tasks.apply_provider_event_task"
 ALREADY_APPLIED = "already applied"
+ALREADY_RECEIVED = "already received"
+RECEIVED = "received"
 
 
-class NotYet(Exception):
-    """The event refers to something not applied yet: the provider should send it again later."""
+class NotYet(DeliveryError):
+    """The event refers to something not applied yet: the outbox applies it again later."""
+
+    log_level = logging.INFO
 
 
 def start_card_payment(*, by: Actor, order: Order, success_url: str, cancel_url: str) -> Payment:
@@ -79,30 +93,53 @@ def start_card_payment(*, by: Actor, order: Order, success_url: str, cancel_url:
 
 
 def handle(provider: CardProvider, body: bytes, headers: dict[str, str]) -> str:
-    """Verify, apply and record one webhook once; returns what was done (for the response).
+    """Verify, record and queue one webhook once; returns what was done (for the response).
 
-    The event row is written in the transaction that applies the event: a replay finds it and
-    changes nothing; two deliveries of one event at the same moment both get this far, and the
-    unique (provider, event id) lets only one of them commit."""
+    Two deliveries of one event at the same moment both get this far, and the unique (provider,
+    event id) lets only one of them commit (and queue)."""
     event = provider.parse_event(body, headers)  # BadSignature: never recorded
-    applied = EventRow.objects.filter(provider=provider.name, event_id=event.id)
-    if applied.exists():
-        return ALREADY_APPLIED
+    known = EventRow.objects.filter(provider=provider.name, event_id=event.id)
+    seen = known.values_list("applied_at", flat=True)[:1]
+    if seen:
+        return ALREADY_APPLIED if seen[0] else ALREADY_RECEIVED
     try:
         with transaction.atomic():
-            apply = _HANDLERS.get(event.type)
-            outcome = apply(provider, event) if apply else "ignored: not an event the portal uses"
-            EventRow.objects.create(
+            row = EventRow.objects.create(
                 provider=provider.name,
                 event_id=event.id,
                 type=event.type,
                 created=event.created,
-                outcome=outcome[:200],
+                payload=event.object,
             )
+            outbox.enqueue(APPLY_TASK, row.pk)
     except IntegrityError:
-        if applied.exists():  # the twin delivery won; this one's changes are rolled back
-            return ALREADY_APPLIED
+        if known.exists():  # the twin delivery won; this one's row is rolled back
+            return ALREADY_RECEIVED
         raise
+    if settings.CELERY_TASK_ALWAYS_EAGER:  # applied on commit, in this process: say how
+        return EventRow.objects.filter(pk=row.pk).values_list("outcome", flat=True)[0] or RECEIVED
+    return RECEIVED
+
+
+def apply_received(*, event_row_id: int) -> str:
+    """Apply a recorded event once (the outbox task calls this; retried while it raises).
+
+    Under the row's lock: a row already applied returns its outcome and changes nothing. NotYet
+    (the event refers to something not applied yet) rolls back and is retried by the outbox."""
+    with transaction.atomic():
+        row = EventRow.objects.select_for_update().get(pk=event_row_id)
+        if row.applied_at is not None:
+            return row.outcome
+        provider = card_provider()
+        if provider is None or provider.name != row.provider:
+            raise PaymentError(f"{row.provider} is not configured; cannot apply {row}.")
+        event = ProviderEvent(
+            id=row.event_id, type=row.type, created=row.created, object=row.payload
+        )
+        apply = _HANDLERS.get(event.type)
+        outcome = apply(provider, event) if apply else "ignored: not an event the portal uses"
+        row.outcome, row.applied_at = outcome[:200], timezone.now()
+        row.save(update_fields=["outcome", "applied_at"])
     return outcome
 
 
@@ -209,7 +246,7 @@ def _charge_refunded(provider: CardProvider, event: ProviderEvent) -> str:
         .first()
     )
     if payment is None or payment.status == PaymentStatus.OPEN:
-        raise NotYet("This refund's payment is not applied yet; send the event again later.")
+        raise NotYet("this refund's payment is not applied yet; the event is applied again later")
     if payment.status != PaymentStatus.SUCCEEDED:
         return f"ignored: payment {payment.status}"
     refunds = (charge.get("refunds") or {}).get("data") or []
