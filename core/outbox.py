@@ -163,17 +163,18 @@ def claim_batch(item_id: int, *, also: int) -> Iterator[Batch | None]:
     heartbeat = _Heartbeat([item.pk for item in batch.items], claim_token)
     started = time.perf_counter()
     try:
-        yield batch
-    except Exception as exc:
+        try:
+            yield batch
+        except Exception as exc:
+            for item in batch.items:
+                batch.failed.setdefault(item.pk, exc)
+        # Not on SystemExit, KeyboardInterrupt or a closed generator: the work did not finish,
+        # and the rows are left to the lease.
         heartbeat.stop()
-        for item in batch.items:
-            batch.failed.setdefault(item.pk, exc)
+        _settle(batch, claim_token, time.perf_counter() - started)
     finally:
         heartbeat.stop()
-        try:
-            _settle(batch, claim_token, time.perf_counter() - started)
-        finally:
-            context.reset(token)
+        context.reset(token)
 
 
 def _claim_others(first: OutboxItem, also: int, now: Any, take: dict[str, Any]) -> list[OutboxItem]:

@@ -135,3 +135,15 @@ def test_picking_skips_rows_another_worker_is_picking_without_waiting():
     assert not waited, "the pick waited for the other worker's locks"
     assert "error" not in result
     assert result["claimed"] == [ids[0], *ids[3:]]
+
+
+def test_a_worker_stopped_inside_the_block_leaves_its_rows_to_the_lease():
+    """SystemExit, KeyboardInterrupt, a generator closed: the work did not finish, so nothing is
+    marked done; the rows stay leased and are due again once the lease runs out."""
+    ids = _rows(2)
+    with pytest.raises(KeyboardInterrupt), outbox.claim_batch(ids[0], also=1) as batch:
+        assert batch is not None and len(batch.items) == 2
+        raise KeyboardInterrupt
+    rows = OutboxItem.objects.filter(pk__in=ids)
+    assert all(r.done_at is None and r.claimed_until is not None for r in rows)
+    assert all(r.last_error == "" for r in rows)
