@@ -183,3 +183,31 @@ def test_a_killed_workers_batch_is_taken_again_after_the_lease(
         assert len(_added_in(f"organizations/{slug}/organization.yaml")) == 1
     rows = OutboxItem.objects.filter(task_name=TASK)
     assert all(r.done_at is not None and r.attempts == 2 for r in rows)
+
+
+def test_a_burst_on_gitea_is_one_commit_with_every_org(sovereign, client_for, settings, gitea):
+    """The same group commit through the Gitea backend (the emulator over HTTP): one multi-file
+    commit carries every Organization of the batch."""
+    from gitops import sync as gitops_sync
+
+    settings.GITEA_URL, settings.GITEA_TOKEN = gitea.url, gitea.token
+    gitops_sync.backend.cache_clear()
+    try:
+        slugs = ["tea-a", "tea-b", "tea-c"]
+        with mock.patch("core.outbox.send", return_value=False):
+            for slug in slugs:
+                response = client_for(make_user(slug)).post(
+                    "/orgs/new/",
+                    {"slug": slug, "display_name": slug, "default_env_type": "prod"},
+                )
+                assert response.status_code == 302
+        assert outbox.sweep() == 3
+        assert gitea.log("system", "catalyst-config") == ["sync 3 organizations", "Initial commit"]
+        for slug in slugs:
+            assert gitea.read(
+                "system", "catalyst-config", f"organizations/{slug}/organization.yaml"
+            )
+            assert Organization.objects.get(slug=slug).delivery_state == "delivered"
+        assert not OutboxItem.objects.pending().exists()
+    finally:
+        gitops_sync.backend.cache_clear()
