@@ -10,6 +10,10 @@
 - rollback request (API POST) → commit, median ms, beside a bare `git commit` + push of the same
   files with the git CLI.
 
+For the install, the preview and the rollback it also prints the SQL statements one request sends
+and the CPU time of this process per request (median): figures a loaded machine does not inflate
+the way it inflates wall time.
+
 Run: `python bench/bench_marketplace.py` (or `make bench` once merged). Self-contained on purpose.
 """
 
@@ -195,6 +199,7 @@ def _run(tmp: Path) -> None:
         assert response.status_code == 201, response.content
 
     install_ms = statistics.median(timed(install, repeat=INSTALLS))
+    _cost("install request → commit", install)
     last = Application.objects.order_by("-pk").first()
     assert last is not None and last.last_commit_sha, "install did not commit"
     bare = _bare_baseline(last, tmp / "bare")
@@ -206,6 +211,27 @@ def _run(tmp: Path) -> None:
         baseline_name="bare git commit + push of the same files",
     )
     _wiring_and_rollback(client, tmp)
+
+
+def _cost(name: str, fn: Any, repeat: int = 10) -> None:
+    """What one call costs besides the wall time a loaded machine inflates: SQL statements sent
+    (one call) and the CPU time of this process (median), printed."""
+    from django.db import connection
+
+    statements: list[str] = []
+
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        fn()
+    cpu = []
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        cpu.append((time.process_time() - start) * 1000)
+    print(f"  {name}: {len(statements)} SQL statements, CPU {statistics.median(cpu):.1f} ms")
 
 
 def _bare_baseline(app: Any, work: Path) -> float:
@@ -247,6 +273,7 @@ def _wiring_and_rollback(client: Any, tmp: Path) -> None:
         assert response.status_code == 200 and response.json()["wiring"], response.content
 
     preview_ms = statistics.median(timed(preview, repeat=REPEAT))
+    _cost("WordPress install preview", preview)
     plan = InstallPlan.objects.order_by("-pk").first()
     assert plan is not None
     unsaved = plans.plan_applications(plan.environment, plan.data)
@@ -277,6 +304,7 @@ def _wiring_and_rollback(client: Any, tmp: Path) -> None:
         assert response.status_code == 200, response.content
 
     rollback_ms = statistics.median(timed(rollback, repeat=INSTALLS))
+    _cost("rollback request → commit", rollback)
     cache = Application.objects.get(name="cache")
     assert cache.last_commit_sha, "rollback did not commit"
     bare = _bare_baseline(cache, tmp / "bare-rollback")

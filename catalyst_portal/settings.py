@@ -284,6 +284,9 @@ CELERY_BEAT_SCHEDULE["reconcile-git"] = {
     "task": "marketplace.tasks.reconcile_git_task",
     "schedule": GIT_RECONCILE_INTERVAL_SECONDS,
 }
+# Group commit: one delivery task takes up to this many due Organization syncs (distinct
+# Organizations) and commits them to catalyst-config together; 1 = a commit per sync.
+GIT_GROUP_COMMIT_MAX = env_int("GIT_GROUP_COMMIT_MAX", 50, minimum=1)
 GIT_COMMITTER_NAME = env_str("GIT_COMMITTER_NAME", "Catalyst Portal")
 GIT_COMMITTER_EMAIL = env_str("GIT_COMMITTER_EMAIL", "portal@catalyst.local")
 FLUX_CRDS_DIR = Path(

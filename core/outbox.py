@@ -22,14 +22,14 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import context, metrics
 from .errors import DeliveryError
 from .models import AuditEvent, OutboxItem
 
-__all__ = ["DeliveryError", "claim", "enqueue", "renew", "send", "sweep"]
+__all__ = ["Batch", "DeliveryError", "claim", "claim_batch", "enqueue", "renew", "send", "sweep"]
 log = logging.getLogger(__name__)
 
 
@@ -67,26 +67,28 @@ def _task(name: str) -> Any:
     return current_app.tasks[name]
 
 
-def renew(item_id: int, claim_token: str) -> bool:
-    """Extend this worker's lease on its row; False when the row is no longer its own (done, or
-    taken over by another worker after this one stalled past the lease: fencing)."""
+def renew(item_id: int | list[int], claim_token: str) -> bool:
+    """Extend this worker's lease on its row (or rows); False when none is its own any more (done,
+    or taken over by another worker after this one stalled past the lease: fencing)."""
+    ids = item_id if isinstance(item_id, list) else [item_id]
     lease = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     return bool(
         OutboxItem.objects.pending()
-        .filter(pk=item_id, claim_token=claim_token)
+        .filter(pk__in=ids, claim_token=claim_token)
         .update(claimed_until=lease)
     )
 
 
 class _Heartbeat:
     """Renews a claim every OUTBOX_HEARTBEAT_SECONDS while the work runs: the lease can be short
-    (a dead worker's row is due again within OUTBOX_LEASE_SECONDS) and still cover long work."""
+    (a dead worker's row is due again within OUTBOX_LEASE_SECONDS) and still cover long work.
+    One heartbeat renews every row of a batch in one UPDATE."""
 
-    def __init__(self, item_id: int, claim_token: str) -> None:
-        self.item_id, self.claim_token = item_id, claim_token
+    def __init__(self, item_ids: list[int], claim_token: str) -> None:
+        self.item_ids, self.claim_token = item_ids, claim_token
         self.stopped = threading.Event()
         self.thread = threading.Thread(
-            target=self._run, name=f"outbox-heartbeat-{item_id}", daemon=True
+            target=self._run, name=f"outbox-heartbeat-{item_ids[0]}", daemon=True
         )
         self.thread.start()
 
@@ -94,10 +96,10 @@ class _Heartbeat:
         try:
             while not self.stopped.wait(settings.OUTBOX_HEARTBEAT_SECONDS):
                 try:
-                    if not renew(self.item_id, self.claim_token):
+                    if not renew(self.item_ids, self.claim_token):
                         return  # no longer ours: the work's outcome will not be recorded either
                 except Exception as exc:  # database blip: the next beat tries again
-                    log.warning("outbox heartbeat of %s failed: %s", self.item_id, exc)
+                    log.warning("outbox heartbeat of %s failed: %s", self.item_ids, exc)
                 finally:
                     connection.close()  # this thread's connection back to the pool
         finally:
@@ -106,6 +108,19 @@ class _Heartbeat:
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join()
+
+
+class Batch:
+    """Rows claimed together (`claim_batch`): `items[0]` is the row the task was sent for, the
+    others due rows of the same task with distinct keys. `fail(item, exc)` reschedules one row
+    alone; the others are marked done when the block ends cleanly."""
+
+    def __init__(self, items: list[OutboxItem]) -> None:
+        self.items = items
+        self.failed: dict[int, Exception] = {}
+
+    def fail(self, item: OutboxItem, exc: Exception) -> None:
+        self.failed[item.pk] = exc
 
 
 @contextmanager
@@ -117,27 +132,100 @@ def claim(item_id: int) -> Iterator[OutboxItem | None]:
     level-triggered work has covered) is marked done; on an exception it is rescheduled — in
     both cases only while the claim is still this worker's.
     """
+    with claim_batch(item_id, also=0) as batch:
+        yield batch.items[0] if batch is not None else None
+
+
+@contextmanager
+def claim_batch(item_id: int, *, also: int) -> Iterator[Batch | None]:
+    """Claim a due row and up to `also` other due rows of the same task with distinct keys (and
+    not the row's own), oldest first, for one piece of work (a group commit); yields None when the
+    row is done or claimed elsewhere.
+
+    Every row is claimed by the same conditional UPDATE lease as `claim()` (one claim token for
+    the batch), renewed by one heartbeat. The other rows are picked with `FOR UPDATE SKIP LOCKED`
+    on PostgreSQL, so two workers picking at once never wait for each other nor take one row
+    twice. At the end each row is settled on its own: a row given to `Batch.fail` is rescheduled
+    with its error; the others are marked done (with older rows of their key) on a clean exit, or
+    rescheduled with the block's exception.
+    """
     now = timezone.now()
     lease = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     claim_token = uuid.uuid4().hex
-    claimed = (
-        OutboxItem.objects.due(now)
-        .filter(pk=item_id)
-        .update(claimed_until=lease, claim_token=claim_token, attempts=F("attempts") + 1)
-    )
-    if not claimed:
+    take = {"claimed_until": lease, "claim_token": claim_token, "attempts": F("attempts") + 1}
+    if not OutboxItem.objects.due(now).filter(pk=item_id).update(**take):
         yield None
         return
-    item = OutboxItem.objects.select_related("actor", "audit_event").get(pk=item_id)
-    token = context.bind(context.RequestMeta(request_id=item.request_id))
-    heartbeat = _Heartbeat(item_id, claim_token)
+    first = OutboxItem.objects.select_related("actor", "audit_event").get(pk=item_id)
+    others = _claim_others(first, also, now, take) if also > 0 else []
+    batch = Batch([first, *others])
+    token = context.bind(context.RequestMeta(request_id=first.request_id))
+    heartbeat = _Heartbeat([item.pk for item in batch.items], claim_token)
     started = time.perf_counter()
     try:
-        yield item
-    except Exception as exc:
+        try:
+            yield batch
+        except Exception as exc:
+            for item in batch.items:
+                batch.failed.setdefault(item.pk, exc)
+        # Not on SystemExit, KeyboardInterrupt or a closed generator: the work did not finish,
+        # and the rows are left to the lease.
         heartbeat.stop()
+        _settle(batch, claim_token, time.perf_counter() - started)
+    finally:
+        heartbeat.stop()
+        context.reset(token)
+
+
+def _claim_others(first: OutboxItem, also: int, now: Any, take: dict[str, Any]) -> list[OutboxItem]:
+    """Claim up to `also` due rows of `first`'s task, one per key, other keys than its own."""
+    with transaction.atomic():
+        candidates = (
+            OutboxItem.objects.due(now)
+            .filter(task_name=first.task_name)
+            .exclude(key=first.key)
+            .order_by("available_at", "pk")
+        )
+        if connection.vendor == "postgresql":
+            candidates = candidates.select_for_update(skip_locked=True)
+        picked: dict[str, int] = {}
+        # a key may have several pending rows: read a few more than needed, keep one per key
+        for pk, key in candidates.values_list("pk", "key")[: also * 2]:
+            if len(picked) == also:
+                break
+            picked.setdefault(key, pk)
+        if not picked:
+            return []
+        OutboxItem.objects.due(now).filter(pk__in=picked.values()).update(**take)
+    return list(
+        OutboxItem.objects.select_related("actor", "audit_event")
+        .filter(pk__in=picked.values(), claim_token=take["claim_token"])
+        .order_by("available_at", "pk")
+    )
+
+
+def _settle(batch: Batch, claim_token: str, seconds: float) -> None:
+    """Mark each row of a finished batch done, or reschedule it with its error."""
+    done = timezone.now()
+    succeeded = [item for item in batch.items if item.pk not in batch.failed]
+    if succeeded:
+        covered = Q()
+        for item in succeeded:
+            covered |= Q(task_name=item.task_name, key=item.key, created_at__lte=item.created_at)
+        OutboxItem.objects.pending().filter(covered).update(
+            done_at=done, claimed_until=None, last_error=""
+        )
+    for item in batch.items:
+        exc = batch.failed.get(item.pk)
+        if exc is None:
+            metrics.TASKS.labels(item.task_name, "done").inc()
+            metrics.TASK_SECONDS.labels(item.task_name, "done").observe(seconds)
+            metrics.TASK_LATENCY.labels(item.task_name).observe(
+                max(0.0, (done - item.created_at).total_seconds())
+            )
+            continue
         metrics.TASKS.labels(item.task_name, "failed").inc()
-        metrics.TASK_SECONDS.labels(item.task_name, "failed").observe(time.perf_counter() - started)
+        metrics.TASK_SECONDS.labels(item.task_name, "failed").observe(seconds)
         _reschedule(item, exc, claim_token)
         if isinstance(exc, DeliveryError):
             reason = " ".join(str(exc).split())  # one line, whatever the error carries
@@ -145,21 +233,12 @@ def claim(item_id: int) -> Iterator[OutboxItem | None]:
                 exc.log_level, "delivery %s failed (attempt %s): %s", item, item.attempts, reason
             )
         else:
-            log.exception("delivery %s failed (attempt %s): unexpected error", item, item.attempts)
-    else:
-        heartbeat.stop()
-        done = timezone.now()
-        OutboxItem.objects.pending().filter(
-            task_name=item.task_name, key=item.key, created_at__lte=item.created_at
-        ).update(done_at=done, claimed_until=None, last_error="")
-        metrics.TASKS.labels(item.task_name, "done").inc()
-        metrics.TASK_SECONDS.labels(item.task_name, "done").observe(time.perf_counter() - started)
-        metrics.TASK_LATENCY.labels(item.task_name).observe(
-            max(0.0, (done - item.created_at).total_seconds())
-        )
-    finally:
-        heartbeat.stop()
-        context.reset(token)
+            log.error(
+                "delivery %s failed (attempt %s): unexpected error",
+                item,
+                item.attempts,
+                exc_info=exc,
+            )
 
 
 def backoff_seconds(attempts: int) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.html import format_html
@@ -28,13 +29,47 @@ def commit_message(item: OutboxItem, subject: str) -> str:
     event = item.audit_event
     if event is None:
         return f"sync {subject}\n\nRequest-Id: {item.request_id or '-'}\n"
-    trailer = f"Audit-Event: {event.pk}\nActor: {event.actor_repr}\nRequest-Id: {event.request_id or '-'}\n"
     note = str((event.after or {}).get("message") or "").strip()
     if note:  # the person's own message (the editor's commit-on-save) leads
         first, _, rest = note.partition("\n")
         body = f"{rest.strip()}\n\n" if rest.strip() else ""
-        return f"{first.strip()}\n\n{body}{event.action}: {subject}\n{trailer}"
-    return f"{event.action}: {subject}\n\n{trailer}"
+        return f"{first.strip()}\n\n{body}{event.action}: {subject}\n{_trailers(item)}"
+    return f"{event.action}: {subject}\n\n{_trailers(item)}"
+
+
+def _trailers(item: OutboxItem) -> str:
+    event = item.audit_event
+    if event is None:
+        return f"Request-Id: {item.request_id or '-'}\n"
+    return (
+        f"Audit-Event: {event.pk}\nActor: {event.actor_repr}\n"
+        f"Request-Id: {event.request_id or '-'}\n"
+    )
+
+
+def group_commit(parts: list[tuple[OutboxItem, str]], noun: str) -> tuple[Author, str]:
+    """The author and message of one commit carrying several outbox rows' work (`parts`: each
+    row with its subject, e.g. "organization acme"). One row: exactly its own message and actor.
+    Several: the subject "sync <n> <noun>", then per row its action and subject and its
+    `Audit-Event:`, `Actor:` and `Request-Id:` lines; the author is their actor when all share one,
+    else the portal's committer."""
+    if len(parts) == 1:
+        item, subject = parts[0]
+        return author_for(item.actor), commit_message(item, subject)
+    blocks = []
+    for item, subject in parts:
+        event = item.audit_event
+        note = str((event.after or {}).get("message") or "").strip() if event else ""
+        head = f"{event.action}: {subject}" if event else f"sync {subject}"
+        if note:
+            head += f" ({note.splitlines()[0].strip()})"
+        blocks.append(f"{head}\n{_trailers(item)}")
+    actors = {item.actor_id for item, _subject in parts}
+    if len(actors) == 1:
+        author = author_for(parts[0][0].actor)
+    else:
+        author = Author(settings.GIT_COMMITTER_NAME, settings.GIT_COMMITTER_EMAIL)
+    return author, f"sync {len(parts)} {noun}\n\n" + "\n".join(blocks)
 
 
 def deliver(
@@ -53,12 +88,23 @@ def deliver(
     try:
         head = run()
     except Exception as exc:
-        for qs in targets:
-            qs.update(
-                delivery_state=DeliveryState.RETRYING,
-                delivery_error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
+        mark_retrying(*targets, exc=exc)
         raise
+    mark_delivered(*targets, head=head)
+    return head
+
+
+def mark_retrying(*targets: models.QuerySet[Any], exc: Exception) -> None:
+    """The objects of `targets` failed to deliver: "retrying" with the error."""
+    for qs in targets:
+        qs.update(
+            delivery_state=DeliveryState.RETRYING,
+            delivery_error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+
+
+def mark_delivered(*targets: models.QuerySet[Any], head: str | None) -> None:
+    """The objects of `targets` are in Git at commit `head`."""
     now = timezone.now()
     for qs in targets:
         qs.update(
@@ -67,7 +113,6 @@ def deliver(
             last_commit_sha=head or "",
             delivered_at=now,
         )
-    return head
 
 
 COMMITTING = "committing to Git, then watching Flux."

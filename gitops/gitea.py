@@ -361,11 +361,18 @@ class GiteaBackend:
                 self._trees.popitem(last=False)
 
     def read_tree(self, owner: str, repo: str, branch: str, root: str) -> Tree:
+        head, found = self.read_trees(owner, repo, branch, [root])
+        return Tree(head=head, blobs=found[root])
+
+    def read_trees(
+        self, owner: str, repo: str, branch: str, roots: list[str]
+    ) -> tuple[str | None, dict[str, dict[str, str]]]:
+        """The files under each root, all at one head (for a group commit)."""
         head = self._head(owner, repo, branch)
-        if head is None:
-            return Tree(head=None, blobs={})
-        blobs = self._blobs(owner, repo, head)
-        return Tree(head=head, blobs={p: s for p, s in blobs.items() if p.startswith(root)})
+        blobs = self._blobs(owner, repo, head) if head is not None else {}
+        return head, {
+            root: {p: s for p, s in blobs.items() if p.startswith(root)} for root in roots
+        }
 
     def read_file(self, owner: str, repo: str, branch: str, path: str) -> bytes | None:
         response = self._call(

@@ -145,20 +145,32 @@ class LocalGitBackend:
             base = r.refs[f"refs/heads/{from_branch}".encode()]
             r.refs.add_if_new(ref, base)
 
-    @_storage_errors
     def read_tree(self, owner: str, repo: str, branch: str, root: str) -> Tree:
+        head, found = self.read_trees(owner, repo, branch, [root])
+        return Tree(head=head, blobs=found[root])
+
+    @_storage_errors
+    def read_trees(
+        self, owner: str, repo: str, branch: str, roots: list[str]
+    ) -> tuple[str | None, dict[str, dict[str, str]]]:
+        """The files under each root, all at one head (for a group commit)."""
         with self._open(owner, repo) as r:
             head = r.refs.as_dict().get(f"refs/heads/{branch}".encode())
             if head is None:
-                return Tree(head=None, blobs={})
-            tree_id = _subtree(r, r[head].tree, root)
-            if tree_id is None:
-                return Tree(head=head.decode(), blobs={})
-            blobs = {
-                root + e.path.decode(): e.sha.decode()
-                for e in iter_tree_contents(r.object_store, tree_id)
-            }
-            return Tree(head=head.decode(), blobs=blobs)
+                return None, {root: {} for root in roots}
+            tree = r[head].tree
+            found: dict[str, dict[str, str]] = {}
+            for root in roots:
+                tree_id = _subtree(r, tree, root)
+                found[root] = (
+                    {
+                        root + e.path.decode(): e.sha.decode()
+                        for e in iter_tree_contents(r.object_store, tree_id)
+                    }
+                    if tree_id is not None
+                    else {}
+                )
+            return head.decode(), found
 
     @_storage_errors
     def head(self, owner: str, repo: str, branch: str) -> str | None:

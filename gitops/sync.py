@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
+from itertools import pairwise
 
 from django.conf import settings
 
 from core import metrics
 
 from .backend import Author, GitBackend, GitConflict, GitDrift, blob_sha
-from .validation import validate_files
+from .validation import ManifestError, validate_files
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +147,110 @@ def plan(desired: Desired, *, git: GitBackend | None = None) -> SyncResult:
 def sync(
     desired: Desired, *, author: Author, message: str, git: GitBackend | None = None
 ) -> SyncResult:
-    validate_files(desired.files)
+    """Make `desired.root` equal to its files in one commit (none when it already is); raises
+    GitDrift, ManifestError or a GitError."""
+    outcome = sync_many([desired], compose=lambda _changed: (author, message), git=git)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+Compose = Callable[[list[int]], tuple[Author, str]]
+
+
+def sync_many(
+    desireds: Sequence[Desired], *, compose: Compose, git: GitBackend | None = None
+) -> list[SyncResult | Exception]:
+    """Group commit: ONE commit that makes each Desired's root equal to its files.
+
+    Every Desired names the same owner, repo and branch, and their roots are disjoint (neither is
+    under another). Each root is read at one head; a Desired whose files are invalid (ManifestError)
+    or whose owned files drifted (GitDrift) is left out and gets its exception as its outcome,
+    while the others commit. `compose(indexes)` gives the author and message of the commit from
+    the indexes of the Desireds it changes (in order). The commit is made with `expected_head`, and
+    when the branch moved meanwhile everything is re-read and re-checked, as `sync()` does.
+    Returns an outcome per Desired, in order: a SyncResult (head: the branch head that carries its
+    files; committed: whether this commit changed them) or the exception that left it out. A
+    GitError of the server (unreachable, still conflicting after retries) is raised for all.
+    """
+    if not desireds:
+        return []
+    first = desireds[0]
+    where = (first.owner, first.repo, first.branch)
+    if any((d.owner, d.repo, d.branch) != where for d in desireds):
+        raise ValueError("a group commit takes Desireds of one owner, repo and branch")
+    _check_disjoint([d.root for d in desireds])
+    outcomes: list[SyncResult | Exception | None] = [None] * len(desireds)
+    for index, desired in enumerate(desireds):
+        try:
+            validate_files(desired.files)
+        except ManifestError as exc:
+            outcomes[index] = exc
+    valid = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if not valid:
+        return [o for o in outcomes if o is not None]
     git = git or backend()
+    _prepare(git, desireds[valid[0]], watch=any(desireds[i].watch for i in valid))
+    repo_kind = (
+        "config"
+        if (first.owner, first.repo) == (settings.GIT_SYSTEM_OWNER, settings.GIT_CONFIG_REPO)
+        else "other"
+    )
+    for _attempt in range(MAX_CONFLICT_RETRIES):
+        head, blobs = read_roots(git, *where, [desireds[i].root for i in valid])
+        changes: dict[int, dict[str, bytes | None]] = {}
+        for i in valid:
+            desired, current = desireds[i], blobs[desireds[i].root]
+            drifted = desired.drift(current)
+            if drifted:
+                outcomes[i] = GitDrift(*where, head, drifted)
+                continue
+            outcomes[i] = None
+            changes[i] = diff(desired, current)
+        changed = [i for i in changes if changes[i]]
+        new_head = head
+        if changed:
+            author, message = compose(changed)
+            try:
+                with metrics.timed(metrics.GIT_COMMIT_SECONDS, repo_kind):
+                    new_head = git.commit(
+                        *where,
+                        changes={p: c for i in changed for p, c in changes[i].items()},
+                        expected_head=head,
+                        author=author,
+                        message=message,
+                    )
+            except GitConflict:
+                log.info("branch %s of %s/%s moved; re-reading", first.branch, *where[:2])
+                continue
+        for i, own in changes.items():
+            desired = desireds[i]
+            outcomes[i] = SyncResult(
+                head=new_head,
+                committed=bool(own),
+                changes=own,
+                blobs=(
+                    {p: blob_sha(t.encode()) for p, t in desired.files.items()}
+                    if own
+                    else desired.owned_blobs(blobs[desired.root])
+                ),
+            )
+        return [o for o in outcomes if o is not None]
+    raise GitConflict(f"{first.owner}/{first.repo}@{first.branch} kept moving; giving up for now")
+
+
+def _check_disjoint(roots: list[str]) -> None:
+    ordered = sorted(roots)
+    for before, after in pairwise(ordered):
+        if after.startswith(before):  # "" is above every root
+            raise ValueError(f"roots {before!r} and {after!r} overlap: one commit cannot own both")
+
+
+def _prepare(git: GitBackend, desired: Desired, *, watch: bool) -> None:
+    """The owner, repo, push hook and branch a commit lands in."""
     git.ensure_org(desired.owner)
     git.ensure_repo(desired.owner, desired.repo, default_branch=desired.default_branch)
-    if desired.watch:
+    if watch:
         from . import hooks
 
         hooks.ensure_push_hook(git, desired.owner, desired.repo)
@@ -157,43 +258,28 @@ def sync(
         git.ensure_branch(
             desired.owner, desired.repo, desired.branch, from_branch=desired.default_branch
         )
-    wanted = {p: blob_sha(t.encode()) for p, t in desired.files.items()}
+
+
+def read_roots(
+    git: GitBackend, owner: str, repo: str, branch: str, roots: list[str]
+) -> tuple[str | None, dict[str, dict[str, str]]]:
+    """The files under each root as {root: {path: blob sha}}, all at one head of `branch`
+    (re-read when the branch moved between two roots). A backend with `read_trees` reads them in
+    one go."""
+    many = getattr(git, "read_trees", None)
+    if many is not None:
+        head, read = many(owner, repo, branch, roots)
+        return head, read
     for _attempt in range(MAX_CONFLICT_RETRIES):
-        tree = git.read_tree(desired.owner, desired.repo, desired.branch, desired.root)
-        drifted = desired.drift(tree.blobs)
-        if drifted:
-            raise GitDrift(desired.owner, desired.repo, desired.branch, tree.head, drifted)
-        changes = diff(desired, tree.blobs)
-        if not changes:
-            return SyncResult(
-                head=tree.head, committed=False, changes={}, blobs=desired.owned_blobs(tree.blobs)
-            )
-        repo_kind = (
-            "config"
-            if (desired.owner, desired.repo)
-            == (settings.GIT_SYSTEM_OWNER, settings.GIT_CONFIG_REPO)
-            else "other"
-        )
-        try:
-            with metrics.timed(metrics.GIT_COMMIT_SECONDS, repo_kind):
-                head = git.commit(
-                    desired.owner,
-                    desired.repo,
-                    desired.branch,
-                    changes=changes,
-                    expected_head=tree.head,
-                    author=author,
-                    message=message,
-                )
-        except GitConflict:
-            log.info(
-                "branch %s of %s/%s moved; re-reading", desired.branch, desired.owner, desired.repo
-            )
-            continue
-        return SyncResult(head=head, committed=True, changes=changes, blobs=wanted)
-    raise GitConflict(
-        f"{desired.owner}/{desired.repo}@{desired.branch} kept moving; giving up for now"
-    )
+        found: dict[str, dict[str, str]] = {}
+        heads: set[str | None] = set()
+        for root in roots:
+            tree = git.read_tree(owner, repo, branch, root)
+            heads.add(tree.head)
+            found[root] = tree.blobs
+        if len(heads) == 1:
+            return heads.pop(), found
+    raise GitConflict(f"{owner}/{repo}@{branch} kept moving while reading; giving up for now")
 
 
 def contains(owner: str, repo: str, descendant: str, ancestor: str) -> bool | None:

@@ -8,6 +8,9 @@ Kubernetes object.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -94,21 +97,49 @@ def validate_manifest(doc: dict[str, Any]) -> list[str]:
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: same safety
 
 
+# Texts found valid lately (their digests): validity depends on the text alone, so a file
+# rendered again the same (a re-delivery, a rollback restoring earlier files, the unchanged config
+# tree of a size change) is not parsed and checked again. Bounded; invalid texts are not kept.
+_VALID: OrderedDict[bytes, None] = OrderedDict()
+_VALID_MAX = 2048
+_valid_lock = threading.Lock()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 def validate_files(files: dict[str, str]) -> None:
     """Raise ManifestError naming every file and field that is wrong."""
     problems: list[str] = []
     for path, text in sorted(files.items()):
         if not path.endswith((".yaml", ".yml")):
             continue
-        try:
-            docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
-        except yaml.YAMLError as exc:
-            problems.append(f"{path}: not valid YAML: {exc}")
+        digest = _digest(text)
+        with _valid_lock:
+            if digest in _VALID:
+                _VALID.move_to_end(digest)
+                continue
+        found = _problems(path, text)
+        if found:
+            problems += found
             continue
-        for index, doc in enumerate(docs):
-            if isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc:
-                problems += [
-                    f"{path}[{index}] {doc.get('kind')}: {p}" for p in validate_manifest(doc)
-                ]
+        with _valid_lock:
+            _VALID[digest] = None
+            if len(_VALID) > _VALID_MAX:
+                _VALID.popitem(last=False)
     if problems:
         raise ManifestError("; ".join(problems))
+
+
+def _problems(path: str, text: str) -> list[str]:
+    try:
+        docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
+    except yaml.YAMLError as exc:
+        return [f"{path}: not valid YAML: {exc}"]
+    return [
+        f"{path}[{index}] {doc.get('kind')}: {problem}"
+        for index, doc in enumerate(docs)
+        if isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc
+        for problem in validate_manifest(doc)
+    ]

@@ -39,6 +39,7 @@ from .models import (
 )
 from .views import APP_RELATED, MAX_PAGE, catalog_context, visible_blueprints
 
+SERIALIZED = (*APP_RELATED, "git_sync")  # what ApplicationSerializer reads, in one query
 IDEMPOTENCY_WAIT_SECONDS = 30  # how long a repeat waits for the first request to finish
 IDEMPOTENCY_ABANDONED_SECONDS = 120  # a claim older than this, still running, was abandoned
 _IN_PROGRESS = 0
@@ -318,10 +319,12 @@ def blueprint(request: Request, name: str) -> Response:
 
 
 def _resolve_version(request: Request, name: str, version: str | None) -> BlueprintVersion:
-    bp = visible_blueprints(request.user).filter(name=name).first()
-    if bp is None:
+    visible = visible_blueprints(request.user).filter(name=name)
+    rows = list(  # the versions with their Blueprint, in one query
+        BlueprintVersion.objects.filter(blueprint__in=visible).select_related("blueprint")
+    )
+    if not rows and not visible.exists():
         raise serializers.ValidationError({"blueprint": [f"Unknown Blueprint “{name}”."]})
-    rows = list(bp.versions.all())
     if version:
         found = next((v for v in rows if v.version == version), None)
         if found is None:
@@ -369,9 +372,7 @@ def applications(request: Request, org: str, env: str) -> Response:
     if request.method == "GET":
         apps = access.visible(
             request.user,
-            Application.objects.filter(environment=environment).select_related(
-                *APP_RELATED, "git_sync"
-            ),
+            Application.objects.filter(environment=environment).select_related(*SERIALIZED),
             "applications.read",
         )
         page = pagination.paginate_request(
@@ -381,7 +382,7 @@ def applications(request: Request, org: str, env: str) -> Response:
             request, page, ApplicationSerializer(page.items, many=True).data
         )
     app = call(services.install, by=request.user, env=environment, **_install_kwargs(request))
-    app = Application.objects.select_related(*APP_RELATED).get(pk=app.pk)
+    app = Application.objects.select_related(*SERIALIZED).get(pk=app.pk)
     return Response(ApplicationSerializer(app).data, status=status.HTTP_201_CREATED)
 
 
@@ -472,11 +473,11 @@ def application(request: Request, org: str, env: str, app: str) -> Response:
             n for n in request.query_params.get("remove_dependencies", "").split(",") if n
         ]
         call(changes.uninstall, by=request.user, app=obj, remove_dependencies=wanted)
-        remaining = Application.objects.select_related(*APP_RELATED).filter(pk=obj.pk).first()
+        remaining = Application.objects.select_related(*SERIALIZED).filter(pk=obj.pk).first()
         if remaining is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ApplicationSerializer(remaining).data, status=status.HTTP_202_ACCEPTED)
-    obj = Application.objects.select_related(*APP_RELATED).get(pk=obj.pk)
+    obj = Application.objects.select_related(*SERIALIZED).get(pk=obj.pk)
     body = ApplicationSerializer(obj).data
     if request.method == "GET":
         body["unused_dependencies"] = [a.name for a in changes.unused_dependencies(obj)]
@@ -500,7 +501,7 @@ def _change(
         body = {"preview": True, **preview_body(previews.change_preview(changed))}
         return Response({**body, **(extra(values) if extra else {})})
     obj = call(commit, d=values)
-    obj = Application.objects.select_related(*APP_RELATED).get(pk=obj.pk)
+    obj = Application.objects.select_related(*SERIALIZED).get(pk=obj.pk)
     return Response(ApplicationSerializer(obj).data)
 
 

@@ -23,7 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 from core import pagination
 from rbac import access
 
-from . import changes, previews, promotion, runtime, services
+from . import changes, previews, promotion, services
 from . import status as app_status
 from .forms import (
     PlacementForm,
@@ -59,10 +59,7 @@ def app_detail(request: HttpRequest, env: str, app: str) -> HttpResponse:
         request,
         template,
         {
-            "app": application,
-            "timeline": app_status.timeline(application),
-            "lost_clusters": app_status.lost_clusters(application),
-            "runtime": runtime.regions(application),
+            **app_status.fragment_context(application),
             "targets": changes.upgrade_targets(application),
             "downgrades": changes.downgrade_targets(application),
             "dependents": services.dependents(application),

@@ -75,7 +75,6 @@ def _apply(
             setattr(locked, name, getattr(changed, name))
         locked.state = AppState.PENDING
         locked.save(update_fields=[*fields, "state", "updated_at"])
-        locked = Application.objects.select_related(*RELATED).get(pk=app.pk)
         extra: dict[str, Any] = (
             {"message": message.strip()[:MAX_MESSAGE]} if message.strip() else {}
         )
@@ -326,7 +325,7 @@ def revisions(app: Application) -> list[Revision]:
             by_commit[after["commit"]] = max(
                 by_commit.get(after["commit"], 0), after["audit_event"]
             )
-    actions = AuditEvent.objects.in_bulk(list(by_commit.values()))
+    actions = AuditEvent.objects.defer("before").in_bulk(list(by_commit.values()))
     found: list[tuple[AuditEvent, str]] = []
     for sha, event_id in by_commit.items():
         action = actions.get(event_id)
@@ -351,7 +350,8 @@ def with_rollback(app: Application, number: int) -> tuple[Application, Revision]
     if number == max(found):
         raise ValidationError({"revision": f"Revision {number} is the current one."})
     state = revision.state
-    target = version_named(app, str(state.get("version")))
+    same = str(state.get("version")) == app.version  # the usual case: no version to look up
+    target = app.blueprint_version if same else version_named(app, str(state.get("version")))
     if target.pk != app.blueprint_version_id and (problem := version_problem(app, target)):
         raise ValidationError({"revision": f"Revision {number} ran {target.version}: {problem}"})
     changed = _copy(

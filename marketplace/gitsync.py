@@ -357,16 +357,22 @@ def ensure_in_sync(app: Application) -> None:
 
 
 def desired_for_delivery(
-    app: Application, written: str | None = None, *, enforce: bool = False
+    app: Application,
+    written: str | None = None,
+    *,
+    enforce: bool = False,
+    gs: GitSync | None = None,
+    inputs: manifests.Inputs | None = None,
 ) -> Any:
-    """The app tree as delivery commits it: guarded by what the portal last knew of the branch.
-    values.yaml is `written` (the editor's text) or Git's own text when either says the same as
-    the Application's values; otherwise it is rendered. `enforce` (a suspended Organization):
-    the rendered files are written whatever Git holds, and Git's values.yaml is left as it is."""
-    gs = state_of(app)
+    """The app tree as delivery commits it: guarded by what the portal last knew of the branch
+    (`gs`, when the caller read it already). values.yaml is `written` (the editor's text) or
+    Git's own text when either says the same as the Application's values; otherwise it is
+    rendered. `enforce` (a suspended Organization): the rendered files are written whatever Git
+    holds, and Git's values.yaml is left as it is."""
+    gs = gs or state_of(app)
     owner, repo, branch = where(app)
     if enforce:  # values.yaml is neither written nor deleted: Git's stays, whatever it holds
-        desired = manifests.app_tree(app)
+        desired = manifests.app_tree(app, inputs=inputs)
         files = {p: t for p, t in desired.files.items() if p != manifests.VALUES_FILE}
         owned = tuple(p for p in desired.owned if p != manifests.VALUES_FILE)
         return replace(desired, files=files, owned=owned)
@@ -380,25 +386,32 @@ def desired_for_delivery(
             raw = None
         current = raw.decode("utf-8", "replace") if raw is not None else None
     guarded = bool(gs.head) and app.state != AppState.UNINSTALLING
-    return manifests.app_tree(app, current_values=current, base=gs.blobs if guarded else None)
+    return manifests.app_tree(
+        app, current_values=current, base=gs.blobs if guarded else None, inputs=inputs
+    )
 
 
 def delivered(app: Application, head: str | None, blobs: dict[str, str]) -> None:
-    """After the portal's commit (or a no-op sync): that is now the base."""
+    """After the portal's commit (or a no-op sync): that is now the base. One statement when
+    the row exists (every delivery but the first)."""
     if not head:
         return
-    GitSync.objects.update_or_create(
-        application=app,
-        defaults={
-            "head": head,
-            "blobs": blobs,
-            "base_values": app.values,
-            "state": GitSyncState.IN_SYNC,
-            "errors": [],
-            "git_values": None,
-            "git_text": "",
-        },
-    )
+    fields = {
+        "head": head,
+        "blobs": blobs,
+        "base_values": app.values,
+        "state": GitSyncState.IN_SYNC,
+        "errors": [],
+        "git_values": None,
+        "git_text": "",
+    }
+    if not GitSync.objects.filter(application=app).update(**fields):  # the first: insert
+        GitSync.objects.bulk_create(  # one statement, even against a concurrent first
+            [GitSync(application=app, **fields)],
+            update_conflicts=True,
+            unique_fields=["application"],
+            update_fields=list(fields),
+        )
 
 
 def on_push(push: hooks.Push) -> None:

@@ -40,7 +40,7 @@ from django.conf import settings
 
 from gitops import naming
 from gitops.sync import Desired
-from orgs.models import HostCluster, Sovereign
+from orgs.models import Environment, HostCluster, Sovereign
 
 from . import schema_form, wiring
 from .models import Application, AppState, Placement
@@ -57,6 +57,9 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: same safety
 
 
 def dump(doc: Any) -> str:
@@ -346,9 +349,53 @@ def overlay_dir(app: Application, cluster_name: str) -> str:
     return naming.overlay_dir(app.environment.name, cluster_name)
 
 
-def _clusters(app: Application) -> list[HostCluster]:
-    by_name = {c.name: c for c in HostCluster.objects.filter(name__in=app.regions)}
-    return [by_name[name] for name in app.regions if name in by_name]
+class Inputs:
+    """What rendering reads besides the Application: the Sovereign, the host clusters, the
+    Environment's regions, its policy's approvers and the dependencies. Read once for all that is
+    rendered together (a plan's Applications, a delivery's app tree and config tree) and passed
+    down, instead of once per tree; a snapshot, for one rendering only."""
+
+    def __init__(self, sovereign: Sovereign | None = None) -> None:
+        self._sovereign = sovereign
+        self._clusters: dict[str, HostCluster | None] = {}
+        self._regions: dict[int, list[str]] = {}
+        self._owners: dict[int, str | None] = {}
+        self._dependencies: dict[str, dict[str, Application]] = {}
+
+    @property
+    def sovereign(self) -> Sovereign:
+        if self._sovereign is None:
+            self._sovereign = Sovereign.current()
+        return self._sovereign
+
+    def regions(self, env: Environment) -> list[str]:
+        """The Environment's host cluster names (prefetched with it where the caller did so)."""
+        if env.pk not in self._regions:
+            rows = list(env.regions.all())
+            self._clusters.update({c.name: c for c in rows})
+            self._regions[env.pk] = [c.name for c in rows]
+        return self._regions[env.pk]
+
+    def clusters(self, app: Application) -> list[HostCluster]:
+        """The host clusters of the app's regions, in its order (the active one first)."""
+        self.regions(app.environment)  # an app's regions are the Environment's: read with them
+        missing = [name for name in app.regions if name not in self._clusters]
+        if missing:
+            found = {c.name: c for c in HostCluster.objects.filter(name__in=missing)}
+            self._clusters.update({name: found.get(name) for name in missing})
+        return [c for c in (self._clusters[name] for name in app.regions) if c is not None]
+
+    def codeowners(self, app: Application) -> str | None:
+        if app.environment_id not in self._owners:
+            self._owners[app.environment_id] = codeowners(app)
+        return self._owners[app.environment_id]
+
+    def dependencies(
+        self, app: Application, peers: dict[str, Application] | None
+    ) -> dict[str, Application]:
+        if app.name not in self._dependencies:
+            self._dependencies[app.name] = dependency_apps(app, peers)
+        return self._dependencies[app.name]
 
 
 VALUES_FILE = naming.APP_CONFIG_FILE
@@ -360,15 +407,13 @@ OVERLAY_FILES = ("kustomization.yaml", "helmrelease.yaml", "values.yaml")
 LEGACY_FILES = ("kustomization.yaml", "helmrelease.yaml", "values.yaml", "externalsecret.yaml")
 
 
-def owned_paths(app: Application) -> tuple[str, ...]:
+def owned_paths(app: Application, inputs: Inputs | None = None) -> tuple[str, ...]:
     """The app repo's files the portal owns on this Environment's branch: the base, `CODEOWNERS`
     and the overlays of the Environment's host clusters — plus the files the old layout rendered
     for those clusters, which the sync therefore deletes. Anything else is kept: a README, an
     overlay file someone adds, and another Environment's overlays that a merge between branches
     brings along (no Flux Kustomization of this Environment builds them)."""
-    clusters = sorted(
-        {*app.environment.regions.values_list("name", flat=True), *(app.regions or [])}
-    )
+    clusters = sorted({*(inputs or Inputs()).regions(app.environment), *(app.regions or [])})
     overlays = [f"{overlay_dir(app, c)}{name}" for c in clusters for name in OVERLAY_FILES]
     legacy = [
         f"{naming.legacy_app_dir(c, app.name)}{name}" for c in clusters for name in LEGACY_FILES
@@ -420,7 +465,7 @@ def config_of(app: Application, text: str) -> dict[str, Any] | None:
     from django.core.exceptions import ValidationError
 
     try:
-        loaded = yaml.safe_load(text)
+        loaded = yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader, in C)
         return schema_form.validate(app.blueprint_version.config_schema, loaded or {})
     except (yaml.YAMLError, ValidationError):
         return None
@@ -433,33 +478,35 @@ def app_tree(
     peers: dict[str, Application] | None = None,
     current_values: str | None = None,
     base: dict[str, str] | None = None,
+    inputs: Inputs | None = None,
 ) -> Desired:
     """The app repo's desired files (none while uninstalling). `peers`: Applications of the same
     plan that are not saved yet (their outputs wire into this one). `current_values`: the
     configuration file as Git holds it; `base`: the owned files as the portal last knew them
-    (sync then refuses to overwrite a change made in Git since)."""
+    (sync then refuses to overwrite a change made in Git since). `inputs`: what was read already
+    for other trees rendered with this one."""
     env = app.environment
+    inputs = inputs or Inputs(sovereign)
     files: dict[str, str] = {}
     if app.state != AppState.UNINSTALLING:
-        sovereign = sovereign or Sovereign.current()
         secrets = schema_form.secret_paths(app.blueprint_version.config_schema)
-        deps = dependency_apps(app, peers)
+        deps = inputs.dependencies(app, peers)
         files[VALUES_FILE] = values_text(app, current_values)
         files[ROOT_KUSTOMIZATION] = dump(_root_kustomization(app, bool(secrets)))
         if secrets:
             files[SECRETS_FILE] = dump_all(_external_secret(app, secrets))
-        owners = codeowners(app)
+        owners = inputs.codeowners(app)
         if owners:
             files[CODEOWNERS] = owners
-        for index, cluster in enumerate(_clusters(app)):
-            files.update(overlay_files(app, cluster, sovereign, deps, index=index))
+        for index, cluster in enumerate(inputs.clusters(app)):
+            files.update(overlay_files(app, cluster, inputs.sovereign, deps, index=index))
     return Desired(
         owner=env.organization.slug,
         repo=app.name,
         branch=naming.branch_for(env.env_type),
         root="",
         files=files,
-        owned=owned_paths(app),
+        owned=owned_paths(app, inputs),
         base=base,
         watch=True,
     )
@@ -507,13 +554,15 @@ def config_tree(
     *,
     sovereign: Sovereign | None = None,
     peers: dict[str, Application] | None = None,
+    inputs: Inputs | None = None,
 ) -> Desired:
     """The Flux GitRepository + Kustomizations for the app in system/catalyst-config."""
     owner, repo, branch = naming.config_repo()
     root = config_root(app)
     files: dict[str, str] = {}
     if app.state != AppState.UNINSTALLING:
-        sovereign = sovereign or Sovereign.current()
+        inputs = inputs or Inputs(sovereign)
+        sovereign = inputs.sovereign
         env = app.environment
         source = flux_name(app)
         files[f"{root}gitrepository.yaml"] = dump(
@@ -533,8 +582,8 @@ def config_tree(
                 },
             }
         )
-        deps = _dependency_regions(app, peers)
-        for cluster in _clusters(app):
+        deps = {dep.name: list(dep.regions) for dep in inputs.dependencies(app, peers).values()}
+        for cluster in inputs.clusters(app):
             depends_on = [
                 {
                     "name": naming.flux_object_name(
@@ -575,15 +624,14 @@ def config_tree(
     return Desired(owner=owner, repo=repo, branch=branch, root=root, files=files)
 
 
-def _dependency_regions(
-    app: Application, peers: dict[str, Application] | None = None
-) -> dict[str, list[str]]:
-    return {dep.name: list(dep.regions) for dep in dependency_apps(app, peers).values()}
-
-
-def trees(app: Application, *, peers: dict[str, Application] | None = None) -> list[Desired]:
-    sovereign = Sovereign.current()
+def trees(
+    app: Application,
+    *,
+    peers: dict[str, Application] | None = None,
+    inputs: Inputs | None = None,
+) -> list[Desired]:
+    inputs = inputs or Inputs()
     return [
-        app_tree(app, sovereign=sovereign, peers=peers),
-        config_tree(app, sovereign=sovereign, peers=peers),
+        app_tree(app, peers=peers, inputs=inputs),
+        config_tree(app, peers=peers, inputs=inputs),
     ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -272,6 +273,14 @@ class InstallPlan(models.Model):
 
     def __str__(self) -> str:
         return f"plan #{self.pk} {self.blueprint_version} in {self.environment}"
+
+    @cached_property
+    def applications(self) -> list[Application]:
+        """The Applications the plan creates, unsaved, dependencies first: as the resolution
+        that made the plan built them, or (a plan read back) from `data`."""
+        from .plans import plan_applications
+
+        return plan_applications(self.environment, self.data)
 
 
 class IdempotencyKey(models.Model):

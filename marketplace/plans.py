@@ -93,6 +93,10 @@ class _State:
     uses: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    # names of the Environment's Applications that a new one of this plan could take (all start
+    # with the root's name: a dependency is named `<dependant>-<alias>`), read once
+    taken: set[str] = field(default_factory=set)
+    versions: dict[int, BlueprintVersion] = field(default_factory=dict)
 
 
 def deployable_versions(blueprint_name: str, org_slug: str) -> list[BlueprintVersion]:
@@ -240,7 +244,7 @@ def _add(
     deps: dict[str, str],
 ) -> None:
     key = f"dependencies.{alias_path}.name" if alias_path else "name"
-    if name in state.names or Application.objects.filter(environment=state.env, name=name).exists():
+    if name in state.names or name in state.taken:
         raise ValidationError(
             {
                 key: f"An Application named “{name}” already exists in {state.env.name}."
@@ -248,6 +252,7 @@ def _add(
             }
         )
     state.names.add(name)
+    state.versions[version.pk] = version
     mode, regions = (
         (state.placement, state.regions)
         if not alias_path
@@ -269,7 +274,13 @@ def _add(
     )
 
 
-def resolve(
+def resolve(**kwargs: Any) -> dict[str, Any]:
+    """The complete plan for installing `version` as `name` in `env` (raises ValidationError);
+    the arguments of `resolve_applications()`."""
+    return resolve_applications(**kwargs)[0]
+
+
+def resolve_applications(
     *,
     env: Environment,
     version: BlueprintVersion,
@@ -279,8 +290,10 @@ def resolve(
     regions: list[str] | None = None,
     size: str = "small",
     choices: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The complete plan for installing `version` as `name` in `env` (raises ValidationError)."""
+) -> tuple[dict[str, Any], list[Application]]:
+    """The complete plan for installing `version` as `name` in `env` (raises ValidationError),
+    with the Applications it creates (unsaved, dependencies first) as the wiring check built
+    them: a preview renders those instead of reading the versions again."""
     if problem := name_problem(name):
         raise ValidationError({"name": problem})
     if not version.deployable:
@@ -303,7 +316,16 @@ def resolve(
         mode=placement, regions=regions or [], schema=version.placement_schema, env=env
     )
     state = _State(
-        env=env, placement=placement, regions=chosen_regions, size=size, choices=dict(choices or {})
+        env=env,
+        placement=placement,
+        regions=chosen_regions,
+        size=size,
+        choices=dict(choices or {}),
+        taken=set(
+            Application.objects.filter(environment=env, name__startswith=name).values_list(
+                "name", flat=True
+            )
+        ),
     )
     _visit(state, version, name, values, "", [])
     resolved = {
@@ -313,8 +335,7 @@ def resolve(
         "uses": state.uses,
         "skipped": state.skipped,
     }
-    check_wiring(env, resolved)
-    return resolved
+    return resolved, check_wiring(env, resolved, state.versions)
 
 
 def unsaved_application(
@@ -339,26 +360,38 @@ def unsaved_application(
     )
 
 
-def plan_applications(env: Environment, resolved: dict[str, Any]) -> list[Application]:
-    """Every Application a resolved plan creates, unsaved, in order (dependencies first)."""
-    by_id = {
-        v.pk: v
-        for v in BlueprintVersion.objects.filter(
-            pk__in=[a["version_id"] for a in resolved["apps"]]
-        ).select_related("blueprint")
-    }
+def plan_applications(
+    env: Environment,
+    resolved: dict[str, Any],
+    versions: dict[int, BlueprintVersion] | None = None,
+) -> list[Application]:
+    """Every Application a resolved plan creates, unsaved, in order (dependencies first).
+    `versions`: the Blueprint versions by id when the caller has them (else read)."""
+    wanted = [a["version_id"] for a in resolved["apps"]]
+    by_id = dict(versions or {})
+    if any(pk not in by_id for pk in wanted):
+        by_id = {
+            v.pk: v
+            for v in BlueprintVersion.objects.filter(pk__in=wanted).select_related("blueprint")
+        }
     return [unsaved_application(env, spec, by_id[spec["version_id"]]) for spec in resolved["apps"]]
 
 
-def check_wiring(env: Environment, resolved: dict[str, Any]) -> None:
-    """Evaluate every wiring of the plan (outputs of new and existing dependencies alike)."""
-    apps = plan_applications(env, resolved)
+def check_wiring(
+    env: Environment,
+    resolved: dict[str, Any],
+    versions: dict[int, BlueprintVersion] | None = None,
+) -> list[Application]:
+    """Evaluate every wiring of the plan (outputs of new and existing dependencies alike);
+    returns the plan's Applications (unsaved) it wired."""
+    apps = plan_applications(env, resolved, versions)
     peers = {app.name: app for app in apps}
     for app in apps:
         try:
             wiring.wires(app, manifests.dependency_apps(app, peers))
         except wiring.WiringError as exc:
             raise ValidationError({"dependencies": f"Cannot wire {app.name}: {exc}"}) from None
+    return apps
 
 
 def check_application_refs(

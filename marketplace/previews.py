@@ -11,7 +11,7 @@ from gitops.sync import Desired, backend
 from gitops.sync import diff as git_diff
 from gitops.validation import validate_files
 
-from . import manifests, plans, prices, wiring
+from . import manifests, prices, wiring
 from .models import Application, InstallPlan
 
 
@@ -84,8 +84,9 @@ def file_changes(
 ) -> list[FileChange]:
     """What committing `apps` as they are (saved or not) would change in Git."""
     out: list[FileChange] = []
+    inputs = manifests.Inputs()  # read once for every Application of the preview
     for app in apps:
-        for desired in manifests.trees(app, peers=peers):
+        for desired in manifests.trees(app, peers=peers, inputs=inputs):
             validate_files(desired.files)
             out += _changes(desired)
     return out
@@ -110,19 +111,15 @@ def price_of(apps: list[Application]) -> prices.MonthlyPrice:
     )
 
 
-def _plan_apps(plan: InstallPlan) -> list[Application]:
-    return plans.plan_applications(plan.environment, plan.data)
-
-
 def preview(plan: InstallPlan) -> list[FileChange]:
     """The exact files and diffs the plan's install would commit (reads Git, writes nothing)."""
-    apps = _plan_apps(plan)
+    apps = plan.applications
     return file_changes(apps, {a.name: a for a in apps})
 
 
 def plan_preview(plan: InstallPlan) -> Preview:
     """Files, wiring and the monthly price of installing the plan (one step, nothing written)."""
-    apps = _plan_apps(plan)
+    apps = plan.applications
     peers = {a.name: a for a in apps}
     return Preview(file_changes(apps, peers), wiring_of(apps, peers), price_of(apps))
 

@@ -36,11 +36,13 @@ class RegionRuntime:
         return next((h for h in history if h.get("status") == "deployed"), {})
 
 
-def regions(app: Application) -> list[RegionRuntime]:
-    """Per region of the Application (the active one first); two queries in all."""
+def regions(app: Application, live: list[FluxObject] | None = None) -> list[RegionRuntime]:
+    """Per region of the Application (the active one first); two queries in all (one when its
+    live Flux objects are given)."""
     if app.pk is None:
         return []
-    objects = [o for o in flux_objects(app) if o.kind in ("HelmRelease", "Kustomization")]
+    live = flux_objects(app) if live is None else live
+    objects = [o for o in live if o.kind in ("HelmRelease", "Kustomization")]
     events = _events(objects)
     found = []
     for region in app.regions:

@@ -109,13 +109,15 @@ def make_plan(
         "size": size,
         "choices": dict(choices or {}),
     }
-    resolved = plans.resolve(env=env, version=version, **inputs)
-    return InstallPlan.objects.create(
+    resolved, apps = plans.resolve_applications(env=env, version=version, **inputs)
+    plan = InstallPlan.objects.create(
         environment=env,
         blueprint_version=version,
         requested_by=person(by),
         data={"inputs": inputs, **resolved},
     )
+    plan.applications = apps  # the preview that follows renders these (no second read)
+    return plan
 
 
 unsaved_application = plans.unsaved_application
@@ -323,25 +325,29 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
     def run() -> str | None:
         from . import gitsync
 
+        inputs = manifests.Inputs()  # read once for the app tree and the config tree
         if enforced:  # suspended or archived: scaled to zero whatever Git holds (kept as is)
             result = sync(
-                gitsync.desired_for_delivery(app, enforce=True), author=author, message=message
+                gitsync.desired_for_delivery(app, enforce=True, inputs=inputs),
+                author=author,
+                message=message,
             )
             held.append("enforced")
-            sync(manifests.config_tree(app), author=author, message=message)
+            sync(manifests.config_tree(app, inputs=inputs), author=author, message=message)
             return result.head
-        if not uninstalling and gitsync.state_of(app).blocked:
+        gs = gitsync.state_of(app)
+        if not uninstalling and gs.blocked:
             held.append("blocked")  # Git holds a change not taken in: write nothing
             return app.last_commit_sha or None
         written = (item.audit_event.after or {}).get("values_yaml") if item.audit_event else None
-        app_desired = gitsync.desired_for_delivery(app, written)
+        app_desired = gitsync.desired_for_delivery(app, written, gs=gs, inputs=inputs)
         try:
             result = sync(app_desired, author=author, message=message)
         except GitDrift:  # someone pushed since the portal last looked: read that back first
             held.append("drift")
             return app.last_commit_sha or None
         gitsync.delivered(app, result.head, result.blobs)
-        sync(manifests.config_tree(app), author=author, message=message)
+        sync(manifests.config_tree(app, inputs=inputs), author=author, message=message)
         return result.head
 
     head = delivery.deliver(app, run)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Case, F, Q, When
 from django.template.loader import render_to_string
 
 from core.models import AuditEvent, OutboxItem
@@ -123,16 +124,22 @@ def lost_clusters(app: Application) -> list[FluxCluster]:
     return [c for c in FluxCluster.objects.filter(name__in=app.regions) if not c.is_healthy]
 
 
-def render_fragment(app: Application) -> str:
+def fragment_context(app: Application) -> dict[str, Any]:
+    """What the status fragment shows (on the page and in each live update): the timeline, the
+    lost clusters and the runtime per region, from the app's Flux objects read once."""
     from .runtime import regions
 
-    context = {
+    seen = flux_objects(app, live=False) if app.pk is not None else []
+    return {
         "app": app,
-        "timeline": timeline(app),
+        "timeline": timeline(app, seen=seen),
         "lost_clusters": lost_clusters(app),
-        "runtime": regions(app),
+        "runtime": regions(app, [o for o in seen if o.deleted_at is None]),
     }
-    return render_to_string(FRAGMENT, context)
+
+
+def render_fragment(app: Application) -> str:
+    return render_to_string(FRAGMENT, fragment_context(app))
 
 
 # --- timeline ------------------------------------------------------------------------------------
@@ -158,22 +165,25 @@ GIT_TITLES = {
 }
 
 
-def timeline(app: Application, limit: int = 50) -> list[Step]:
-    """Portal action → audit event → task → commit → Flux conditions, oldest first."""
+def timeline(
+    app: Application, limit: int = 50, *, seen: list[FluxObject] | None = None
+) -> list[Step]:
+    """Portal action → audit event → task → commit → Flux conditions, oldest first: the last
+    `limit` steps. Each source is read newest first, `limit` rows at most (a step older than
+    `limit` newer ones of its own source cannot be among the last `limit`), so the cost does not
+    grow with the Application's history. `seen`: the app's Flux objects, deleted ones too (read
+    here when not given)."""
     if app.pk is None:
         return []
-    audits = list(
-        AuditEvent.objects.filter(
-            target_type=Application._meta.label_lower, target_id=str(app.pk)
-        ).order_by("created_at", "id")
+    audits = AuditEvent.objects.filter(
+        target_type=Application._meta.label_lower, target_id=str(app.pk)
     )
+    shown = audits.exclude(action="applications.reconcile")  # Flux's conditions say it better
     steps: list[Step] = []
-    for event in audits:
+    for event in reversed(list(shown.defer("before").order_by("-created_at", "-id")[:limit])):
         after = event.after or {}
         if event.action == "applications.commit":
             steps.append(Step(event.created_at, "commit", f"Commit {after.get('commit', '')}", ""))
-        elif event.action == "applications.reconcile":
-            continue  # the Flux conditions below say it with more detail
         elif event.action in GIT_TITLES:
             title = GIT_TITLES[event.action].format_map(
                 {
@@ -194,18 +204,27 @@ def timeline(app: Application, limit: int = 50) -> list[Step]:
             steps.append(
                 Step(event.created_at, "action", event.action, f"audit event #{event.pk} by {who}")
             )
-    ids = [e.pk for e in audits]
-    for item in OutboxItem.objects.filter(audit_event_id__in=ids).order_by("created_at", "id"):
+    # a task's last step: done, else retrying, else queued
+    last_step = Case(
+        When(done_at__isnull=False, then=F("done_at")),
+        When(~Q(last_error=""), then=F("available_at")),
+        default=F("created_at"),
+    )
+    tasks = (
+        OutboxItem.objects.filter(audit_event__in=audits)
+        .annotate(last_step=last_step)
+        .order_by("-last_step", "-id")[:limit]
+    )
+    for item in sorted(tasks, key=lambda i: (i.created_at, i.pk)):
         steps.append(Step(item.created_at, "task", f"Task {item.task_name} queued", ""))
         if item.done_at:
             tries = f" after {item.attempts} attempt(s)" if item.attempts > 1 else ""
             steps.append(Step(item.done_at, "task", f"Task done{tries}", ""))
         elif item.last_error:
             steps.append(Step(item.available_at, "task", "Task retrying", item.last_error))
-    flux = FluxEvent.objects.filter(
-        obj__in=flux_objects(app, live=False), at__gte=app.created_at
-    ).select_related("obj")
-    for ev in flux.order_by("at", "id"):
+    seen = flux_objects(app, live=False) if seen is None else seen
+    flux = FluxEvent.objects.filter(obj__in=seen, at__gte=app.created_at).select_related("obj")
+    for ev in reversed(list(flux.order_by("-at", "-id")[:limit])):
         where = ev.obj.labels.get(CLUSTER_LABEL) or ev.obj.cluster
         if ev.event == "deleted":
             title = f"{ev.obj.kind} {ev.obj.name} removed ({where})"
@@ -239,4 +258,13 @@ def affected(objs: list[FluxObject]) -> Any:
     )
 
 
-__all__ = ["EVENT", "AppStatus", "affected", "app_status", "render_fragment", "timeline", "topic"]
+__all__ = [
+    "EVENT",
+    "AppStatus",
+    "affected",
+    "app_status",
+    "fragment_context",
+    "render_fragment",
+    "timeline",
+    "topic",
+]

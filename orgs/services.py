@@ -16,7 +16,7 @@ from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
 from core.text import control_character_problem
 from gitops import delivery
-from gitops.sync import ensure_repo, sync
+from gitops.sync import Desired, ensure_repo, sync_many
 from rbac import services as rbac_services
 
 from . import manifests
@@ -354,27 +354,77 @@ def restore_organization(*, by: Actor, org: Organization) -> Organization:
 
 def deliver_organization(*, org_id: int, item: OutboxItem) -> str | None:
     """Commit the Organization's desired files and ensure its Gitea Org and shared-blueprints repo."""
-    org = Organization.objects.select_related("parent").get(pk=org_id)
+    outcome = _deliver_organizations([(org_id, item)])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
-    def run() -> str | None:
-        ensure_repo(
-            org.slug,
-            SHARED_BLUEPRINTS_REPO,
-            description=f"Blueprints shared inside {org.display_name}",
+
+def deliver_organizations(items: list[OutboxItem]) -> list[str | Exception | None]:
+    """Deliver the Organizations of several outbox rows (keys: Organization ids) in ONE commit to
+    catalyst-config (a group commit, `gitops.sync.sync_many`), each still attributed in the
+    message. Returns an outcome per row: the commit carrying its files, or the exception that
+    kept it out (its Organization then says "retrying" with the error); one Organization whose
+    rendering, shared-blueprints repo, validation or drift check fails does not hold the others
+    back."""
+    return _deliver_organizations([(int(item.key), item) for item in items])
+
+
+def _deliver_organizations(work: list[tuple[int, OutboxItem]]) -> list[str | Exception | None]:
+    orgs = Organization.objects.select_related("parent").in_bulk([org_id for org_id, _ in work])
+    outcomes: list[str | Exception | None] = [None] * len(work)
+    ready: list[int] = []  # indexes of `work` whose Organization was rendered
+    desireds: list[Desired] = []
+    for index, (org_id, _item) in enumerate(work):
+        org = orgs.get(org_id)
+        if org is None:
+            outcomes[index] = Organization.DoesNotExist(f"Organization {org_id} does not exist")
+            continue
+        try:
+            ensure_repo(
+                org.slug,
+                SHARED_BLUEPRINTS_REPO,
+                description=f"Blueprints shared inside {org.display_name}",
+            )
+            desireds.append(manifests.organization_tree(org))
+        except Exception as exc:
+            outcomes[index] = exc
+            continue
+        ready.append(index)
+    parts = [(work[i][1], f"organization {orgs[work[i][0]].slug}") for i in ready]
+    try:
+        results = sync_many(
+            desireds,
+            compose=lambda changed: delivery.group_commit(
+                [parts[c] for c in changed], "organizations"
+            ),
         )
-        message = delivery.commit_message(item, f"organization {org.slug}")
-        return sync(
-            manifests.organization_tree(org),
-            author=delivery.author_for(item.actor),
-            message=message,
-        ).head
-
+    except Exception as exc:  # the commit itself failed (Git down, kept moving): all retry
+        results = [exc] * len(ready)
+    for index, result in zip(ready, results, strict=True):
+        outcomes[index] = result if isinstance(result, Exception) else result.head
+    delivered: dict[str | None, list[int]] = {}
+    for index, (org_id, _item) in enumerate(work):
+        outcome = outcomes[index]
+        if isinstance(outcome, Exception):
+            if org_id in orgs:
+                delivery.mark_retrying(*_org_and_environments([org_id]), exc=outcome)
+        else:
+            delivered.setdefault(outcome, []).append(org_id)
     # The tree holds every Environment's file: they are delivered by the same commit.
-    head = delivery.deliver(org, run, along=Environment.objects.filter(organization=org))
-    Organization.objects.filter(pk=org.pk, state=OrgState.PENDING).update(
-        state=OrgState.PROVISIONING
+    for head, org_ids in delivered.items():
+        delivery.mark_delivered(*_org_and_environments(org_ids), head=head)
+        Organization.objects.filter(pk__in=org_ids, state=OrgState.PENDING).update(
+            state=OrgState.PROVISIONING
+        )
+    return outcomes
+
+
+def _org_and_environments(org_ids: list[int]) -> tuple[Any, Any]:
+    return (
+        Organization.objects.filter(pk__in=org_ids),
+        Environment.objects.filter(organization_id__in=org_ids),
     )
-    return head
 
 
 @rbac_services.on_grants_changed
