@@ -354,8 +354,24 @@ def _run_config(
             server.url, sessions[0], workers=int(env.get("PORTAL_WEB_WORKERS", os.cpu_count() or 1))
         )
         before = server.rss_mb()
-        result = browse(server.url, sessions, users=users, seconds=seconds)
+        # memory through the run (ten samples), to tell warm-up from a growth trend
+        series: list[float] = [before]
+        done = threading.Event()
+
+        def sample_memory() -> None:
+            while not done.wait(seconds / 10):
+                series.append(server.rss_mb())
+
+        memory = threading.Thread(target=sample_memory, daemon=True)
+        memory.start()
+        try:
+            result = browse(server.url, sessions, users=users, seconds=seconds)
+        finally:
+            done.set()
+            memory.join()
         result["rss"] = (before, server.rss_mb())
+        series.append(result["rss"][1])
+        print(f"  memory through the run (MB): {' '.join(f'{m:.0f}' for m in series)}", flush=True)
     finally:
         result_peak = sampler.stop()
         result_server = server
