@@ -6,9 +6,13 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.conf import settings
 from django.db import connection
 
@@ -86,3 +90,27 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@contextmanager
+def delivering_worker(
+    test_settings: Any, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker on a queue of its own, with this process sending tasks to it (not running them
+    in-process) while the block runs; skips unless PostgreSQL and Valkey are configured (the
+    worker shares the test database). `test_settings`: pytest-django's `settings` fixture."""
+    from catalyst_portal.celery import app
+
+    if connection.vendor != "postgresql" or not test_settings.VALKEY_URL:
+        pytest.skip(
+            "needs DATABASE_URL (PostgreSQL) and VALKEY_URL: the worker shares the test database"
+        )
+    test_settings.CELERY_TASK_DEFAULT_QUEUE = f"test-{uuid.uuid4().hex}"
+    proc = start_worker(git_root=test_settings.GIT_ROOT, log_path=log_path, env=env)
+    test_settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    try:
+        yield proc
+    finally:
+        app.conf.task_always_eager = True
+        stop_worker(proc)

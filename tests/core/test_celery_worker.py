@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -14,7 +13,8 @@ from core.models import OutboxItem
 from orgs.models import Organization
 from tests.conftest import make_user
 from tests.gitutil import commits
-from tests.worker import start_worker, stop_worker
+from tests.pooling import wait_for
+from tests.worker import delivering_worker, start_worker, stop_worker
 
 # One Celery worker at a time: every worker consumes the same Valkey queue.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("celery-worker")]
@@ -22,26 +22,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("
 
 @pytest.fixture
 def worker(settings, tmp_path, sovereign):
-    if connection.vendor != "postgresql" or not settings.VALKEY_URL:
-        pytest.skip(
-            "needs DATABASE_URL (PostgreSQL) and VALKEY_URL: the worker shares the test database"
-        )
-    settings.CELERY_TASK_DEFAULT_QUEUE = f"test-{uuid.uuid4().hex}"
-    proc = start_worker(git_root=settings.GIT_ROOT, log_path=tmp_path / "worker.log")
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.conf.task_always_eager = False
-    yield proc
-    app.conf.task_always_eager = True
-    stop_worker(proc)
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    with delivering_worker(settings, tmp_path / "worker.log") as proc:
+        yield proc
 
 
 def test_worker_delivers_an_organization_created_over_http(worker, client):
@@ -59,7 +41,7 @@ def test_worker_delivers_an_organization_created_over_http(worker, client):
     )
     assert response.status_code == 302
     # the outbox row is marked done last, after the commit and the org's state updates
-    assert wait_for(lambda: not OutboxItem.objects.pending().exists())
+    assert wait_for(lambda: not OutboxItem.objects.pending().exists(), timeout=30)
     org = Organization.objects.get(slug="wendy-co")
     assert org.delivery_state == "delivered" and org.state == "provisioning"
     assert commits()[0] == "organization.create: organization wendy-co"
@@ -78,7 +60,9 @@ def test_the_sweeper_task_redelivers_a_row_the_broker_never_got(worker):
     assert OutboxItem.objects.pending().filter(key=str(org.pk)).exists()
     assert commits() == []
     app.tasks["core.tasks.sweep_outbox_task"].apply_async(queue=settings.CELERY_TASK_DEFAULT_QUEUE)
-    assert wait_for(lambda: Organization.objects.get(pk=org.pk).delivery_state == "delivered")
+    assert wait_for(
+        lambda: Organization.objects.get(pk=org.pk).delivery_state == "delivered", timeout=30
+    )
     assert commits() == ["organization.create: organization xavier-co", "Initial commit"]
 
 
