@@ -148,6 +148,14 @@ def test_the_image_runs_as_an_unprivileged_user_and_serves_the_probed_port():
                 assert (str(context["runAsUser"]), str(context["runAsGroup"])) == (uid, gid)
 
 
+def test_the_runtime_installs_jemalloc_for_the_web_workers():
+    # `manage.py serve` preloads it in its workers when installed: glibc's malloc fragments under
+    # many concurrent users (tests/core/test_serving.py checks the workers map it)
+    runtime = stages()[-1]
+    installs = [rest for word, rest in runtime if word == "RUN" and "apt-get install" in rest]
+    assert any(re.search(r"\blibjemalloc2\b", rest) for rest in installs)
+
+
 def test_the_front_end_is_bundled_from_npm_with_the_makefiles_command_and_no_cdn():
     text = CONTAINERFILE.read_text()
     assert not re.search(r"\b(curl|wget)\b|ADD\s+https?://", text), "nothing fetched by URL"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ctypes.util
 import logging
 import os
 import shutil
@@ -56,12 +57,25 @@ def _watch_flux_in_process(stop: threading.Event) -> None:
         ).start()
 
 
+def _worker_allocator() -> None:
+    """jemalloc for the worker processes uvicorn starts (they inherit the environment), when
+    installed and LD_PRELOAD is not set already (set it empty to keep glibc's malloc).
+
+    Under 100 concurrent users glibc's malloc fragments: a worker's Python heap stays flat while
+    the free chunks it cannot return, and so its resident memory, grow 1-2 MB a minute with no
+    plateau in 10 minutes; under jemalloc it stays flat (bench_serving's memory series).
+    """
+    library = ctypes.util.find_library("jemalloc")
+    if library:
+        os.environ.setdefault("LD_PRELOAD", library)
+
+
 class Command(BaseCommand):
     help = (
         "Serve the portal with uvicorn (ASGI). Embedded mode also runs the outbox sweeper "
         "in-process; SIMULATED_CLUSTER=true also runs a simulated cluster (a demo). With "
         "several workers, /metrics adds up every worker's metrics (prometheus_client's "
-        "multiprocess mode)."
+        "multiprocess mode) and the workers allocate with jemalloc when it is installed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -89,6 +103,8 @@ class Command(BaseCommand):
             # directory and /metrics adds them up (the workers read it when they start)
             own_metrics_dir = tempfile.mkdtemp(prefix="metrics-", dir=settings.VAR_DIR)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+        if workers > 1:  # one worker serves from this process, whose allocator is chosen
+            _worker_allocator()
         stop = threading.Event()
         if settings.CELERY_TASK_ALWAYS_EAGER:  # no Celery beat: retry deliveries from here
             threading.Thread(
