@@ -5,7 +5,8 @@ labelled `openova.io/organization=<slug>` when there is one, else through the ca
 Kustomization (settings.FLUX_CONFIG_KUSTOMIZATION). The Organization is ready when that
 Kustomization reports Ready=True for a revision that includes the commit the portal made
 (`main@sha1:<last_commit_sha>`); failed, with Flux's reason and message verbatim, when it reports
-a terminal failure for it. Each change is published on the org's topic as the rendered fragment.
+a terminal failure for it. Each change is published on the org's topic (that it changed: the
+stream in `streams.py` renders the fragment for whoever follows it).
 """
 
 from __future__ import annotations
@@ -103,11 +104,11 @@ def render_fragment(org: Organization, current: OrgStatus | None = None) -> str:
 
 def refresh(org: Organization) -> OrgStatus:
     """Re-read the Organization's Flux state and record a state change (both under its row lock:
-    services.record_flux_state), then publish the fragment."""
+    services.record_flux_state), then tell its stream that it changed (the stream renders)."""
     from . import services
 
     org, current = services.record_flux_state(org=org)
-    events.publish(topic(org.slug), {"event": EVENT, "html": render_fragment(org, current)})
+    events.publish(topic(org.slug), {"event": EVENT})
     return current
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from django.db import connection
+from django.test.signals import template_rendered
 from django.test.utils import CaptureQueriesContext
 
 from marketplace.models import Application
@@ -90,10 +91,19 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
     admin = client_for(cast["admin"])
     _install_and_resize(admin, on_commit)
     before = commits("acme", "cache")
-    with CaptureQueriesContext(connection) as queries, on_commit():
-        response = admin.post(
-            API + "cache/rollback", {"revision": 1}, content_type="application/json"
-        )
+    rendered: list[str] = []
+
+    def seen(sender: Any, template: Any, **kwargs: Any) -> None:
+        rendered.append(template.name or "")
+
+    template_rendered.connect(seen)
+    try:
+        with CaptureQueriesContext(connection) as queries, on_commit():
+            response = admin.post(
+                API + "cache/rollback", {"revision": 1}, content_type="application/json"
+            )
+    finally:
+        template_rendered.disconnect(seen)
     assert response.status_code == 200, response.json()
     assert response.json()["size"] == "small" and response.json()["git"]["state"] == "in-sync"
     assert commits("acme", "cache") == [
@@ -109,12 +119,18 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
     assert _reads(statements, "orgs_sovereign") == 1
     assert _reads(statements, "orgs_hostcluster") == 1  # the Environment's regions
     assert _reads(statements, "marketplace_environmentpolicy") == 1
-    # the branch state: checked before the change, read by the delivery and by the status
-    # fragment (which says when Git holds a change); the response reads it with the row
-    assert _reads(statements, "marketplace_gitsync") == 3
-    assert _reads(statements, "gitops_fluxobject") == 2  # under the row lock; for the fragment
+    # the branch state: checked before the change and read by the delivery; the response reads
+    # it with the row
+    assert _reads(statements, "marketplace_gitsync") == 2
+    assert _reads(statements, "gitops_fluxobject") == 1  # under the row lock
     assert _reads(statements, "marketplace_blueprintversion") == 0  # the version is unchanged
-    assert len(statements) <= 34, "\n".join(statements)
+    # the delivery says that the Application changed; nobody follows it, nothing is rendered
+    # (the status fragment is rendered by the streams that follow the Application)
+    assert rendered == []
+    # the Application row: read by the access check, locked by the change, read by the
+    # delivery, locked to record what Flux says, read for the response
+    assert _reads(statements, "marketplace_application") <= 6
+    assert len(statements) <= 29, "\n".join(statements)
     # the wrong role is refused and changes nothing
     refused = client_for(cast["viewer"]).post(
         API + "cache/rollback", {"revision": 2}, content_type="application/json"
@@ -123,9 +139,10 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
 
 
 def test_the_status_timeline_reads_a_bounded_history(catalog, cast, client_for, on_commit):
-    """The fragment published after every delivery shows the last 50 steps: it reads at most 50
-    rows of each source, whatever the history — and shows exactly the steps it showed when it
-    read everything (a task retried for long counts by its last step, not its first)."""
+    """The status fragment (on the page and in each live update) shows the last 50 steps: it
+    reads at most 50 rows of each source, whatever the history — and shows exactly the steps it
+    showed when it read everything (a task retried for long counts by its last step, not its
+    first)."""
     from django.utils import timezone
 
     from core.models import OutboxItem
