@@ -344,8 +344,13 @@ def use_portal(*, by: Actor, app: Application) -> Application:
 
 
 def ensure_in_sync(app: Application) -> None:
-    """Portal changes wait while Git holds a change the portal has not taken in."""
-    gs = GitSync.objects.filter(application_id=app.pk).first()
+    """Portal changes wait while Git holds a change the portal has not taken in. (The branch
+    state read with the row, as the API does, is not read again.)"""
+    related = Application.git_sync.related  # type: ignore[attr-defined]
+    if related.is_cached(app):
+        gs = related.get_cached_value(app)
+    else:
+        gs = GitSync.objects.filter(application_id=app.pk).first()
     if gs is not None and gs.blocked:
         label = GitSyncState(gs.state).label
         raise ConflictError(

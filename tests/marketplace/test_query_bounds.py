@@ -119,9 +119,9 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
     assert _reads(statements, "orgs_sovereign") == 1
     assert _reads(statements, "orgs_hostcluster") == 1  # the Environment's regions
     assert _reads(statements, "marketplace_environmentpolicy") == 1
-    # the branch state: checked before the change and read by the delivery; the response reads
-    # it with the row
-    assert _reads(statements, "marketplace_gitsync") == 2
+    # the branch state: read with the row (and checked) before the change, read by the
+    # delivery; the response reads it with the row
+    assert _reads(statements, "marketplace_gitsync") == 1
     assert _reads(statements, "gitops_fluxobject") == 1  # under the row lock
     assert _reads(statements, "marketplace_blueprintversion") == 0  # the version is unchanged
     # the delivery says that the Application changed; nobody follows it, nothing is rendered
@@ -130,7 +130,7 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
     # the Application row: read by the access check, locked by the change, read by the
     # delivery, locked to record what Flux says, read for the response
     assert _reads(statements, "marketplace_application") <= 6
-    assert len(statements) <= 29, "\n".join(statements)
+    assert len(statements) <= 27, "\n".join(statements)
     # the wrong role is refused and changes nothing
     refused = client_for(cast["viewer"]).post(
         API + "cache/rollback", {"revision": 2}, content_type="application/json"
@@ -177,3 +177,20 @@ def test_the_status_timeline_reads_a_bounded_history(catalog, cast, client_for, 
     # the page shows it to a reader
     page = client_for(cast["viewer"]).get("/marketplace/apps/acme-prod/cache/").content.decode()
     assert page.count('data-step="') == 50 and "Gitea answered 503" in page
+
+
+def test_reading_an_application_reads_its_row_once(catalog, cast, client_for, on_commit):
+    """The API reads the row with what it answers (version, Environment, branch state) in the
+    access check, and only a change reads it again."""
+    _install_and_resize(client_for(cast["admin"]), on_commit)
+    viewer = client_for(cast["viewer"])
+    with CaptureQueriesContext(connection) as queries:
+        response = viewer.get(API + "cache/")
+    assert response.status_code == 200 and response.json()["git"]["state"] == "in-sync"
+    assert response.json()["size"] == "medium" and response.json()["unused_dependencies"] == []
+    statements = _statements(queries)
+    # the row (with its version, Environment and branch state), then the Environment's
+    # Applications (which dependencies nothing else uses)
+    assert _reads(statements, "marketplace_application") == 2, "\n".join(statements)
+    assert _reads(statements, "marketplace_gitsync") == 0
+    assert client_for(cast["outsider"]).get(API + "cache/").status_code == 404
