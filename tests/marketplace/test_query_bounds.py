@@ -130,7 +130,7 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
     # the Application row: read by the access check, locked by the change, read by the
     # delivery, locked to record what Flux says, read for the response
     assert _reads(statements, "marketplace_application") <= 6
-    assert len(statements) <= 27, "\n".join(statements)
+    assert len(statements) <= 28, "\n".join(statements)
     # the wrong role is refused and changes nothing
     refused = client_for(cast["viewer"]).post(
         API + "cache/rollback", {"revision": 2}, content_type="application/json"
@@ -194,3 +194,46 @@ def test_reading_an_application_reads_its_row_once(catalog, cast, client_for, on
     assert _reads(statements, "marketplace_application") == 2, "\n".join(statements)
     assert _reads(statements, "marketplace_gitsync") == 0
     assert client_for(cast["outsider"]).get(API + "cache/").status_code == 404
+
+
+def test_a_rollback_costs_the_same_whatever_the_applications_history(
+    catalog, cast, client_for, on_commit
+):
+    """A rollback reads the configuration of the revision it restores, not every revision's:
+    the audit events it loads (and the statements it sends) do not grow with the history."""
+    from django.db.models.signals import post_init
+
+    from core.models import AuditEvent
+
+    admin = client_for(cast["admin"])
+    _install_and_resize(admin, on_commit)
+
+    def rollback_to(number: int) -> tuple[int, int]:
+        loaded: list[Any] = []
+
+        def count(sender: Any, instance: Any, **kwargs: Any) -> None:
+            loaded.append(instance)
+
+        post_init.connect(count, sender=AuditEvent)
+        try:
+            with CaptureQueriesContext(connection) as queries, on_commit():
+                done = admin.post(
+                    API + "cache/rollback", {"revision": number}, content_type="application/json"
+                )
+        finally:
+            post_init.disconnect(count, sender=AuditEvent)
+        assert done.status_code == 200, done.json()
+        return len(loaded), len(_statements(queries))
+
+    short = rollback_to(1)  # three revisions: install, resize, this rollback's (small again)
+    for size in ["medium", "small"] * 6:
+        with on_commit():
+            resized = admin.post(
+                API + "cache/resize", {"size": size}, content_type="application/json"
+            )
+        assert resized.status_code == 200, resized.json()
+    long = rollback_to(2)  # fifteen revisions
+    assert long == short
+    assert Application.objects.get(name="cache").size == "medium"  # revision 2: the resize
+    refused = admin.post(API + "cache/rollback", {"revision": 99}, content_type="application/json")
+    assert refused.status_code == 400 and "has no revision 99" in str(refused.json())
