@@ -297,7 +297,7 @@ FLUX_CRDS_DIR = Path(
 NATS_URL = env_url("NATS_URL", schemes=("nats", "tls", "ws", "wss"))
 NATS_SUBJECT_PREFIX = env_str("NATS_SUBJECT_PREFIX", "catalyst")
 
-# --- Flux watch and live status (gitops/flux.py, gitops/events.py, catalyst_portal/sse.py) ---
+# --- Flux watch and live status (gitops/flux.py, gitops/events.py, gitops/streams.py) ---
 # Which clusters `manage.py watch_flux` watches: the in-cluster service account, or kubeconfig
 # contexts (entries `context` or `cluster-name=context`; empty: the current context).
 FLUX_IN_CLUSTER = env_bool("FLUX_IN_CLUSTER", False)

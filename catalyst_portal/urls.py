@@ -1,10 +1,11 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from catalyst_portal import sse
 from core import views as core_views
 from gitops import hooks as git_hooks
+from marketplace import streams as app_streams
 from orgs import member_views
+from orgs import streams as org_streams
 from orgs import views as org_views
 
 urlpatterns = [
@@ -18,8 +19,10 @@ urlpatterns = [
     path("orgs/", include("orgs.urls")),
     path("invitations/<str:token>/", member_views.invitation_accept, name="invitation-accept"),
     path("marketplace/", include("marketplace.urls")),
-    path("events/orgs/<slug:slug>/", sse.org_events, name="org-events"),
-    path("events/apps/<slug:org>/<slug:env>/<slug:app>/", sse.app_events, name="app-events"),
+    path("events/orgs/<slug:slug>/", org_streams.org_events, name="org-events"),
+    path(
+        "events/apps/<slug:org>/<slug:env>/<slug:app>/", app_streams.app_events, name="app-events"
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include("orgs.api_urls")),
     path("api/v1/", include("accounts.api_urls")),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -77,11 +77,14 @@ def deliver(
     run: Callable[[], str | None],
     *,
     along: models.QuerySet[Any] | None = None,
+    recorded: Callable[[str | None], None] | None = None,
 ) -> str | None:
     """Run a delivery; record the commit on `obj`, or the error and "retrying" before re-raising.
 
     `along`: objects whose files the same commit carries (an Organization's Environments): they
-    get the same state and commit id."""
+    get the same state and commit id. `recorded(head)`: what else the caller records about the
+    delivery, in the same transaction as the commit id (one write to the database, not one per
+    fact)."""
     targets = [type(obj)._default_manager.filter(pk=obj.pk)]
     if along is not None:
         targets.append(along)
@@ -90,7 +93,10 @@ def deliver(
     except Exception as exc:
         mark_retrying(*targets, exc=exc)
         raise
-    mark_delivered(*targets, head=head)
+    with transaction.atomic():
+        mark_delivered(*targets, head=head)
+        if recorded is not None:
+            recorded(head)
     return head
 
 

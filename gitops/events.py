@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class Broker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribers: set[_Subscriber] = set()
+        # names this broker: event ids are unique within one broker, not across brokers (an
+        # in-process buffer starts again at 1; tests switch streams)
+        self.epoch = uuid.uuid4().hex
 
     def publish(self, topic: str, payload: dict[str, Any]) -> str:
         raise NotImplementedError
@@ -274,8 +278,8 @@ class Subscription:
         await self._broker._started(self._sub)  # live first, so nothing falls between
         if self.last_event_id:
             events, complete = await self._broker.since(self.last_event_id)
-            self._replay = [e for e in events if e.topic in self.topics]
-            self.gap = not complete
+            self.gap = not complete  # then the caller sends the full state, not a replay
+            self._replay = [] if self.gap else [e for e in events if e.topic in self.topics]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -293,6 +297,22 @@ class Subscription:
         event = await self.next(None)
         assert event is not None
         return event
+
+    def drain(self) -> list[Event]:
+        """The events available now, without waiting (the rest of a burst), in order."""
+        assert self._sub is not None, "use `async with subscribe(...)`"
+        found, self._replay = self._replay, []
+        while True:
+            try:
+                found.append(self._sub.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        fresh = []
+        for event in found:
+            if _key(event.id) > self._delivered:
+                self._delivered = _key(event.id)
+                fresh.append(event)
+        return fresh
 
     async def next(self, timeout: float | None) -> Event | None:
         """The next event, or None when `timeout` seconds pass without one (for keep-alives)."""

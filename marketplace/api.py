@@ -439,7 +439,7 @@ def preview_body(shown: previews.Preview) -> dict[str, Any]:
 def _application(request: Request, org: str, env: str, app: str, action: str) -> Application:
     return access.get_object_for(
         request.user,
-        Application.objects.select_related(*APP_RELATED),
+        Application.objects.select_related(*SERIALIZED),  # the branch state too (checked)
         action=action,
         environment__organization__slug=org,
         environment__name=env,
@@ -477,7 +477,8 @@ def application(request: Request, org: str, env: str, app: str) -> Response:
         if remaining is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ApplicationSerializer(remaining).data, status=status.HTTP_202_ACCEPTED)
-    obj = Application.objects.select_related(*SERIALIZED).get(pk=obj.pk)
+    if request.method == "PATCH":  # changed (and delivered, with in-process tasks): read again
+        obj = Application.objects.select_related(*SERIALIZED).get(pk=obj.pk)
     body = ApplicationSerializer(obj).data
     if request.method == "GET":
         body["unused_dependencies"] = [a.name for a in changes.unused_dependencies(obj)]

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from core.actors import Actor
 from core.errors import ConflictError
@@ -310,46 +311,72 @@ class Revision:
         return self.commit[:10]
 
 
-def revisions(app: Application) -> list[Revision]:
-    """Oldest first: each distinct commit of the Application with the configuration it held
-    (the snapshot of the latest portal action that commit delivered)."""
+def _revision_keys(app: Application) -> list[tuple[int, str, Any]]:
+    """Oldest first: (action event id, commit, when) of each configuration a commit delivered,
+    without reading the configurations themselves (one row per revision is read in full only
+    where it is shown or restored)."""
     commits = AuditEvent.objects.filter(
         target_type=Application._meta.label_lower,
         target_id=str(app.pk),
         action="applications.commit",
     ).order_by("created_at", "id")
     by_commit: dict[str, int] = {}
-    for commit in commits:
-        after = commit.after or {}
+    for after in commits.values_list("after", flat=True):
+        after = after or {}
         if after.get("commit") and after.get("audit_event"):
             by_commit[after["commit"]] = max(
                 by_commit.get(after["commit"], 0), after["audit_event"]
             )
-    actions = AuditEvent.objects.defer("before").in_bulk(list(by_commit.values()))
-    found: list[tuple[AuditEvent, str]] = []
-    for sha, event_id in by_commit.items():
-        action = actions.get(event_id)
-        if action is None or action.action == "applications.uninstall" or not action.after:
-            continue
-        found.append((action, sha))
-    found.sort(key=lambda pair: (pair[0].created_at, pair[0].pk))
-    return [
-        Revision(n, sha, event.action, event.created_at, event.actor_repr, dict(event.after or {}))
-        for n, (event, sha) in enumerate(found, start=1)
+    delivered = (
+        AuditEvent.objects.filter(pk__in=by_commit.values())
+        .exclude(action="applications.uninstall")
+        .exclude(Q(after__isnull=True) | Q(after={}))
+        .values_list("pk", "created_at")
+    )
+    when = dict(delivered)
+    found = [
+        (event_id, sha, when[event_id]) for sha, event_id in by_commit.items() if event_id in when
     ]
+    found.sort(key=lambda key: (key[2], key[0]))
+    return found
+
+
+def _revision(number: int, event: AuditEvent, sha: str) -> Revision:
+    return Revision(
+        number, sha, event.action, event.created_at, event.actor_repr, dict(event.after or {})
+    )
+
+
+def revisions(app: Application) -> list[Revision]:
+    """Oldest first: each distinct commit of the Application with the configuration it held
+    (the snapshot of the latest portal action that commit delivered)."""
+    keys = _revision_keys(app)
+    events = AuditEvent.objects.defer("before").in_bulk([event_id for event_id, _, _ in keys])
+    return [
+        _revision(n, events[event_id], sha) for n, (event_id, sha, _) in enumerate(keys, start=1)
+    ]
+
+
+def revision(app: Application, number: int) -> tuple[Revision | None, int]:
+    """Revision `number` of the Application (None when it has none such) and the number of the
+    current one; the configuration of that revision alone is read."""
+    keys = _revision_keys(app)
+    if not 1 <= number <= len(keys):
+        return None, len(keys)
+    event_id, sha, _ = keys[number - 1]
+    return _revision(number, AuditEvent.objects.defer("before").get(pk=event_id), sha), len(keys)
 
 
 def with_rollback(app: Application, number: int) -> tuple[Application, Revision]:
     """The Application as revision `number` had it (version, values, size, placement,
     dependencies). A version change must be one the Blueprint allows."""
     _editable(app)
-    found = {r.number: r for r in revisions(app)}
-    revision = found.get(number)
-    if revision is None:
+    found, current = revision(app, number)
+    if found is None:
         raise ValidationError({"revision": f"{app.name} has no revision {number}."})
-    if number == max(found):
+    if number == current:
         raise ValidationError({"revision": f"Revision {number} is the current one."})
-    state = revision.state
+    state = found.state
     same = str(state.get("version")) == app.version  # the usual case: no version to look up
     target = app.blueprint_version if same else version_named(app, str(state.get("version")))
     if target.pk != app.blueprint_version_id and (problem := version_problem(app, target)):
@@ -373,7 +400,7 @@ def with_rollback(app: Application, number: int) -> tuple[Application, Revision]
                     "revision": f"Revision {number} used “{name}” as {alias}; it is no longer installed."
                 }
             )
-    return changed, revision
+    return changed, found
 
 
 def rollback(*, by: Actor, app: Application, revision: int) -> Application:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from django.core.exceptions import ValidationError
@@ -344,8 +344,14 @@ def use_portal(*, by: Actor, app: Application) -> Application:
 
 
 def ensure_in_sync(app: Application) -> None:
-    """Portal changes wait while Git holds a change the portal has not taken in."""
-    gs = GitSync.objects.filter(application_id=app.pk).first()
+    """Portal changes wait while Git holds a change the portal has not taken in. (The branch
+    state read with the row, as the API does, is not read again.)"""
+    related = Application.git_sync.related
+    gs: GitSync | None
+    if related.is_cached(app):
+        gs = cast(GitSync | None, related.get_cached_value(app))
+    else:
+        gs = GitSync.objects.filter(application_id=app.pk).first()
     if gs is not None and gs.blocked:
         label = GitSyncState(gs.state).label
         raise ConflictError(

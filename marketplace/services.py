@@ -272,26 +272,17 @@ def record_flux_state(
 
 
 def refresh_status(app: Application) -> None:
-    """Record the Application's Flux state and publish its status fragment to its stream."""
+    """Record the Application's Flux state and tell its stream that it changed (the streams that
+    follow it render the fragment: nothing is rendered here, for nobody in particular)."""
     if app.state == AppState.UNINSTALLING:
         if settings.FLUX_CLUSTER_CONNECTED:
             seen = app_status.flux_objects(app, live=False)
             gone = seen and gitops_status.uninstall_status(seen).state == gitops_status.GONE
-            if gone and mark_drained(app):
-                events.publish(
-                    app_status.topic(app), {"event": app_status.EVENT, "html": app_status.GONE_HTML}
-                )
-                return
-        events.publish(
-            app_status.topic(app),
-            {"event": app_status.EVENT, "html": app_status.render_fragment(app)},
-        )
-        return
-    if app.state in FLUX_STATES:
+            if gone:
+                mark_drained(app)
+    elif app.state in FLUX_STATES:
         app = record_flux_state(app=app)
-    events.publish(
-        app_status.topic(app), {"event": app_status.EVENT, "html": app_status.render_fragment(app)}
-    )
+    events.publish(app_status.topic(app), {"event": app_status.EVENT})
 
 
 def on_flux_changes(objs: list[Any]) -> None:
@@ -350,7 +341,26 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
         sync(manifests.config_tree(app, inputs=inputs), author=author, message=message)
         return result.head
 
-    head = delivery.deliver(app, run)
+    def recorded(head: str | None) -> None:  # with the commit id, in one transaction
+        if held and held != ["enforced"]:  # nothing committed: back to pending
+            Application.objects.filter(pk=app.pk, state=AppState.COMMITTING).update(
+                state=AppState.PENDING
+            )
+            return
+        if head:  # on the Application's timeline: which commit delivered which action
+            audit.record(
+                "applications.commit",
+                actor=None,
+                target=app,
+                org_slug=app.environment.organization.slug,
+                after={"commit": head, "task": item.pk, "audit_event": item.audit_event_id},
+            )
+        if not uninstalling:
+            Application.objects.filter(
+                pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]
+            ).update(state=AppState.COMMITTED)
+
+    head = delivery.deliver(app, run, recorded=recorded)
     if held == ["enforced"]:  # committed; then what Git holds is read back as usual
         from . import gitsync
 
@@ -359,29 +369,16 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
     if held:  # nothing committed: Git's change is adopted (a new delivery follows) or shown
         from . import gitsync
 
-        Application.objects.filter(pk=app.pk, state=AppState.COMMITTING).update(
-            state=AppState.PENDING
-        )
         if held == ["drift"]:
             gitsync.read_back(app)
         transaction.on_commit(lambda: _refresh_status(app.pk))
         return None
-    if head:  # on the Application's timeline: which commit delivered which action
-        audit.record(
-            "applications.commit",
-            actor=None,
-            target=app,
-            org_slug=app.environment.organization.slug,
-            after={"commit": head, "task": item.pk, "audit_event": item.audit_event_id},
-        )
-    if app.state == AppState.UNINSTALLING:
-        if not settings.FLUX_CLUSTER_CONNECTED:
-            mark_drained(app)
-    else:
-        Application.objects.filter(
-            pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]
-        ).update(state=AppState.COMMITTED)
-    transaction.on_commit(lambda: _refresh_status(app.pk))
+    if uninstalling and not settings.FLUX_CLUSTER_CONNECTED:
+        mark_drained(app)
+    if uninstalling:
+        transaction.on_commit(lambda: _refresh_status(app.pk))
+    else:  # delivered: what Flux reports about the new commit (the row is read under its lock)
+        transaction.on_commit(lambda: _delivered_status(app))
     return head
 
 
@@ -395,6 +392,13 @@ def _refresh_status(app_id: int) -> None:
     )
     if app is not None:
         refresh_status(app)
+
+
+def _delivered_status(app: Application) -> None:
+    """`refresh_status` of an Application just delivered (not uninstalling): its row is read
+    once, under its lock, by `record_flux_state`."""
+    record_flux_state(app=app)
+    events.publish(app_status.topic(app), {"event": app_status.EVENT})
 
 
 def _organization_lifecycle_changed(*, org: Organization, by: Actor, event: Any) -> None:

@@ -8,8 +8,8 @@ region's objects as judged by `gitops.status.revision_status` against the commit
 (`<branch>@sha1:<last_commit_sha>`): an old revision's Ready=True is not ready. A region without a
 Kustomization yet is `committed`. The Application's state is the worst region's; Flux's reason and
 message are stored verbatim. An uninstalling Application is drained once every Flux object of it
-that the watcher has seen is gone. Each change is published on the Application's topic as the
-rendered status fragment.
+that the watcher has seen is gone. Each change is published on the Application's topic (that it
+changed: the stream in `streams.py` renders the fragment for whoever follows it).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ class OrgsConfig(AppConfig):
         # register the grant-delivery hook, the last-owner guard and the Organization directory
         from core.versioned import SITE
 
-        from . import members, services, status  # noqa: F401
+        # (services.on_flux_changes records what Flux reports; orgs/status.py reads and renders it)
+        from . import members, services  # noqa: F401  (members registers its hooks)
 
-        status.connect()
+        services.connect()
         SITE.renew_on_write("orgs.Sovereign")  # pages cache its name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,15 +16,16 @@ from core.errors import ConflictError
 from core.models import AuditEvent, OutboxItem
 from core.text import control_character_problem
 from gitops import delivery
+from gitops import events as status_events
+from gitops.flux import register_handler
+from gitops.models import FluxObject
 from gitops.sync import Desired, ensure_repo, sync_many
 from rbac import services as rbac_services
 
 from . import manifests
+from . import status as org_status
 from .models import MAX_REGIONS, Environment, HostCluster, Organization, OrgState
 from .naming import ENV_TYPES, placement_problem, slug_problem
-
-if TYPE_CHECKING:
-    from .status import OrgStatus
 
 SYNC_TASK = "orgs.tasks.sync_organization_task"
 ORG_FIELDS = [
@@ -434,15 +435,13 @@ def _grants_changed(*, org_slug: str, by: Actor, event: AuditEvent) -> None:
         _schedule_sync(org, by=by, event=event)
 
 
-def record_flux_state(*, org: Organization) -> tuple[Organization, OrgStatus]:
+def record_flux_state(*, org: Organization) -> tuple[Organization, org_status.OrgStatus]:
     """What Flux reports about the Organization's last commit, read and stored under the row's
     lock: of two changes handled at once (two watcher threads, a relist beside a watch) the one
     written last is the latest reading, so a Kustomization that became Ready never leaves the
     Organization `failed`. A state change is audited (no actor). Only a provisioning, ready or
     failed Organization follows Flux (not while pending, suspended or archived). Returns the row
     and the reading."""
-    from . import status as org_status
-
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
         current = org_status.org_status(locked)
@@ -461,3 +460,23 @@ def record_flux_state(*, org: Organization) -> tuple[Organization, OrgStatus]:
             after={"state": state, "reason": current.reason, "message": current.message},
         )
     return locked, current
+
+
+def refresh_status(org: Organization) -> org_status.OrgStatus:
+    """Re-read the Organization's Flux state and record a state change (both under its row lock:
+    `record_flux_state`), then tell its stream that it changed (the stream renders)."""
+    org, current = record_flux_state(org=org)
+    status_events.publish(org_status.topic(org.slug), {"event": org_status.EVENT})
+    return current
+
+
+def on_flux_changes(objs: list[FluxObject]) -> None:
+    """Changed Flux objects (one per watch event, all of a relist): each affected Organization
+    is found in one query and refreshed once."""
+    for org in org_status.affected(objs):
+        refresh_status(org)
+
+
+def connect() -> None:
+    """Called from OrgsConfig.ready(): follow what Flux reports about each Organization."""
+    register_handler(on_flux_changes)

@@ -5,7 +5,8 @@ labelled `openova.io/organization=<slug>` when there is one, else through the ca
 Kustomization (settings.FLUX_CONFIG_KUSTOMIZATION). The Organization is ready when that
 Kustomization reports Ready=True for a revision that includes the commit the portal made
 (`main@sha1:<last_commit_sha>`); failed, with Flux's reason and message verbatim, when it reports
-a terminal failure for it. Each change is published on the org's topic as the rendered fragment.
+a terminal failure for it. Each change is published on the org's topic (that it changed: the
+stream in `streams.py` renders the fragment for whoever follows it).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.template.loader import render_to_string
 
-from gitops import events, naming, status, sync
-from gitops.flux import CLUSTERS_TOPIC, register_handler
+from gitops import naming, status, sync
+from gitops.flux import CLUSTERS_TOPIC
 from gitops.models import FluxCluster, FluxObject
 
 from .models import Organization, OrgState
@@ -101,17 +102,9 @@ def render_fragment(org: Organization, current: OrgStatus | None = None) -> str:
     )
 
 
-def refresh(org: Organization) -> OrgStatus:
-    """Re-read the Organization's Flux state and record a state change (both under its row lock:
-    services.record_flux_state), then publish the fragment."""
-    from . import services
-
-    org, current = services.record_flux_state(org=org)
-    events.publish(topic(org.slug), {"event": EVENT, "html": render_fragment(org, current)})
-    return current
-
-
-def _affected(objs: list[FluxObject]) -> Any:
+def affected(objs: list[FluxObject]) -> Any:
+    """The Organizations the changed Flux objects speak for (their own Kustomization, or the
+    catalyst-config one for every followed Organization)."""
     kustomizations = [o for o in objs if o.kind == "Kustomization"]
     slugs = {
         o.labels[ORG_LABEL]
@@ -126,16 +119,12 @@ def _affected(objs: list[FluxObject]) -> Any:
     return Organization.objects.none()
 
 
-def on_flux_changes(objs: list[FluxObject]) -> None:
-    """Changed Flux objects (one per watch event, all of a relist): each affected Organization
-    is found in one query and refreshed once."""
-    for org in _affected(objs):
-        refresh(org)
-
-
-def connect() -> None:
-    """Called from OrgsConfig.ready()."""
-    register_handler(on_flux_changes)
-
-
-__all__ = ["CLUSTERS_TOPIC", "EVENT", "OrgStatus", "connect", "org_status", "refresh", "topic"]
+__all__ = [
+    "CLUSTERS_TOPIC",
+    "EVENT",
+    "OrgStatus",
+    "affected",
+    "org_status",
+    "render_fragment",
+    "topic",
+]

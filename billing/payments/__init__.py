@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from core.errors import DeliveryError
+
 from ..models import Order, Payment
 
 MANUAL = "manual"
@@ -27,6 +29,11 @@ NOT_AVAILABLE = "Card payment is not available here yet: pay by invoice (bank tr
 
 class PaymentError(Exception):
     """The provider refused or could not be reached; nothing was charged."""
+
+
+class ProviderNotConfigured(PaymentError, DeliveryError):
+    """Work for a provider that is not configured here (any more): retried by the outbox with
+    one warning line per attempt (an operator's setting to fix, not a bug's traceback)."""
 
 
 class BadSignature(Exception):

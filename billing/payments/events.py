@@ -42,7 +42,14 @@ from ..models import (
     PaymentStatus,
 )
 from ..models import ProviderEvent as EventRow
-from . import NOT_AVAILABLE, CardProvider, PaymentError, ProviderEvent, card_provider
+from . import (
+    NOT_AVAILABLE,
+    CardProvider,
+    PaymentError,
+    ProviderEvent,
+    ProviderNotConfigured,
+    card_provider,
+)
 
 REFUND_TASK = "billing.tasks.refund_unapplied_payment_task"
 APPLY_TASK = "billing.tasks.apply_provider_event_task"
@@ -132,7 +139,7 @@ def apply_received(*, event_row_id: int) -> str:
             return row.outcome
         provider = card_provider()
         if provider is None or provider.name != row.provider:
-            raise PaymentError(f"{row.provider} is not configured; cannot apply {row}.")
+            raise ProviderNotConfigured(f"{row.provider} is not configured; cannot apply {row}.")
         event = ProviderEvent(
             id=row.event_id, type=row.type, created=row.created, object=row.payload
         )
@@ -279,7 +286,9 @@ def refund_unapplied(*, payment_id: int) -> None:
         return
     provider = card_provider()
     if provider is None or provider.name != payment.provider:
-        raise PaymentError(f"{payment.provider} is not configured; cannot refund {payment}.")
+        raise ProviderNotConfigured(
+            f"{payment.provider} is not configured; cannot refund {payment}."
+        )
     refund_id = provider.refund(
         payment=payment, amount_minor=payment.amount_minor, reason=payment.problem
     )

@@ -133,3 +133,31 @@ def test_an_event_is_applied_once_even_if_its_row_is_run_twice(
     row = ProviderEvent.objects.get()
     assert events.apply_received(event_row_id=row.pk) == f"paid order {order.pk}"
     assert AuditEvent.objects.filter(action="billing.invoice.paid").count() == 1
+
+
+def test_an_event_received_while_card_payments_are_off_waits_with_one_warning_line(
+    cast, client_for, settings, on_commit, django_capture_on_commit_callbacks, caplog
+):
+    """The provider's configuration went away between the acknowledgement and the worker (keys
+    rotated, card payments switched off): the row waits in the outbox, retried with backoff, and
+    each attempt logs one warning line (an operator's fault to fix, not a bug's traceback)."""
+    with stripe_configured(settings) as stripe_api:
+        with on_commit():
+            order, payment, _ = buy_by_card(client_for(cast["outsider"]))
+        completed = stripe_api.event(
+            "checkout.session.completed", stripe_api.complete(payment.external_id)
+        )
+        with django_capture_on_commit_callbacks(execute=False) as after_response:
+            assert post_event(*completed).status_code == 200
+    settings.PAYMENT_PROVIDER = ""  # card payments switched off
+    caplog.set_level("INFO", logger="core.outbox")
+    for callback in after_response:  # the worker, after card payments were switched off
+        callback()
+    item = OutboxItem.objects.get(task_name=APPLY_TASK)
+    assert item.done_at is None and "stripe is not configured" in item.last_error
+    assert item.available_at > timezone.now()  # retried later, with backoff
+    assert ProviderEvent.objects.get().applied_at is None
+    assert Order.objects.get(pk=order.pk).status == "awaiting_payment"
+    failed = [r for r in caplog.records if r.name == "core.outbox" and "failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].levelname == "WARNING", failed
+    assert failed[0].exc_info is None and "not configured" in failed[0].getMessage()

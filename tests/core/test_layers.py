@@ -42,3 +42,29 @@ def test_an_app_imports_only_the_layers_below_it(app: str) -> None:
         if "migrations" not in path.parts
     }
     assert {path: apps for path, apps in wrong.items() if apps} == {}
+
+
+def _relative_imports(path: Path) -> set[str]:
+    """The modules of its own app that a module imports (`from . import x`, `from .x import …`)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {a.name for a in node.names}
+    return found
+
+
+@pytest.mark.parametrize("app", ["orgs", "marketplace"])
+def test_status_modules_only_read_and_render(app: str) -> None:
+    """What Flux reports is recorded by the app's services and read by its status module: the
+    status module imports no services (no cycle between them, lazy or not)."""
+    status = ROOT / app / "status.py"
+    assert "services" not in _relative_imports(status)
+    assert "def connect" not in status.read_text()  # the Flux hook lives with the writes
+
+
+def test_live_status_streams_live_in_the_apps_that_own_them() -> None:
+    """One generic stream helper (gitops.streams); each app serves its own objects' streams."""
+    assert not (ROOT / "catalyst_portal" / "sse.py").exists()
+    for app in ("orgs", "marketplace"):
+        source = (ROOT / app / "streams.py").read_text()
+        assert "streams.follow(" in source and "EventStream(" not in source

@@ -115,32 +115,102 @@ def test_subscribed_client_gets_the_current_state_then_each_change_as_a_fragment
 
 
 @pytest.mark.django_db
-def test_reconnect_with_last_event_id_receives_exactly_the_missed_events(cast):
+def test_reconnect_with_last_event_id_receives_the_current_state_once_with_the_last_missed_id(
+    cast, settings
+):
     connected_cluster()
+    settings.SSE_KEEPALIVE_SECONDS = 0.2
 
     async def scenario() -> None:
         _, stream = await open_stream(cast["owner"])
         await stream.next_named()  # the snapshot
         await apply("hz-fsn-rtz-prod", "Kustomization", "ADDED", progressing(600, "step one"))
         seen = await stream.next_named()
+        assert "step one" in seen["data"]
         await stream.close()  # the browser drops off
         await apply("hz-fsn-rtz-prod", "Kustomization", "MODIFIED", progressing(601, "step two"))
         await apply(
             "hz-fsn-rtz-prod", "Kustomization", "MODIFIED", ready_kustomization(cast["acme"], 602)
         )
-        await sync_to_async(events.publish)(
-            "org:globex", {"event": "org-status", "html": "globex secret"}
-        )
+        last_acme = await sync_to_async(events.publish)(org_status.topic("acme"), {"event": "x"})
+        await sync_to_async(events.publish)("org:globex", {"event": "org-status"})
         _, again = await open_stream(cast["owner"], **{"Last-Event-ID": seen["id"]})
-        missed = [await again.next_named(), await again.next_named()]
-        assert "step two" in missed[0]["data"] and 'data-flux-state="ready"' in missed[1]["data"]
-        assert [m["id"] for m in missed] == sorted(
-            (m["id"] for m in missed), key=lambda i: [int(p) for p in i.split("-")]
-        )
+        missed = await again.next_named()  # what it missed, as one fragment: the current state
+        assert 'data-flux-state="ready"' in missed["data"] and "step two" not in missed["data"]
+        assert missed["id"] == last_acme  # resumes after the last acme event it was sent for
+        assert await again.event() == {"comment": "keep-alive"}  # nothing else was missed
         await apply("hz-fsn-rtz-prod", "Kustomization", "MODIFIED", progressing(603, "step four"))
         live = await again.next_named()
-        assert "step four" in live["data"] and "globex secret" not in live["data"]
+        assert "step four" in live["data"] and _key(live["id"]) > _key(missed["id"])
         await again.close()
+        # up to date: a reconnect with the newest id gets nothing until the next change
+        _, current = await open_stream(cast["owner"], **{"Last-Event-ID": live["id"]})
+        assert await current.event() == {"retry": "2000", "comment": "connected"}
+        assert await current.event() == {"comment": "keep-alive"}
+        await current.close()
+
+    async_to_sync(scenario)()
+
+
+def _key(event_id: str) -> list[int]:
+    return [int(p) for p in event_id.split("-")]
+
+
+@pytest.mark.django_db
+def test_publishing_a_change_renders_nothing_and_each_process_renders_once_per_event(cast):
+    """Publishers (the watcher, a delivery) say that the object changed; the streams that follow
+    it render the fragment, once per process per event, however many browsers follow it."""
+    from django.test.signals import template_rendered
+
+    from gitops import streams
+
+    connected_cluster()
+    rendered: list[str] = []
+
+    def seen(sender: Any, template: Any, **kwargs: Any) -> None:
+        rendered.append(template.name or "")
+
+    template_rendered.connect(seen)
+    try:
+        store.apply("hz-fsn-rtz-prod", "Kustomization", "ADDED", progressing(800, "nobody looks"))
+        assert rendered == []  # nobody follows the org: no fragment rendered
+
+        async def scenario() -> None:
+            _, one = await open_stream(cast["owner"])
+            _, two = await open_stream(cast["viewer"])
+            await one.next_named()  # each stream's first state is its own (the snapshot)
+            await two.next_named()
+            before = streams.rendered.renders
+            await apply("hz-fsn-rtz-prod", "Kustomization", "MODIFIED", progressing(801, "both"))
+            first, second = await one.next_named(), await two.next_named()
+            assert first == second and "both" in first["data"]
+            assert streams.rendered.renders == before + 1  # two browsers, one rendering
+            await one.close()
+            await two.close()
+
+        async_to_sync(scenario)()
+    finally:
+        template_rendered.disconnect(seen)
+
+
+@pytest.mark.django_db
+def test_a_burst_of_changes_is_sent_as_one_fragment_with_the_last_id(cast, settings):
+    connected_cluster()
+    settings.SSE_KEEPALIVE_SECONDS = 0.2
+
+    async def scenario() -> None:
+        _, stream = await open_stream(cast["owner"])
+        await stream.next_named()
+        ids = []
+        for rv in range(900, 905):  # published before the stream reads any of them
+            await sync_to_async(store.apply)(
+                "hz-fsn-rtz-prod", "Kustomization", "MODIFIED", progressing(rv, f"burst {rv}")
+            )
+        ids = [e.id for e in (await events.broker().since("0-0"))[0] if e.topic == "org:acme"]
+        sent = await stream.next_named()
+        assert "burst 904" in sent["data"] and sent["id"] == ids[-1]
+        assert await stream.event() == {"comment": "keep-alive"}
+        await stream.close()
 
     async_to_sync(scenario)()
 
@@ -152,9 +222,7 @@ def test_last_event_id_trimmed_from_the_buffer_gets_the_current_state(cast, sett
     events.reset()
 
     async def scenario() -> None:
-        first = await sync_to_async(events.publish)(
-            "org:acme", {"event": "org-status", "html": "old"}
-        )
+        first = await sync_to_async(events.publish)("org:acme", {"event": "org-status"})
         for rv in range(700, 710):
             await apply(
                 "hz-fsn-rtz-prod", "Kustomization", "MODIFIED", progressing(rv, f"step {rv}")

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from django.db import connection
+from django.test.signals import template_rendered
 from django.test.utils import CaptureQueriesContext
 
 from marketplace.models import Application
@@ -90,10 +91,19 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
     admin = client_for(cast["admin"])
     _install_and_resize(admin, on_commit)
     before = commits("acme", "cache")
-    with CaptureQueriesContext(connection) as queries, on_commit():
-        response = admin.post(
-            API + "cache/rollback", {"revision": 1}, content_type="application/json"
-        )
+    rendered: list[str] = []
+
+    def seen(sender: Any, template: Any, **kwargs: Any) -> None:
+        rendered.append(template.name or "")
+
+    template_rendered.connect(seen)
+    try:
+        with CaptureQueriesContext(connection) as queries, on_commit():
+            response = admin.post(
+                API + "cache/rollback", {"revision": 1}, content_type="application/json"
+            )
+    finally:
+        template_rendered.disconnect(seen)
     assert response.status_code == 200, response.json()
     assert response.json()["size"] == "small" and response.json()["git"]["state"] == "in-sync"
     assert commits("acme", "cache") == [
@@ -109,12 +119,18 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
     assert _reads(statements, "orgs_sovereign") == 1
     assert _reads(statements, "orgs_hostcluster") == 1  # the Environment's regions
     assert _reads(statements, "marketplace_environmentpolicy") == 1
-    # the branch state: checked before the change, read by the delivery and by the status
-    # fragment (which says when Git holds a change); the response reads it with the row
-    assert _reads(statements, "marketplace_gitsync") == 3
-    assert _reads(statements, "gitops_fluxobject") == 2  # under the row lock; for the fragment
+    # the branch state: read with the row (and checked) before the change, read by the
+    # delivery; the response reads it with the row
+    assert _reads(statements, "marketplace_gitsync") == 1
+    assert _reads(statements, "gitops_fluxobject") == 1  # under the row lock
     assert _reads(statements, "marketplace_blueprintversion") == 0  # the version is unchanged
-    assert len(statements) <= 34, "\n".join(statements)
+    # the delivery says that the Application changed; nobody follows it, nothing is rendered
+    # (the status fragment is rendered by the streams that follow the Application)
+    assert rendered == []
+    # the Application row: read by the access check, locked by the change, read by the
+    # delivery, locked to record what Flux says, read for the response
+    assert _reads(statements, "marketplace_application") <= 6
+    assert len(statements) <= 28, "\n".join(statements)
     # the wrong role is refused and changes nothing
     refused = client_for(cast["viewer"]).post(
         API + "cache/rollback", {"revision": 2}, content_type="application/json"
@@ -123,9 +139,10 @@ def test_a_rollback_and_its_delivery_read_each_thing_once(catalog, cast, client_
 
 
 def test_the_status_timeline_reads_a_bounded_history(catalog, cast, client_for, on_commit):
-    """The fragment published after every delivery shows the last 50 steps: it reads at most 50
-    rows of each source, whatever the history — and shows exactly the steps it showed when it
-    read everything (a task retried for long counts by its last step, not its first)."""
+    """The status fragment (on the page and in each live update) shows the last 50 steps: it
+    reads at most 50 rows of each source, whatever the history — and shows exactly the steps it
+    showed when it read everything (a task retried for long counts by its last step, not its
+    first)."""
     from django.utils import timezone
 
     from core.models import OutboxItem
@@ -160,3 +177,63 @@ def test_the_status_timeline_reads_a_bounded_history(catalog, cast, client_for, 
     # the page shows it to a reader
     page = client_for(cast["viewer"]).get("/marketplace/apps/acme-prod/cache/").content.decode()
     assert page.count('data-step="') == 50 and "Gitea answered 503" in page
+
+
+def test_reading_an_application_reads_its_row_once(catalog, cast, client_for, on_commit):
+    """The API reads the row with what it answers (version, Environment, branch state) in the
+    access check, and only a change reads it again."""
+    _install_and_resize(client_for(cast["admin"]), on_commit)
+    viewer = client_for(cast["viewer"])
+    with CaptureQueriesContext(connection) as queries:
+        response = viewer.get(API + "cache/")
+    assert response.status_code == 200 and response.json()["git"]["state"] == "in-sync"
+    assert response.json()["size"] == "medium" and response.json()["unused_dependencies"] == []
+    statements = _statements(queries)
+    # the row (with its version, Environment and branch state), then the Environment's
+    # Applications (which dependencies nothing else uses)
+    assert _reads(statements, "marketplace_application") == 2, "\n".join(statements)
+    assert _reads(statements, "marketplace_gitsync") == 0
+    assert client_for(cast["outsider"]).get(API + "cache/").status_code == 404
+
+
+def test_a_rollback_costs_the_same_whatever_the_applications_history(
+    catalog, cast, client_for, on_commit
+):
+    """A rollback reads the configuration of the revision it restores, not every revision's:
+    the audit events it loads (and the statements it sends) do not grow with the history."""
+    from django.db.models.signals import post_init
+
+    from core.models import AuditEvent
+
+    admin = client_for(cast["admin"])
+    _install_and_resize(admin, on_commit)
+
+    def rollback_to(number: int) -> tuple[int, int]:
+        loaded: list[Any] = []
+
+        def count(sender: Any, instance: Any, **kwargs: Any) -> None:
+            loaded.append(instance)
+
+        post_init.connect(count, sender=AuditEvent)
+        try:
+            with CaptureQueriesContext(connection) as queries, on_commit():
+                done = admin.post(
+                    API + "cache/rollback", {"revision": number}, content_type="application/json"
+                )
+        finally:
+            post_init.disconnect(count, sender=AuditEvent)
+        assert done.status_code == 200, done.json()
+        return len(loaded), len(_statements(queries))
+
+    short = rollback_to(1)  # three revisions: install, resize, this rollback's (small again)
+    for size in ["medium", "small"] * 6:
+        with on_commit():
+            resized = admin.post(
+                API + "cache/resize", {"size": size}, content_type="application/json"
+            )
+        assert resized.status_code == 200, resized.json()
+    long = rollback_to(2)  # fifteen revisions
+    assert long == short
+    assert Application.objects.get(name="cache").size == "medium"  # revision 2: the resize
+    refused = admin.post(API + "cache/rollback", {"revision": 99}, content_type="application/json")
+    assert refused.status_code == 400 and "has no revision 99" in str(refused.json())
