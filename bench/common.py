@@ -141,6 +141,32 @@ def bare_git_commit_push(
 ) -> list[float]:
     """Baseline: the same files committed and pushed with the git CLI (a clone of a bare remote),
     `placeholder` in the paths replaced by a fresh name each time. Milliseconds per commit + push."""
+    return timed(bare_git_committer(files, work, placeholder=placeholder), repeat=repeat)
+
+
+def timed_pairs(
+    first: Callable[[], Any], second: Callable[[], Any], *, repeat: int, warmup: int = 2
+) -> tuple[list[float], list[float]]:
+    """Milliseconds per call of `first` and of `second`, called alternately (first, second,
+    first, …): each pair runs in the same moments, so a machine that slows down or speeds up
+    during the run moves a figure and its baseline alike."""
+    for _ in range(warmup):
+        first()
+        second()
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(repeat):
+        for fn, samples in ((first, a), (second, b)):
+            start = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - start) * 1000)
+    return a, b
+
+
+def bare_git_committer(
+    files: dict[str, str], work: Path, *, placeholder: str
+) -> Callable[[], None]:
+    """One bare `git commit` + push of `files` per call (see `bare_git_commit_push`)."""
     import subprocess
 
     work.mkdir(parents=True, exist_ok=True)
@@ -166,4 +192,4 @@ def bare_git_commit_push(
             capture_output=True,
         )
 
-    return timed(commit_and_push, repeat=repeat)
+    return commit_and_push
