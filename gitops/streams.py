@@ -65,7 +65,6 @@ class _Rendered:
         self.size = size
         self._lock = threading.Lock()
         self._kept: OrderedDict[tuple[str, str, str], tuple[str, str]] = OrderedDict()
-        self.renders = 0  # how many times a fragment was rendered (tests, metrics)
 
     def get(self, followed: Followed, event_id: str) -> tuple[str, str]:
         key = (events.broker().epoch, followed.key, event_id)
@@ -74,14 +73,10 @@ class _Rendered:
                 self._kept.move_to_end(key)
                 return self._kept[key]
             found = _render(followed)
-            self.renders += 1
             self._kept[key] = found
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
             return found
-
-    def __len__(self) -> int:
-        return len(self._kept)
 
 
 rendered = _Rendered(RENDERED_KEPT)

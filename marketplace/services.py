@@ -273,14 +273,16 @@ def record_flux_state(
 
 def refresh_status(app: Application) -> None:
     """Record the Application's Flux state and tell its stream that it changed (the streams that
-    follow it render the fragment: nothing is rendered here, for nobody in particular)."""
+    follow it render the fragment: nothing is rendered here, for nobody in particular). `app`
+    may be a copy read before its last change: only an uninstall is judged from it, the rest is
+    read under the row's lock by `record_flux_state` (which leaves a pending row alone)."""
     if app.state == AppState.UNINSTALLING:
         if settings.FLUX_CLUSTER_CONNECTED:
             seen = app_status.flux_objects(app, live=False)
             gone = seen and gitops_status.uninstall_status(seen).state == gitops_status.GONE
             if gone:
                 mark_drained(app)
-    elif app.state in FLUX_STATES:
+    else:
         app = record_flux_state(app=app)
     events.publish(app_status.topic(app), {"event": app_status.EVENT})
 
@@ -371,14 +373,11 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
 
         if held == ["drift"]:
             gitsync.read_back(app)
-        transaction.on_commit(lambda: _refresh_status(app.pk))
+        transaction.on_commit(lambda: refresh_status(app))
         return None
     if uninstalling and not settings.FLUX_CLUSTER_CONNECTED:
         mark_drained(app)
-    if uninstalling:
-        transaction.on_commit(lambda: _refresh_status(app.pk))
-    else:  # delivered: what Flux reports about the new commit (the row is read under its lock)
-        transaction.on_commit(lambda: _delivered_status(app))
+    transaction.on_commit(lambda: refresh_status(app))  # what Flux says of the new commit
     return head
 
 
@@ -392,13 +391,6 @@ def _refresh_status(app_id: int) -> None:
     )
     if app is not None:
         refresh_status(app)
-
-
-def _delivered_status(app: Application) -> None:
-    """`refresh_status` of an Application just delivered (not uninstalling): its row is read
-    once, under its lock, by `record_flux_state`."""
-    record_flux_state(app=app)
-    events.publish(app_status.topic(app), {"event": app_status.EVENT})
 
 
 def _organization_lifecycle_changed(*, org: Organization, by: Actor, event: Any) -> None:

@@ -435,19 +435,18 @@ def _grants_changed(*, org_slug: str, by: Actor, event: AuditEvent) -> None:
         _schedule_sync(org, by=by, event=event)
 
 
-def record_flux_state(*, org: Organization) -> tuple[Organization, org_status.OrgStatus]:
+def record_flux_state(*, org: Organization) -> None:
     """What Flux reports about the Organization's last commit, read and stored under the row's
     lock: of two changes handled at once (two watcher threads, a relist beside a watch) the one
     written last is the latest reading, so a Kustomization that became Ready never leaves the
     Organization `failed`. A state change is audited (no actor). Only a provisioning, ready or
-    failed Organization follows Flux (not while pending, suspended or archived). Returns the row
-    and the reading."""
+    failed Organization follows Flux (not while pending, suspended or archived)."""
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=org.pk)
         current = org_status.org_status(locked)
         state = org_status.STATE_FOR.get(current.state, OrgState.PROVISIONING)
         if locked.state not in org_status.FOLLOWED_STATES or locked.state == state:
-            return locked, current
+            return
         before = {"state": locked.state}
         locked.state = state
         locked.save(update_fields=["state", "updated_at"])
@@ -459,15 +458,13 @@ def record_flux_state(*, org: Organization) -> tuple[Organization, org_status.Or
             before=before,
             after={"state": state, "reason": current.reason, "message": current.message},
         )
-    return locked, current
 
 
-def refresh_status(org: Organization) -> org_status.OrgStatus:
+def refresh_status(org: Organization) -> None:
     """Re-read the Organization's Flux state and record a state change (both under its row lock:
     `record_flux_state`), then tell its stream that it changed (the stream renders)."""
-    org, current = record_flux_state(org=org)
+    record_flux_state(org=org)
     status_events.publish(org_status.topic(org.slug), {"event": org_status.EVENT})
-    return current
 
 
 def on_flux_changes(objs: list[FluxObject]) -> None:

@@ -96,10 +96,8 @@ def org_status(org: Organization) -> OrgStatus:
     )
 
 
-def render_fragment(org: Organization, current: OrgStatus | None = None) -> str:
-    return render_to_string(
-        FRAGMENT, {"org": org, "flux": current if current is not None else org_status(org)}
-    )
+def render_fragment(org: Organization) -> str:
+    return render_to_string(FRAGMENT, {"org": org, "flux": org_status(org)})
 
 
 def affected(objs: list[FluxObject]) -> Any:

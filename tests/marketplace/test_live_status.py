@@ -366,3 +366,36 @@ def test_each_region_is_judged_and_the_worst_is_the_apps_state(
     page = client_for(cast["viewer"]).get(APP_URL).content.decode()
     assert escape(error) in page and f"Connection to cluster {other} lost since" in page
     assert f"Connection to cluster {REGION} lost" not in page
+
+
+@pytest.mark.django_db
+def test_an_uninstall_drained_at_once_reaches_the_stream_as_gone(
+    catalog, cast, client_for, on_commit, settings
+):
+    """With no cluster to wait for, the delivery of an uninstall removes the row at once; the
+    Application's stream is told, and shows it gone (it was told nothing: the row it would have
+    read was already gone)."""
+    from asgiref.sync import sync_to_async
+
+    settings.FLUX_CLUSTER_CONNECTED = False
+    settings.SSE_MAX_SECONDS = 15  # a stream that is never told ends, and the test fails
+    admin = client_for(cast["admin"])
+    install_web(admin, on_commit)
+
+    def uninstall() -> Any:
+        with on_commit():
+            return admin.post(APP_URL + "uninstall/", {"confirm": "web"})
+
+    async def scenario() -> None:
+        _, stream = await open_app_stream(cast["viewer"])
+        first = await stream.next_named()
+        assert 'data-app-state="committed"' in first["data"]
+        done = await sync_to_async(uninstall)()
+        assert done.status_code == 302
+        gone = await until(stream, 'data-app-state="gone"')
+        assert gone.strip() == '<p data-app-state="gone">Uninstalled.</p>'
+        await stream.close()
+
+    async_to_sync(scenario)()
+    assert not Application.objects.filter(name="web").exists()
+    assert AuditEvent.objects.filter(action="applications.drained").count() == 1
