@@ -273,16 +273,16 @@ def record_flux_state(
 
 def refresh_status(app: Application) -> None:
     """Record the Application's Flux state and tell its stream that it changed (the streams that
-    follow it render the fragment: nothing is rendered here, for nobody in particular). `app`
-    may be a copy read before its last change: only an uninstall is judged from it, the rest is
-    read under the row's lock by `record_flux_state` (which leaves a pending row alone)."""
+    follow it render the fragment: nothing is rendered here, for nobody in particular). Only a
+    delivered Application follows Flux (`app.state`; `record_flux_state` reads the row again under
+    its lock)."""
     if app.state == AppState.UNINSTALLING:
         if settings.FLUX_CLUSTER_CONNECTED:
             seen = app_status.flux_objects(app, live=False)
             gone = seen and gitops_status.uninstall_status(seen).state == gitops_status.GONE
             if gone:
                 mark_drained(app)
-    else:
+    elif app.state in FLUX_STATES:
         app = record_flux_state(app=app)
     events.publish(app_status.topic(app), {"event": app_status.EVENT})
 
@@ -361,6 +361,7 @@ def deliver_application(*, app_id: int, item: OutboxItem) -> str | None:
             Application.objects.filter(
                 pk=app.pk, state__in=[AppState.PENDING, AppState.COMMITTING]
             ).update(state=AppState.COMMITTED)
+            app.state = AppState.COMMITTED  # delivered: it follows Flux (refresh_status below)
 
     head = delivery.deliver(app, run, recorded=recorded)
     if held == ["enforced"]:  # committed; then what Git holds is read back as usual
