@@ -6,7 +6,8 @@ on each host cluster; all carry the organization, environment and application la
 host-cluster label where they belong to one region). Per region the state is the worst of that
 region's objects as judged by `gitops.status.revision_status` against the commit the portal made
 (`<branch>@sha1:<last_commit_sha>`): an old revision's Ready=True is not ready. A region without a
-Kustomization yet is `committed`. The Application's state is the worst region's; Flux's reason and
+Kustomization yet is `committed`; one whose HelmRelease the watcher has not seen yet is at best
+`reconciling` (the release is what runs). The Application's state is the worst region's; Flux's reason and
 message are stored verbatim. An uninstalling Application is drained once every Flux object of it
 that the watcher has seen is gone. Each change is published on the Application's topic (that it
 changed: the stream in `streams.py` renders the fragment for whoever follows it).
@@ -82,9 +83,14 @@ def app_status(app: Application, objects: list[FluxObject] | None = None) -> App
         if kustomization is None:
             here = status.revision_status(app.last_commit_sha, branch, None)
         else:
-            here = _worst(
-                [(o.kind, status.revision_status(app.last_commit_sha, branch, o)) for o in mine]
-            )
+            judged = [
+                (o.kind, status.revision_status(app.last_commit_sha, branch, o)) for o in mine
+            ]
+            if not any(
+                o.kind == "HelmRelease" and o.labels.get(CLUSTER_LABEL) == region for o in mine
+            ):
+                judged.append(("HelmRelease", _unseen_release(app)))
+            here = _worst(judged)
         revision = kustomization.applied_revision if kustomization else ""
         found.append((here, revision))
         regions.append(
@@ -99,6 +105,15 @@ def app_status(app: Application, objects: list[FluxObject] | None = None) -> App
     worst = status.combine(s for s, _ in found)
     revision = next((r for s, r in found if s == worst), "")
     return AppStatus(worst.state, worst.reason, worst.message, revision, regions)
+
+
+def _unseen_release(app: Application) -> status.Status:
+    """The region's HelmRelease has not reached the watcher yet. Each kind comes on its own watch
+    stream, so the Kustomization that created the release (even Ready for the revision) can be
+    stored first: the region is not ready until the release itself reports."""
+    return status.Status(
+        status.RECONCILING, "", f"Waiting for Flux to report HelmRelease {app.name}."
+    )
 
 
 # Among objects in the same state, whose reason and message the Application shows: a failing

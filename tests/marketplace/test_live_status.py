@@ -210,6 +210,40 @@ def test_an_old_revisions_ready_is_not_ready(catalog, cast, client_for, on_commi
 
 
 @pytest.mark.django_db
+def test_a_region_is_not_ready_before_its_helmrelease_is_seen(catalog, cast, client_for, on_commit):
+    """The watcher follows each kind on its own stream: the Kustomization that applied the
+    revision can be stored before the HelmRelease it created. Until the release reports, the
+    region is reconciling, not ready."""
+    app = install_web(client_for(cast["admin"]), on_commit)
+    want = f"main@sha1:{app.last_commit_sha}"
+    store.apply(REGION, "Kustomization", "ADDED", applied(20, want))
+    app.refresh_from_db()
+    assert app.state == "reconciling"
+    assert app.status_message == "Waiting for Flux to report HelmRelease web."
+    assert [(r["region"], r["state"]) for r in app.conditions] == [(REGION, "reconciling")]
+    page = client_for(cast["viewer"]).get(APP_URL).content.decode()
+    assert 'data-app-state="reconciling"' in page
+    store.apply(
+        REGION,
+        "HelmRelease",
+        "ADDED",
+        raw("HelmRelease", "web", 21, ready="Unknown", reason="Progressing", namespace="acme-prod"),
+    )
+    app.refresh_from_db()
+    assert app.state == "reconciling" and app.status_reason == "Progressing"
+    store.apply(
+        REGION,
+        "HelmRelease",
+        "MODIFIED",
+        raw(
+            "HelmRelease", "web", 22, ready="True", reason="InstallSucceeded", namespace="acme-prod"
+        ),
+    )
+    app.refresh_from_db()
+    assert app.state == "ready" and app.observed_revision == want
+
+
+@pytest.mark.django_db
 def test_uninstall_completes_only_when_the_flux_objects_are_gone(
     catalog, cast, client_for, on_commit, settings
 ):
@@ -326,6 +360,8 @@ def test_each_region_is_judged_and_the_worst_is_the_apps_state(
     FluxCluster.objects.create(name=other, connected=False)
     ready = {"ready": "True", "reason": "ReconciliationSucceeded", "revision": want}
     store.apply(REGION, "Kustomization", "ADDED", raw("Kustomization", KUSTOMIZATION, 50, **ready))
+    release = raw("HelmRelease", "web", 49, **ready, namespace="acme-prod")
+    store.apply(REGION, "HelmRelease", "ADDED", release)
     app.refresh_from_db()
     # the second region has not reported yet: the app is not ready
     assert app.state == "committed"

@@ -67,9 +67,15 @@ def test_install_goes_from_committed_to_ready_on_the_simulated_cluster(
     app.refresh_from_db()
     want = f"main@sha1:{app.last_commit_sha}"
     assert app.observed_revision == want
-    # the simulated Flux applied what the portal rendered into Git, nothing else
-    kinds = sorted(o.kind for o in FluxObject.objects.labelled(**LABELS).live())
-    assert kinds == ["GitRepository", "HelmRelease", "Kustomization"]
+
+    # the simulated Flux applied what the portal rendered into Git, nothing else; a region is
+    # ready only once its HelmRelease reported (each kind has its own watch stream, so the
+    # GitRepository applied earlier may still be on its way to the watcher)
+    def kinds() -> list[str]:
+        return sorted(o.kind for o in FluxObject.objects.labelled(**LABELS).live())
+
+    assert {"HelmRelease", "Kustomization"} <= set(kinds())
+    changes.wait(lambda: kinds() == ["GitRepository", "HelmRelease", "Kustomization"], timeout=60)
     release = simulated.kube.store.get(
         simulated.kube.store.by_kind["HelmRelease"], "acme-prod", "web"
     )
