@@ -106,6 +106,9 @@ def asgi_server(settings: Any) -> Iterator[str]:
         if server.started:
             started.set()
     yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
+    # the page's EventSource is still open (the page fixture is torn down after this one): a
+    # graceful exit would wait for that endless response until uvicorn's timeout
+    server.should_exit = server.force_exit = True
     thread.join(timeout=10)
+    assert not thread.is_alive(), "uvicorn did not stop"
     events.reset()
