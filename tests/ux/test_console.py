@@ -39,6 +39,19 @@ def test_shell_marks_the_current_page_and_offers_the_organization_switcher(cast,
     assert "/orgs/acme/" not in env_only.split('<nav class="sidebar"')[1].split("</nav>")[0]
 
 
+def test_the_navigation_escapes_what_customers_named(cast, client_for):
+    acme = cast["acme"]
+    acme.display_name = '<img src=x onerror="alert(1)">'
+    acme.save(update_fields=["display_name"])
+    html = client_for(cast["owner"]).get("/orgs/acme/members/").content.decode()
+    sidebar = html.split('<nav class="sidebar" aria-label="Primary">')[1].split("</nav>")[0]
+    menu = html.split('aria-label="Primary (menu)" class="menu-panel">')[1].split("</nav>")[0]
+    assert sidebar == menu  # built once, shown twice
+    title = '<p class="nav-title">&lt;img src=x onerror=&quot;alert(1)&quot;&gt;</p>'
+    assert sidebar.count(title) == 1 and "<img" not in sidebar
+    assert '<ul aria-label="Environments"><li><a href="/orgs/acme/environments/' in sidebar
+
+
 def test_operators_get_the_console_section(cast, client_for):
     html = client_for(cast["sovereign_operator"]).get("/bss/vouchers/").content.decode()
     sidebar = html.split('<nav class="sidebar"')[1].split("</nav>")[0]
