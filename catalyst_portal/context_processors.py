@@ -3,14 +3,17 @@ Organization, the operator console, the Organization switcher and whether a clus
 (or is the simulated demo cluster: every page says so).
 
 Everything here is lazy: a page that does not render the shell (a fragment, an error page) runs no
-query, and a page that does runs at most two (the Organizations for the switcher, the current
-Organization's Environments) on top of the grants every page reads anyway. The Sovereign's name
-and whether a cluster reports back come from the cache (`site_facts`, renewed by every write of
+query, and a page that does reads, on top of the grants every page reads anyway, the Organizations
+for the switcher and the current Organization's Environments — from the cache while no
+Organization or Environment changed (`core.versioned.SHELL`, keyed by the user's live grants, the
+only thing of the user that `access.visible` reads), else two queries. The Sovereign's name and
+whether a cluster reports back come from the cache too (`site_facts`, renewed by every write of
 them), and the navigation is rendered once though the page shows it twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,7 +24,7 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 
-from core.versioned import SITE
+from core.versioned import SHELL, SITE
 from rbac import access
 
 SWITCHER_SIZE = 20
@@ -84,14 +87,27 @@ class Shell:
         return self.signed_in and access.is_operator(self.user, "audit.read")
 
     @cached_property
+    def grants_key(self) -> str:
+        """What the lists below depend on besides the rows: the user's live grants (`visible`
+        reads nothing else of the user), so an expired or changed grant is a new key."""
+        grants = sorted((g.tier.name, g.scopes) for g in access.grants_for(self.user))
+        return hashlib.sha256(repr(grants).encode()).hexdigest()[:32]
+
+    @cached_property
     def orgs(self) -> list[Any]:
-        """The Organizations the user can open (switcher), most relevant first."""
+        """The Organizations the user can open (switcher), most relevant first (cached for
+        these grants while no Organization or Environment changed: core.versioned.SHELL)."""
         if not self.signed_in:
             return []
         from orgs.models import Organization
 
-        qs = access.visible(self.user, Organization.objects.active(), "organization.read")
-        return list(qs.only("pk", "slug", "display_name", "state").order_by("slug")[:SWITCHER_SIZE])
+        def read() -> list[Any]:
+            qs = access.visible(self.user, Organization.objects.active(), "organization.read")
+            only = qs.only("pk", "slug", "display_name", "state")
+            return list(only.order_by("slug")[:SWITCHER_SIZE])
+
+        (found,) = SHELL.fetch({f"orgs:{self.grants_key}": read})
+        return list(found)
 
     @cached_property
     def current_org(self) -> Any:
@@ -159,11 +175,13 @@ class Shell:
         org = self.current_org
         if org is None:
             return []
-        return list(
-            access.visible(self.user, org.environments.all(), "environments.read")
-            .only("pk", "name", "organization_id")
-            .order_by("name")
-        )
+
+        def read() -> list[Any]:
+            qs = access.visible(self.user, org.environments.all(), "environments.read")
+            return list(qs.only("pk", "name", "organization_id").order_by("name"))
+
+        (found,) = SHELL.fetch({f"environments:{org.pk}:{self.grants_key}": read})
+        return list(found)
 
     @cached_property
     def console(self) -> list[Item]:

@@ -99,3 +99,8 @@ class Version:
 # What every page's frame shows of the site, read on every page otherwise: the Sovereign's name
 # and whether any Flux cluster reports back (renewed by orgs and gitops on every write of them).
 SITE = Version("site")
+
+# What every signed-in page's frame lists: the Organizations a set of grants opens (the switcher)
+# and the current one's Environments (the navigation). Renewed by orgs on every save and delete
+# of an Organization or an Environment; the entries are keyed by the grants that chose them.
+SHELL = Version("shell")

@@ -501,9 +501,9 @@ def _change(
         changed = call(preview, d=values)
         body = {"preview": True, **preview_body(previews.change_preview(changed))}
         return Response({**body, **(extra(values) if extra else {})})
-    obj = call(commit, d=values)
-    obj = Application.objects.select_related(*SERIALIZED).get(pk=obj.pk)
-    return Response(ApplicationSerializer(obj).data)
+    done = call(commit, d=values)  # delivered too, with in-process tasks: read the row again
+    fresh = Application.objects.select_related("git_sync").get(pk=done.pk)
+    return Response(ApplicationSerializer(fresh.with_relations_of(done)).data)
 
 
 @extend_schema(request=UpgradeInput, responses=ApplicationSerializer)

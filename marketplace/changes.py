@@ -65,7 +65,9 @@ def _apply(
 ) -> Application:
     """Write the changed fields (if any) with the audit event and the outbox row."""
     with transaction.atomic():
-        locked = Application.objects.select_for_update().select_related(*RELATED).get(pk=app.pk)
+        # the row alone is locked (a join would lock the Organization's row as well: every change
+        # of its Applications would queue on it); what it refers to comes from `app`
+        locked = Application.objects.select_for_update().get(pk=app.pk).with_relations_of(app)
         if locked.state == AppState.UNINSTALLING:
             raise ConflictError({"state": "This Application is being uninstalled."})
         fields = [name for name in CHANGEABLE if _differs(locked, changed, name)]

@@ -248,6 +248,19 @@ class Application(DeliveryTracked):
             "openova.io/blueprint-version": self.blueprint_version.version,
         }
 
+    def with_relations_of(self, loaded: Application) -> Application:
+        """This row, re-read alone (under a lock, after a change), given the related objects
+        `loaded` already holds where the ids agree: its Environment (with the Organization) and
+        its Blueprint version (with the Blueprint). An Application's Environment never changes;
+        a Blueprint version that did is read when it is used."""
+        for name in ("environment", "blueprint_version"):
+            field = self._meta.get_field(name)
+            assert isinstance(field, models.ForeignKey)
+            same = getattr(self, field.attname) == getattr(loaded, field.attname)
+            if same and field.is_cached(loaded) and not field.is_cached(self):
+                field.set_cached_value(self, field.get_cached_value(loaded))
+        return self
+
     @property
     def blueprint(self) -> Blueprint:
         return self.blueprint_version.blueprint

@@ -230,14 +230,14 @@ def record_flux_state(
     change is audited (no actor). Only a delivered Application follows Flux (not while pending,
     committing or uninstalling)."""
     with transaction.atomic():
-        locked = (
-            Application.objects.select_for_update()
-            .select_related("blueprint_version__blueprint", "environment__organization")
-            .filter(pk=app.pk)
-            .first()
-        )
+        # the row alone is locked (joined, the Organization's row would be locked too, and every
+        # status change of its Applications would queue on it); what it refers to comes from `app`
+        # (ordered by its own key: the default ordering would join the Environment for its name)
+        mine = Application.objects.select_for_update().filter(pk=app.pk).order_by("pk")
+        locked = mine.first()
         if locked is None or locked.state not in FLUX_STATES:
             return locked or app
+        locked.with_relations_of(app)
         if state is None:
             current = app_status.app_status(locked)
             state = app_status.STATE_FOR[current.state]

@@ -60,3 +60,39 @@ def test_a_stale_failed_reading_never_overwrites_a_later_ready(
     )
     app.refresh_from_db()
     assert app.state == "ready", (app.state, app.status_message)
+
+
+def test_a_status_refresh_and_a_change_lock_the_application_row_alone(
+    catalog, cast, client_for, on_commit
+):
+    """Joined into the locking read, the Environment's and the Organization's rows were locked too:
+    every status refresh and change of any Application of the Organization queued on them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (SQLite locks the whole database)")
+    admin = client_for(cast["admin"])
+    app = install_web(admin, on_commit)
+    want = f"main@sha1:{app.last_commit_sha}"
+    with CaptureQueriesContext(connection) as refresh:
+        store.apply(REGION, "Kustomization", "ADDED", applied(30, want))
+    with CaptureQueriesContext(connection) as change, on_commit():
+        response = admin.post(
+            "/api/v1/orgs/acme/environments/acme-prod/applications/web/resize",
+            {"size": "large"},
+            content_type="application/json",
+        )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["size"], body["environment"], body["blueprint"]) == (
+        "large",
+        "acme-prod",
+        "bp-valkey",
+    )
+    for captured in (refresh, change):
+        locking = [q["sql"] for q in captured.captured_queries if "FOR UPDATE" in q["sql"]]
+        mine = [sql for sql in locking if 'FROM "marketplace_application"' in sql]
+        assert mine, locking
+        assert not [sql for sql in mine if "JOIN" in sql], mine
+    assert Application.objects.get(pk=app.pk).size == "large"
