@@ -107,7 +107,7 @@ class Shell:
             return list(only.order_by("slug")[:SWITCHER_SIZE])
 
         (found,) = SHELL.fetch({f"orgs:{self.grants_key}": read})
-        return list(found)
+        return found
 
     @cached_property
     def current_org(self) -> Any:
@@ -181,7 +181,7 @@ class Shell:
             return list(qs.only("pk", "name", "organization_id").order_by("name"))
 
         (found,) = SHELL.fetch({f"environments:{org.pk}:{self.grants_key}": read})
-        return list(found)
+        return found
 
     @cached_property
     def console(self) -> list[Item]:

@@ -477,8 +477,8 @@ def application(request: Request, org: str, env: str, app: str) -> Response:
         if remaining is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ApplicationSerializer(remaining).data, status=status.HTTP_202_ACCEPTED)
-    if request.method == "PATCH":  # changed (and delivered, with in-process tasks): read again
-        obj = Application.objects.select_related(*SERIALIZED).get(pk=obj.pk)
+    if request.method == "PATCH":
+        obj = _changed(obj)
     body = ApplicationSerializer(obj).data
     if request.method == "GET":
         body["unused_dependencies"] = [a.name for a in changes.unused_dependencies(obj)]
@@ -501,9 +501,14 @@ def _change(
         changed = call(preview, d=values)
         body = {"preview": True, **preview_body(previews.change_preview(changed))}
         return Response({**body, **(extra(values) if extra else {})})
-    done = call(commit, d=values)  # delivered too, with in-process tasks: read the row again
+    return Response(ApplicationSerializer(_changed(call(commit, d=values))).data)
+
+
+def _changed(done: Application) -> Application:
+    """The row a change returned, read again (with in-process tasks it was delivered too): the
+    row and its branch state; the Environment and Blueprint version come from `done`."""
     fresh = Application.objects.select_related("git_sync").get(pk=done.pk)
-    return Response(ApplicationSerializer(fresh.with_relations_of(done)).data)
+    return fresh.with_relations_of(done)
 
 
 @extend_schema(request=UpgradeInput, responses=ApplicationSerializer)

@@ -102,6 +102,15 @@ def reset_cache() -> None:
 
 
 @pytest.fixture
+def page_cache(settings: Any) -> Iterator[None]:
+    """Page caching on (as with Valkey); under local memory the cache starts and ends empty."""
+    settings.PAGE_CACHE = True
+    reset_cache()
+    yield
+    reset_cache()
+
+
+@pytest.fixture
 def on_commit(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
     """`with on_commit(): ...` runs after-commit work (the delivery tasks) at the end of the block."""
 

@@ -4,14 +4,12 @@ write of either shows on the next page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gitops.models import FluxCluster
 from orgs.models import Sovereign
-from tests.conftest import reset_cache
 from tests.marketplace.test_catalog_pages import count_queries
 
 pytestmark = pytest.mark.django_db
@@ -19,13 +17,10 @@ BANNER = b"No cluster is connected."
 
 
 @pytest.fixture
-def page_cache(settings: Any) -> Iterator[None]:
-    settings.PAGE_CACHE = True
+def page_cache(page_cache: None, settings: Any) -> None:
+    """The shared fixture, with no cluster connected (the banner shows)."""
     settings.FLUX_CLUSTER_CONNECTED = False
     settings.SIMULATED_CLUSTER = False
-    reset_cache()
-    yield
-    reset_cache()
 
 
 def test_a_new_cluster_or_name_shows_on_the_next_page(cast, client_for, page_cache):

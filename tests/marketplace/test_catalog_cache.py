@@ -5,14 +5,13 @@ sync or an edit shows up on the next request."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from marketplace.models import Blueprint
 from rbac import services as rbac_services
-from tests.conftest import org_scope, reset_cache
+from tests.conftest import org_scope
 from tests.marketplace.conftest import blueprint_doc, private_blueprint_doc
 from tests.marketplace.test_catalog_pages import count_queries
 
@@ -25,15 +24,6 @@ PAGES = [
     "/marketplace/?tag=sso",
     "/marketplace/?environment=acme-prod",
 ]
-
-
-@pytest.fixture
-def page_cache(settings: Any) -> Iterator[None]:
-    """Page caching on (as with Valkey); under local memory the cache starts and ends empty."""
-    settings.PAGE_CACHE = True
-    reset_cache()
-    yield
-    reset_cache()
 
 
 def _html(response: Any) -> bytes:

@@ -5,7 +5,6 @@ grant that expired on the very next request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,21 +16,13 @@ from django.utils import timezone
 from orgs import services as org_services
 from rbac import services as rbac_services
 from rbac.models import UserAccess
-from tests.conftest import org_scope, reset_cache
+from tests.conftest import org_scope
 
 pytestmark = pytest.mark.django_db
 
 PAGE = "/orgs/acme/audit/"
 SWITCHER_SQL = 'SELECT "orgs_organization"."id", "orgs_organization"."slug", "orgs_organization"."display_name", "orgs_organization"."state" FROM'
 ENVIRONMENTS_SQL = 'SELECT "orgs_environment"."id", "orgs_environment"."organization_id", "orgs_environment"."name" FROM'
-
-
-@pytest.fixture
-def page_cache(settings: Any) -> Iterator[None]:
-    settings.PAGE_CACHE = True
-    reset_cache()
-    yield
-    reset_cache()
 
 
 def _frame(client: Any, path: str = PAGE) -> tuple[str, str, list[str]]:
