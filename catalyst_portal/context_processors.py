@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Exists
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
@@ -212,13 +213,21 @@ def _read_site_facts() -> tuple[str, bool]:
     from gitops.models import FluxCluster
     from orgs.models import Sovereign
 
-    name = Sovereign.objects.order_by("pk").values_list("fqdn", flat=True).first()
-    return name or "Catalyst", FluxCluster.objects.exists()
+    clusters = FluxCluster.objects.all()
+    row = (
+        Sovereign.objects.order_by("pk")
+        .annotate(cluster=Exists(clusters))
+        .values_list("fqdn", "cluster")
+        .first()
+    )
+    if row is None:  # no Sovereign row yet (a fresh install before the demo data)
+        return "Catalyst", clusters.exists()
+    return row[0] or "Catalyst", bool(row[1])
 
 
 def site_facts() -> tuple[str, bool]:
     """The Sovereign's name, and whether any Flux cluster reports back: from the cache while
-    neither changed (core.versioned.SITE), else two queries."""
+    neither changed (core.versioned.SITE), else one query."""
     (facts,) = SITE.fetch({"facts": _read_site_facts})
     return facts
 

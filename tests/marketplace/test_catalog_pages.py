@@ -95,10 +95,10 @@ def test_catalog_queries_are_constant(publish, cast, client_for, settings):
     publish(*[blueprint_doc(f"bp-app{i}", "1.0.0") for i in range(5, 80)])
     many, page = count_queries(lambda: client.get("/marketplace/?q=app"))
     assert page.content.count(b'class="card"') == 60
-    # session, user, grants, Blueprints, facets, Sovereign; the shell's Organization switcher and
-    # its Environments, and whether any cluster reports back (the "no cluster" banner): 9
-    # whatever the number of Blueprints (5 once cached: test_catalog_cache.py)
-    assert 3 <= many == few <= 9
+    # session, user, grants, Blueprints, facets; the shell's Organization switcher and its
+    # Environments, and the Sovereign's name with whether any cluster reports back (one query):
+    # 8 whatever the number of Blueprints (fewer once cached: test_catalog_cache.py)
+    assert 3 <= many == few <= 8
 
 
 def test_a_private_dependencys_title_is_not_disclosed(publish, cast, client_for):
@@ -124,8 +124,8 @@ def test_the_install_button_follows_the_right_to_install(catalog, cast, client_f
     # whether any Environment takes an install is one query (not every Environment with its
     # regions): session, user, grants, Blueprint, versions, dependency titles, installed
     # Applications, that one, the price (versions of the dependency, Sovereign, prices), the
-    # proposals and proposers, the shell's Organizations and Environments, Sovereign, cluster
-    assert count <= 17
+    # proposals and proposers, the shell's Organizations and Environments, the site facts
+    assert count <= 16
     for who in ("viewer", "outsider"):
         assert install not in client_for(cast[who]).get("/marketplace/bp-wordpress/").content
     Organization.objects.filter(slug="acme").update(state=OrgState.SUSPENDED)
