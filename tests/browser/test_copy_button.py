@@ -74,7 +74,7 @@ def test_copy_by_keyboard_puts_the_yaml_on_the_clipboard(clip_page, live_server,
         raise AssertionError("the copy button is not reachable by Tab")
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "document.querySelector('[data-copy-status=\"values-yaml\"]').textContent.includes('Copied')"
+        "() => document.querySelector('[data-copy-status=\"values-yaml\"]').textContent.includes('Copied')"
     )
     assert page.evaluate("navigator.clipboard.readText()") == expected
     assert axe_violations(page) == []
@@ -90,7 +90,7 @@ def test_a_new_api_token_can_be_copied(clip_page, live_server, cast):
     page.wait_for_selector("#new-token")
     page.click("button[data-copy='new-token']")
     page.wait_for_function(
-        "document.querySelector('[data-copy-status=\"new-token\"]').textContent.includes('Copied')"
+        "() => document.querySelector('[data-copy-status=\"new-token\"]').textContent.includes('Copied')"
     )
     token = page.locator("#new-token").inner_text()
     assert token.startswith("cpt_") and page.evaluate("navigator.clipboard.readText()") == token

@@ -61,7 +61,7 @@ def test_edit_values_as_code_with_validation_then_save(page, live_server, cast, 
         const at = text.indexOf('2Gi'); v.dispatch({changes: {from: at, to: at + 3, insert: 'lots'}}); }"""
     )
     page.wait_for_function(
-        "document.querySelector('[data-editor-status]').dataset.valid === 'false'"
+        "() => document.querySelector('[data-editor-status]').dataset.valid === 'false'"
     )
     assert "persistence.size" in status.inner_text()
     page.wait_for_selector(".cm-lintRange-error")
@@ -83,7 +83,7 @@ def test_edit_values_as_code_with_validation_then_save(page, live_server, cast, 
         const at = text.indexOf('lots'); v.dispatch({changes: {from: at, to: at + 4, insert: '8Gi'}}); }"""
     )
     page.wait_for_function(
-        "document.querySelector('[data-editor-status]').dataset.valid === 'true'"
+        "() => document.querySelector('[data-editor-status]').dataset.valid === 'true'"
     )
     assert axe_violations(page) == []
     page.screenshot(path=str(SHOTS / "issue16-editor-valid.png"), full_page=True)
@@ -115,7 +115,7 @@ def test_edit_dev_in_the_editor_then_promote_to_prod(page, live_server, cast, va
         v.dispatch({changes: {from: at, to: at + 10, insert: 'replica'}}); }"""
     )
     page.wait_for_function(
-        "document.querySelector('[data-editor-status]').dataset.valid === 'false'"
+        "() => document.querySelector('[data-editor-status]').dataset.valid === 'false'"
     )
     assert "architecture" in page.locator("[data-editor-status]").inner_text()
     page.evaluate(
@@ -124,7 +124,7 @@ def test_edit_dev_in_the_editor_then_promote_to_prod(page, live_server, cast, va
         v.dispatch({changes: {from: at, to: at + 7, insert: 'replication'}}); }"""
     )
     page.wait_for_function(
-        "document.querySelector('[data-editor-status]').dataset.valid === 'true'"
+        "() => document.querySelector('[data-editor-status]').dataset.valid === 'true'"
     )
     page.fill("#commit-message", "Replicate the dev cache")
     page.click("main form[data-iac-editor] button[type=submit]")

@@ -30,7 +30,7 @@ def test_search_filters_by_htmx_and_keeps_the_url(page, live_server, cast, catal
     assert page.locator("article.card").count() >= 12
     page.fill("#id_q", "keycloak")
     page.wait_for_url("**/marketplace/?q=keycloak*")
-    page.wait_for_function("document.querySelectorAll('article.card').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('article.card').length === 1")
     assert "Keycloak" in page.locator("#results").inner_text()
     page.select_option("select[name=category]", "databases")
     page.wait_for_url("**category=databases*")
