@@ -11,6 +11,11 @@ through redis-py's cluster client (`RedisClusterCacheClient`): every key goes to
 its hash slot, the client follows MOVED/ASK redirections and re-reads the slot map after a
 failover; multi-key reads and writes are split per slot (not atomic across keys, which Django's
 cache never promised) and `clear()` empties every primary.
+
+On a single Valkey the cache keeps one redis-py client per connection pool
+(`ReusedRedisCacheClient`): Django's client builds a new `Redis` object for every operation (its
+table of ~170 reply callbacks included), which cost 0.15 ms of the 0.26 ms CPU a `get_many` took
+here; a page makes several. A `Redis` object over a pool is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -53,6 +58,23 @@ def _unreachable_errors() -> tuple[type[BaseException], ...]:
         redis.exceptions.RedisClusterException,  # no node answers, a slot is not covered
         OSError,
     )
+
+
+class ReusedRedisCacheClient(RedisCacheClient):
+    """Django's Redis cache client, one `Redis` object per connection pool instead of one per
+    operation."""
+
+    def __init__(self, servers: list[str], **options: Any) -> None:
+        super().__init__(servers, **options)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        django: Any = self  # Django's private members, not in its type stubs
+        pool = django._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:  # a race builds two and keeps one: both work
+            client = self._clients.setdefault(id(pool), django._client(connection_pool=pool))
+        return client
 
 
 class RedisClusterCacheClient(RedisCacheClient):
@@ -100,8 +122,7 @@ class ResilientRedisCache(RedisCache):
         options.setdefault("socket_connect_timeout", 1)
         options.setdefault("socket_timeout", 2)
         super().__init__(server, {**params, "OPTIONS": options})
-        if cluster:
-            self._class = RedisClusterCacheClient
+        self._class = RedisClusterCacheClient if cluster else ReusedRedisCacheClient
         self._local = LocMemCache(
             f"resilient-fallback-{id(self)}", {"TIMEOUT": self.default_timeout}
         )
