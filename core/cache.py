@@ -12,10 +12,13 @@ its hash slot, the client follows MOVED/ASK redirections and re-reads the slot m
 failover; multi-key reads and writes are split per slot (not atomic across keys, which Django's
 cache never promised) and `clear()` empties every primary.
 
-On a single Valkey the cache keeps one redis-py client per connection pool
-(`ReusedRedisCacheClient`): Django's client builds a new `Redis` object for every operation (its
-table of ~170 reply callbacks included), which cost 0.15 ms of the 0.26 ms CPU a `get_many` took
-here; a page makes several. A `Redis` object over a pool is safe to share between threads.
+Clients live as long as the process, not the cache object: Django builds a cache object per
+thread and per async context, so under ASGI one per request, and each opened its own connection
+to Valkey (a cluster client re-read the slot map). On a single Valkey the cache also keeps one
+redis-py client per connection pool (`ReusedRedisCacheClient`): Django's client builds a new
+`Redis` object for every operation (its table of ~170 reply callbacks included), which cost 0.15
+ms of the 0.26 ms CPU a `get_many` took here; a page makes several. A `Redis` object over a pool
+is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django.utils.functional import cached_property
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +71,21 @@ class ReusedRedisCacheClient(RedisCacheClient):
     def __init__(self, servers: list[str], **options: Any) -> None:
         super().__init__(servers, **options)
         self._clients: dict[int, Any] = {}
+        self._clients_lock = threading.Lock()
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         django: Any = self  # Django's private members, not in its type stubs
-        pool = django._get_connection_pool(write)
-        client = self._clients.get(id(pool))
-        if client is None:  # a race builds two and keeps one: both work
-            client = self._clients.setdefault(id(pool), django._client(connection_pool=pool))
+        index = django._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            with self._clients_lock:  # one pool and one client per server, whichever thread asks
+                client = self._clients.get(index)
+                if client is None:
+                    pool = django._pools.get(index) or django._pool_class.from_url(
+                        django._servers[index], **django._pool_options
+                    )
+                    django._pools[index] = pool
+                    client = self._clients[index] = django._client(connection_pool=pool)
         return client
 
 
@@ -115,7 +127,35 @@ class RedisClusterCacheClient(RedisCacheClient):
         pipeline.execute()
 
 
+class _Health:
+    """Whether Valkey at one address is known to be down, for every cache object of the
+    process."""
+
+    def __init__(self) -> None:
+        self.down_until = 0.0
+        self.lock = threading.Lock()
+
+
+_SHARED: dict[tuple[Any, ...], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(key: tuple[Any, ...], build: Any) -> Any:
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is None:
+            found = _SHARED[key] = build()
+        return found
+
+
 class ResilientRedisCache(RedisCache):
+    """Django's cache handler keeps a cache object per thread **and per async context**: under
+    ASGI every request builds its own. What must outlive a request is therefore kept per
+    process, keyed by address and options: the client with its connection pools (else every
+    request opened a new connection to Valkey, and a cluster client re-read the slot map), the
+    "Valkey is down" state (else every request paid the failed connect) and the fallback cache
+    (else it held nothing from one request to the next)."""
+
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         options = dict(params.get("OPTIONS") or {})
         cluster = bool(options.pop("cluster", False))
@@ -123,19 +163,24 @@ class ResilientRedisCache(RedisCache):
         options.setdefault("socket_timeout", 2)
         super().__init__(server, {**params, "OPTIONS": options})
         self._class = RedisClusterCacheClient if cluster else ReusedRedisCacheClient
-        self._local = LocMemCache(
-            f"resilient-fallback-{id(self)}", {"TIMEOUT": self.default_timeout}
-        )
-        self._down_until = 0.0
-        self._lock = threading.Lock()
+        # LocMemCache objects of one name share their entries
+        self._local = LocMemCache(f"resilient-fallback-{server}", {"TIMEOUT": self.default_timeout})
+        self._health: _Health = _shared(("health", server), _Health)
+
+    @cached_property
+    def _cache(self) -> Any:
+        django: Any = self
+        servers, options = django._servers, django._options
+        key = ("client", self._class, tuple(servers), repr(sorted(options.items())))
+        return _shared(key, lambda: self._class(servers, **options))
 
     def is_down(self) -> bool:
-        return time.monotonic() < self._down_until
+        return time.monotonic() < self._health.down_until
 
     def _mark_down(self, exc: BaseException) -> None:
-        with self._lock:
+        with self._health.lock:
             first = not self.is_down()
-            self._down_until = time.monotonic() + RETRY_SECONDS
+            self._health.down_until = time.monotonic() + RETRY_SECONDS
         if first:
             log.warning(
                 "Valkey unreachable (%s): using a process-local cache for %ss", exc, RETRY_SECONDS

