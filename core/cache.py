@@ -70,22 +70,19 @@ class ReusedRedisCacheClient(RedisCacheClient):
 
     def __init__(self, servers: list[str], **options: Any) -> None:
         super().__init__(servers, **options)
-        self._clients: dict[int, Any] = {}
-        self._clients_lock = threading.Lock()
+        self._clients: dict[int, Any] = {}  # by id of the pool, which lives as long as this
+        self._pools_lock = threading.Lock()
+
+    def _get_connection_pool(self, write: bool) -> Any:
+        with self._pools_lock:  # shared by threads: two must not each build a pool
+            return super()._get_connection_pool(write)  # type: ignore[misc]
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        django: Any = self  # Django's private members, not in its type stubs
-        index = django._get_connection_pool_index(write)
-        client = self._clients.get(index)
-        if client is None:
-            with self._clients_lock:  # one pool and one client per server, whichever thread asks
-                client = self._clients.get(index)
-                if client is None:
-                    pool = django._pools.get(index) or django._pool_class.from_url(
-                        django._servers[index], **django._pool_options
-                    )
-                    django._pools[index] = pool
-                    client = self._clients[index] = django._client(connection_pool=pool)
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:  # a first-use race builds a spare and keeps one: both work
+            django: Any = self  # Django's private members, not in its type stubs
+            client = self._clients.setdefault(id(pool), django._client(connection_pool=pool))
         return client
 
 
@@ -163,8 +160,11 @@ class ResilientRedisCache(RedisCache):
         options.setdefault("socket_timeout", 2)
         super().__init__(server, {**params, "OPTIONS": options})
         self._class = RedisClusterCacheClient if cluster else ReusedRedisCacheClient
-        # LocMemCache objects of one name share their entries
-        self._local = LocMemCache(f"resilient-fallback-{server}", {"TIMEOUT": self.default_timeout})
+        # LocMemCache objects of one name share their entries; keys are made as on Valkey
+        keys = {k: params[k] for k in ("KEY_PREFIX", "VERSION", "KEY_FUNCTION") if k in params}
+        self._local = LocMemCache(
+            f"resilient-fallback-{server}", {"TIMEOUT": self.default_timeout, **keys}
+        )
         self._health: _Health = _shared(("health", server), _Health)
 
     @cached_property

